@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Debian packages the lab needs: container runtime, CNI plugins, network tools, busybox for images.
+# Go comes with the machine; the Kubernetes, etcd, flannel and CoreDNS binaries are built by build.sh.
+set -euo pipefail
+pkgs=(containerd runc containernetworking-plugins iptables conntrack tcpdump iproute2 busybox-static
+      ethtool net-tools procps util-linux openssl)
+missing=()
+for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing ${missing[*]}" >&2
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,1 @@
+"""The netconform lab: a real multi-node Kubernetes in network namespaces."""

@@ -1,0 +1,159 @@
+"""Bringing the whole lab up and down."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from . import certs, config, control, images, net, node, proc
+from .config import Node
+from .proc import LabError, run
+
+
+def say(msg: str) -> None:
+    print(f"[lab {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def preflight() -> None:
+    if os.geteuid() != 0:
+        raise LabError("the lab needs root (network namespaces, mounts and cgroups)")
+    if subprocess.run(["bash", str(config.REPO / "ci/lab-build/install-deps.sh")]).returncode != 0:
+        raise LabError("installing the lab's Debian packages failed (ci/lab-build/install-deps.sh)")
+    for tool in ("ip", "nsenter", "unshare", "containerd", "runc", "ctr", "iptables", "openssl", "go"):
+        if not shutil.which(tool):
+            raise LabError(f"`{tool}` is missing after ci/lab-build/install-deps.sh")
+    if not Path("/proc/sys/net/bridge").exists():
+        raise LabError("the kernel has no br_netfilter (/proc/sys/net/bridge is missing)")
+    if "overlay" not in Path("/proc/filesystems").read_text():
+        raise LabError("the kernel has no overlay filesystem, which containerd's snapshotter needs")
+    if not proc.controllers():
+        raise LabError("no cgroup v1 hierarchy is mounted under /sys/fs/cgroup")
+    net.preflight()
+
+
+def build() -> Path:
+    say("building upstream binaries (cached after the first run)")
+    config.LOGS.mkdir(parents=True, exist_ok=True)
+    log = config.LOGS / "build.log"
+    with open(log, "ab") as fh:
+        done = subprocess.run(["bash", str(config.REPO / "ci/lab-build/build.sh")], stdout=subprocess.PIPE,
+                              stderr=fh, env={**os.environ, "LAB_CACHE": str(config.CACHE)})
+    if done.returncode != 0:
+        raise LabError(f"building the lab's binaries failed; see {log}")
+    return Path(done.stdout.decode().strip().splitlines()[-1])
+
+
+def bin_dir() -> Path:
+    path = config.STATE / "bin"
+    if not path.exists():
+        raise LabError("the lab is not up; run `ci/lab up`")
+    return path.resolve()
+
+
+def _node_json(bins: Path, name: str) -> dict:
+    return json.loads(control.kubectl(bins, "get", "node", name, "-o", "json"))
+
+
+def _ready(doc: dict) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in doc["status"].get("conditions", []))
+
+
+def up(count: int) -> None:
+    started = time.monotonic()
+    preflight()
+    running = config.node_count()
+    if running and running != count:
+        raise LabError(f"a lab with {running} nodes is up; run `ci/lab down` first")
+    bins = build()
+    config.STATE.mkdir(parents=True, exist_ok=True)
+    link = config.STATE / "bin"
+    link.unlink(missing_ok=True)
+    link.symlink_to(bins)
+    say("building images")
+    archives = images.build(bins)
+    nodes = config.nodes(count)
+    certs.ensure([n.name for n in nodes])
+    say("wiring namespaces")
+    net.up_switch()
+    for n in nodes:
+        net.up_node(n)
+    say("starting the control plane")
+    proc.make_cgroup(config.CGROUP_ROOT)
+    control.start(bins)
+    for n in nodes:
+        say(f"starting {n.name}")
+        node.start_namespace(n)
+        node.start_containerd(n, archives)
+        node.start_kubelet(n, bins)
+    for n in nodes:
+        proc.wait_for(f"{n.name} to register with a podCIDR",
+                      lambda: proc.ensure_running(f"{n.name}-kubelet") or
+                      _node_json(bins, n.name)["spec"].get("podCIDR"), 120, 1.0,
+                      log=str(config.LOGS / f"{n.name}-kubelet.log"))
+        node.start_flanneld(n, bins)
+        node.start_kube_proxy(n, bins)
+    for n in nodes:
+        proc.wait_for(f"flanneld on {n.name} to lease a subnet",
+                      lambda: proc.ensure_running(f"{n.name}-flanneld") or
+                      (n.dir / "flannel/subnet.env").exists(), 60, log=str(config.LOGS / f"{n.name}-flanneld.log"))
+        proc.wait_for(f"{n.name} to be Ready", lambda: _ready(_node_json(bins, n.name)), 120, 1.0,
+                      log=str(config.LOGS / f"{n.name}-kubelet.log"))
+    problems = net.isolation_problems()
+    if problems:
+        raise LabError("the lab is not sealed off from the machine's network: " + "; ".join(problems))
+    say("deploying CoreDNS")
+    control.deploy_coredns(bins)
+    proc.wait_for("CoreDNS to be Ready", lambda: control.kubectl(
+        bins, "-n", "kube-system", "get", "deploy", "coredns", "-o", "jsonpath={.status.readyReplicas}",
+        check=False).strip() == "2", 180, 2.0)
+    (config.STATE / "up.json").write_text(json.dumps({"nodes": count, "seconds": round(time.monotonic() - started)}))
+    say(f"lab up with {count} nodes in {time.monotonic() - started:.0f}s")
+
+
+def down(keep_logs: bool = False) -> None:
+    """Stop every lab process by pid, remove namespaces, cgroups and files; a no-op when nothing is there."""
+    if config.PIDS.exists():
+        proc.kill_cgroup(config.CGROUP_ROOT)
+        for pidfile in config.PIDS.glob("*.pid"):
+            proc.stop(pidfile.stem)   # anything that escaped the cgroup, by its recorded pid
+    proc.remove_cgroup(config.CGROUP_ROOT)
+    net.down()
+    node.remove_created_host_dirs()
+    if config.STATE.exists():
+        if keep_logs:
+            for child in config.STATE.iterdir():
+                if child.name != "logs":
+                    shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+        else:
+            shutil.rmtree(config.STATE)
+
+
+def status() -> list[str]:
+    lines = []
+    if not config.STATE.exists():
+        return ["the lab is down"]
+    for pidfile in sorted(config.PIDS.glob("*.pid")) if config.PIDS.exists() else []:
+        pid = proc.pid_of(pidfile.stem)
+        lines.append(f"{pidfile.stem:34} {'running pid ' + str(pid) if pid else 'NOT RUNNING'}")
+    try:
+        lines.append(control.kubectl(bin_dir(), "get", "nodes", "-o", "wide", timeout=20))
+    except LabError as err:
+        lines.append(f"API: {err}")
+    problems = net.isolation_problems() if config.node_count() else []
+    lines.append("isolation: " + ("; ".join(problems) if problems else "sealed (no route or NAT out of the lab)"))
+    return lines
+
+
+def node_by_name(name: str) -> Node:
+    for n in config.nodes(config.node_count()):
+        if name in (n.name, str(n.index)):
+            return n
+    raise LabError(f"no lab node named {name}; the nodes are " +
+                   ", ".join(n.name for n in config.nodes(config.node_count())))
+
+
+def run_in_node(n: Node, argv: list[str], check: bool = True) -> str:
+    return run(["ip", "netns", "exec", n.netns, *argv], check=check)

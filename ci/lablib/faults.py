@@ -1,0 +1,178 @@
+"""Faults injected for real into the lab's nodes, each one an incident from FAULTS.md or the seeds.
+
+Every injection records how to undo itself in faults.json, so `ci/lab fault clear` restores the node
+exactly, whatever flanneld or kube-proxy did meanwhile."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Callable
+
+from . import config, control, proc
+from .cluster import bin_dir, node_by_name, run_in_node
+from .config import Node
+from .proc import LabError
+
+STALE_MAC = "ee:ee:ee:00:00:01"   # a MAC no lab interface has: what a recreated flannel.1 leaves behind
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    incident: str
+    inject: Callable[[Node], list[list[str]]]   # returns the commands that undo it (run in the node's netns)
+
+
+def _peers(node: Node) -> list[tuple[str, str, str]]:
+    """(subnet .0 address, VtepMAC, public ip) of every other node, from flannel's node annotations."""
+    found = []
+    nodes = json.loads(control.kubectl(bin_dir(), "get", "nodes", "-o", "json"))["items"]
+    for item in nodes:
+        if item["metadata"]["name"] == node.name:
+            continue
+        ann = item["metadata"].get("annotations", {})
+        vtep = json.loads(ann.get("flannel.alpha.coreos.com/backend-data", "{}")).get("VtepMAC")
+        cidr = item["spec"].get("podCIDR")
+        if vtep and cidr:
+            found.append((cidr.split("/")[0], vtep, ann.get("flannel.alpha.coreos.com/public-ip", "")))
+    if not found:
+        raise LabError(f"{node.name} has no flannel peers yet (no backend-data annotations)")
+    return found
+
+
+def _pod_cidr(node: Node) -> str:
+    return control.kubectl(bin_dir(), "get", "node", node.name, "-o", "jsonpath={.spec.podCIDR}").strip()
+
+
+def _sh(node: Node, *argv: str) -> str:
+    return run_in_node(node, list(argv))
+
+
+def stale_arp(node: Node, with_fdb: bool = False) -> list[list[str]]:
+    undo = []
+    for subnet0, vtep, public_ip in _peers(node):
+        _sh(node, "ip", "neigh", "replace", subnet0, "lladdr", STALE_MAC, "dev", "flannel.1", "nud", "permanent")
+        undo.append(["ip", "neigh", "replace", subnet0, "lladdr", vtep, "dev", "flannel.1", "nud", "permanent"])
+        if with_fdb:
+            # The stale FDB entry sends the frames on to the peer, which drops them silently: no counter moves.
+            _sh(node, "bridge", "fdb", "replace", STALE_MAC, "dev", "flannel.1", "dst", public_ip, "self", "permanent")
+    if with_fdb:
+        undo.append(["bridge", "fdb", "del", STALE_MAC, "dev", "flannel.1", "self"])
+    return undo
+
+
+def ip_masq(node: Node) -> list[list[str]]:
+    rule = ["-s", _pod_cidr(node), "!", "-o", "cni0", "-j", "MASQUERADE"]
+    _sh(node, "iptables", "-t", "nat", "-A", "POSTROUTING", *rule)
+    return [["iptables", "-t", "nat", "-D", "POSTROUTING", *rule]]
+
+
+def missing_route(node: Node) -> list[list[str]]:
+    undo = []
+    for subnet0, _vtep, _ip in _peers(node):
+        cidr = subnet0 + "/24"
+        _sh(node, "ip", "route", "del", cidr, "dev", "flannel.1")
+        undo.append(["ip", "route", "replace", cidr, "via", subnet0, "dev", "flannel.1", "onlink"])
+    return undo
+
+
+def _iptables_insert(node: Node, table: str, chain: str, *rule: str) -> list[list[str]]:
+    _sh(node, "iptables", "-t", table, "-I", chain, "1", *rule)
+    return [["iptables", "-t", table, "-D", chain, *rule]]
+
+
+def _sysctl(node: Node, key: str, value: str) -> list[list[str]]:
+    old = _sh(node, "sysctl", "-n", key).strip()
+    _sh(node, "sysctl", "-qw", f"{key}={value}")
+    return [["sysctl", "-qw", f"{key}={old}"]]
+
+
+def mtu_mismatch(node: Node) -> list[list[str]]:
+    old = _sh(node, "cat", "/sys/class/net/flannel.1/mtu").strip()
+    _sh(node, "ip", "link", "set", "flannel.1", "mtu", "1000")
+    return [["ip", "link", "set", "flannel.1", "mtu", old]]
+
+
+def forward_drop(node: Node) -> list[list[str]]:
+    # What dockerd does: policy DROP, and here nothing ahead of it accepts the pod network.
+    undo = _iptables_insert(node, "filter", "FORWARD", "-m", "comment", "--comment", "netconform-lab fault",
+                            "-j", "DROP")
+    return undo
+
+
+def kube_proxy_down(node: Node) -> list[list[str]]:
+    proc.stop(f"{node.name}-kube-proxy")
+    _sh(node, "iptables", "-t", "nat", "-F", "KUBE-SERVICES")
+    return [["netconform-lab", "restart-kube-proxy"]]
+
+
+def hairpin_off(node: Node) -> list[list[str]]:
+    ports = _sh(node, "sh", "-c", "ls /sys/class/net/cni0/brif 2>/dev/null || true").split()
+    undo = []
+    for port in ports:
+        _sh(node, "ip", "link", "set", port, "type", "bridge_slave", "hairpin", "off")
+        undo.append(["ip", "link", "set", port, "type", "bridge_slave", "hairpin", "on"])
+    return undo
+
+
+def dns_down(node: Node) -> list[list[str]]:
+    control.kubectl(bin_dir(), "-n", "kube-system", "scale", "deploy", "coredns", "--replicas=0")
+    return [["netconform-lab", "restore-coredns"]]
+
+
+FAULTS = {f.name: f for f in [
+    Fault("stale-arp", "seed 1 / FAULTS #1: wrong MAC for every peer's flannel.1 in the node's neighbour table",
+          stale_arp),
+    Fault("stale-arp-fdb", "seed 1 / FAULTS #1: stale neighbour MAC plus a matching FDB entry (frames vanish at the peer)",
+          lambda n: stale_arp(n, with_fdb=True)),
+    Fault("ip-masq", "seed 3 / FAULTS #3: dockerd --ip-masq rule `-s <podCIDR> ! -o cni0 -j MASQUERADE`", ip_masq),
+    Fault("missing-route", "FAULTS #4: no flannel.1 route to the peers' podCIDRs", missing_route),
+    Fault("vxlan-blocked", "FAULTS #6: UDP 8472 (VXLAN) dropped on input",
+          lambda n: _iptables_insert(n, "filter", "INPUT", "-p", "udp", "--dport", "8472", "-j", "DROP")),
+    Fault("ip-forward-off", "FAULTS #7: net.ipv4.ip_forward=0", lambda n: _sysctl(n, "net.ipv4.ip_forward", "0")),
+    Fault("forward-drop", "FAULTS #8: FORWARD chain drops pod traffic (docker's policy DROP)", forward_drop),
+    Fault("bridge-nf-off", "FAULTS #9: net.bridge.bridge-nf-call-iptables=0",
+          lambda n: _sysctl(n, "net.bridge.bridge-nf-call-iptables", "0")),
+    Fault("mtu-mismatch", "FAULTS #5: flannel.1 MTU below the pods' MTU (large transfers black-holed)", mtu_mismatch),
+    Fault("kube-proxy-down", "FAULTS #11: kube-proxy stopped and its service rules flushed", kube_proxy_down),
+    Fault("nodeport-firewall", "FAULTS #13: host firewall drops the NodePort range ahead of kube-proxy",
+          lambda n: _iptables_insert(n, "raw", "PREROUTING", "-p", "tcp", "--dport", "30000:32767", "-j", "DROP")),
+    Fault("hairpin-off", "FAULTS #14: hairpin mode off on the node's cni0 ports", hairpin_off),
+    Fault("dns-down", "FAULTS #16: CoreDNS scaled to zero (cluster-wide; --node is ignored)", dns_down),
+]}
+
+
+def _state() -> dict:
+    path = config.STATE / "faults.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def inject(name: str, node_name: str) -> str:
+    if name not in FAULTS:
+        raise LabError(f"unknown fault {name}; `ci/lab fault --list` shows them")
+    node = node_by_name(node_name)
+    state = _state()
+    key = f"{name}@{node.name}"
+    if key in state:
+        return f"{key} is already injected"
+    state[key] = {"node": node.name, "undo": FAULTS[name].inject(node)}
+    (config.STATE / "faults.json").write_text(json.dumps(state, indent=1))
+    return f"injected {name} on {node.name}: {FAULTS[name].incident}"
+
+
+def clear() -> list[str]:
+    from . import node as node_mod
+    done = []
+    state = _state()
+    for key, entry in reversed(list(state.items())):
+        node = node_by_name(entry["node"])
+        for argv in entry["undo"]:
+            if argv == ["netconform-lab", "restart-kube-proxy"]:
+                node_mod.start_kube_proxy(node, bin_dir())
+            elif argv == ["netconform-lab", "restore-coredns"]:
+                control.kubectl(bin_dir(), "-n", "kube-system", "scale", "deploy", "coredns", "--replicas=2")
+            else:
+                run_in_node(node, argv, check=False)
+        done.append(f"cleared {key}")
+    (config.STATE / "faults.json").unlink(missing_ok=True)
+    return done or ["no fault was injected"]

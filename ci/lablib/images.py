@@ -1,0 +1,148 @@
+"""Container images built on this machine (no registry is reachable): OCI archives for `ctr images import`."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+from . import config
+
+BUSYBOX = "/bin/busybox"
+BUSYBOX_APPLETS = ["sh", "cat", "ls", "sleep", "echo", "mkdir", "rm", "ps", "grep", "sed", "head", "tail",
+                   "env", "timeout", "base64", "wc", "tr", "cut", "date", "hostname", "nslookup", "wget", "nc"]
+# The node agent's network tools, copied from this machine's Debian packages with their libraries.
+AGENT_TOOLS = ["/usr/sbin/ip", "/usr/sbin/bridge", "/usr/bin/ss", "/usr/bin/nstat", "/usr/sbin/tc",
+               "/usr/sbin/xtables-nft-multi", "/usr/sbin/xtables-legacy-multi", "/usr/sbin/conntrack",
+               "/usr/bin/tcpdump", "/usr/sbin/sysctl", "/usr/sbin/ethtool", "/bin/netstat", "/usr/bin/nsenter"]
+IPTABLES_NAMES = ["iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save"]
+
+
+def _add_busybox(root: Path) -> None:
+    (root / "bin").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(BUSYBOX, root / "bin/busybox")
+    for applet in BUSYBOX_APPLETS:
+        link = root / "bin" / applet
+        if not link.exists():
+            link.symlink_to("busybox")
+    for d in ("tmp", "etc", "proc", "sys", "dev", "run", "var/run"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")
+    (root / "etc/group").write_text("root:x:0:\nnobody:x:65534:\n")
+
+
+def _copy_with_libs(root: Path, binary: str) -> None:
+    """Copy a dynamically linked binary and everything ldd says it loads."""
+    files = [binary]
+    out = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        path = parts[2] if "=>" in parts and len(parts) > 2 else parts[0]
+        if path.startswith("/"):
+            files.append(path)
+    for f in files:
+        dest = root / f.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(Path(f).resolve(), dest)
+
+
+def _agent_rootfs(root: Path) -> None:
+    _add_busybox(root)
+    for tool in AGENT_TOOLS:
+        _copy_with_libs(root, tool)
+    xt = "usr/lib/x86_64-linux-gnu/xtables"
+    shutil.copytree(Path("/") / xt, root / xt, dirs_exist_ok=True)
+    for so in (Path("/") / xt).glob("*.so"):
+        _copy_with_libs(root, str(so))
+    for name in IPTABLES_NAMES:
+        (root / "usr/sbin" / name).symlink_to("xtables-nft-multi")
+        (root / "usr/sbin" / f"{name.replace('tables', 'tables-legacy')}").symlink_to("xtables-legacy-multi")
+    (root / "etc/protocols").write_text(Path("/etc/protocols").read_text())
+    (root / "etc/services").write_text(Path("/etc/services").read_text())
+    (root / "usr/bin/sleep").symlink_to("/bin/busybox")
+
+
+def _layer(root: Path) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in sorted(root.rglob("*")):
+            info = tar.gettarinfo(str(path), arcname=str(path.relative_to(root)))
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
+            info.mtime = 0
+            if info.isfile():
+                with open(path, "rb") as fh:
+                    tar.addfile(info, fh)
+            else:
+                tar.addfile(info)
+    return buf.getvalue()
+
+
+def _oci_archive(out: Path, ref: str, root: Path, entrypoint: list[str], cmd: list[str]) -> None:
+    blobs: dict[str, bytes] = {}
+
+    def blob(data: bytes) -> dict:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        blobs[digest] = data
+        return {"digest": digest, "size": len(data)}
+
+    layer = _layer(root)
+    layer_desc = blob(layer)
+    image_config = {
+        "architecture": "amd64", "os": "linux",
+        "config": {"Entrypoint": entrypoint, "Cmd": cmd, "Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": [layer_desc["digest"]]},
+    }
+    config_desc = blob(json.dumps(image_config).encode())
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config_desc},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **layer_desc}]}
+    manifest_desc = blob(json.dumps(manifest).encode())
+    index = {"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", **manifest_desc,
+        "annotations": {"io.containerd.image.name": ref, "org.opencontainers.image.ref.name": ref.rsplit(":", 1)[1]},
+    }]}
+    tmp = out.with_suffix(".partial")
+    with tarfile.open(tmp, "w") as tar:
+        def add(name: str, data: bytes) -> None:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        add("oci-layout", b'{"imageLayoutVersion": "1.0.0"}')
+        add("index.json", json.dumps(index).encode())
+        for digest, data in blobs.items():
+            add("blobs/sha256/" + digest.split(":")[1], data)
+    tmp.rename(out)
+
+
+def build(bin_dir: Path) -> list[Path]:
+    """Build every lab image from the built binaries; cached next to them."""
+    out_dir = bin_dir / "images"
+    out_dir.mkdir(exist_ok=True)
+    plans = {
+        "probe": (["/probe"], ["serve"], {"probe": "probe"}),
+        "pause": (["/probe"], ["pause"], {"probe": "probe"}),
+        "coredns": (["/coredns"], [], {"coredns": "coredns"}),
+        "agent": (["/bin/sh"], ["-c", "sleep infinity"], {}),
+    }
+    archives = []
+    for name, (entrypoint, cmd, binaries) in plans.items():
+        archive = out_dir / f"{name}.tar"
+        archives.append(archive)
+        if archive.exists():
+            continue
+        root = out_dir / f"{name}-rootfs"
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir()
+        if name == "agent":
+            _agent_rootfs(root)
+        else:
+            _add_busybox(root)
+        for src, dest in binaries.items():
+            shutil.copy2(bin_dir / src, root / dest)
+        _oci_archive(archive, config.IMAGES[name], root, entrypoint, cmd)
+        shutil.rmtree(root)
+    return archives

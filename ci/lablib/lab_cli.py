@@ -1,0 +1,81 @@
+"""`ci/lab`: bring the netconform lab up and down, inspect it, inject faults."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from . import cluster, config, faults, smoke
+from .proc import LabError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ci/lab", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    up = sub.add_parser("up", help="build (cached) and start an N-node lab, then run the smoke check")
+    up.add_argument("--nodes", type=int, default=3)
+    up.add_argument("--no-smoke", action="store_true")
+    sub.add_parser("down", help="stop everything the lab started and remove its namespaces, cgroups, files")
+    sub.add_parser("status", help="processes, nodes and isolation")
+    sub.add_parser("env", help="print the export line for KUBECONFIG")
+    sub.add_parser("smoke", help="run the smoke check against the running lab")
+    logs = sub.add_parser("logs", help="print a component's log")
+    logs.add_argument("component", help="etcd, kube-apiserver, kube-controller-manager, kube-scheduler, "
+                                        "containerd, kubelet, flanneld, kube-proxy, build")
+    logs.add_argument("--node", default="lab-node-1")
+    fault = sub.add_parser("fault", help="inject a fault (NAME --node X), `clear` them, or --list")
+    fault.add_argument("name", nargs="?")
+    fault.add_argument("--node", default="lab-node-1")
+    fault.add_argument("--list", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        return _dispatch(args)
+    except LabError as err:
+        print(f"ci/lab {args.cmd}: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"ci/lab {args.cmd}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.cmd == "up":
+        if args.nodes < 1 or args.nodes > 9:
+            raise LabError("--nodes takes 1 to 9")
+        try:
+            cluster.up(args.nodes)
+            if not args.no_smoke:
+                smoke.check_or_explain()
+        except (LabError, KeyboardInterrupt):
+            # Nothing half-running: stop it all, but keep the logs the error message points at.
+            cluster.down(keep_logs=True)
+            raise
+        print(f"export KUBECONFIG={config.KUBECONFIG}")
+    elif args.cmd == "down":
+        cluster.down()
+        print("lab down")
+    elif args.cmd == "status":
+        print("\n".join(cluster.status()))
+    elif args.cmd == "env":
+        if not config.KUBECONFIG.exists():
+            raise LabError("the lab is not up; run `ci/lab up`")
+        print(f"export KUBECONFIG={config.KUBECONFIG}")
+    elif args.cmd == "smoke":
+        smoke.check_or_explain()
+    elif args.cmd == "logs":
+        names = [args.component] if args.component in (
+            "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "build") else \
+            [f"{cluster.node_by_name(args.node).name}-{args.component}"]
+        path = config.LOGS / f"{names[0]}.log"
+        if not path.exists():
+            raise LabError(f"no log {path}")
+        os.execvp("cat", ["cat", str(path)])
+    elif args.cmd == "fault":
+        if args.list or not args.name:
+            for f in faults.FAULTS.values():
+                print(f"{f.name:18} {f.incident}")
+        elif args.name == "clear":
+            print("\n".join(faults.clear()))
+        else:
+            print(faults.inject(args.name, args.node))
+    return 0
