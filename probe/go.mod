@@ -1,0 +1,3 @@
+module netconform/probe
+
+go 1.26

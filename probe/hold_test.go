@@ -1,0 +1,159 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func parseEvents(t *testing.T, out string) []HoldEvent {
+	t.Helper()
+	var evs []HoldEvent
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var ev HoldEvent
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("bad event line %q: %v", line, err)
+		}
+		if _, err := time.Parse(time.RFC3339, ev.At); err != nil {
+			t.Fatalf("at %q is not RFC 3339: %v", ev.At, err)
+		}
+		evs = append(evs, ev)
+	}
+	return evs
+}
+
+func summaryOf(t *testing.T, ev HoldEvent) HoldSummary {
+	t.Helper()
+	if ev.Event != "ok_summary" {
+		t.Fatalf("last event = %+v, want ok_summary", ev)
+	}
+	b, _ := json.Marshal(ev.Detail)
+	var s HoldSummary
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func eventNames(evs []HoldEvent) []string {
+	var names []string
+	for _, e := range evs {
+		names = append(names, e.Event)
+	}
+	return names
+}
+
+func TestHoldSteady(t *testing.T) {
+	s := startTestServer(t)
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"hold", "--target", s.holdLn.Addr().String(), "--interval", "100ms", "--duration", "500ms"}, nil, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	evs := parseEvents(t, out.String())
+	if names := eventNames(evs); len(names) != 2 || names[0] != "connected" {
+		t.Fatalf("events = %v, want [connected ok_summary]", names)
+	}
+	if !strings.Contains(out.String(), " -> "+s.holdLn.Addr().String()) {
+		t.Fatalf("connected detail should name the peer unescaped: %s", out.String())
+	}
+	sum := summaryOf(t, evs[len(evs)-1])
+	if sum.Breaks != 0 || sum.Connects != 1 || sum.Sent < 3 || sum.Echoed != sum.Sent {
+		t.Fatalf("summary = %+v", sum)
+	}
+}
+
+// The server goes away (break), stays away (no repeated events), then comes
+// back on the same port (reconnect).
+func TestHoldBreakAndReconnect(t *testing.T) {
+	s, err := startServer(serveConfig{bind: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := portOf(s.holdLn.Addr())
+	var out, errb bytes.Buffer
+	done := make(chan int)
+	go func() {
+		done <- run(context.Background(), []string{"hold", "--target", "127.0.0.1:" + strconv.Itoa(port), "--interval", "100ms", "--duration", "2s"}, nil, &out, &errb)
+	}()
+	time.Sleep(500 * time.Millisecond)
+	s.Close()
+	time.Sleep(500 * time.Millisecond) // several failed reconnects
+	s2, err := startServer(serveConfig{bind: "127.0.0.1", holdPort: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	evs := parseEvents(t, out.String())
+	names := strings.Join(eventNames(evs), " ")
+	if names != "connected broken connected ok_summary" {
+		t.Fatalf("events = %s, want connected broken connected ok_summary\n%s", names, out.String())
+	}
+	sum := summaryOf(t, evs[len(evs)-1])
+	if sum.Breaks != 1 || sum.Connects != 2 || sum.Echoed < 2 {
+		t.Fatalf("summary = %+v", sum)
+	}
+}
+
+func TestHoldInitialConnectFailure(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"hold", "--target", "127.0.0.1:" + strconv.Itoa(closedPort(t, "tcp")), "--interval", "50ms", "--duration", "300ms"}, nil, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	evs := parseEvents(t, out.String())
+	if names := strings.Join(eventNames(evs), " "); names != "broken ok_summary" {
+		t.Fatalf("events = %s", names)
+	}
+	if d, _ := evs[0].Detail.(string); !strings.HasPrefix(d, "connect: ") || !strings.Contains(d, "refused") {
+		t.Fatalf("broken detail = %q", d)
+	}
+}
+
+// A peer that accepts but never echoes must count as broken after one interval.
+func TestHoldNoEcho(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	var out, errb bytes.Buffer
+	run(context.Background(), []string{"hold", "--target", ln.Addr().String(), "--interval", "50ms", "--duration", "180ms"}, nil, &out, &errb)
+	evs := parseEvents(t, out.String())
+	if len(evs) < 3 || evs[0].Event != "connected" || evs[1].Event != "broken" {
+		t.Fatalf("events = %v", eventNames(evs))
+	}
+	if d, _ := evs[1].Detail.(string); !strings.HasPrefix(d, "no echo of line") {
+		t.Fatalf("broken detail = %q", d)
+	}
+}
+
+func TestHoldBadArgs(t *testing.T) {
+	var out, errb bytes.Buffer
+	for _, args := range [][]string{
+		{"hold"},
+		{"hold", "--target", "nohostport"},
+		{"hold", "--target", "127.0.0.1:1", "--interval", "0s"},
+	} {
+		if code := run(context.Background(), args, nil, &out, &errb); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+}
