@@ -1,0 +1,35 @@
+"""ClusterIP Service: every node reaches it, and through it every backend.
+
+Incident: kube-proxy on one node is down or has stale rules, or one backend's node path is broken.
+The Service then "mostly works": some connections hang, or one backend never answers. Each node
+opens 6 x nodes fresh connections to the ClusterIP and the set of servers that answered is compared
+with the set that exists.
+"""
+import pytest
+
+from plugins.dial import SERVICE_TCP, SERVICE_UDP, DialResult, SourceView, parametrize_sources
+from plugins.probes import Deployment
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    parametrize_sources(metafunc)
+
+
+def assert_every_backend_answers(result: DialResult, probes: Deployment) -> None:
+    assert result.ok, result.describe()
+    expected = {pod.name: node for node, pod in probes.servers.items()}
+    missing = sorted(set(expected) - set(result.backends))
+    unexpected = sorted(set(result.backends) - set(expected))
+    assert not missing and not unexpected, (
+        f"{result.path()}: {len(result.attempts)} connections reached {len(result.backends)}/{len(expected)} backends"
+        + (f"; never answered: {', '.join(f'{name} ({expected[name]})' for name in missing)}" if missing else "")
+        + (f"; answered by unknown backends: {', '.join(unexpected)}" if unexpected else "")
+    )
+
+
+def test_clusterip_tcp_reaches_every_backend(src: SourceView, probes: Deployment) -> None:
+    assert_every_backend_answers(src.result(SERVICE_TCP), probes)
+
+
+def test_clusterip_udp_reaches_every_backend(src: SourceView, probes: Deployment) -> None:
+    assert_every_backend_answers(src.result(SERVICE_UDP), probes)
