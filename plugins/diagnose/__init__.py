@@ -1,0 +1,1 @@
+"""Root-cause diagnosis: node evidence -> rules -> findings -> correlation with failed paths."""

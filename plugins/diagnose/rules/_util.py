@@ -1,0 +1,42 @@
+"""Helpers shared by rules (pure)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ..evidence import ClusterEvidence, NodeEvidence, NodeFacts
+from ..iptables import Rule
+
+
+def inspected(ev: ClusterEvidence) -> list[tuple[NodeEvidence, NodeFacts | None]]:
+    """Nodes we have evidence for (and could reach), with their API facts."""
+    return [(ne, ev.facts.nodes.get(name)) for name, ne in sorted(ev.nodes.items()) if ne.error is None]
+
+
+def host_in(cidr: str | None, n: int = 2) -> str | None:
+    """A representative pod IP in a CIDR (.2: .0 is flannel.1, .1 is cni0)."""
+    if not cidr:
+        return None
+    net = ipaddress.ip_network(cidr, strict=False)
+    return str(net.network_address + n) if net.num_addresses > n else None
+
+
+def underlay(ne: NodeEvidence) -> tuple[str | None, str | None]:
+    """(device, local IP) flannel.1 encapsulates over."""
+    fl = ne.links.get("flannel.1")
+    if fl is None:
+        return None, None
+    return fl.details.get("dev"), fl.details.get("local")
+
+
+def quote_rule(r: Rule) -> str:
+    """A rule as iptables-save printed it, with its packet counter when known."""
+    prefix = f"[{r.packets} pkts] " if r.packets is not None else ""
+    tag = f" ({r.backend})" if r.backend == "legacy" else ""
+    return f"{prefix}{r.raw}{tag}"
+
+
+def node_ip(nf: NodeFacts | None) -> str | None:
+    if nf is None:
+        return None
+    return nf.public_ip or nf.internal_ip

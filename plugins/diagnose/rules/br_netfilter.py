@@ -1,0 +1,30 @@
+"""br_netfilter off: bridged replies skip conntrack, so ClusterIP to a pod on the same bridge breaks."""
+
+from __future__ import annotations
+
+from ..evidence import ClusterEvidence
+from ..model import Finding, scope
+from ._util import inspected
+
+CAUSE = "bridge-nf-call-iptables-off"
+KEY = "net.bridge.bridge-nf-call-iptables"
+
+
+def rule(ev: ClusterEvidence) -> list[Finding]:
+    out: list[Finding] = []
+    for ne, _ in inspected(ev):
+        if "sysctl" not in ne.sections or "cni0" not in ne.links:
+            continue
+        val = ne.sysctl.get(KEY)
+        if val == "1":
+            continue
+        line = ne.sysctl_line(KEY) or ne.line_of("sysctl", lambda s: "bridge-nf-call-iptables" in s) \
+            or f"(no {KEY}: br_netfilter not loaded)"
+        out.append(Finding(
+            CAUSE, f"{ne.node}: bridged pod traffic bypasses iptables ({KEY} "
+                   f"{'= 0' if val == '0' else 'absent'})", 0.85, ne.node,
+            (f"{ne.node}$ sysctl {KEY}: {line}",),
+            f"on {ne.node}: modprobe br_netfilter && sysctl -w {KEY}=1 (persist both)",
+            (scope(checks=["service", "dns", "nodeport"], src_nodes=[ne.node], dst_nodes=[ne.node]),),
+            detail="a Service whose chosen endpoint sits on the client's own bridge gets replies from the pod IP"))
+    return out

@@ -1,0 +1,28 @@
+"""Nodes or commands we could not read: said plainly, never a crash."""
+
+from __future__ import annotations
+
+from ..evidence import ClusterEvidence
+from ..model import NOTHING, Finding
+
+CAUSE = "not-inspected"
+# sections without which the main rules are blind
+KEY_SECTIONS = ("link", "neigh_flannel", "fdb_flannel", "route", "iptables", "sysctl")
+
+
+def rule(ev: ClusterEvidence) -> list[Finding]:
+    out: list[Finding] = []
+    for name, ne in sorted(ev.nodes.items()):
+        if ne.error:
+            out.append(Finding(CAUSE, f"could not inspect {name}: {ne.error}", 0.0, name, (), "", (NOTHING,)))
+            continue
+        problems = []
+        for s in KEY_SECTIONS:
+            p = ne.problem(s)
+            # no flannel.1 at all is a finding of its own (flannel_route), not an inspection gap
+            if p and not (s in ("neigh_flannel", "fdb_flannel") and "flannel.1" not in ne.links):
+                problems.append(f"{s}: {p}")
+        if problems:
+            out.append(Finding(CAUSE, f"could not fully inspect {name}: " + "; ".join(problems), 0.0, name,
+                               (), "give the agent the tool or permission", (NOTHING,)))
+    return out

@@ -1,0 +1,21 @@
+"""net.ipv4.ip_forward=0: the node does not route between cni0 and flannel.1."""
+
+from __future__ import annotations
+
+from ..evidence import ClusterEvidence
+from ..model import Finding, scope
+from ._util import inspected
+
+CAUSE = "ip-forward-off"
+
+
+def rule(ev: ClusterEvidence) -> list[Finding]:
+    out: list[Finding] = []
+    for ne, _ in inspected(ev):
+        if ne.sysctl.get("net.ipv4.ip_forward") == "0":
+            out.append(Finding(
+                CAUSE, f"{ne.node} does not forward IPv4 (net.ipv4.ip_forward = 0)", 0.95, ne.node,
+                (f"{ne.node}$ sysctl net.ipv4.ip_forward: {ne.sysctl_line('net.ipv4.ip_forward')}",),
+                f"on {ne.node}: sysctl -w net.ipv4.ip_forward=1 and persist it in /etc/sysctl.d/",
+                (scope(nodes=[ne.node], cross_node=True),)))
+    return out

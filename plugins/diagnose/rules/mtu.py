@@ -1,0 +1,40 @@
+"""MTU mismatch / PMTU black hole: pod-side MTU above flannel.1's, or flannel.1 above uplink-50."""
+
+from __future__ import annotations
+
+from ..evidence import ClusterEvidence
+from ..model import Finding, scope
+from ._util import inspected
+
+CAUSE = "mtu-mismatch"
+VXLAN_OVERHEAD = 50
+
+
+def rule(ev: ClusterEvidence) -> list[Finding]:
+    out: list[Finding] = []
+    for ne, _ in inspected(ev):
+        fl = ne.links.get("flannel.1")
+        if fl is None or fl.mtu is None:
+            continue
+        evidence: list[str] = []
+        limit = fl.mtu
+        want = ne.subnet_env.get("FLANNEL_MTU")
+        big = [l for l in ne.links.values()
+               if (l.name == "cni0" or l.master == "cni0") and l.mtu is not None and l.mtu > limit]
+        for l in big:
+            evidence.append(f"{ne.node}$ ip link show {l.name}: mtu {l.mtu} > flannel.1 mtu {limit}")
+        dev = ne.links.get(fl.details.get("dev", ""))
+        if dev is not None and dev.mtu is not None and fl.mtu > dev.mtu - VXLAN_OVERHEAD:
+            evidence.append(f"{ne.node}$ ip link: flannel.1 mtu {fl.mtu} > {dev.name} mtu {dev.mtu} - {VXLAN_OVERHEAD}")
+        if not evidence:
+            continue
+        if want:
+            evidence.append(f"{ne.node}$ cat /run/flannel/subnet.env: FLANNEL_MTU={want}")
+        out.append(Finding(
+            CAUSE, f"{ne.node}: pod-side MTU larger than the overlay can carry (large transfers across nodes hang)",
+            0.7, ne.node, tuple(evidence),
+            f"on {ne.node}: set the CNI/pod MTU to <= {limit} (flannel writes FLANNEL_MTU; recreate pods) "
+            "and allow ICMP fragmentation-needed",
+            (scope(nodes=[ne.node], cross_node=True, overlay_only=True),),
+            detail="small requests pass; only packets above the overlay MTU are lost"))
+    return out

@@ -1,0 +1,44 @@
+"""A host firewall drops the NodePort range before kube-proxy's DNAT (raw/mangle/nat PREROUTING)."""
+
+from __future__ import annotations
+
+from ..evidence import ClusterEvidence
+from ..iptables import Packet, evaluate
+from ..model import Finding, scope
+from ._util import inspected, node_ip, quote_rule, underlay
+
+CAUSE = "nodeport-blocked"
+
+
+def rule(ev: ClusterEvidence) -> list[Finding]:
+    out: list[Finding] = []
+    ports = sorted({p.node_port for k in ev.facts.probe_services for p in ev.facts.services[k].ports
+                    if k in ev.facts.services and p.node_port}) or [30000]
+    for ne, nf in inspected(ev):
+        if not ne.has("iptables"):
+            continue
+        dev, local = underlay(ne)
+        local = local or node_ip(nf)
+        peer = next((node_ip(p) for p in ev.peers(ne.node) if node_ip(p)), "192.0.2.1")
+        if not local:
+            continue
+        for port in ports:
+            pkt = Packet(peer or "192.0.2.1", local, "tcp", port, in_iface=dev, dst_local=True)
+            hit = None
+            for table in ("raw", "mangle", "nat"):
+                v = evaluate(ne.tables, table, "PREROUTING", pkt)
+                if v.target in ("DROP", "REJECT"):
+                    hit = (table, v)
+                    break
+            if hit is None:
+                continue
+            table, v = hit
+            line = quote_rule(v.rule) if v.rule else f"{v.policy_line} (policy)"
+            out.append(Finding(
+                CAUSE, f"{ne.node} drops NodePort tcp/{port} in {table}/PREROUTING, before kube-proxy's DNAT",
+                0.9, ne.node, (f"{ne.node}$ iptables-save -t {table}: {line}",),
+                f"on {ne.node}: iptables -t {table} -D {v.rule.raw[3:]} (open 30000-32767 to the cluster)"
+                if v.rule else f"on {ne.node}: accept tcp 30000:32767 in {table}/PREROUTING",
+                (scope(checks=["nodeport"], dst_nodes=[ne.node]),)))
+            break
+    return out

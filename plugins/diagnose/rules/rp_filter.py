@@ -1,0 +1,40 @@
+"""Strict reverse-path filtering (rp_filter=1) on the overlay path drops asymmetric traffic."""
+
+from __future__ import annotations
+
+from ..evidence import ClusterEvidence
+from ..model import Finding, scope
+from ._util import inspected, underlay
+
+CAUSE = "rp-filter-strict"
+
+
+def rule(ev: ClusterEvidence) -> list[Finding]:
+    out: list[Finding] = []
+    for ne, _ in inspected(ev):
+        rp = ne.rp_filter
+        if not rp:
+            continue
+        dev, _ = underlay(ne)
+        strict = []
+        for iface in ("flannel.1", "cni0", dev):
+            if iface and iface in rp:
+                # the kernel uses max(conf.all, conf.<iface>)
+                eff = max(rp.get("all", 0), rp[iface])
+                if eff == 1:
+                    strict.append((iface, eff))
+        if not strict:
+            continue
+        drops = ne.nstat.get("TcpExtIPReversePathFilter", 0)
+        evidence = [f"{ne.node}$ /proc/sys/net/ipv4/conf/all/rp_filter:{rp.get('all', 0)}"]
+        evidence += [f"{ne.node}$ /proc/sys/net/ipv4/conf/{i}/rp_filter:{rp[i]} (effective {e})" for i, e in strict]
+        if drops:
+            evidence.append(f"{ne.node}$ nstat: TcpExtIPReversePathFilter {drops}")
+        out.append(Finding(
+            CAUSE, f"{ne.node} uses strict reverse-path filtering on {', '.join(i for i, _ in strict)}",
+            0.8 if drops else 0.5, ne.node, tuple(evidence),
+            f"on {ne.node}: sysctl -w net.ipv4.conf.all.rp_filter=2 "
+            + " ".join(f"net.ipv4.conf.{i.replace('.', '/')}.rp_filter=2" for i, _ in strict)
+            + " (loose), or make routing symmetric",
+            (scope(nodes=[ne.node], cross_node=True),)))
+    return out

@@ -1,0 +1,40 @@
+"""Seed 2: net.ipv4.tcp_tw_recycle=1 with timestamps behind NAT drops SYNs whose TSval goes backwards.
+
+The sysctl was removed in Linux 4.12: absent = healthy.
+"""
+
+from __future__ import annotations
+
+from ..evidence import ClusterEvidence
+from ..model import Finding, scope
+from ..parsers import netstat_counter
+from ._util import inspected
+
+CAUSE = "tcp-tw-recycle"
+
+
+def rule(ev: ClusterEvidence) -> list[Finding]:
+    out: list[Finding] = []
+    for ne, _ in inspected(ev):
+        if ne.sysctl.get("net.ipv4.tcp_tw_recycle") != "1":
+            continue
+        ts_on = ne.sysctl.get("net.ipv4.tcp_timestamps", "1") != "0"
+        evidence = [f"{ne.node}$ sysctl: {ne.sysctl_line('net.ipv4.tcp_tw_recycle')}"]
+        if ne.sysctl_line("net.ipv4.tcp_timestamps"):
+            evidence.append(f"{ne.node}$ sysctl: {ne.sysctl_line('net.ipv4.tcp_timestamps')}")
+        rejected = netstat_counter(ne.text("netstat"), "passive connections rejected because of time stamp")
+        if rejected and rejected[0] > 0:
+            evidence.append(f"{ne.node}$ netstat -s: {rejected[1]}")
+        elif ne.nstat.get("TcpExtPAWSPassive"):
+            evidence.append(f"{ne.node}$ nstat: TcpExtPAWSPassive {ne.nstat['TcpExtPAWSPassive']}")
+        seen = bool(rejected and rejected[0] > 0) or bool(ne.nstat.get("TcpExtPAWSPassive"))
+        conf = 0.95 if ts_on and seen else 0.75 if ts_on else 0.2
+        out.append(Finding(
+            CAUSE,
+            f"{ne.node} has net.ipv4.tcp_tw_recycle=1: SYNs from NATed clients with older timestamps are dropped"
+            + ("" if ts_on else " (timestamps off: harmless now)"),
+            conf, ne.node, tuple(evidence),
+            f"on {ne.node}: sysctl -w net.ipv4.tcp_tw_recycle=0 and remove it from /etc/sysctl.d/",
+            (scope(nodes=[ne.node]),),
+            detail="first connection works, later ones hang (SYN without SYN-ACK); intermittent"))
+    return out

@@ -1,0 +1,61 @@
+"""VXLAN (UDP 8472 by default) dropped by the host firewall, or peers using different VXLAN ports."""
+
+from __future__ import annotations
+
+from ..evidence import ClusterEvidence
+from ..iptables import Packet, evaluate
+from ..model import Finding, scope
+from ._util import inspected, node_ip, quote_rule, underlay
+
+CAUSE = "vxlan-port-blocked"
+DROPS = ("DROP", "REJECT")
+
+
+def rule(ev: ClusterEvidence) -> list[Finding]:
+    out: list[Finding] = []
+    for ne, nf in inspected(ev):
+        fl = ne.links.get("flannel.1")
+        if fl is None or not ne.has("iptables"):
+            continue
+        port = int(fl.details.get("dstport", "8472") or 8472)
+        dev, local = underlay(ne)
+        local = local or node_ip(nf)
+        for peer in ev.peers(ne.node):
+            pip = node_ip(peer)
+            if not pip or not local:
+                continue
+            checks = [
+                ("raw", "PREROUTING", Packet(pip, local, "udp", port, in_iface=dev, dst_local=True), "in"),
+                ("filter", "INPUT", Packet(pip, local, "udp", port, in_iface=dev, dst_local=True), "in"),
+                ("filter", "OUTPUT", Packet(local, pip, "udp", port, out_iface=dev), "out"),
+            ]
+            for table, chain, pkt, way in checks:
+                v = evaluate(ne.tables, table, chain, pkt)
+                if v.target not in DROPS:
+                    continue
+                line = quote_rule(v.rule) if v.rule else f"{v.policy_line} (policy of {table}/{chain})"
+                what = f"from {peer.name} ({pip})" if way == "in" else f"to {peer.name} ({pip})"
+                out.append(Finding(
+                    CAUSE, f"{ne.node} drops VXLAN (udp/{port}) {what} in {table}/{chain}", 0.95, ne.node,
+                    (f"{ne.node}$ iptables-save -t {table}: {line}",
+                     f"{ne.node}$ ip -d link show flannel.1: dstport {port}"),
+                    f"on {ne.node}: remove the rule (iptables -t {table} -D {v.rule.raw[3:]})" if v.rule else
+                    f"on {ne.node}: iptables -t {table} -I {chain} -p udp --dport {port} -j ACCEPT",
+                    (scope(nodes=[ne.node], cross_node=True, overlay_only=True),)))
+                break
+            else:
+                continue
+            break  # one finding per node is enough: it is the same rule for every peer
+        # peers encapsulating to a different port never reach each other
+        for peer in ev.peers(ne.node):
+            pe = ev.nodes.get(peer.name)
+            pfl = pe.links.get("flannel.1") if pe and pe.error is None else None
+            if pfl and pfl.details.get("dstport") and pfl.details.get("dstport") != fl.details.get("dstport"):
+                out.append(Finding(
+                    CAUSE, f"{ne.node} and {peer.name} use different VXLAN ports "
+                           f"({fl.details.get('dstport')} vs {pfl.details.get('dstport')})", 0.9, ne.node,
+                    (f"{ne.node}$ ip -d link show flannel.1: dstport {fl.details.get('dstport')}",
+                     f"{peer.name}$ ip -d link show flannel.1: dstport {pfl.details.get('dstport')}"),
+                    "use one flannel net-conf (Backend.Port) on every node and restart flanneld",
+                    (scope(pairs=[(ne.node, peer.name)], cross_node=True, overlay_only=True),)))
+    return out
