@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import urllib3
+import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.config.config_exception import ConfigException
@@ -208,23 +209,38 @@ def resolve_target(kubeconfig: str | None, context: str | None, env: dict[str, s
     if missing and len(missing) == len(files):
         raise UsageError(f"kubeconfig {missing[0]} (from {source}) does not exist")
     path = os.pathsep.join(p for p in files if p not in missing)
-    try:
-        contexts, active = k8s_config.list_kube_config_contexts(config_file=path)
-    except (ConfigException, OSError, ValueError) as exc:
-        raise UsageError(f"cannot read kubeconfig {path}: {_first_line(exc)}") from None
-    names = [c["name"] for c in contexts or []]
-    chosen = context or (active or {}).get("name")
+    contexts, current = _read_contexts(files)
+    names = list(contexts)
+    chosen = context or current
     if not chosen:
         raise UsageError(f"kubeconfig {path} has no current-context; pass --context ({', '.join(names) or 'none defined'})")
-    if chosen not in names:
+    if chosen not in contexts:
         raise UsageError(f"context {chosen!r} is not in kubeconfig {path}; known contexts: {', '.join(names) or 'none'}")
-    cluster_name = next(c["context"].get("cluster", chosen) for c in contexts if c["name"] == chosen)
+    cluster_name = contexts[chosen] or chosen
     cfg = k8s.Configuration()
     try:
         k8s_config.load_kube_config(config_file=path, context=chosen, client_configuration=cfg, persist_config=False)
     except (ConfigException, OSError, ValueError) as exc:
         raise UsageError(f"cannot use context {chosen!r} from {path}: {_first_line(exc)}") from None
     return Target(cfg, chosen, cluster_name)
+
+
+def _read_contexts(files: list[str]) -> tuple[dict[str, str], str | None]:
+    """Context name -> cluster name, and the current context, merged like kubectl (first file wins)."""
+    contexts: dict[str, str] = {}
+    current = None
+    for name in files:
+        try:
+            doc = yaml.safe_load(Path(name).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise UsageError(f"cannot read kubeconfig {name}: {_first_line(exc)}") from None
+        if not isinstance(doc, dict):
+            raise UsageError(f"kubeconfig {name} is not a kubeconfig (no mapping at the top)")
+        for entry in doc.get("contexts") or []:
+            if isinstance(entry, dict) and entry.get("name"):
+                contexts.setdefault(entry["name"], (entry.get("context") or {}).get("cluster", ""))
+        current = current or doc.get("current-context") or None
+    return contexts, current
 
 
 def _first_line(exc: BaseException) -> str:

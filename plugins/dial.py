@@ -447,7 +447,8 @@ POD_TCP, POD_UDP = "pod:tcp:", "pod:udp:"
 NODEPORT_CLUSTER, NODEPORT_LOCAL = "np-cluster:", "np-local:"
 SERVICE_TCP, SERVICE_UDP = "svc:tcp", "svc:udp"
 STABILITY_NODEPORT, STABILITY_CLUSTERIP = "stability:nodeport", "stability:clusterip"
-DNS_NAMES = ("short", "namespaced", "fqdn", "headless", "kubernetes")
+DNS_LABELS = {"short": "short name", "namespaced": "namespaced name", "fqdn": "FQDN",
+              "headless": "headless Service", "kubernetes": "API Service"}
 
 
 def dns_names(namespace: str, domain: str) -> dict[str, str]:
@@ -494,7 +495,7 @@ def build_plan(dep: Deployment, nodes: list[NodeInfo], stability_count: int) -> 
                    dst_label=clusterip),
         ]
         for kind, name in dns_names(dep.namespace, dep.cluster_domain).items():
-            targets.append(Target(f"dns:{kind}", "dns", name, 0, "dns", dst_label=f"DNS {kind}"))
+            targets.append(Target(f"dns:{kind}", "dns", name, 0, "dns", dst_label=DNS_LABELS[kind]))
         plan[Source(client.name, client.ip, node.name)] = targets
     return plan
 

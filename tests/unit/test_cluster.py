@@ -1,0 +1,134 @@
+"""Cluster selection, node inventory and the sentences a user gets for bad input."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from kubernetes import client as k8s
+
+from plugins.cluster import NodeInfo, explain_no_nodes, ownership_of, resolve_target, select_nodes
+from plugins.errors import UsageError, api_error_sentence
+
+
+def kubeconfig(path: Path, contexts: tuple[str, ...] = ("lab",), current: str | None = "lab") -> Path:
+    doc = {
+        "apiVersion": "v1", "kind": "Config", "current-context": current or "",
+        "clusters": [{"name": f"{c}-cluster", "cluster": {"server": f"https://{c}.invalid:6443"}} for c in contexts],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": c, "context": {"cluster": f"{c}-cluster", "user": "u"}} for c in contexts],
+    }
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_kubeconfig_option_wins_over_env(tmp_path: Path) -> None:
+    explicit = kubeconfig(tmp_path / "a", ("a",), "a")
+    env = kubeconfig(tmp_path / "b", ("b",), "b")
+    target = resolve_target(str(explicit), None, {"KUBECONFIG": str(env)})
+    assert (target.context, target.cluster_name) == ("a", "a-cluster")
+    assert target.configuration.host == "https://a.invalid:6443"
+
+
+def test_kubeconfig_env_may_list_several_files(tmp_path: Path) -> None:
+    first = kubeconfig(tmp_path / "a", ("a",), "a")
+    second = kubeconfig(tmp_path / "b", ("b",), None)
+    target = resolve_target(None, "b", {"KUBECONFIG": f"{first}:{second}"})
+    assert target.configuration.host == "https://b.invalid:6443"
+
+
+def test_default_kubeconfig_in_home(tmp_path: Path) -> None:
+    kubeconfig((tmp_path / ".kube").mkdir() or tmp_path / ".kube" / "config")
+    assert resolve_target(None, None, {"HOME": str(tmp_path)}).context == "lab"
+
+
+def test_no_kubeconfig_anywhere_is_one_sentence(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"^no cluster configured: pass --kubeconfig, set KUBECONFIG"):
+        resolve_target(None, None, {"HOME": str(tmp_path)})
+
+
+def test_missing_kubeconfig_file_names_where_it_came_from(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"kubeconfig .*/nope \(from \$KUBECONFIG\) does not exist"):
+        resolve_target(None, None, {"KUBECONFIG": str(tmp_path / "nope")})
+
+
+def test_unknown_context_lists_the_known_ones(tmp_path: Path) -> None:
+    path = kubeconfig(tmp_path / "kc", ("lab", "prod"))
+    with pytest.raises(UsageError, match=r"context 'staging' is not in kubeconfig .*; known contexts: lab, prod"):
+        resolve_target(str(path), "staging", {})
+
+
+def test_no_current_context_asks_for_one(tmp_path: Path) -> None:
+    path = kubeconfig(tmp_path / "kc", ("lab",), current=None)
+    with pytest.raises(UsageError, match=r"has no current-context; pass --context \(lab\)"):
+        resolve_target(str(path), None, {})
+
+
+def test_garbage_kubeconfig(tmp_path: Path) -> None:
+    path = tmp_path / "kc"
+    path.write_text("{not yaml: [")
+    with pytest.raises(UsageError, match=r"cannot read kubeconfig"):
+        resolve_target(str(path), None, {})
+
+
+def node(name: str, ip: str, cidr: str, ready: bool = True, schedulable: bool = True) -> NodeInfo:
+    return NodeInfo(name, ip, (cidr,), ready, schedulable)
+
+
+NODES = [
+    node("lab-node-1", "10.99.0.11", "10.244.1.0/24"),
+    node("lab-node-2", "10.99.0.12", "10.244.2.0/24", ready=False),
+    node("lab-node-3", "10.99.0.13", "10.244.3.0/24", schedulable=False),
+    node("lab-node-4", "10.99.0.14", "10.244.4.0/24"),
+]
+
+
+def test_only_ready_schedulable_nodes_are_selected_in_name_order() -> None:
+    assert [n.name for n in select_nodes(NODES, None, None)] == ["lab-node-1", "lab-node-4"]
+    assert [n.name for n in select_nodes(NODES, ["lab-node-4", "lab-node-2"], None)] == ["lab-node-4"]
+    assert [n.name for n in select_nodes(NODES, None, 1)] == ["lab-node-1"]
+
+
+def test_no_usable_node_says_why() -> None:
+    assert explain_no_nodes([], None) == "the cluster has no nodes"
+    assert explain_no_nodes(NODES, "pool=x") == "no schedulable Ready node matches --nodes 'pool=x'"
+    assert explain_no_nodes(NODES[1:3], None) == (
+        "no node is both Ready and schedulable: lab-node-2 (NotReady), lab-node-3 (cordoned)"
+    )
+
+
+@pytest.mark.parametrize("ip, owner", [
+    ("10.99.0.12", "lab-node-2's InternalIP"),
+    ("10.244.1.0", "lab-node-1's flannel.1 address (.0 of its podCIDR 10.244.1.0/24)"),
+    ("10.244.4.1", "lab-node-4's cni0 bridge address (.1 of its podCIDR 10.244.4.0/24)"),
+    ("10.244.3.7", "a pod address on lab-node-3 (podCIDR 10.244.3.0/24)"),
+    ("192.0.2.1", None),
+    ("not-an-ip", None),
+])
+def test_ownership_of_a_seen_source_ip(ip: str, owner: str | None) -> None:
+    assert ownership_of(ip, NODES) == owner
+
+
+def test_node_from_api_reads_flannel_annotations() -> None:
+    api_node = k8s.V1Node(
+        metadata=k8s.V1ObjectMeta(name="lab-node-1", labels={"a": "b"}, annotations={
+            "flannel.alpha.coreos.com/backend-data": '{"VNI":1,"VtepMAC":"66:1d:2a:00:00:01"}',
+            "flannel.alpha.coreos.com/public-ip": "10.99.0.11"}),
+        spec=k8s.V1NodeSpec(pod_cidr="10.244.1.0/24", pod_cidrs=["10.244.1.0/24"]),
+        status=k8s.V1NodeStatus(
+            addresses=[k8s.V1NodeAddress(type="InternalIP", address="10.99.0.11")],
+            conditions=[k8s.V1NodeCondition(type="Ready", status="True")],
+        ),
+    )
+    info = NodeInfo.from_api(api_node)
+    assert (info.name, info.internal_ip, info.pod_cidrs, info.ready, info.schedulable) == (
+        "lab-node-1", "10.99.0.11", ("10.244.1.0/24",), True, True)
+    assert info.flannel_vtep_mac == "66:1d:2a:00:00:01" and info.flannel_public_ip == "10.99.0.11"
+    assert NodeInfo.from_dict(json.loads(json.dumps(info.to_dict()))) == info
+
+
+def test_forbidden_api_error_says_what_was_refused() -> None:
+    exc = k8s.ApiException(status=403, reason="Forbidden")
+    exc.body = json.dumps({"message": 'namespaces is forbidden: User "alice" cannot create resource "namespaces"'})
+    text = api_error_sentence(exc, "create namespace netconform-x")
+    assert text.startswith("RBAC forbids netconform to create namespace netconform-x: namespaces is forbidden: User")

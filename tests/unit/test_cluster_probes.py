@@ -1,0 +1,166 @@
+"""Probe workload: images, ages, leftovers to sweep, and why a probe pod is not Ready."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from kubernetes import client as k8s
+
+from plugins.probes import (
+    CREATED_ANNOTATION,
+    KEEP_ANNOTATION,
+    MANAGED_BY_LABEL,
+    OWNER_ANNOTATION,
+    RUN_LABEL,
+    image_ref,
+    not_ready_message,
+    owner_alive,
+    owner_token,
+    parse_age,
+    pod_problem,
+    stale_reason,
+    workload_manifests,
+)
+
+PROBE = "ghcr.io/netconform/probe:0.1.0"
+
+
+@pytest.mark.parametrize("repo, override, expected", [
+    (None, None, PROBE),
+    ("registry.local/mirror", None, "registry.local/mirror/probe:0.1.0"),
+    ("registry.local/mirror/", None, "registry.local/mirror/probe:0.1.0"),
+    ("registry.local/mirror", "my/probe:dev", "my/probe:dev"),
+])
+def test_image_overrides(repo: str | None, override: str | None, expected: str) -> None:
+    assert image_ref(PROBE, repo, override) == expected
+
+
+@pytest.mark.parametrize("text, seconds", [("90", 90), ("90s", 90), ("30m", 1800), ("1h", 3600), ("1.5h", 5400), ("2d", 172800)])
+def test_parse_age(text: str, seconds: float) -> None:
+    assert parse_age(text) == seconds
+
+
+def test_parse_age_rejects_nonsense() -> None:
+    with pytest.raises(ValueError, match="is not an age"):
+        parse_age("soon")
+
+
+def ns(run: str, created: float, owner: str = "", keep: bool = False, phase: str = "Active") -> k8s.V1Namespace:
+    return k8s.V1Namespace(
+        metadata=k8s.V1ObjectMeta(
+            name=f"netconform-{run}",
+            labels={MANAGED_BY_LABEL: "netconform", RUN_LABEL: run},
+            annotations={CREATED_ANNOTATION: str(int(created)), OWNER_ANNOTATION: owner,
+                         KEEP_ANNOTATION: "true" if keep else "false"},
+        ),
+        status=k8s.V1NamespaceStatus(phase=phase),
+    )
+
+
+NOW = 1_800_000_000.0
+HERE = "host-a/bootabcd/4242"
+DEAD = "host-a/bootabcd/999999999"  # beyond pid_max: never alive
+
+
+def test_old_namespaces_are_swept() -> None:
+    assert stale_reason(ns("old", NOW - 3 * 3600), "mine", 3600, NOW, HERE) == "created 3h ago"
+
+
+def test_namespace_of_a_dead_local_run_is_swept_even_if_young() -> None:
+    assert stale_reason(ns("dead", NOW - 60, owner=DEAD), "mine", 3600, NOW, HERE) == "its pytest process is gone"
+
+
+@pytest.mark.parametrize("namespace", [
+    ns("mine", NOW - 9 * 3600),                                   # our own run, however old
+    ns("young", NOW - 60, owner="host-b/bootabcd/1"),            # another machine's live run
+    ns("kept", NOW - 60, owner=DEAD, keep=True),                 # --keep: only age removes it
+    ns("going", NOW - 9 * 3600, phase="Terminating"),             # already being deleted
+])
+def test_namespaces_left_alone(namespace: k8s.V1Namespace) -> None:
+    assert stale_reason(namespace, "mine", 3600, NOW, HERE) is None
+
+
+def test_owner_alive_only_judges_this_machine() -> None:
+    me = owner_token()
+    assert owner_alive(me, me) is True
+    assert owner_alive(me.rsplit("/", 1)[0] + "/999999999", me) is False
+    assert owner_alive("elsewhere/boot/1", me) is None
+    assert owner_alive("garbage", me) is None
+
+
+def pod(name: str, node: str | None, **status: object) -> k8s.V1Pod:
+    return k8s.V1Pod(
+        metadata=k8s.V1ObjectMeta(name=name, labels={"netconform.io/role": "server"},
+                                  creation_timestamp=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)),
+        spec=k8s.V1PodSpec(node_name=node, containers=[k8s.V1Container(name="probe", image=PROBE)]),
+        status=k8s.V1PodStatus(**status),
+    )
+
+
+def waiting(reason: str, message: str = "", **extra: object) -> k8s.V1ContainerStatus:
+    return k8s.V1ContainerStatus(
+        name="probe", image=PROBE, image_id="", ready=False, restart_count=extra.pop("restarts", 0),
+        state=k8s.V1ContainerState(waiting=k8s.V1ContainerStateWaiting(reason=reason, message=message or None)),
+        **extra,
+    )
+
+
+def test_image_pull_names_the_image() -> None:
+    p = pod("nc-server-abcde", "lab-node-2", phase="Pending",
+            container_statuses=[waiting("ImagePullBackOff", f'Back-off pulling image "{PROBE}"')])
+    assert pod_problem(p, {}) == (
+        f'nc-server-abcde on lab-node-2: ImagePullBackOff for image {PROBE} (Back-off pulling image "{PROBE}")'
+    )
+
+
+def test_unschedulable_quotes_the_scheduler() -> None:
+    p = pod("nc-client-x", None, phase="Pending", conditions=[k8s.V1PodCondition(
+        type="PodScheduled", status="False", reason="Unschedulable",
+        message="0/3 nodes are available: 3 Insufficient memory.")])
+    assert pod_problem(p, {}) == (
+        "nc-client-x on no node: Unschedulable (0/3 nodes are available: 3 Insufficient memory.)"
+    )
+
+
+def test_crashloop_gives_the_last_exit() -> None:
+    last = k8s.V1ContainerState(terminated=k8s.V1ContainerStateTerminated(exit_code=2, reason="Error"))
+    p = pod("nc-server-y", "lab-node-1", phase="Running",
+            container_statuses=[waiting("CrashLoopBackOff", restarts=4, last_state=last)])
+    assert pod_problem(p, {}) == "nc-server-y on lab-node-1: CrashLoopBackOff, last exit code 2 (Error), 4 restarts"
+
+
+def test_sandbox_failure_comes_from_the_warning_event() -> None:
+    p = pod("nc-server-z", "lab-node-3", phase="Pending", container_statuses=[waiting("ContainerCreating")])
+    warnings = {"nc-server-z": 'FailedCreatePodSandBox: plugin type="flannel" failed (add): open /run/flannel/subnet.env'}
+    assert pod_problem(p, warnings) == (
+        'nc-server-z on lab-node-3: ContainerCreating (FailedCreatePodSandBox: plugin type="flannel" failed (add): '
+        "open /run/flannel/subnet.env)"
+    )
+
+
+def test_timeout_message_lists_every_problem_in_one_line() -> None:
+    stuck = pod("nc-server-abcde", "lab-node-2", phase="Pending", container_statuses=[waiting("ErrImagePull")])
+    text = not_ready_message([stuck], ["lab-node-1", "lab-node-2"], {}, 120.4, slices_ok=False)
+    assert text == (
+        f"probes not Ready after 120s: nc-server-abcde on lab-node-2: ErrImagePull for image {PROBE}; "
+        "no nc-server pod on lab-node-1; no nc-client pod on lab-node-1; no nc-client pod on lab-node-2"
+    )
+    assert "\n" not in text
+
+
+def test_workload_pins_pods_to_the_selected_nodes_and_tolerates_taints() -> None:
+    server, client, *services = workload_manifests("ab12cd34", PROBE, ["lab-node-1", "lab-node-3"])
+    spec = server["spec"]["template"]["spec"]
+    term = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]
+    assert term["matchFields"] == [{"key": "metadata.name", "operator": "In", "values": ["lab-node-1", "lab-node-3"]}]
+    assert spec["tolerations"] == [{"operator": "Exists"}]
+    assert "cpu" not in spec["containers"][0]["resources"]["limits"]
+    assert client["spec"]["template"]["metadata"]["labels"]["netconform.io/role"] == "client"
+    kinds = {s["metadata"]["name"]: (s["spec"].get("type", "ClusterIP"), s["spec"].get("externalTrafficPolicy"),
+                                     s["spec"].get("clusterIP")) for s in services}
+    assert kinds == {
+        "nc-server": ("ClusterIP", None, None),
+        "nc-nodeport": ("NodePort", "Cluster", None),
+        "nc-nodeport-local": ("NodePort", "Local", None),
+        "nc-headless": ("ClusterIP", None, "None"),
+    }

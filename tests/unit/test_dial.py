@@ -1,0 +1,218 @@
+"""Dial results: parsing real probe output, one-line messages, summaries, retry of transport errors."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from plugins.dial import (
+    POD_TCP,
+    POD_UDP,
+    SERVICE_TCP,
+    Attempt,
+    DialResult,
+    Source,
+    Target,
+    build_plan,
+    connection_summary,
+    dial_from,
+    parse_output,
+    percentile,
+    stability_peer,
+    worst_case_seconds,
+)
+from plugins.cluster import NodeInfo
+from plugins.errors import ProbeRunError
+from plugins.probes import Deployment, PodRef
+
+DATA = Path(__file__).parent / "data"
+SRC = Source("nc-client-abcde", "10.244.1.5", "lab-node-2")
+
+
+def loopback() -> str:
+    return (DATA / "probe_dial_loopback.json").read_text()
+
+
+def failures() -> str:
+    return (DATA / "probe_dial_netns_failures.json").read_text()
+
+
+def test_parses_real_loopback_output_per_target() -> None:
+    targets = [
+        Target("pod:tcp:lab-node-3", "tcp", "127.0.0.1", 18080, "pod_to_pod", count=3, dst_node="lab-node-3"),
+        Target("pod:udp:lab-node-3", "udp", "127.0.0.1", 18081, "pod_to_pod", count=2, dst_node="lab-node-3"),
+        Target("refused", "tcp", "127.0.0.1", 18099, "pod_to_pod", dst_node="lab-node-1"),
+    ]
+    tcp, udp, refused = parse_output(SRC, targets, loopback(), timeout_ms=500)
+    assert tcp.ok and len(tcp.attempts) == 3
+    assert tcp.backends == ["vm"] and tcp.seen_ips == ["127.0.0.1"]
+    assert all(a.server_node == "lab-node-3" for a in tcp.attempts)
+    assert udp.ok and udp.proto == "udp" and len(udp.attempts) == 2
+    assert not refused.ok and refused.failures[0].error == "refused"
+    assert refused.describe() == (
+        "nc-client-abcde (10.244.1.5, lab-node-2) -> 127.0.0.1:18099 (lab-node-1): connection refused"
+    )
+
+
+def test_timeout_message_is_the_one_line_the_operator_reads() -> None:
+    targets = [Target("pod:udp:lab-node-3", "udp", "10.244.2.7", 8081, "pod_to_pod", dst_node="lab-node-3")]
+    (result,) = parse_output(SRC, targets, failures(), timeout_ms=2000)
+    assert result.failures[0].error == "timeout"
+    assert result.describe() == (
+        "nc-client-abcde (10.244.1.5, lab-node-2) -> UDP 10.244.2.7:8081 (lab-node-3): timeout after 2s"
+    )
+
+
+def test_dns_failure_keeps_the_resolver_detail() -> None:
+    targets = [Target("dns:short", "dns", "nc-server", 0, "dns", dst_label="short name")]
+    (result,) = parse_output(SRC, targets, failures(), timeout_ms=500)
+    assert not result.ok and result.addresses == []
+    assert result.describe().startswith(
+        "nc-client-abcde (10.244.1.5, lab-node-2) -> DNS nc-server (short name): DNS lookup failed (resolve: lookup nc-server"
+    )
+
+
+def test_target_missing_from_output_is_a_failure_not_a_pass() -> None:
+    (result,) = parse_output(SRC, [Target("nope", "tcp", "10.0.0.1", 80, "pod_to_pod")], loopback(), 500)
+    assert not result.ok
+    assert "no result for this target" in result.describe()
+
+
+@pytest.mark.parametrize("stdout, words", [
+    ("", "output is not JSON: nothing"),
+    ("Error from server: container not found", "output is not JSON: Error from server"),
+    ('{"source": {}}', "no 'results' list"),
+])
+def test_output_that_is_not_the_probes_is_a_transport_error(stdout: str, words: str) -> None:
+    with pytest.raises(ProbeRunError, match=words):
+        parse_output(SRC, [], stdout, 500)
+
+
+def many(oks: list[bool], connect: list[float] | None = None) -> DialResult:
+    connect = connect or [1.0] * len(oks)
+    attempts = [
+        Attempt(ok=ok, error="" if ok else "timeout", connect_ms=c, server_hostname="nc-server-a" if ok else "")
+        for ok, c in zip(oks, connect, strict=True)
+    ]
+    return DialResult(SRC.pod, SRC.ip, SRC.node, "stability:nodeport", "stability", "tcp", "10.99.0.12", 30080,
+                      "lab-node-3", attempts, dest_label="NodePort of lab-node-3", timeout_ms=2000)
+
+
+def test_many_attempts_are_counted_and_grouped() -> None:
+    result = many([True] * 97 + [False] * 3)
+    assert result.success_ratio == pytest.approx(0.97)
+    assert result.what_went_wrong() == "3/100 attempts failed: timeout after 2s (x3)"
+
+
+def test_connection_summary_has_ratio_backends_and_percentiles() -> None:
+    result = many([True] * 99 + [False], connect=[float(i) for i in range(1, 101)])
+    text = connection_summary(result)
+    assert text == (
+        "nc-client-abcde (10.244.1.5, lab-node-2) -> 10.99.0.12:30080 (NodePort of lab-node-3): 99/100 ok (99.0%), "
+        "backends nc-server-a, connect p50 50.00ms p99 99.00ms; 1/100 attempts failed: timeout after 2s"
+    )
+
+
+def test_percentile_is_nearest_rank() -> None:
+    assert percentile([], 50) is None
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert percentile([float(i) for i in range(1, 101)], 99) == 99.0
+    assert percentile([5.0], 99) == 5.0
+
+
+def test_path_info_is_what_diagnosis_reads() -> None:
+    result = many([True, False])
+    info = result.path_info()
+    assert info["check"] == "stability" and info["src_node"] == "lab-node-2" and info["dst_node"] == "lab-node-3"
+    assert info["target"] == "10.99.0.12:30080" and info["error"] == "timeout"
+    assert result.path_info("source_ip")["check"] == "source_ip"
+
+
+def test_round_trips_through_json_for_xdist_workers() -> None:
+    result = many([True, False])
+    assert DialResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
+
+
+# ---------------------------------------------------------------- retry of transport errors
+
+
+def flaky(failures_first: int, stdout: str):
+    calls = []
+
+    def run_exec(configuration, namespace, pod, spec, wait_s):
+        calls.append(pod)
+        if len(calls) <= failures_first:
+            raise ProbeRunError("exec failed: Handshake status 500")
+        return stdout
+
+    return run_exec, calls
+
+
+def test_transport_error_is_retried_once() -> None:
+    run_exec, calls = flaky(1, loopback())
+    targets = [Target("pod:tcp:lab-node-3", "tcp", "127.0.0.1", 18080, "pod_to_pod", count=3)]
+    outcome = dial_from(None, "ns", SRC, targets, 500, run_exec=run_exec)
+    assert outcome.error is None and outcome.tries == 2 and len(calls) == 2
+    assert outcome.results[0].ok
+
+
+def test_transport_error_twice_is_reported_not_judged() -> None:
+    run_exec, calls = flaky(2, loopback())
+    outcome = dial_from(None, "ns", SRC, [], 500, run_exec=run_exec)
+    assert outcome.error == "exec failed: Handshake status 500" and outcome.results == [] and len(calls) == 2
+
+
+def test_bad_output_is_retried_too() -> None:
+    calls = []
+
+    def run_exec(*args):
+        calls.append(1)
+        return "OCI runtime exec failed"
+
+    outcome = dial_from(None, "ns", SRC, [], 500, run_exec=run_exec)
+    assert outcome.error.startswith("output is not JSON") and len(calls) == 2
+
+
+# ---------------------------------------------------------------- the plan
+
+
+def node(i: int) -> NodeInfo:
+    return NodeInfo(f"lab-node-{i}", f"10.99.0.{10 + i}", (f"10.244.{i}.0/24",), True, True)
+
+
+def deployment(nodes: list[NodeInfo]) -> Deployment:
+    return Deployment(
+        namespace="netconform-ab12cd34",
+        servers={n.name: PodRef(f"nc-server-{n.name[-1]}", f"10.244.{n.name[-1]}.10", n.name) for n in nodes},
+        clients={n.name: PodRef(f"nc-client-{n.name[-1]}", f"10.244.{n.name[-1]}.20", n.name) for n in nodes},
+        cluster_ip="10.96.0.50", node_port=30080, node_port_local=30081, kubernetes_ip="10.96.0.1",
+        cluster_domain="cluster.local",
+    )
+
+
+def test_plan_is_one_batch_per_client_and_grows_linearly_per_client() -> None:
+    nodes = [node(1), node(2), node(3)]
+    plan = build_plan(deployment(nodes), nodes, stability_count=100)
+    assert [s.node for s in plan] == ["lab-node-1", "lab-node-2", "lab-node-3"]
+    for targets in plan.values():
+        ids = [t.id for t in targets]
+        assert len(ids) == len(set(ids)) == 4 * 3 + 4 + 5
+    first = plan[Source("nc-client-1", "10.244.1.20", "lab-node-1")]
+    by_id = {t.id: t for t in first}
+    assert by_id[POD_TCP + "lab-node-3"].host == "10.244.3.10"
+    assert by_id[POD_UDP + "lab-node-3"].port == 8081
+    assert by_id[SERVICE_TCP].count == 18
+    assert by_id["stability:nodeport"].host == "10.99.0.12" and by_id["stability:nodeport"].count == 100
+    assert by_id["dns:fqdn"].host == "nc-server.netconform-ab12cd34.svc.cluster.local"
+
+
+def test_stability_ring_gives_every_node_one_remote_client() -> None:
+    nodes = [node(1), node(2), node(3)]
+    assert [stability_peer(nodes, n).name for n in nodes] == ["lab-node-2", "lab-node-3", "lab-node-1"]
+    assert stability_peer([node(1)], node(1)).name == "lab-node-1"
+
+
+def test_exec_wait_is_bounded_by_the_worst_case() -> None:
+    targets = [Target("a", "tcp", "h", 1, "stability", count=100), Target("b", "tcp", "h", 1, "pod_to_pod")]
+    assert worst_case_seconds(targets, 2000) == pytest.approx(200 + 202 / 64)
