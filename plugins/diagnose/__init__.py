@@ -1,1 +1,6 @@
-"""Root-cause diagnosis: node evidence -> rules -> findings -> correlation with failed paths."""
+"""Root-cause diagnosis: node evidence -> rules -> findings -> correlation with failed paths.
+
+Loaded by the root conftest as `plugins.diagnose`; the hooks live in plugins.diagnose.plugin.
+"""
+
+pytest_plugins = ["plugins.diagnose.plugin"]

@@ -1,0 +1,124 @@
+"""Map failed paths to the findings that explain them, and rank causes by how much they explain."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from .evidence import ClusterFacts
+from .model import Finding, Hop, PathRef, Scope
+
+
+def dns_nodes(facts: ClusterFacts) -> list[str]:
+    """Nodes hosting CoreDNS endpoints (a DNS failure is a failure of the path to them)."""
+    svc = facts.services.get(facts.dns_service)
+    nodes = {e.node for e in (svc.ready_endpoints if svc else ()) if e.node}
+    if not nodes:
+        nodes = {p.node for p in facts.coredns if p.node}
+    return sorted(nodes)
+
+
+def hops_for(path: PathRef, facts: ClusterFacts) -> list[Hop]:
+    """The node-to-node legs a failed path depends on."""
+    src = path.src_node
+    if path.check == "dns":
+        return [Hop(src, n) for n in dns_nodes(facts)] or [Hop(src, None)]
+    ip = path.target_ip
+    if ip and facts.is_node_ip(ip):
+        # NodePort: client -> node (underlay), then kube-proxy on that node -> a backend (overlay)
+        via = facts.node_of_ip(ip)
+        hops = [Hop(src, via, overlay=False)]
+        backends = [path.dst_node] if path.dst_node else _backends_by_port(facts, path.target_port)
+        return hops + [Hop(via, b) for b in backends if b]
+    svc = facts.service_by_ip(ip) if ip else None
+    if svc is not None:
+        # ClusterIP: DNAT on the client's node, then the overlay to whichever endpoint was picked
+        if path.dst_node:
+            return [Hop(src, path.dst_node)]
+        return [Hop(src, e.node) for e in svc.ready_endpoints if e.node] or [Hop(src, None)]
+    return [Hop(src, path.dst_node or (facts.node_of_ip(ip) if ip else None))]
+
+
+def _backends_by_port(facts: ClusterFacts, port: int | None) -> list[str]:
+    for s in facts.services.values():
+        if any(p.node_port == port for p in s.ports):
+            return sorted({e.node for e in s.ready_endpoints if e.node})
+    return []
+
+
+def specificity(s: Scope) -> int:
+    return 3 if s.pairs else 2 if (s.src_nodes or s.dst_nodes) else 1 if s.nodes else 0
+
+
+def explains(f: Finding, path: PathRef, facts: ClusterFacts) -> bool:
+    hops = hops_for(path, facts)
+    return any(sc.matches(path.check, path.error, h, path.target_port) for sc in f.explains for h in hops)
+
+
+def explaining(findings: Iterable[Finding], paths: list[PathRef], facts: ClusterFacts) -> list[Finding]:
+    """Findings that explain at least one of a test's failed paths, most convincing first."""
+    out = [f for f in findings if any(explains(f, p, facts) for p in paths)]
+    return sorted(out, key=lambda f: (-f.confidence, -max((specificity(s) for s in f.explains), default=0), f.cause))
+
+
+def failed_paths(user_properties: Iterable[tuple[str, Any]], nodeid: str = "") -> list[PathRef]:
+    """The test's `netconform_path` entries; those that carry an error when any does."""
+    paths = [PathRef.from_property(v, nodeid) for k, v in user_properties if k == "netconform_path"]
+    paths = [p for p in paths if p.error != "probe_not_run"]  # the probe did not run: no network verdict
+    with_error = [p for p in paths if p.error and p.error != "None"]
+    return with_error or paths
+
+
+@dataclass
+class CauseGroup:
+    key: tuple[str, str | None]  # (cause, node)
+    title: str
+    fix: str
+    confidence: float
+    failures: list[str] = field(default_factory=list)  # nodeids it explains
+    primary: list[str] = field(default_factory=list)  # nodeids for which it is the top-ranked cause
+
+
+def rank(per_failure: dict[str, list[dict[str, Any]]]) -> tuple[list[CauseGroup], list[str]]:
+    """Group findings (as attached to reports) by (cause, node); rank by failures explained.
+
+    Returns (groups best first, nodeids no finding explains). Works on plain dicts so
+    it runs on the xdist controller from serialized reports.
+    """
+    groups: dict[tuple[str, str | None], CauseGroup] = {}
+    for nodeid, fs in per_failure.items():
+        seen: set[tuple[str, str | None]] = set()
+        for f in fs:
+            key = (f["cause"], f.get("node"))
+            g = groups.setdefault(key, CauseGroup(key, f["title"], f.get("fix", ""), f.get("confidence", 0.0)))
+            g.confidence = max(g.confidence, f.get("confidence", 0.0))
+            if key not in seen:
+                g.failures.append(nodeid)
+                seen.add(key)
+    ordered = sorted(groups.values(), key=lambda g: (-len(g.failures), -g.confidence, g.key[0], g.key[1] or ""))
+    order = {g.key: i for i, g in enumerate(ordered)}
+    unexplained = []
+    for nodeid, fs in per_failure.items():
+        keys = [(f["cause"], f.get("node")) for f in fs]
+        if not keys:
+            unexplained.append(nodeid)
+            continue
+        groups[min(keys, key=lambda k: order[k])].primary.append(nodeid)
+    return ordered, unexplained
+
+
+def summary_lines(groups: list[CauseGroup], unexplained: list[str], total: int) -> list[str]:
+    lines: list[str] = []
+    for g in groups:
+        if not g.primary:
+            continue
+        n = len(g.failures)
+        where = f" on {g.key[1]}" if g.key[1] else ""
+        lines.append(f"{g.key[0]}{where} explains {n} failure{'s' if n != 1 else ''}: {g.title}")
+        if g.fix:
+            lines.append(f"    fix: {g.fix}")
+    if unexplained:
+        lines.append(f"{len(unexplained)} of {total} failures have no diagnosed cause "
+                     f"(first: {unexplained[0]})")
+    return lines
