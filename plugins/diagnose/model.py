@@ -70,6 +70,7 @@ class Scope:
     pairs: frozenset[frozenset[str]] | None = None
     cross_node: bool = False  # only hops between two different nodes
     overlay_only: bool = False
+    underlay_only: bool = False  # only the client -> node leg of a NodePort path
     errors: frozenset[str] | None = None
     target_ports: frozenset[int] | None = None
 
@@ -81,6 +82,8 @@ class Scope:
         if self.errors is not None and error not in self.errors:
             return False
         if self.overlay_only and not hop.overlay:
+            return False
+        if self.underlay_only and hop.overlay:
             return False
         if self.cross_node and (hop.dst is None or hop.src == hop.dst):
             return False
@@ -104,6 +107,7 @@ def scope(
     pairs: Iterable[tuple[str, str]] | None = None,
     cross_node: bool = False,
     overlay_only: bool = False,
+    underlay_only: bool = False,
     errors: Iterable[str] | None = None,
     target_ports: Iterable[int] | None = None,
 ) -> Scope:
@@ -120,6 +124,7 @@ def scope(
         pairs=None if pairs is None else frozenset(frozenset(p) for p in pairs),
         cross_node=cross_node,
         overlay_only=overlay_only,
+        underlay_only=underlay_only,
         errors=fs(errors),
         target_ports=None if target_ports is None else frozenset(target_ports),
     )

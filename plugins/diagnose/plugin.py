@@ -87,16 +87,21 @@ class Diagnoser:
             cached = self._evidence.get(node)
         if cached is not None:
             return cached
-        try:
-            res = self.hosts.run(node, gather_script(), GATHER_TIMEOUT_S)
-            ne = NodeEvidence.from_output(node, res.stdout)
-            if not ne.sections:
-                ne.error = f"the gather script printed nothing (rc {res.rc}: {res.stderr.strip()[:200]})"
-        except nodes_mod.AccessError as exc:
-            ne = NodeEvidence(node, error=str(exc))
+        ne = self._gather(node)
         with self._lock:
             self._evidence.setdefault(node, ne)
             return self._evidence[node]
+
+    def _gather(self, node: str) -> NodeEvidence:
+        """One exec per node: the whole gather script, bounded."""
+        try:
+            res = self.hosts.run(node, gather_script(), GATHER_TIMEOUT_S)
+        except nodes_mod.AccessError as exc:
+            return NodeEvidence(node, error=str(exc))
+        ne = NodeEvidence.from_output(node, res.stdout)
+        if not ne.sections:
+            ne.error = f"the gather script printed nothing (rc {res.rc}: {(res.stderr or res.stdout).strip()[:200]})"
+        return ne
 
     def evidence(self, nodes: list[str]) -> ClusterEvidence:
         facts = self.facts()

@@ -32,7 +32,7 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                 (f"{ne.node}$ iptables-save -t nat: (no :KUBE-SERVICES chain)",) + _pods(ev, ne.node),
                 f"on {ne.node}: restart kube-proxy and check its logs",
                 (scope(checks=["service", "dns", "stability", "source_ip"], src_nodes=[ne.node]),
-                 scope(checks=["nodeport"], dst_nodes=[ne.node]))))
+                 scope(checks=["nodeport"], dst_nodes=[ne.node], underlay_only=True))))
             continue
         rules = rules_in(ne.tables, "nat")
         for svc in services:
@@ -45,7 +45,8 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                 scopes = [scope(checks=_svc_checks(svc, ev.facts.dns_service), src_nodes=[ne.node],
                                 target_ports=None if svc.key == ev.facts.dns_service else [port.port])]
                 if port.node_port:
-                    scopes.append(scope(checks=["nodeport"], dst_nodes=[ne.node], target_ports=[port.node_port]))
+                    scopes.append(scope(checks=["nodeport"], dst_nodes=[ne.node], target_ports=[port.node_port],
+                                          underlay_only=True))
                 out.append(Finding(
                     CAUSE, f"{ne.node}: kube-proxy rules for {svc.key}:{port.port}/{port.protocol} "
                            f"are {'stale' if problems[0].startswith('stale') else 'missing'}",

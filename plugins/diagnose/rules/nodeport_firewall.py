@@ -39,6 +39,6 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                 0.9, ne.node, (f"{ne.node}$ iptables-save -t {table}: {line}",),
                 f"on {ne.node}: iptables -t {table} -D {v.rule.raw[3:]} (open 30000-32767 to the cluster)"
                 if v.rule else f"on {ne.node}: accept tcp 30000:32767 in {table}/PREROUTING",
-                (scope(checks=["nodeport"], dst_nodes=[ne.node]),)))
+                (scope(checks=["nodeport"], dst_nodes=[ne.node], underlay_only=True),)))
             break
     return out

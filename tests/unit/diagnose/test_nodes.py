@@ -1,0 +1,51 @@
+"""Node access: option parsing, agent manifest, bounded commands (local testinfra backend)."""
+
+import pytest
+import testinfra
+
+from plugins import nodes
+
+
+def test_parse_node_access():
+    assert nodes.parse_node_access("agent").kind == "agent"
+    spec = nodes.parse_node_access("ssh://core@{node}")
+    assert spec.kind == "ssh" and spec.hostspec("lab-node-2", "192.0.2.12") == "ssh://core@lab-node-2"
+    assert nodes.parse_node_access("ssh://root@{ip}").hostspec("n", "192.0.2.12") == "ssh://root@192.0.2.12"
+    for bad in ("ssh://core@host", "ftp://{node}", "kubectl"):
+        with pytest.raises(pytest.UsageError):
+            nodes.parse_node_access(bad)
+
+
+def test_agent_manifest_shape():
+    m = nodes.agent_manifest("netconform-ab12", "reg.local/netshoot:v0.13", ["lab-node-1", "lab-node-2"])
+    spec = m["spec"]["template"]["spec"]
+    c = spec["containers"][0]
+    assert m["metadata"]["name"] == "nc-agent" and m["metadata"]["namespace"] == "netconform-ab12"
+    assert spec["hostNetwork"] and spec["hostPID"] and c["securityContext"]["privileged"]
+    assert c["command"] == ["sleep", "infinity"] and c["image"] == "reg.local/netshoot:v0.13"
+    terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert terms[0]["matchFields"][0]["values"] == ["lab-node-1", "lab-node-2"]
+    assert all(v["readOnly"] for v in c["volumeMounts"])
+
+
+def test_run_bounded_times_out_inside_the_node():
+    host = testinfra.get_host("local://")
+    res = nodes.run_bounded(host, "sleep 5; echo late", timeout_s=1)
+    assert res.rc == 124 and "late" not in res.stdout
+
+
+def test_run_bounded_returns_output():
+    res = nodes.run_bounded(testinfra.get_host("local://"), "echo hi; exit 3", timeout_s=5)
+    assert res.rc == 3 and res.stdout == "hi\n"
+
+
+def test_unreachable_ssh_is_an_access_error():
+    hosts = nodes.NodeHosts(nodes.parse_node_access("ssh://nobody@{node}?timeout=2"))
+    with pytest.raises(nodes.AccessError):
+        # .invalid never resolves: fails fast, no traffic leaves the machine
+        hosts.run("node.invalid", "true", timeout_s=5)
+
+
+def test_access_none_refuses_politely():
+    with pytest.raises(nodes.AccessError, match="--node-access none"):
+        nodes.NodeHosts(nodes.parse_node_access("none")).run("lab-node-1", "true")

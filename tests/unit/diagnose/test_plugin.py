@@ -1,0 +1,103 @@
+"""The pytest plugin end to end in pytester, with node evidence from the recorded stale_arp case."""
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+CONFTEST = '''
+import pytest
+import plugins.diagnose.plugin as P
+from tests.unit.diagnose.conftest import load_case
+
+pytest_plugins = ["plugins.nodes", "plugins.diagnose.plugin"]
+
+class RecordedDiagnoser(P.Diagnoser):
+    """Real Diagnoser logic; only where evidence comes from is replaced (no cluster here)."""
+    def __init__(self, config, all_nodes=False):
+        import threading
+        self.config, self._lock, self._evidence = config, threading.Lock(), {}
+        self.recorded = load_case("stale_arp", extra=__import__("json").loads(config.getini("extra_nodes") or "{}"))
+        self.gathered = []
+    def facts(self):
+        return self.recorded.facts
+    def _gather(self, node):
+        self.gathered.append(node)
+        return self.recorded.nodes[node]
+
+def pytest_addoption(parser):
+    parser.addini("extra_nodes", "")
+
+def pytest_configure(config):
+    P._active = lambda config: True
+    config.stash[P._DIAG] = RecordedDiagnoser(config)
+'''
+
+TESTS = '''
+import json, pytest
+
+def path(src, dst, target, error="timeout"):
+    return ("netconform_path", {"check": "pod_to_pod", "src_node": src, "dst_node": dst, "target": target,
+                                "error": error, "seen_ip": None})
+
+@pytest.mark.parametrize("src,dst,ip", [("lab-node-1", "lab-node-2", "10.244.2.2"),
+                                        ("lab-node-2", "lab-node-1", "10.244.1.2")])
+def test_cross(request, src, dst, ip):
+    request.node.user_properties.append(path(src, dst, ip + ":8080"))
+    assert False, "timeout"
+
+def test_service(request):
+    request.node.user_properties.append(("netconform_path", {"check": "service", "src_node": "lab-node-1",
+        "dst_node": None, "target": "10.96.100.10:8080", "error": "timeout", "seen_ip": None}))
+    assert False
+
+def test_same_node_unexplained(request):
+    request.node.user_properties.append(path("lab-node-1", "lab-node-1", "10.244.1.3:8080"))
+    assert False
+
+def test_without_path_is_left_alone():
+    assert False
+
+def test_passes(request):
+    request.node.user_properties.append(path("lab-node-1", "lab-node-2", "10.244.2.2:8080", None))
+'''
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_paths=TESTS)
+    pytester.makeini('[pytest]\nextra_nodes = {"lab-node-2": "healthy"}\n')
+    return pytester
+
+
+def test_sections_and_root_cause_summary(suite: pytest.Pytester):
+    res = suite.runpytest("-p", "no:cacheprovider")
+    res.assert_outcomes(failed=5, passed=1)
+    out = res.stdout.str()
+    assert out.count("netconform diagnosis") == 4  # the test without a path gets none
+    res.stdout.fnmatch_lines([
+        "*most likely: stale-flannel-arp on lab-node-1*",
+        "*ip neigh replace 10.244.2.0 lladdr 4e:00:00:00:00:02 dev flannel.1 nud permanent*",
+        "*= root causes =*",
+        "stale-flannel-arp on lab-node-1 explains 3 failures:*",
+        "1 of 4 failures have no diagnosed cause (first: test_paths.py::test_same_node_unexplained)",
+    ])
+
+
+def test_findings_exposed_on_the_report(suite: pytest.Pytester):
+    rec = suite.inline_run("-p", "no:cacheprovider")
+    reps = {r.nodeid.split("::")[-1]: r for r in rec.getreports("pytest_runtest_logreport") if r.when == "call"}
+    f = reps["test_service"].netconform_findings[0]
+    assert f["cause"] == "stale-flannel-arp" and f["node"] == "lab-node-1" and f["evidence"]
+    assert reps["test_same_node_unexplained"].netconform_findings == []
+    assert not hasattr(reps["test_without_path_is_left_alone"], "netconform_findings")
+    assert not hasattr(reps["test_passes"], "netconform_findings")
+    assert ("netconform_cause", '["stale-flannel-arp@lab-node-1"]') in reps["test_service"].user_properties
+
+
+def test_evidence_gathered_once_per_node(suite: pytest.Pytester):
+    rec = suite.inline_run("-p", "no:cacheprovider")
+    import plugins.diagnose.plugin as P
+
+    diag = rec.getcalls("pytest_unconfigure")[0].config.stash[P._DIAG]
+    assert sorted(diag.gathered) == ["lab-node-1", "lab-node-2"]
