@@ -18,6 +18,9 @@ class RecordedDiagnoser(P.Diagnoser):
         self.config, self._lock, self._evidence = config, threading.Lock(), {}
         self.recorded = load_case("stale_arp", extra=__import__("json").loads(config.getini("extra_nodes") or "{}"))
         self.gathered = []
+        from plugins.nodes import AccessSpec, NodeHosts
+        self.hosts = NodeHosts(AccessSpec("none"))  # never used: _gather is replaced
+        self.node_names = sorted(self.recorded.nodes)
     def facts(self):
         return self.recorded.facts
     def _gather(self, node):
@@ -101,3 +104,20 @@ def test_evidence_gathered_once_per_node(suite: pytest.Pytester):
 
     diag = rec.getcalls("pytest_unconfigure")[0].config.stash[P._DIAG]
     assert sorted(diag.gathered) == ["lab-node-1", "lab-node-2"]
+
+
+def test_diagnose_only_runs_rules_without_tests(suite: pytest.Pytester):
+    res = suite.runpytest("-p", "no:cacheprovider", "--diagnose-only")
+    assert res.ret == 1  # findings -> non-zero
+    out = res.stdout.str()
+    assert "passed" not in out and "6 deselected" in out
+    res.stdout.fnmatch_lines(["*= node health (--diagnose-only) =*", "cause: stale-flannel-arp (confidence 0.9)",
+                              "1 finding"])
+
+
+def test_diagnose_only_healthy_exits_zero(pytester: pytest.Pytester):
+    pytester.makeconftest(CONFTEST.replace('load_case("stale_arp"', 'load_case("healthy"'))
+    pytester.makepyfile(test_paths=TESTS)
+    res = pytester.runpytest("-p", "no:cacheprovider", "--diagnose-only")
+    assert res.ret == 0
+    res.stdout.fnmatch_lines(["0 findings: every rule passed"])
