@@ -11,6 +11,7 @@ import errno
 import json
 import math
 import socket
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -352,19 +353,35 @@ def dial_from(
     return outcome
 
 
+MAX_PARALLEL_EXECS = 32
+
+
 def dial_all(
     configuration: k8s.Configuration, namespace: str, plan: dict[Source, list[Target]], timeout_ms: int,
     run_exec: Any = None,
 ) -> list[SourceOutcome]:
-    """All client pods concurrently; returns outcomes in the plan's (node-sorted) order."""
-    if not plan:
-        return []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(32, len(plan))) as pool:
-        futures = [
-            pool.submit(dial_from, configuration, namespace, source, targets, timeout_ms, run_exec)
-            for source, targets in plan.items()
-        ]
-        return [f.result() for f in futures]
+    """All client pods concurrently; returns outcomes in the plan's (node-sorted) order.
+
+    Daemon threads, not a ThreadPoolExecutor: on Ctrl-C/SIGTERM the main thread must get to the
+    namespace cleanup now, not after every exec has waited out its timeout (executor threads are
+    joined at exit).
+    """
+    outcomes: dict[int, SourceOutcome] = {}
+    gate = threading.Semaphore(MAX_PARALLEL_EXECS)
+
+    def one(index: int, source: Source, targets: list[Target]) -> None:
+        with gate:
+            outcomes[index] = dial_from(configuration, namespace, source, targets, timeout_ms, run_exec)
+
+    threads = [
+        threading.Thread(target=one, args=(i, source, targets), name=f"dial-{source.node}", daemon=True)
+        for i, (source, targets) in enumerate(plan.items())
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()  # bounded: dial_from bounds each exec by the plan's worst case
+    return [outcomes[i] for i in range(len(threads))]
 
 
 # ---------------------------------------------------------------- dialing from the machine running pytest

@@ -28,6 +28,7 @@ class Faults:
     drop_to_node: str | None = None        # every dial to a pod/NodePort on this node times out
     masquerade_from: str | None = None     # cross-node traffic from this node arrives from its .0 address
     forbidden: set[str] = field(default_factory=set)  # "verb resource" the caller may not do
+    dial_delay_s: float = 0.0                # `probe dial` takes this long (to interrupt a run mid-way)
 
 
 class FakeCluster:
@@ -275,6 +276,7 @@ class FakeAPIServer:
                 raw = self.rfile.read(length) if length else b""
                 body = json.loads(raw) if raw else None
                 if url.path == "/fake/dial":
+                    time.sleep(model.faults.dial_delay_s)
                     with model.lock:
                         code, text = model.dial(body["namespace"], body["pod"], body["spec"])
                     payload = text.encode()
