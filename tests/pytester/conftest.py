@@ -9,7 +9,6 @@ import pytest
 
 from tests.pytester.fakeapi import FakeAPIServer, FakeCluster, kubeconfig_for
 
-pytest_plugins = ["pytester"]
 
 REPO = Path(__file__).resolve().parents[2]
 SUITES = REPO / "suites"

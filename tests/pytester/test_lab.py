@@ -1,0 +1,56 @@
+"""The suite for real, against the lab (or any cluster): marked `lab`, skipped unless
+NETCONFORM_LAB_KUBECONFIG points at a kubeconfig. Checks the verdicts, -n 2, and that no
+netconform namespace is left behind."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.pytester.conftest import REPO, SUITES
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture(scope="module")
+def lab_kubeconfig() -> str:
+    path = os.environ.get("NETCONFORM_LAB_KUBECONFIG")
+    if not path:
+        pytest.skip("NETCONFORM_LAB_KUBECONFIG is not set (bring the lab up: ci/lab up, or ci/test --lab)")
+    if not Path(path).is_file():
+        pytest.skip(f"NETCONFORM_LAB_KUBECONFIG={path} does not exist")
+    return path
+
+
+def leftover_namespaces(kubeconfig: str) -> list[str]:
+    from kubernetes import client, config
+
+    api = client.ApiClient(client.Configuration())
+    config.load_kube_config(config_file=kubeconfig, client_configuration=api.configuration)
+    items = client.CoreV1Api(api).list_namespace(
+        label_selector="app.kubernetes.io/managed-by=netconform", _request_timeout=10).items
+    return [ns.metadata.name for ns in items]
+
+
+def run_suite(kubeconfig: str, tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", str(SUITES), f"--kubeconfig={kubeconfig}", f"--basetemp={tmp_path / 'bt'}",
+         "-p", "no:cacheprovider", "-rfEs", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=1200,
+    )
+    return proc, time.monotonic() - started
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist-2"])
+def test_suite_passes_on_the_healthy_lab_and_cleans_up(lab_kubeconfig: str, tmp_path: Path, workers: list[str]) -> None:
+    proc, wall = run_suite(lab_kubeconfig, tmp_path, *workers)
+    out = proc.stdout + proc.stderr
+    print(f"suite {' '.join(workers) or 'serial'}: exit {proc.returncode} in {wall:.1f}s\n{out[-3000:]}")
+    assert "netconform: removed namespace netconform-" in out, out[-3000:]
+    assert proc.returncode == 0, out[-5000:]
+    assert leftover_namespaces(lab_kubeconfig) == []
