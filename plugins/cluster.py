@@ -25,7 +25,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.config.config_exception import ConfigException
 
-from plugins.errors import UsageError, api_error_sentence
+from plugins.errors import API_TRANSPORT_ERRORS, UsageError, api_error_sentence
 
 API_CONNECT_TIMEOUT_S = 3.0   # an unreachable API must fail fast, not after the OS's 2-minute SYN retries
 API_READ_TIMEOUT_S = 30.0
@@ -479,6 +479,8 @@ def connect(config: pytest.Config) -> Cluster:
             raise UsageError(explain_no_nodes(all_nodes, selector))
     except UsageError as exc:
         raise pytest.UsageError(f"netconform: {exc}") from None
+    except API_TRANSPORT_ERRORS as exc:  # answered the version, then went away
+        raise pytest.UsageError(f"netconform: {api_error_sentence(exc, 'take the node inventory')}") from None
     return Cluster(
         context=target.context,
         cluster_name=target.cluster_name,

@@ -3,6 +3,11 @@ from __future__ import annotations
 
 import json
 
+import urllib3
+
+# What a call to an API that went away raises (no HTTP status): refused, reset, timed out, TLS.
+API_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (urllib3.exceptions.HTTPError, OSError)
+
 
 class NetconformError(Exception):
     """Base of every error netconform raises on purpose."""
@@ -43,4 +48,7 @@ def api_error_sentence(exc: BaseException, doing: str) -> str:
         return f"the API rejected the credentials while trying to {doing} (401 Unauthorized)"
     if status is not None:
         return f"could not {doing}: {status} {reason}{': ' + message if message else ''}"
+    if isinstance(exc, API_TRANSPORT_ERRORS):
+        cause = getattr(exc, "reason", None) or exc
+        return f"could not {doing}: the API did not answer ({str(cause).splitlines()[0][:200]})"
     return f"could not {doing}: {exc}"

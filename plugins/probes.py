@@ -24,7 +24,7 @@ from kubernetes import client as k8s
 
 from plugins import cluster as cl
 from plugins.cluster import Cluster, CountingApiClient, NodeInfo
-from plugins.errors import ProbeSetupError, api_error_sentence
+from plugins.errors import API_TRANSPORT_ERRORS, ProbeSetupError, api_error_sentence
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "netconform"
@@ -206,8 +206,8 @@ def sweep(core: k8s.CoreV1Api, own_run: str, max_age_s: float) -> list[str]:
             continue
         try:
             core.delete_namespace(ns.metadata.name)
-        except k8s.ApiException as exc:
-            if exc.status != 404:
+        except (k8s.ApiException, *API_TRANSPORT_ERRORS) as exc:
+            if getattr(exc, "status", None) != 404:
                 said.append(f"could not remove leftover namespace {ns.metadata.name}: {api_error_sentence(exc, 'delete it')}")
             continue
         said.append(f"removed leftover namespace {ns.metadata.name} ({why})")
@@ -219,15 +219,15 @@ def delete_namespace(core: k8s.CoreV1Api, name: str, wait_s: float = NAMESPACE_G
     started = time.monotonic()
     try:
         core.delete_namespace(name, grace_period_seconds=0)
-    except k8s.ApiException as exc:
-        if exc.status == 404:
+    except (k8s.ApiException, *API_TRANSPORT_ERRORS) as exc:
+        if getattr(exc, "status", None) == 404:
             return None
-        return api_error_sentence(exc, f"delete namespace {name}")
+        return api_error_sentence(exc, f"delete namespace {name}") + "; the next run sweeps it"
     while time.monotonic() - started < wait_s:
         try:
             core.read_namespace(name)
-        except k8s.ApiException as exc:
-            if exc.status == 404:
+        except (k8s.ApiException, *API_TRANSPORT_ERRORS) as exc:
+            if getattr(exc, "status", None) == 404:
                 return f"removed namespace {name} ({time.monotonic() - started:.1f}s)"
             return api_error_sentence(exc, f"check that namespace {name} is gone")
         time.sleep(0.5)
@@ -248,9 +248,11 @@ def _probe_daemonset(name: str, role: str, run_id: str, image: str, node_names: 
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
-                    # only the selected nodes; matchFields on the name is how the DaemonSet controller itself pins pods
+                    # only the selected nodes; matchFields on the name is how the DaemonSet controller itself pins
+                    # pods, and the API allows one value per field term, so one (ORed) term per node
                     "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-                        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": node_names}]}
+                        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [name]}]}
+                        for name in node_names
                     ]}}},
                     "tolerations": [{"operator": "Exists"}],
                     "automountServiceAccountToken": False,
@@ -352,7 +354,7 @@ def _latest_warnings(core: k8s.CoreV1Api, namespace: str) -> dict[str, str]:
     """Newest Warning event message per pod (sandbox/CNI failures only show up there)."""
     try:
         events = core.list_namespaced_event(namespace, field_selector="type=Warning").items
-    except k8s.ApiException:
+    except (k8s.ApiException, *API_TRANSPORT_ERRORS):
         return {}
     latest: dict[str, tuple[float, str]] = {}
     for ev in events:
@@ -393,22 +395,31 @@ def wait_ready(core: k8s.CoreV1Api, namespace: str, nodes: list[str], timeout_s:
     """Wait (bounded) until every selected node has a Ready server and client and the Services list them all."""
     discovery = k8s.DiscoveryV1Api(core.api_client)
     started = time.monotonic()
+    pods: list[Any] = []
+    api_error = None
     while True:
-        pods = core.list_namespaced_pod(namespace, label_selector=ROLE_LABEL).items
-        chosen, _ = _placement(pods, nodes)
-        all_ready = all(
-            node in chosen[role] and _is_ready(chosen[role][node]) for role in ("server", "client") for node in nodes
-        )
         slices_ok = False
-        if all_ready:
-            server_ips = {chosen["server"][n].status.pod_ip for n in nodes}
-            slices_ok = _endpoints_cover(discovery, namespace, server_ips)
-            if slices_ok:
-                refs = {role: {n: PodRef(p.metadata.name, p.status.pod_ip, n) for n, p in chosen[role].items()}
-                        for role in chosen}
-                return refs["server"], refs["client"]
+        try:
+            pods = core.list_namespaced_pod(namespace, label_selector=ROLE_LABEL).items
+            chosen, _ = _placement(pods, nodes)
+            all_ready = all(
+                node in chosen[role] and _is_ready(chosen[role][node]) for role in ("server", "client") for node in nodes
+            )
+            if all_ready:
+                server_ips = {chosen["server"][n].status.pod_ip for n in nodes}
+                slices_ok = _endpoints_cover(discovery, namespace, server_ips)
+                if slices_ok:
+                    refs = {role: {n: PodRef(p.metadata.name, p.status.pod_ip, n) for n, p in chosen[role].items()}
+                            for role in chosen}
+                    return refs["server"], refs["client"]
+            api_error = None
+        except (k8s.ApiException, *API_TRANSPORT_ERRORS) as exc:
+            # keep polling through a blip of the API; say so if it lasts until the deadline
+            api_error = api_error_sentence(exc, f"list the probe pods in {namespace}")
         waited = time.monotonic() - started
         if waited >= timeout_s:
+            if api_error:
+                raise ProbeSetupError(f"probes not Ready after {waited:.0f}s: {api_error}")
             raise ProbeSetupError(not_ready_message(pods, nodes, _latest_warnings(core, namespace), waited, slices_ok))
         time.sleep(1.0)
 
@@ -459,7 +470,7 @@ class Deployment:
 def _create(doing: str, call: Callable[[], Any]) -> Any:
     try:
         return call()
-    except k8s.ApiException as exc:
+    except (k8s.ApiException, *API_TRANSPORT_ERRORS) as exc:
         raise ProbeSetupError(api_error_sentence(exc, doing)) from None
 
 
@@ -578,7 +589,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         return
     try:
         config.stash[_SWEPT] = sweep(cl.get_cluster(config).core, cl.run_id(config), config.getoption("sweep_age"))
-    except k8s.ApiException as exc:
+    except (k8s.ApiException, *API_TRANSPORT_ERRORS) as exc:
         config.stash[_SWEPT] = [f"could not sweep leftovers: {api_error_sentence(exc, 'list namespaces')}"]
 
 

@@ -207,7 +207,9 @@ class FakeCluster:
             self.daemonsets[(ns, body["metadata"]["name"])] = body
             terms = body["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][
                 "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
-            wanted = terms[0]["matchFields"][0]["values"]
+            if any(len(t["matchFields"][0]["values"]) != 1 for t in terms):  # what the real API rejects
+                return 422, _status(422, "Invalid", "must be only one value when `operator` is 'In' for node field selector")
+            wanted = [t["matchFields"][0]["values"][0] for t in terms]
             for index, node in enumerate(self.node_names(), start=1):
                 if node in wanted:
                     self.pods.setdefault(ns, []).append(self._pod(ns, body, index, node))

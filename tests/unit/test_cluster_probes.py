@@ -151,8 +151,11 @@ def test_timeout_message_lists_every_problem_in_one_line() -> None:
 def test_workload_pins_pods_to_the_selected_nodes_and_tolerates_taints() -> None:
     server, client, *services = workload_manifests("ab12cd34", PROBE, ["lab-node-1", "lab-node-3"])
     spec = server["spec"]["template"]["spec"]
-    term = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]
-    assert term["matchFields"] == [{"key": "metadata.name", "operator": "In", "values": ["lab-node-1", "lab-node-3"]}]
+    terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert terms == [  # the API accepts a single value per matchFields term: one term per node, ORed
+        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["lab-node-1"]}]},
+        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["lab-node-3"]}]},
+    ]
     assert spec["tolerations"] == [{"operator": "Exists"}]
     assert "cpu" not in spec["containers"][0]["resources"]["limits"]
     assert client["spec"]["template"]["metadata"]["labels"]["netconform.io/role"] == "client"
