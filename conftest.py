@@ -1,4 +1,5 @@
 """Loads the netconform plugins; nothing else lives here."""
+
 import importlib.util
 
 _OPTIONAL = ("plugins.nodes", "plugins.diagnose", "plugins.reporting")  # built by other developers

@@ -6,6 +6,7 @@ xdist's `workerinput`) connects, checks access, lists the nodes and creates the 
 workers receive the run id and the node inventory through `workerinput`, so every worker collects
 the same tests in the same order and none of them lists nodes again.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -27,7 +28,7 @@ from kubernetes.config.config_exception import ConfigException
 
 from plugins.errors import API_TRANSPORT_ERRORS, UsageError, api_error_sentence
 
-API_CONNECT_TIMEOUT_S = 3.0   # an unreachable API must fail fast, not after the OS's 2-minute SYN retries
+API_CONNECT_TIMEOUT_S = 3.0  # an unreachable API must fail fast, not after the OS's 2-minute SYN retries
 API_READ_TIMEOUT_S = 30.0
 INCLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
@@ -213,9 +214,13 @@ def resolve_target(kubeconfig: str | None, context: str | None, env: dict[str, s
     names = list(contexts)
     chosen = context or current
     if not chosen:
-        raise UsageError(f"kubeconfig {path} has no current-context; pass --context ({', '.join(names) or 'none defined'})")
+        raise UsageError(
+            f"kubeconfig {path} has no current-context; pass --context ({', '.join(names) or 'none defined'})"
+        )
     if chosen not in contexts:
-        raise UsageError(f"context {chosen!r} is not in kubeconfig {path}; known contexts: {', '.join(names) or 'none'}")
+        raise UsageError(
+            f"context {chosen!r} is not in kubeconfig {path}; known contexts: {', '.join(names) or 'none'}"
+        )
     cluster_name = contexts[chosen] or chosen
     cfg = k8s.Configuration()
     try:
@@ -304,9 +309,7 @@ def explain_no_nodes(all_nodes: list[NodeInfo], selector: str | None) -> str:
         return "the cluster has no nodes"
     if selector:
         return f"no schedulable Ready node matches --nodes {selector!r}"
-    states = ", ".join(
-        f"{n.name} ({'cordoned' if not n.schedulable else 'NotReady'})" for n in all_nodes[:10]
-    )
+    states = ", ".join(f"{n.name} ({'cordoned' if not n.schedulable else 'NotReady'})" for n in all_nodes[:10])
     return f"no node is both Ready and schedulable: {states}"
 
 
@@ -343,7 +346,9 @@ REQUIRED_PERMISSIONS: tuple[Permission, ...] = (
 )
 
 
-def missing_permissions(api: CountingApiClient, wanted: tuple[Permission, ...] = REQUIRED_PERMISSIONS) -> list[Permission]:
+def missing_permissions(
+    api: CountingApiClient, wanted: tuple[Permission, ...] = REQUIRED_PERMISSIONS
+) -> list[Permission]:
     """Ask the API (SelfSubjectAccessReview, concurrently) which of `wanted` the caller lacks.
 
     An API that refuses the review itself is not an answer: then nothing is reported missing and
@@ -374,7 +379,9 @@ def missing_permissions(api: CountingApiClient, wanted: tuple[Permission, ...] =
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("netconform", "netconform: which cluster and nodes")
-    group.addoption("--kubeconfig", metavar="PATH", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
+    group.addoption(
+        "--kubeconfig", metavar="PATH", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)"
+    )
     group.addoption("--context", metavar="NAME", help="kubeconfig context (default: the current context)")
     group.addoption("--nodes", metavar="SELECTOR", help="only nodes matching this label selector, e.g. 'pool=blue'")
     group.addoption("--node-limit", metavar="N", type=_positive_int, help="only the first N selected nodes (by name)")
@@ -495,7 +502,9 @@ def connect(config: pytest.Config) -> Cluster:
 
 def _cluster_from_workerinput(config: pytest.Config) -> Cluster:
     data = config.workerinput["netconform"]  # type: ignore[attr-defined]
-    target = resolve_target(config.getoption("kubeconfig"), data["context"] if data["context"] != "in-cluster" else None)
+    target = resolve_target(
+        config.getoption("kubeconfig"), data["context"] if data["context"] != "in-cluster" else None
+    )
     all_nodes = [NodeInfo.from_dict(d) for d in data["all_nodes"]]
     selected = set(data["nodes"])
     return Cluster(

@@ -4,6 +4,7 @@ The exec is a transport; what comes back is data. A websocket/API error or outpu
 probe's JSON is a *transport* failure (retried once, then reported as "could not run the probe in
 <pod>"), never a network verdict. A target that timed out is a network verdict.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -331,7 +332,11 @@ def exec_probe(configuration: k8s.Configuration, namespace: str, pod: str, spec:
 
 
 def dial_from(
-    configuration: k8s.Configuration, namespace: str, source: Source, targets: list[Target], timeout_ms: int,
+    configuration: k8s.Configuration,
+    namespace: str,
+    source: Source,
+    targets: list[Target],
+    timeout_ms: int,
     run_exec: Any = None,
 ) -> SourceOutcome:
     """Dial every target from one client pod; a transport failure is retried once."""
@@ -357,7 +362,10 @@ MAX_PARALLEL_EXECS = 32
 
 
 def dial_all(
-    configuration: k8s.Configuration, namespace: str, plan: dict[Source, list[Target]], timeout_ms: int,
+    configuration: k8s.Configuration,
+    namespace: str,
+    plan: dict[Source, list[Target]],
+    timeout_ms: int,
     run_exec: Any = None,
 ) -> list[SourceOutcome]:
     """All client pods concurrently; returns outcomes in the plan's (node-sorted) order.
@@ -464,8 +472,13 @@ POD_TCP, POD_UDP = "pod:tcp:", "pod:udp:"
 NODEPORT_CLUSTER, NODEPORT_LOCAL = "np-cluster:", "np-local:"
 SERVICE_TCP, SERVICE_UDP = "svc:tcp", "svc:udp"
 STABILITY_NODEPORT, STABILITY_CLUSTERIP = "stability:nodeport", "stability:clusterip"
-DNS_LABELS = {"short": "short name", "namespaced": "namespaced name", "fqdn": "FQDN",
-              "headless": "headless Service", "kubernetes": "API Service"}
+DNS_LABELS = {
+    "short": "short name",
+    "namespaced": "namespaced name",
+    "fqdn": "FQDN",
+    "headless": "headless Service",
+    "kubernetes": "API Service",
+}
 
 
 def dns_names(namespace: str, domain: str) -> dict[str, str]:
@@ -496,20 +509,49 @@ def build_plan(dep: Deployment, nodes: list[NodeInfo], stability_count: int) -> 
             targets += [
                 Target(POD_TCP + dst.name, "tcp", server.ip, HTTP_PORT, "pod_to_pod", dst_node=dst.name),
                 Target(POD_UDP + dst.name, "udp", server.ip, UDP_PORT, "pod_to_pod", dst_node=dst.name),
-                Target(NODEPORT_CLUSTER + dst.name, "tcp", dst.internal_ip, dep.node_port, "nodeport",
-                       dst_node=dst.name, dst_label=f"NodePort of {dst.name}"),
-                Target(NODEPORT_LOCAL + dst.name, "tcp", dst.internal_ip, dep.node_port_local, "nodeport",
-                       dst_node=dst.name, dst_label=f"NodePort eTP=Local of {dst.name}"),
+                Target(
+                    NODEPORT_CLUSTER + dst.name,
+                    "tcp",
+                    dst.internal_ip,
+                    dep.node_port,
+                    "nodeport",
+                    dst_node=dst.name,
+                    dst_label=f"NodePort of {dst.name}",
+                ),
+                Target(
+                    NODEPORT_LOCAL + dst.name,
+                    "tcp",
+                    dst.internal_ip,
+                    dep.node_port_local,
+                    "nodeport",
+                    dst_node=dst.name,
+                    dst_label=f"NodePort eTP=Local of {dst.name}",
+                ),
             ]
         clusterip = "ClusterIP nc-server"
         peer = stability_peer(nodes, node)
         targets += [
             Target(SERVICE_TCP, "tcp", dep.cluster_ip, HTTP_PORT, "service", count=backend_tries, dst_label=clusterip),
             Target(SERVICE_UDP, "udp", dep.cluster_ip, UDP_PORT, "service", count=backend_tries, dst_label=clusterip),
-            Target(STABILITY_NODEPORT, "tcp", peer.internal_ip, dep.node_port, "stability", count=stability_count,
-                   dst_node=peer.name, dst_label=f"NodePort of {peer.name}"),
-            Target(STABILITY_CLUSTERIP, "tcp", dep.cluster_ip, HTTP_PORT, "stability", count=stability_count,
-                   dst_label=clusterip),
+            Target(
+                STABILITY_NODEPORT,
+                "tcp",
+                peer.internal_ip,
+                dep.node_port,
+                "stability",
+                count=stability_count,
+                dst_node=peer.name,
+                dst_label=f"NodePort of {peer.name}",
+            ),
+            Target(
+                STABILITY_CLUSTERIP,
+                "tcp",
+                dep.cluster_ip,
+                HTTP_PORT,
+                "stability",
+                count=stability_count,
+                dst_label=clusterip,
+            ),
         ]
         for kind, name in dns_names(dep.namespace, dep.cluster_domain).items():
             targets.append(Target(f"dns:{kind}", "dns", name, 0, "dns", dst_label=DNS_LABELS[kind]))
@@ -570,15 +612,19 @@ def _dial_shared(config: pytest.Config, cluster: Cluster, dep: Deployment) -> di
 
 
 @pytest.fixture(scope="session")
-def dials(pytestconfig: pytest.Config, cluster: Cluster, probes: Deployment,
-          tmp_path_factory: pytest.TempPathFactory) -> DialBook:
+def dials(
+    pytestconfig: pytest.Config, cluster: Cluster, probes: Deployment, tmp_path_factory: pytest.TempPathFactory
+) -> DialBook:
     """The one fan-out of the run: every client pod dials every target; tests assert on their slice."""
     timeout_ms = int(pytestconfig.getoption("dial_timeout") * 1000)
     plan = build_plan(probes, cluster.nodes, pytestconfig.getoption("stability_count"))
     worst = max(worst_case_seconds(t, timeout_ms) for t in plan.values()) * 2 + 60
     data = once_per_run(
-        shared_dir(tmp_path_factory, run_id(pytestconfig)), "dials",
-        lambda: _dial_shared(pytestconfig, cluster, probes), wait_s=worst, what="dialing from every client pod",
+        shared_dir(tmp_path_factory, run_id(pytestconfig)),
+        "dials",
+        lambda: _dial_shared(pytestconfig, cluster, probes),
+        wait_s=worst,
+        what="dialing from every client pod",
     )
     if "error" in data:
         pytest.fail(f"netconform: {data['error']}", pytrace=False)
@@ -601,11 +647,22 @@ def src(request: pytest.FixtureRequest, dials: DialBook, cluster: Cluster) -> So
         pytest.fail(f"netconform: no client pod on {node.name}", pytrace=False)
     if outcome.error:
         request.node.user_properties.append(
-            ("netconform_path", {"check": _check_of(request), "src_node": node.name, "dst_node": None,
-                                 "target": None, "error": "probe_not_run", "seen_ip": None})
+            (
+                "netconform_path",
+                {
+                    "check": _check_of(request),
+                    "src_node": node.name,
+                    "dst_node": None,
+                    "target": None,
+                    "error": "probe_not_run",
+                    "seen_ip": None,
+                },
+            )
         )
-        pytest.fail(f"could not run the probe in {outcome.source.pod} ({node.name}): {outcome.error} "
-                    f"(tried {outcome.tries}x)", pytrace=False)
+        pytest.fail(
+            f"could not run the probe in {outcome.source.pod} ({node.name}): {outcome.error} (tried {outcome.tries}x)",
+            pytrace=False,
+        )
     return SourceView(outcome, node, request.node)
 
 
@@ -618,13 +675,19 @@ class HostDials:
     skip: dict[str, str]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"hostname": self.hostname, "skip": self.skip,
-                "results": {n: [r.to_dict() for r in rs] for n, rs in self.results.items()}}
+        return {
+            "hostname": self.hostname,
+            "skip": self.skip,
+            "results": {n: [r.to_dict() for r in rs] for n, rs in self.results.items()},
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HostDials:
-        return cls(data["hostname"], {n: [DialResult.from_dict(r) for r in rs] for n, rs in data["results"].items()},
-                   data["skip"])
+        return cls(
+            data["hostname"],
+            {n: [DialResult.from_dict(r) for r in rs] for n, rs in data["results"].items()},
+            data["skip"],
+        )
 
 
 def dial_nodeports_from_host(dep: Deployment, nodes: list[NodeInfo], timeout_s: float) -> HostDials:
@@ -637,12 +700,27 @@ def dial_nodeports_from_host(dep: Deployment, nodes: list[NodeInfo], timeout_s: 
             return node.name, None, reason
         source = Source(hostname, local_address_towards(node.internal_ip), "outside the cluster")
         results = []
-        for target_id, port, label in ((NODEPORT_CLUSTER, dep.node_port, "NodePort"),
-                                       (NODEPORT_LOCAL, dep.node_port_local, "NodePort eTP=Local")):
+        for target_id, port, label in (
+            (NODEPORT_CLUSTER, dep.node_port, "NodePort"),
+            (NODEPORT_LOCAL, dep.node_port_local, "NodePort eTP=Local"),
+        ):
             attempt = host_dial(node.internal_ip, port, timeout_s)
-            results.append(DialResult(source.pod, source.ip, source.node, target_id + node.name, "nodeport", "tcp",
-                                      node.internal_ip, port, node.name, [attempt],
-                                      dest_label=f"{label} of {node.name}", timeout_ms=timeout_ms))
+            results.append(
+                DialResult(
+                    source.pod,
+                    source.ip,
+                    source.node,
+                    target_id + node.name,
+                    "nodeport",
+                    "tcp",
+                    node.internal_ip,
+                    port,
+                    node.name,
+                    [attempt],
+                    dest_label=f"{label} of {node.name}",
+                    timeout_ms=timeout_ms,
+                )
+            )
         return node.name, results, None
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, max(1, len(nodes)))) as pool:
@@ -651,14 +729,17 @@ def dial_nodeports_from_host(dep: Deployment, nodes: list[NodeInfo], timeout_s: 
 
 
 @pytest.fixture(scope="session")
-def host_dials(pytestconfig: pytest.Config, cluster: Cluster, probes: Deployment,
-               tmp_path_factory: pytest.TempPathFactory) -> HostDials:
+def host_dials(
+    pytestconfig: pytest.Config, cluster: Cluster, probes: Deployment, tmp_path_factory: pytest.TempPathFactory
+) -> HostDials:
     """NodePort of every node dialed from this machine (once per run, shared with xdist workers)."""
     timeout_s = pytestconfig.getoption("dial_timeout")
     data = once_per_run(
-        shared_dir(tmp_path_factory, run_id(pytestconfig)), "host-dials",
+        shared_dir(tmp_path_factory, run_id(pytestconfig)),
+        "host-dials",
         lambda: dial_nodeports_from_host(probes, cluster.nodes, timeout_s).to_dict(),
-        wait_s=timeout_s * 3 * len(cluster.nodes) + 60, what="dialing NodePorts from this machine",
+        wait_s=timeout_s * 3 * len(cluster.nodes) + 60,
+        what="dialing NodePorts from this machine",
     )
     return HostDials.from_dict(data)
 
@@ -689,8 +770,14 @@ def parametrize_pairs(metafunc: pytest.Metafunc, *, same_node: bool | None) -> N
     ]
     if same_node is False and len(nodes) == 1:
         only = nodes[0].name
-        pairs = [pytest.param(only, nodes[0], id="cross-node", marks=pytest.mark.skip(
-            reason=f"only one node selected ({only}): cross-node paths need two"))]
+        pairs = [
+            pytest.param(
+                only,
+                nodes[0],
+                id="cross-node",
+                marks=pytest.mark.skip(reason=f"only one node selected ({only}): cross-node paths need two"),
+            )
+        ]
     metafunc.parametrize(("src", "dst"), pairs, indirect=["src"])
 
 
@@ -706,5 +793,7 @@ def connection_summary(result: DialResult) -> str:
     timing = f"connect p50 {p50:.2f}ms p99 {p99:.2f}ms" if p50 is not None and p99 is not None else "no connection"
     ok = len(result.attempts) - len(result.failures)
     backends = ", ".join(result.backends) or "none"
-    text = f"{result.path()}: {ok}/{len(result.attempts)} ok ({result.success_ratio:.1%}), backends {backends}, {timing}"
+    text = (
+        f"{result.path()}: {ok}/{len(result.attempts)} ok ({result.success_ratio:.1%}), backends {backends}, {timing}"
+    )
     return text if result.ok else f"{text}; {result.what_went_wrong()}"

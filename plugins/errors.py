@@ -1,12 +1,16 @@
 """Errors netconform tells apart, and how an API error becomes one sentence."""
+
 from __future__ import annotations
 
 import json
 
 import urllib3
+from kubernetes.client import ApiException
 
 # What a call to an API that went away raises (no HTTP status): refused, reset, timed out, TLS.
-API_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (urllib3.exceptions.HTTPError, OSError)
+API_TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, OSError)
+# Any failed API call: an HTTP status from the API, or no answer at all.
+API_ERRORS = (ApiException, urllib3.exceptions.HTTPError, OSError)
 
 
 class NetconformError(Exception):

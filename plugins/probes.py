@@ -5,6 +5,7 @@ the directory all workers share (tmp_path_factory.getbasetemp().parent) and writ
 JSON; the others read it. Teardown happens once, on the controller, and is idempotent: it deletes
 the namespace named after the run id. Leftovers of runs that died are swept at the next start.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,7 @@ from kubernetes import client as k8s
 
 from plugins import cluster as cl
 from plugins.cluster import Cluster, CountingApiClient, NodeInfo
-from plugins.errors import API_TRANSPORT_ERRORS, ProbeSetupError, api_error_sentence
+from plugins.errors import API_ERRORS, ProbeSetupError, api_error_sentence
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "netconform"
@@ -56,21 +57,48 @@ _CALLS = pytest.StashKey[dict[str, int]]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("netconform", "netconform: which cluster and nodes")
-    group.addoption("--image-repo", metavar="REPO",
-                    help="pull every netconform image from REPO (e.g. registry.local/mirror) instead of its public registry")
+    group.addoption(
+        "--image-repo",
+        metavar="REPO",
+        help="pull every netconform image from REPO (e.g. registry.local/mirror) instead of its public registry",
+    )
     group.addoption("--probe-image", metavar="REF", help=f"probe image (default {DEFAULT_IMAGES['probe']})")
     group.addoption("--agent-image", metavar="REF", help=f"node agent image (default {DEFAULT_IMAGES['agent']})")
     group.addoption("--keep", action="store_true", help="leave the run namespace and its probes in place")
-    group.addoption("--sweep-age", metavar="AGE", type=parse_age, default="1h",
-                    help="remove leftover netconform namespaces older than AGE, e.g. 30m, 2h (default 1h)")
-    group.addoption("--ready-timeout", metavar="SECONDS", type=float, default=120.0,
-                    help="how long to wait for the probes to become Ready (default 120)")
-    group.addoption("--dial-timeout", metavar="SECONDS", type=float, default=2.0,
-                    help="timeout of one connection attempt or DNS lookup (default 2)")
-    group.addoption("--stability-count", metavar="N", type=cl._positive_int, default=100,
-                    help="consecutive new connections per stability check (default 100)")
-    group.addoption("--cluster-domain", metavar="DOMAIN", default="cluster.local",
-                    help="cluster DNS domain for FQDN checks (default cluster.local)")
+    group.addoption(
+        "--sweep-age",
+        metavar="AGE",
+        type=parse_age,
+        default="1h",
+        help="remove leftover netconform namespaces older than AGE, e.g. 30m, 2h (default 1h)",
+    )
+    group.addoption(
+        "--ready-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=120.0,
+        help="how long to wait for the probes to become Ready (default 120)",
+    )
+    group.addoption(
+        "--dial-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=2.0,
+        help="timeout of one connection attempt or DNS lookup (default 2)",
+    )
+    group.addoption(
+        "--stability-count",
+        metavar="N",
+        type=cl._positive_int,
+        default=100,
+        help="consecutive new connections per stability check (default 100)",
+    )
+    group.addoption(
+        "--cluster-domain",
+        metavar="DOMAIN",
+        default="cluster.local",
+        help="cluster DNS domain for FQDN checks (default cluster.local)",
+    )
 
 
 def parse_age(text: str) -> float:
@@ -206,9 +234,11 @@ def sweep(core: k8s.CoreV1Api, own_run: str, max_age_s: float) -> list[str]:
             continue
         try:
             core.delete_namespace(ns.metadata.name)
-        except (k8s.ApiException, *API_TRANSPORT_ERRORS) as exc:
+        except API_ERRORS as exc:
             if getattr(exc, "status", None) != 404:
-                said.append(f"could not remove leftover namespace {ns.metadata.name}: {api_error_sentence(exc, 'delete it')}")
+                said.append(
+                    f"could not remove leftover namespace {ns.metadata.name}: {api_error_sentence(exc, 'delete it')}"
+                )
             continue
         said.append(f"removed leftover namespace {ns.metadata.name} ({why})")
     return said
@@ -219,14 +249,14 @@ def delete_namespace(core: k8s.CoreV1Api, name: str, wait_s: float = NAMESPACE_G
     started = time.monotonic()
     try:
         core.delete_namespace(name, grace_period_seconds=0)
-    except (k8s.ApiException, *API_TRANSPORT_ERRORS) as exc:
+    except API_ERRORS as exc:
         if getattr(exc, "status", None) == 404:
             return None
         return api_error_sentence(exc, f"delete namespace {name}") + "; the next run sweeps it"
     while time.monotonic() - started < wait_s:
         try:
             core.read_namespace(name)
-        except (k8s.ApiException, *API_TRANSPORT_ERRORS) as exc:
+        except API_ERRORS as exc:
             if getattr(exc, "status", None) == 404:
                 return f"removed namespace {name} ({time.monotonic() - started:.1f}s)"
             return api_error_sentence(exc, f"check that namespace {name} is gone")
@@ -250,30 +280,42 @@ def _probe_daemonset(name: str, role: str, run_id: str, image: str, node_names: 
                 "spec": {
                     # only the selected nodes; matchFields on the name is how the DaemonSet controller itself pins
                     # pods, and the API allows one value per field term, so one (ORed) term per node
-                    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-                        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [name]}]}
-                        for name in node_names
-                    ]}}},
+                    "affinity": {
+                        "nodeAffinity": {
+                            "requiredDuringSchedulingIgnoredDuringExecution": {
+                                "nodeSelectorTerms": [
+                                    {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [name]}]}
+                                    for name in node_names
+                                ]
+                            }
+                        }
+                    },
                     "tolerations": [{"operator": "Exists"}],
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "terminationGracePeriodSeconds": 1,
-                    "containers": [{
-                        "name": "probe",
-                        "image": image,
-                        "imagePullPolicy": "IfNotPresent",
-                        "args": ["serve", "--http-port", str(HTTP_PORT), "--udp-port", str(UDP_PORT)],
-                        "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
-                        "ports": [
-                            {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
-                            {"name": "udp", "containerPort": UDP_PORT, "protocol": "UDP"},
-                        ],
-                        "readinessProbe": {"httpGet": {"path": "/healthz", "port": HTTP_PORT}, "periodSeconds": 2},
-                        # requests but no CPU limit: a throttled probe reports timeouts that are not the network's
-                        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
-                        "securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "allowPrivilegeEscalation": False,
-                                            "capabilities": {"drop": ["ALL"]}},
-                    }],
+                    "containers": [
+                        {
+                            "name": "probe",
+                            "image": image,
+                            "imagePullPolicy": "IfNotPresent",
+                            "args": ["serve", "--http-port", str(HTTP_PORT), "--udp-port", str(UDP_PORT)],
+                            "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+                            "ports": [
+                                {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
+                                {"name": "udp", "containerPort": UDP_PORT, "protocol": "UDP"},
+                            ],
+                            "readinessProbe": {"httpGet": {"path": "/healthz", "port": HTTP_PORT}, "periodSeconds": 2},
+                            # requests but no CPU limit: a throttled probe reports timeouts that are not the network's
+                            "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
+                            "securityContext": {
+                                "runAsNonRoot": True,
+                                "runAsUser": 65534,
+                                "allowPrivilegeEscalation": False,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                        }
+                    ],
                 },
             },
         },
@@ -292,8 +334,12 @@ def _service(name: str, run_id: str, kind: str) -> dict[str, Any]:
     else:
         spec["type"] = "NodePort"
         spec["externalTrafficPolicy"] = "Local" if kind == "nodeport_local" else "Cluster"
-    return {"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY, RUN_LABEL: run_id}}, "spec": spec}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY, RUN_LABEL: run_id}},
+        "spec": spec,
+    }
 
 
 def workload_manifests(run_id: str, probe_image: str, node_names: list[str]) -> list[dict[str, Any]]:
@@ -330,10 +376,16 @@ def pod_problem(pod: Any, warnings: dict[str, str]) -> str:
     for cs in (status.container_statuses if status else None) or []:
         waiting = cs.state.waiting if cs.state else None
         if waiting and waiting.reason in ("ImagePullBackOff", "ErrImagePull", "ErrImageNeverPull", "InvalidImageName"):
-            return f"{where}: {waiting.reason} for image {cs.image}" + (f" ({_short(waiting.message)})" if waiting.message else "")
+            return f"{where}: {waiting.reason} for image {cs.image}" + (
+                f" ({_short(waiting.message)})" if waiting.message else ""
+            )
         if waiting and waiting.reason == "CrashLoopBackOff":
             last = cs.last_state.terminated if cs.last_state else None
-            tail = f"last exit code {last.exit_code}" + (f" ({last.reason})" if last and last.reason else "") if last else "no exit recorded"
+            tail = (
+                f"last exit code {last.exit_code}" + (f" ({last.reason})" if last and last.reason else "")
+                if last
+                else "no exit recorded"
+            )
             return f"{where}: CrashLoopBackOff, {tail}, {cs.restart_count} restarts"
         if waiting and waiting.reason:
             extra = warnings.get(pod.metadata.name) or waiting.message
@@ -354,7 +406,7 @@ def _latest_warnings(core: k8s.CoreV1Api, namespace: str) -> dict[str, str]:
     """Newest Warning event message per pod (sandbox/CNI failures only show up there)."""
     try:
         events = core.list_namespaced_event(namespace, field_selector="type=Warning").items
-    except (k8s.ApiException, *API_TRANSPORT_ERRORS):
+    except API_ERRORS:
         return {}
     latest: dict[str, tuple[float, str]] = {}
     for ev in events:
@@ -379,7 +431,9 @@ def _placement(pods: list[Any], nodes: list[str]) -> tuple[dict[str, dict[str, A
     return chosen, not_ready
 
 
-def not_ready_message(pods: list[Any], nodes: list[str], warnings: dict[str, str], waited_s: float, slices_ok: bool) -> str:
+def not_ready_message(
+    pods: list[Any], nodes: list[str], warnings: dict[str, str], waited_s: float, slices_ok: bool
+) -> str:
     chosen, not_ready = _placement(pods, nodes)
     problems = [pod_problem(p, warnings) for p in sorted(not_ready, key=lambda p: p.metadata.name)]
     for role in ("server", "client"):
@@ -391,7 +445,9 @@ def not_ready_message(pods: list[Any], nodes: list[str], warnings: dict[str, str
     return f"probes not Ready after {waited_s:.0f}s: " + "; ".join(problems)
 
 
-def wait_ready(core: k8s.CoreV1Api, namespace: str, nodes: list[str], timeout_s: float) -> tuple[dict[str, PodRef], dict[str, PodRef]]:
+def wait_ready(
+    core: k8s.CoreV1Api, namespace: str, nodes: list[str], timeout_s: float
+) -> tuple[dict[str, PodRef], dict[str, PodRef]]:
     """Wait (bounded) until every selected node has a Ready server and client and the Services list them all."""
     discovery = k8s.DiscoveryV1Api(core.api_client)
     started = time.monotonic()
@@ -403,17 +459,21 @@ def wait_ready(core: k8s.CoreV1Api, namespace: str, nodes: list[str], timeout_s:
             pods = core.list_namespaced_pod(namespace, label_selector=ROLE_LABEL).items
             chosen, _ = _placement(pods, nodes)
             all_ready = all(
-                node in chosen[role] and _is_ready(chosen[role][node]) for role in ("server", "client") for node in nodes
+                node in chosen[role] and _is_ready(chosen[role][node])
+                for role in ("server", "client")
+                for node in nodes
             )
             if all_ready:
                 server_ips = {chosen["server"][n].status.pod_ip for n in nodes}
                 slices_ok = _endpoints_cover(discovery, namespace, server_ips)
                 if slices_ok:
-                    refs = {role: {n: PodRef(p.metadata.name, p.status.pod_ip, n) for n, p in chosen[role].items()}
-                            for role in chosen}
+                    refs = {
+                        role: {n: PodRef(p.metadata.name, p.status.pod_ip, n) for n, p in chosen[role].items()}
+                        for role in chosen
+                    }
                     return refs["server"], refs["client"]
             api_error = None
-        except (k8s.ApiException, *API_TRANSPORT_ERRORS) as exc:
+        except API_ERRORS as exc:
             # keep polling through a blip of the API; say so if it lasts until the deadline
             api_error = api_error_sentence(exc, f"list the probe pods in {namespace}")
         waited = time.monotonic() - started
@@ -460,17 +520,19 @@ class Deployment:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Deployment:
-        return cls(**{
-            **data,
-            "servers": {n: PodRef(**p) for n, p in data["servers"].items()},
-            "clients": {n: PodRef(**p) for n, p in data["clients"].items()},
-        })
+        return cls(
+            **{
+                **data,
+                "servers": {n: PodRef(**p) for n, p in data["servers"].items()},
+                "clients": {n: PodRef(**p) for n, p in data["clients"].items()},
+            }
+        )
 
 
 def _create(doing: str, call: Callable[[], Any]) -> Any:
     try:
         return call()
-    except (k8s.ApiException, *API_TRANSPORT_ERRORS) as exc:
+    except API_ERRORS as exc:
         raise ProbeSetupError(api_error_sentence(exc, doing)) from None
 
 
@@ -488,10 +550,16 @@ def deploy(config: pytest.Config, cluster: Cluster) -> Deployment:
         if kind == "DaemonSet":
             _create(f"create daemonset {name} in {ns}", lambda m=manifest: apps.create_namespaced_daemon_set(ns, m))
         else:
-            services[name] = _create(f"create service {name} in {ns}", lambda m=manifest: core.create_namespaced_service(ns, m))
-    for extra in _flatten(config.hook.pytest_netconform_extra_manifests(config=config, namespace=ns, nodes=cluster.nodes)):
+            services[name] = _create(
+                f"create service {name} in {ns}", lambda m=manifest: core.create_namespaced_service(ns, m)
+            )
+    for extra in _flatten(
+        config.hook.pytest_netconform_extra_manifests(config=config, namespace=ns, nodes=cluster.nodes)
+    ):
         _create_extra(cluster.api_client, ns, extra)
-    kubernetes_ip = _create("read service kubernetes in default", lambda: core.read_namespaced_service("kubernetes", "default")).spec.cluster_ip
+    kubernetes_ip = _create(
+        "read service kubernetes in default", lambda: core.read_namespaced_service("kubernetes", "default")
+    ).spec.cluster_ip
     servers, clients = wait_ready(core, ns, names, config.getoption("ready_timeout"))
 
     def node_port(svc: Any) -> int:
@@ -535,7 +603,9 @@ def shared_dir(tmp_path_factory: pytest.TempPathFactory, run: str) -> Path:
     return path
 
 
-def once_per_run(directory: Path, key: str, compute: Callable[[], dict[str, Any]], wait_s: float, what: str) -> dict[str, Any]:
+def once_per_run(
+    directory: Path, key: str, compute: Callable[[], dict[str, Any]], wait_s: float, what: str
+) -> dict[str, Any]:
     """First caller computes under a FileLock and writes JSON; later callers (other workers) read it.
 
     An error is shared the same way ({"error": ...}), so N workers do not each wait out the same timeout.
@@ -566,8 +636,11 @@ def probes(pytestconfig: pytest.Config, cluster: Cluster, tmp_path_factory: pyte
     """The probe workload of this run (deployed by whichever process needs it first)."""
     run = cl.run_id(pytestconfig)
     data = once_per_run(
-        shared_dir(tmp_path_factory, run), "deployment", lambda: _deploy_shared(pytestconfig, cluster),
-        wait_s=pytestconfig.getoption("ready_timeout") + 120, what="deploying the probes",
+        shared_dir(tmp_path_factory, run),
+        "deployment",
+        lambda: _deploy_shared(pytestconfig, cluster),
+        wait_s=pytestconfig.getoption("ready_timeout") + 120,
+        what="deploying the probes",
     )
     if "error" in data:
         pytest.fail(f"netconform: {data['error']}", pytrace=False)
@@ -589,7 +662,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         return
     try:
         config.stash[_SWEPT] = sweep(cl.get_cluster(config).core, cl.run_id(config), config.getoption("sweep_age"))
-    except (k8s.ApiException, *API_TRANSPORT_ERRORS) as exc:
+    except API_ERRORS as exc:
         config.stash[_SWEPT] = [f"could not sweep leftovers: {api_error_sentence(exc, 'list namespaces')}"]
 
 

@@ -5,6 +5,7 @@ broken node path (its pods sit on one node). Each node resolves the short, names
 qualified Service name (must equal the ClusterIP the API assigned), the headless Service (must list
 every server pod) and kubernetes.default, with the pod's own resolver and search list.
 """
+
 import pytest
 
 from plugins.dial import DialResult, SourceView, parametrize_sources

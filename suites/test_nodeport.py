@@ -6,6 +6,7 @@ keep the client's address. Pods reach eTP=Local NodePorts through kube-proxy's s
 cluster-wide chain, so the client-IP and local-endpoint checks are made from the machine running
 pytest, which is outside the cluster (they skip, with the reason, when it cannot reach node IPs).
 """
+
 import pytest
 
 from plugins.cluster import NodeInfo
@@ -37,7 +38,9 @@ def test_nodeport_local_from_pod(src: SourceView, dst: NodeInfo) -> None:
     assert result.ok, result.describe()
 
 
-def from_this_machine(host_dials: HostDials, target_id: str, dst: NodeInfo, request: pytest.FixtureRequest) -> DialResult:
+def from_this_machine(
+    host_dials: HostDials, target_id: str, dst: NodeInfo, request: pytest.FixtureRequest
+) -> DialResult:
     if dst.name in host_dials.skip:
         pytest.skip(host_dials.skip[dst.name])
     result = next(r for r in host_dials.results[dst.name] if r.target_id == target_id + dst.name)

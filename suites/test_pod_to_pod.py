@@ -5,6 +5,7 @@ for a peer's podCIDR, or the VXLAN port is blocked, or ip_forward is off). Pods 
 reach pods elsewhere, while pods on the same node still talk. So: each node with itself, and every
 ordered pair of nodes in both directions, over TCP and UDP.
 """
+
 import pytest
 
 from plugins.cluster import NodeInfo

@@ -5,6 +5,7 @@ The Service then "mostly works": some connections hang, or one backend never ans
 opens 6 x nodes fresh connections to the ClusterIP and the set of servers that answered is compared
 with the set that exists.
 """
+
 import pytest
 
 from plugins.dial import SERVICE_TCP, SERVICE_UDP, DialResult, SourceView, parametrize_sources

@@ -5,6 +5,7 @@ SNATs pod traffic that leaves the node, so servers see the client node's flannel
 instead of the pod IP, but only across nodes. Network policies and audit logs then go wrong.
 Checked pod -> pod on the same node and across nodes, and pod -> ClusterIP -> pod.
 """
+
 import pytest
 
 from plugins.cluster import Cluster, NodeInfo

@@ -6,6 +6,7 @@ drops random new connections. A single dial does not see it, a hundred in a row 
 node at once: --stability-count fresh connections to a peer node's NodePort (a ring, so every
 NodePort is hammered once) and to the ClusterIP.
 """
+
 import pytest
 
 from plugins.dial import (

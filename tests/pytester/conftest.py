@@ -1,4 +1,5 @@
 """Fixtures for running netconform in a pytest subprocess against the fake API."""
+
 from __future__ import annotations
 
 import os
@@ -8,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from tests.pytester.fakeapi import FakeAPIServer, FakeCluster, kubeconfig_for
-
 
 REPO = Path(__file__).resolve().parents[2]
 SUITES = REPO / "suites"
@@ -38,8 +38,15 @@ def run_netconform(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
     def run(*args: str, fake_exec: bool = True, timeout: float = 120) -> pytest.RunResult:
         extra = ["-p", "fakeexec"] if fake_exec else []
         return pytester.runpytest_subprocess(
-            str(SUITES), *extra, "-p", "no:randomly", f"--rootdir={REPO}", "-c", str(REPO / "pyproject.toml"),
-            *args, timeout=timeout,
+            str(SUITES),
+            *extra,
+            "-p",
+            "no:randomly",
+            f"--rootdir={REPO}",
+            "-c",
+            str(REPO / "pyproject.toml"),
+            *args,
+            timeout=timeout,
         )
 
     return run

@@ -6,6 +6,7 @@ answers like `probe dial` would in a healthy cluster (or with an injected fault)
 points netconform's exec transport at it, since the real exec is a websocket into a container.
 It is a model of the API's shapes, not of Kubernetes: the lab e2e tests cover the real thing.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -23,12 +24,12 @@ NOW = "2026-01-01T00:00:00Z"
 
 @dataclass
 class Faults:
-    not_ready_image: str | None = None      # pods stay in ImagePullBackOff for this image
-    exec_broken_on: str | None = None      # exec into the client pod on this node fails (transport)
-    drop_to_node: str | None = None        # every dial to a pod/NodePort on this node times out
-    masquerade_from: str | None = None     # cross-node traffic from this node arrives from its .0 address
+    not_ready_image: str | None = None  # pods stay in ImagePullBackOff for this image
+    exec_broken_on: str | None = None  # exec into the client pod on this node fails (transport)
+    drop_to_node: str | None = None  # every dial to a pod/NodePort on this node times out
+    masquerade_from: str | None = None  # cross-node traffic from this node arrives from its .0 address
     forbidden: set[str] = field(default_factory=set)  # "verb resource" the caller may not do
-    dial_delay_s: float = 0.0                # `probe dial` takes this long (to interrupt a run mid-way)
+    dial_delay_s: float = 0.0  # `probe dial` takes this long (to interrupt a run mid-way)
 
 
 class FakeCluster:
@@ -51,16 +52,27 @@ class FakeCluster:
     @staticmethod
     def _node(i: int) -> dict[str, Any]:
         return {
-            "metadata": {"name": f"lab-node-{i}", "labels": {"kubernetes.io/hostname": f"lab-node-{i}",
-                                                             "pool": "odd" if i % 2 else "even"},
-                         "annotations": {"flannel.alpha.coreos.com/public-ip": f"127.0.0.{10 + i}"}},
+            "metadata": {
+                "name": f"lab-node-{i}",
+                "labels": {"kubernetes.io/hostname": f"lab-node-{i}", "pool": "odd" if i % 2 else "even"},
+                "annotations": {"flannel.alpha.coreos.com/public-ip": f"127.0.0.{10 + i}"},
+            },
             "spec": {"podCIDR": f"10.244.{i}.0/24", "podCIDRs": [f"10.244.{i}.0/24"]},
             "status": {
                 "addresses": [{"type": "InternalIP", "address": f"127.0.0.{10 + i}"}],
                 "conditions": [{"type": "Ready", "status": "True"}],
-                "nodeInfo": {"kernelVersion": "6.1.0", "osImage": "fake", "kubeletVersion": "v1.34.0",
-                             "architecture": "amd64", "bootID": "x", "containerRuntimeVersion": "fake://1",
-                             "kubeProxyVersion": "", "machineID": "x", "operatingSystem": "linux", "systemUUID": "x"},
+                "nodeInfo": {
+                    "kernelVersion": "6.1.0",
+                    "osImage": "fake",
+                    "kubeletVersion": "v1.34.0",
+                    "architecture": "amd64",
+                    "bootID": "x",
+                    "containerRuntimeVersion": "fake://1",
+                    "kubeProxyVersion": "",
+                    "machineID": "x",
+                    "operatingSystem": "linux",
+                    "systemUUID": "x",
+                },
             },
         }
 
@@ -75,15 +87,27 @@ class FakeCluster:
         broken = self.faults.not_ready_image == image
         waiting = {"waiting": {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}}
         return {
-            "metadata": {"name": name, "namespace": ns, "labels": ds["spec"]["template"]["metadata"]["labels"],
-                         "creationTimestamp": NOW},
+            "metadata": {
+                "name": name,
+                "namespace": ns,
+                "labels": ds["spec"]["template"]["metadata"]["labels"],
+                "creationTimestamp": NOW,
+            },
             "spec": {"nodeName": node, "containers": [{"name": "probe", "image": image}]},
             "status": {
                 "phase": "Pending" if broken else "Running",
                 "podIP": None if broken else ip,
                 "conditions": [{"type": "Ready", "status": "False" if broken else "True"}],
-                "containerStatuses": [{"name": "probe", "image": image, "imageID": "", "ready": not broken,
-                                       "restartCount": 0, "state": waiting if broken else {"running": {}}}],
+                "containerStatuses": [
+                    {
+                        "name": "probe",
+                        "image": image,
+                        "imageID": "",
+                        "ready": not broken,
+                        "restartCount": 0,
+                        "state": waiting if broken else {"running": {}},
+                    }
+                ],
             },
         }
 
@@ -111,8 +135,11 @@ class FakeCluster:
             if t["host"] in by_ip:
                 candidates = [by_ip[t["host"]]]
             elif t["host"] in node_ip:
-                local = any(s["spec"].get("externalTrafficPolicy") == "Local" and any(
-                    p.get("nodePort") == t["port"] for p in s["spec"]["ports"]) for s in svc_ip.values())
+                local = any(
+                    s["spec"].get("externalTrafficPolicy") == "Local"
+                    and any(p.get("nodePort") == t["port"] for p in s["spec"]["ports"])
+                    for s in svc_ip.values()
+                )
                 candidates = [p for p in servers if p["spec"]["nodeName"] == node_ip[t["host"]]] if local else servers
             elif t["host"] in svc_ip:
                 candidates = servers
@@ -123,15 +150,31 @@ class FakeCluster:
                 server = candidates[next(self.rr) % len(candidates)] if candidates else None
                 dst_node = node_ip.get(t["host"]) or (server["spec"]["nodeName"] if server else None)
                 if server is None or self.faults.drop_to_node in (dst_node, server["spec"]["nodeName"]):
-                    attempts.append({"ok": False, "error": "timeout", "detail": "i/o timeout",
-                                     "connect_ms": 0, "total_ms": spec["timeout_ms"]})
+                    attempts.append(
+                        {
+                            "ok": False,
+                            "error": "timeout",
+                            "detail": "i/o timeout",
+                            "connect_ms": 0,
+                            "total_ms": spec["timeout_ms"],
+                        }
+                    )
                     continue
                 seen = client["status"]["podIP"]
                 if self.faults.masquerade_from == src_node and server["spec"]["nodeName"] != src_node:
                     seen = client["status"]["podIP"].rsplit(".", 1)[0] + ".0"
-                attempts.append({"ok": True, "error": "", "detail": "", "connect_ms": 0.3, "total_ms": 0.9,
-                                 "server_hostname": server["metadata"]["name"],
-                                 "server_node": server["spec"]["nodeName"], "client_ip_seen": seen})
+                attempts.append(
+                    {
+                        "ok": True,
+                        "error": "",
+                        "detail": "",
+                        "connect_ms": 0.3,
+                        "total_ms": 0.9,
+                        "server_hostname": server["metadata"]["name"],
+                        "server_node": server["spec"]["nodeName"],
+                        "client_ip_seen": seen,
+                    }
+                )
             results.append({**{k: t[k] for k in ("id", "proto", "host", "port")}, "attempts": attempts})
         source = {"hostname": pod_name, "ips": [client["status"]["podIP"]]}
         return 200, json.dumps({"source": source, "results": results})
@@ -148,8 +191,13 @@ class FakeCluster:
         else:
             addresses = []
         ok = bool(addresses)
-        attempt = {"ok": ok, "error": "" if ok else "dns", "detail": "" if ok else f"lookup {name}: no such host",
-                   "connect_ms": 0, "total_ms": 1.0}
+        attempt = {
+            "ok": ok,
+            "error": "" if ok else "dns",
+            "detail": "" if ok else f"lookup {name}: no such host",
+            "connect_ms": 0,
+            "total_ms": 1.0,
+        }
         return {"id": t["id"], "proto": "dns", "host": name, "port": 0, "attempts": [attempt], "addresses": addresses}
 
     # ------------------------------------------------------------- REST
@@ -163,9 +211,17 @@ class FakeCluster:
         selector = (query.get("labelSelector") or [""])[0]
         path = path.rstrip("/") or "/"
         if path == "/version":
-            return 200, {"major": "1", "minor": "34", "gitVersion": "v1.34.0-fake", "gitCommit": "x",
-                         "gitTreeState": "clean", "buildDate": NOW, "goVersion": "go1.24", "compiler": "gc",
-                         "platform": "linux/amd64"}
+            return 200, {
+                "major": "1",
+                "minor": "34",
+                "gitVersion": "v1.34.0-fake",
+                "gitCommit": "x",
+                "gitTreeState": "clean",
+                "buildDate": NOW,
+                "goVersion": "go1.24",
+                "compiler": "gc",
+                "platform": "linux/amd64",
+            }
         if path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews":
             attrs = body["spec"]["resourceAttributes"]
             resource = attrs["resource"] + (f"/{attrs['subresource']}" if attrs.get("subresource") else "")
@@ -176,8 +232,12 @@ class FakeCluster:
             return 200, _list([n for n in self.namespaces.values() if _matches(n, selector)])
         if path == "/api/v1/namespaces" and method == "POST":
             if "create namespaces" in self.faults.forbidden:
-                return 403, _status(403, "Forbidden", 'namespaces is forbidden: User "fake" cannot create resource '
-                                    '"namespaces" in API group "" at the cluster scope')
+                return 403, _status(
+                    403,
+                    "Forbidden",
+                    'namespaces is forbidden: User "fake" cannot create resource '
+                    '"namespaces" in API group "" at the cluster scope',
+                )
             name = body["metadata"]["name"]
             if name in self.namespaces:
                 return 409, _status(409, "AlreadyExists", f'namespaces "{name}" already exists')
@@ -197,8 +257,10 @@ class FakeCluster:
                 return 200, _status(200, "Success", "")
             return 200, self.namespaces[name]
         if path == "/api/v1/namespaces/default/services/kubernetes":
-            return 200, {"metadata": {"name": "kubernetes", "namespace": "default"},
-                         "spec": {"clusterIP": "10.96.0.1", "ports": [{"port": 443, "protocol": "TCP"}]}}
+            return 200, {
+                "metadata": {"name": "kubernetes", "namespace": "default"},
+                "spec": {"clusterIP": "10.96.0.1", "ports": [{"port": 443, "protocol": "TCP"}]},
+            }
         m = re.fullmatch(r"/apis/apps/v1/namespaces/([^/]+)/daemonsets", path)
         if m and method == "POST":
             ns = m.group(1)
@@ -206,9 +268,12 @@ class FakeCluster:
                 return 404, _status(404, "NotFound", f'namespaces "{ns}" not found')
             self.daemonsets[(ns, body["metadata"]["name"])] = body
             terms = body["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][
-                "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+                "requiredDuringSchedulingIgnoredDuringExecution"
+            ]["nodeSelectorTerms"]
             if any(len(t["matchFields"][0]["values"]) != 1 for t in terms):  # what the real API rejects
-                return 422, _status(422, "Invalid", "must be only one value when `operator` is 'In' for node field selector")
+                return 422, _status(
+                    422, "Invalid", "must be only one value when `operator` is 'In' for node field selector"
+                )
             wanted = [t["matchFields"][0]["values"][0] for t in terms]
             for index, node in enumerate(self.node_names(), start=1):
                 if node in wanted:
@@ -232,10 +297,15 @@ class FakeCluster:
         if m:
             ns = m.group(1)
             ready = [p for p in self._pods_of(ns, "server") if p["status"]["podIP"]]
-            slices = [{"metadata": {"name": f"{name}-x", "labels": {"kubernetes.io/service-name": name}},
-                       "addressType": "IPv4",
-                       "endpoints": [{"addresses": [p["status"]["podIP"]], "conditions": {"ready": True}} for p in ready]}
-                      for (n, name) in self.services if n == ns]
+            slices = [
+                {
+                    "metadata": {"name": f"{name}-x", "labels": {"kubernetes.io/service-name": name}},
+                    "addressType": "IPv4",
+                    "endpoints": [{"addresses": [p["status"]["podIP"]], "conditions": {"ready": True}} for p in ready],
+                }
+                for (n, name) in self.services
+                if n == ns
+            ]
             return 200, _list(slices)
         m = re.fullmatch(r"/api/v1/namespaces/([^/]+)/events", path)
         if m:
@@ -257,8 +327,14 @@ def _list(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _status(code: int, reason: str, message: str) -> dict[str, Any]:
-    return {"kind": "Status", "apiVersion": "v1", "status": "Failure" if code >= 400 else "Success",
-            "message": message, "reason": reason, "code": code}
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure" if code >= 400 else "Success",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
 
 
 class FakeAPIServer:
@@ -307,12 +383,16 @@ class FakeAPIServer:
 
 
 def kubeconfig_for(server: str, context: str = "fake") -> str:
-    return json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": context,
-        "clusters": [{"name": f"{context}-cluster", "cluster": {"server": server}}],
-        "users": [{"name": "fake-user", "user": {"token": "fake-token"}}],
-        "contexts": [{"name": context, "context": {"cluster": f"{context}-cluster", "user": "fake-user"}}],
-    })
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": context,
+            "clusters": [{"name": f"{context}-cluster", "cluster": {"server": server}}],
+            "users": [{"name": "fake-user", "user": {"token": "fake-token"}}],
+            "contexts": [{"name": context, "context": {"cluster": f"{context}-cluster", "user": "fake-user"}}],
+        }
+    )
 
 
 def wait_until(predicate: Any, timeout_s: float = 5.0) -> bool:
@@ -322,4 +402,3 @@ def wait_until(predicate: Any, timeout_s: float = 5.0) -> bool:
             return True
         time.sleep(0.05)
     return False
-

@@ -3,6 +3,7 @@
 The real transport is a websocket exec into a container; everything around it (planning, parsing,
 retry, caching, xdist sharing, reporting) runs unchanged.
 """
+
 from __future__ import annotations
 
 import json

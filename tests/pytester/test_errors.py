@@ -1,4 +1,5 @@
 """Bad input: one sentence, exit code 4, no traceback, and quickly."""
+
 from __future__ import annotations
 
 import time
@@ -34,7 +35,9 @@ def test_unreachable_api_fails_fast(run_netconform, tmp_path: Path) -> None:
     path.write_text(kubeconfig_for("https://127.0.0.1:1", context="dead"))
     started = time.monotonic()
     result = run_netconform(f"--kubeconfig={path}")
-    assert_one_sentence(result, "cannot reach the Kubernetes API at https://127.0.0.1:1 (context dead): connection refused")
+    assert_one_sentence(
+        result, "cannot reach the Kubernetes API at https://127.0.0.1:1 (context dead): connection refused"
+    )
     assert time.monotonic() - started < 20
 
 
@@ -42,8 +45,10 @@ def test_missing_permissions_are_named(run_netconform, kubeconfig: Path, fake_ap
     fake_api.cluster.faults.forbidden = {"create namespaces", "create pods/exec"}
     result = run_netconform(f"--kubeconfig={kubeconfig}")
     assert_one_sentence(
-        result, "context fake lacks permissions netconform needs: create namespaces, create pods/exec "
-                "(apply suites/rbac.yaml and bind it)")
+        result,
+        "context fake lacks permissions netconform needs: create namespaces, create pods/exec "
+        "(apply suites/rbac.yaml and bind it)",
+    )
     assert ("POST", "/api/v1/namespaces") not in fake_api.cluster.requests
 
 
@@ -75,7 +80,8 @@ def test_project_tests_never_touch_a_cluster(pytester, monkeypatch) -> None:
     monkeypatch.delenv("KUBECONFIG", raising=False)
     monkeypatch.setenv("HOME", str(pytester.path))
     result = pytester.runpytest_subprocess(
-        str(REPO / "tests" / "unit" / "test_dial.py"), f"--rootdir={REPO}", "-c", str(REPO / "pyproject.toml"), "-q")
+        str(REPO / "tests" / "unit" / "test_dial.py"), f"--rootdir={REPO}", "-c", str(REPO / "pyproject.toml"), "-q"
+    )
     assert result.ret == 0, result.stderr.str()
     assert "netconform:" not in result.stdout.str()
     assert os.environ.get("KUBECONFIG") is None

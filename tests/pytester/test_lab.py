@@ -1,6 +1,7 @@
 """The suite for real, against the lab (or any cluster): marked `lab`, skipped unless
 NETCONFORM_LAB_KUBECONFIG points at a kubeconfig. Checks the verdicts, -n 2, and that no
 netconform namespace is left behind."""
+
 from __future__ import annotations
 
 import os
@@ -31,17 +32,33 @@ def leftover_namespaces(kubeconfig: str) -> list[str]:
 
     api = client.ApiClient(client.Configuration())
     config.load_kube_config(config_file=kubeconfig, client_configuration=api.configuration)
-    items = client.CoreV1Api(api).list_namespace(
-        label_selector="app.kubernetes.io/managed-by=netconform", _request_timeout=10).items
+    items = (
+        client.CoreV1Api(api)
+        .list_namespace(label_selector="app.kubernetes.io/managed-by=netconform", _request_timeout=10)
+        .items
+    )
     return [ns.metadata.name for ns in items]
 
 
 def run_suite(kubeconfig: str, tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", str(SUITES), f"--kubeconfig={kubeconfig}", f"--basetemp={tmp_path / 'bt'}",
-         "-p", "no:cacheprovider", "-rfEs", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=1200,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(SUITES),
+            f"--kubeconfig={kubeconfig}",
+            f"--basetemp={tmp_path / 'bt'}",
+            "-p",
+            "no:cacheprovider",
+            "-rfEs",
+            *args,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     return proc, time.monotonic() - started
 

@@ -1,4 +1,5 @@
 """Cluster selection, node inventory and the sentences a user gets for bad input."""
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,9 @@ from plugins.errors import UsageError, api_error_sentence
 
 def kubeconfig(path: Path, contexts: tuple[str, ...] = ("lab",), current: str | None = "lab") -> Path:
     doc = {
-        "apiVersion": "v1", "kind": "Config", "current-context": current or "",
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": current or "",
         "clusters": [{"name": f"{c}-cluster", "cluster": {"server": f"https://{c}.invalid:6443"}} for c in contexts],
         "users": [{"name": "u", "user": {"token": "t"}}],
         "contexts": [{"name": c, "context": {"cluster": f"{c}-cluster", "user": "u"}} for c in contexts],
@@ -97,23 +100,31 @@ def test_no_usable_node_says_why() -> None:
     )
 
 
-@pytest.mark.parametrize("ip, owner", [
-    ("10.99.0.12", "lab-node-2's InternalIP"),
-    ("10.244.1.0", "lab-node-1's flannel.1 address (.0 of its podCIDR 10.244.1.0/24)"),
-    ("10.244.4.1", "lab-node-4's cni0 bridge address (.1 of its podCIDR 10.244.4.0/24)"),
-    ("10.244.3.7", "a pod address on lab-node-3 (podCIDR 10.244.3.0/24)"),
-    ("192.0.2.1", None),
-    ("not-an-ip", None),
-])
+@pytest.mark.parametrize(
+    "ip, owner",
+    [
+        ("10.99.0.12", "lab-node-2's InternalIP"),
+        ("10.244.1.0", "lab-node-1's flannel.1 address (.0 of its podCIDR 10.244.1.0/24)"),
+        ("10.244.4.1", "lab-node-4's cni0 bridge address (.1 of its podCIDR 10.244.4.0/24)"),
+        ("10.244.3.7", "a pod address on lab-node-3 (podCIDR 10.244.3.0/24)"),
+        ("192.0.2.1", None),
+        ("not-an-ip", None),
+    ],
+)
 def test_ownership_of_a_seen_source_ip(ip: str, owner: str | None) -> None:
     assert ownership_of(ip, NODES) == owner
 
 
 def test_node_from_api_reads_flannel_annotations() -> None:
     api_node = k8s.V1Node(
-        metadata=k8s.V1ObjectMeta(name="lab-node-1", labels={"a": "b"}, annotations={
-            "flannel.alpha.coreos.com/backend-data": '{"VNI":1,"VtepMAC":"66:1d:2a:00:00:01"}',
-            "flannel.alpha.coreos.com/public-ip": "10.99.0.11"}),
+        metadata=k8s.V1ObjectMeta(
+            name="lab-node-1",
+            labels={"a": "b"},
+            annotations={
+                "flannel.alpha.coreos.com/backend-data": '{"VNI":1,"VtepMAC":"66:1d:2a:00:00:01"}',
+                "flannel.alpha.coreos.com/public-ip": "10.99.0.11",
+            },
+        ),
         spec=k8s.V1NodeSpec(pod_cidr="10.244.1.0/24", pod_cidrs=["10.244.1.0/24"]),
         status=k8s.V1NodeStatus(
             addresses=[k8s.V1NodeAddress(type="InternalIP", address="10.99.0.11")],
@@ -122,7 +133,12 @@ def test_node_from_api_reads_flannel_annotations() -> None:
     )
     info = NodeInfo.from_api(api_node)
     assert (info.name, info.internal_ip, info.pod_cidrs, info.ready, info.schedulable) == (
-        "lab-node-1", "10.99.0.11", ("10.244.1.0/24",), True, True)
+        "lab-node-1",
+        "10.99.0.11",
+        ("10.244.1.0/24",),
+        True,
+        True,
+    )
     assert info.flannel_vtep_mac == "66:1d:2a:00:00:01" and info.flannel_public_ip == "10.99.0.11"
     assert NodeInfo.from_dict(json.loads(json.dumps(info.to_dict()))) == info
 

@@ -1,4 +1,5 @@
 """Probe workload: images, ages, leftovers to sweep, and why a probe pod is not Ready."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -25,17 +26,22 @@ from plugins.probes import (
 PROBE = "ghcr.io/netconform/probe:0.1.0"
 
 
-@pytest.mark.parametrize("repo, override, expected", [
-    (None, None, PROBE),
-    ("registry.local/mirror", None, "registry.local/mirror/probe:0.1.0"),
-    ("registry.local/mirror/", None, "registry.local/mirror/probe:0.1.0"),
-    ("registry.local/mirror", "my/probe:dev", "my/probe:dev"),
-])
+@pytest.mark.parametrize(
+    "repo, override, expected",
+    [
+        (None, None, PROBE),
+        ("registry.local/mirror", None, "registry.local/mirror/probe:0.1.0"),
+        ("registry.local/mirror/", None, "registry.local/mirror/probe:0.1.0"),
+        ("registry.local/mirror", "my/probe:dev", "my/probe:dev"),
+    ],
+)
 def test_image_overrides(repo: str | None, override: str | None, expected: str) -> None:
     assert image_ref(PROBE, repo, override) == expected
 
 
-@pytest.mark.parametrize("text, seconds", [("90", 90), ("90s", 90), ("30m", 1800), ("1h", 3600), ("1.5h", 5400), ("2d", 172800)])
+@pytest.mark.parametrize(
+    "text, seconds", [("90", 90), ("90s", 90), ("30m", 1800), ("1h", 3600), ("1.5h", 5400), ("2d", 172800)]
+)
 def test_parse_age(text: str, seconds: float) -> None:
     assert parse_age(text) == seconds
 
@@ -50,8 +56,11 @@ def ns(run: str, created: float, owner: str = "", keep: bool = False, phase: str
         metadata=k8s.V1ObjectMeta(
             name=f"netconform-{run}",
             labels={MANAGED_BY_LABEL: "netconform", RUN_LABEL: run},
-            annotations={CREATED_ANNOTATION: str(int(created)), OWNER_ANNOTATION: owner,
-                         KEEP_ANNOTATION: "true" if keep else "false"},
+            annotations={
+                CREATED_ANNOTATION: str(int(created)),
+                OWNER_ANNOTATION: owner,
+                KEEP_ANNOTATION: "true" if keep else "false",
+            },
         ),
         status=k8s.V1NamespaceStatus(phase=phase),
     )
@@ -70,12 +79,15 @@ def test_namespace_of_a_dead_local_run_is_swept_even_if_young() -> None:
     assert stale_reason(ns("dead", NOW - 60, owner=DEAD), "mine", 3600, NOW, HERE) == "its pytest process is gone"
 
 
-@pytest.mark.parametrize("namespace", [
-    ns("mine", NOW - 9 * 3600),                                   # our own run, however old
-    ns("young", NOW - 60, owner="host-b/bootabcd/1"),            # another machine's live run
-    ns("kept", NOW - 60, owner=DEAD, keep=True),                 # --keep: only age removes it
-    ns("going", NOW - 9 * 3600, phase="Terminating"),             # already being deleted
-])
+@pytest.mark.parametrize(
+    "namespace",
+    [
+        ns("mine", NOW - 9 * 3600),  # our own run, however old
+        ns("young", NOW - 60, owner="host-b/bootabcd/1"),  # another machine's live run
+        ns("kept", NOW - 60, owner=DEAD, keep=True),  # --keep: only age removes it
+        ns("going", NOW - 9 * 3600, phase="Terminating"),  # already being deleted
+    ],
+)
 def test_namespaces_left_alone(namespace: k8s.V1Namespace) -> None:
     assert stale_reason(namespace, "mine", 3600, NOW, HERE) is None
 
@@ -90,8 +102,11 @@ def test_owner_alive_only_judges_this_machine() -> None:
 
 def pod(name: str, node: str | None, **status: object) -> k8s.V1Pod:
     return k8s.V1Pod(
-        metadata=k8s.V1ObjectMeta(name=name, labels={"netconform.io/role": "server"},
-                                  creation_timestamp=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)),
+        metadata=k8s.V1ObjectMeta(
+            name=name,
+            labels={"netconform.io/role": "server"},
+            creation_timestamp=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        ),
         spec=k8s.V1PodSpec(node_name=node, containers=[k8s.V1Container(name="probe", image=PROBE)]),
         status=k8s.V1PodStatus(**status),
     )
@@ -99,24 +114,42 @@ def pod(name: str, node: str | None, **status: object) -> k8s.V1Pod:
 
 def waiting(reason: str, message: str = "", **extra: object) -> k8s.V1ContainerStatus:
     return k8s.V1ContainerStatus(
-        name="probe", image=PROBE, image_id="", ready=False, restart_count=extra.pop("restarts", 0),
+        name="probe",
+        image=PROBE,
+        image_id="",
+        ready=False,
+        restart_count=extra.pop("restarts", 0),
         state=k8s.V1ContainerState(waiting=k8s.V1ContainerStateWaiting(reason=reason, message=message or None)),
         **extra,
     )
 
 
 def test_image_pull_names_the_image() -> None:
-    p = pod("nc-server-abcde", "lab-node-2", phase="Pending",
-            container_statuses=[waiting("ImagePullBackOff", f'Back-off pulling image "{PROBE}"')])
+    p = pod(
+        "nc-server-abcde",
+        "lab-node-2",
+        phase="Pending",
+        container_statuses=[waiting("ImagePullBackOff", f'Back-off pulling image "{PROBE}"')],
+    )
     assert pod_problem(p, {}) == (
         f'nc-server-abcde on lab-node-2: ImagePullBackOff for image {PROBE} (Back-off pulling image "{PROBE}")'
     )
 
 
 def test_unschedulable_quotes_the_scheduler() -> None:
-    p = pod("nc-client-x", None, phase="Pending", conditions=[k8s.V1PodCondition(
-        type="PodScheduled", status="False", reason="Unschedulable",
-        message="0/3 nodes are available: 3 Insufficient memory.")])
+    p = pod(
+        "nc-client-x",
+        None,
+        phase="Pending",
+        conditions=[
+            k8s.V1PodCondition(
+                type="PodScheduled",
+                status="False",
+                reason="Unschedulable",
+                message="0/3 nodes are available: 3 Insufficient memory.",
+            )
+        ],
+    )
     assert pod_problem(p, {}) == (
         "nc-client-x on no node: Unschedulable (0/3 nodes are available: 3 Insufficient memory.)"
     )
@@ -124,14 +157,20 @@ def test_unschedulable_quotes_the_scheduler() -> None:
 
 def test_crashloop_gives_the_last_exit() -> None:
     last = k8s.V1ContainerState(terminated=k8s.V1ContainerStateTerminated(exit_code=2, reason="Error"))
-    p = pod("nc-server-y", "lab-node-1", phase="Running",
-            container_statuses=[waiting("CrashLoopBackOff", restarts=4, last_state=last)])
+    p = pod(
+        "nc-server-y",
+        "lab-node-1",
+        phase="Running",
+        container_statuses=[waiting("CrashLoopBackOff", restarts=4, last_state=last)],
+    )
     assert pod_problem(p, {}) == "nc-server-y on lab-node-1: CrashLoopBackOff, last exit code 2 (Error), 4 restarts"
 
 
 def test_sandbox_failure_comes_from_the_warning_event() -> None:
     p = pod("nc-server-z", "lab-node-3", phase="Pending", container_statuses=[waiting("ContainerCreating")])
-    warnings = {"nc-server-z": 'FailedCreatePodSandBox: plugin type="flannel" failed (add): open /run/flannel/subnet.env'}
+    warnings = {
+        "nc-server-z": 'FailedCreatePodSandBox: plugin type="flannel" failed (add): open /run/flannel/subnet.env'
+    }
     assert pod_problem(p, warnings) == (
         'nc-server-z on lab-node-3: ContainerCreating (FailedCreatePodSandBox: plugin type="flannel" failed (add): '
         "open /run/flannel/subnet.env)"
@@ -159,8 +198,14 @@ def test_workload_pins_pods_to_the_selected_nodes_and_tolerates_taints() -> None
     assert spec["tolerations"] == [{"operator": "Exists"}]
     assert "cpu" not in spec["containers"][0]["resources"]["limits"]
     assert client["spec"]["template"]["metadata"]["labels"]["netconform.io/role"] == "client"
-    kinds = {s["metadata"]["name"]: (s["spec"].get("type", "ClusterIP"), s["spec"].get("externalTrafficPolicy"),
-                                     s["spec"].get("clusterIP")) for s in services}
+    kinds = {
+        s["metadata"]["name"]: (
+            s["spec"].get("type", "ClusterIP"),
+            s["spec"].get("externalTrafficPolicy"),
+            s["spec"].get("clusterIP"),
+        )
+        for s in services
+    }
     assert kinds == {
         "nc-server": ("ClusterIP", None, None),
         "nc-nodeport": ("NodePort", "Cluster", None),

@@ -1,4 +1,5 @@
 """suites/rbac.yaml grants exactly what plugins.cluster checks for (and the suite uses)."""
+
 from __future__ import annotations
 
 from pathlib import Path

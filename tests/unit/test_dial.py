@@ -1,4 +1,5 @@
 """Dial results: parsing real probe output, one-line messages, summaries, retry of transport errors."""
+
 from __future__ import annotations
 
 import json
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from plugins.cluster import NodeInfo
 from plugins.dial import (
     POD_TCP,
     POD_UDP,
@@ -22,7 +24,6 @@ from plugins.dial import (
     stability_peer,
     worst_case_seconds,
 )
-from plugins.cluster import NodeInfo
 from plugins.errors import ProbeRunError
 from plugins.probes import Deployment, PodRef
 
@@ -79,11 +80,14 @@ def test_target_missing_from_output_is_a_failure_not_a_pass() -> None:
     assert "no result for this target" in result.describe()
 
 
-@pytest.mark.parametrize("stdout, words", [
-    ("", "output is not JSON: nothing"),
-    ("Error from server: container not found", "output is not JSON: Error from server"),
-    ('{"source": {}}', "no 'results' list"),
-])
+@pytest.mark.parametrize(
+    "stdout, words",
+    [
+        ("", "output is not JSON: nothing"),
+        ("Error from server: container not found", "output is not JSON: Error from server"),
+        ('{"source": {}}', "no 'results' list"),
+    ],
+)
 def test_output_that_is_not_the_probes_is_a_transport_error(stdout: str, words: str) -> None:
     with pytest.raises(ProbeRunError, match=words):
         parse_output(SRC, [], stdout, 500)
@@ -95,8 +99,20 @@ def many(oks: list[bool], connect: list[float] | None = None) -> DialResult:
         Attempt(ok=ok, error="" if ok else "timeout", connect_ms=c, server_hostname="nc-server-a" if ok else "")
         for ok, c in zip(oks, connect, strict=True)
     ]
-    return DialResult(SRC.pod, SRC.ip, SRC.node, "stability:nodeport", "stability", "tcp", "10.99.0.12", 30080,
-                      "lab-node-3", attempts, dest_label="NodePort of lab-node-3", timeout_ms=2000)
+    return DialResult(
+        SRC.pod,
+        SRC.ip,
+        SRC.node,
+        "stability:nodeport",
+        "stability",
+        "tcp",
+        "10.99.0.12",
+        30080,
+        "lab-node-3",
+        attempts,
+        dest_label="NodePort of lab-node-3",
+        timeout_ms=2000,
+    )
 
 
 def test_many_attempts_are_counted_and_grouped() -> None:
@@ -186,7 +202,10 @@ def deployment(nodes: list[NodeInfo]) -> Deployment:
         namespace="netconform-ab12cd34",
         servers={n.name: PodRef(f"nc-server-{n.name[-1]}", f"10.244.{n.name[-1]}.10", n.name) for n in nodes},
         clients={n.name: PodRef(f"nc-client-{n.name[-1]}", f"10.244.{n.name[-1]}.20", n.name) for n in nodes},
-        cluster_ip="10.96.0.50", node_port=30080, node_port_local=30081, kubernetes_ip="10.96.0.1",
+        cluster_ip="10.96.0.50",
+        node_port=30080,
+        node_port_local=30081,
+        kubernetes_ip="10.96.0.1",
         cluster_domain="cluster.local",
     )
 
