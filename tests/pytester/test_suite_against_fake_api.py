@@ -171,9 +171,13 @@ def test_next_run_sweeps_leftovers_of_dead_runs(run_netconform, kubeconfig: Path
     assert list(fake_api.cluster.namespaces) == ["netconform-a11ve000"]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize(
+    "sig, workers",
+    [(signal.SIGTERM, []), (signal.SIGINT, []), (signal.SIGTERM, ["-n", "2"])],
+    ids=["sigterm", "sigint", "sigterm-xdist"],
+)
 def test_interrupted_run_still_removes_its_namespace(
-    sig: signal.Signals, kubeconfig: Path, fake_api: FakeAPIServer, tmp_path: Path
+    sig: signal.Signals, workers: list[str], kubeconfig: Path, fake_api: FakeAPIServer, tmp_path: Path
 ) -> None:
     fake_api.cluster.faults.dial_delay_s = 30
     env = {"PYTHONPATH": f"{REPO / 'tests' / 'pytester'}:{REPO}", "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
@@ -188,6 +192,7 @@ def test_interrupted_run_still_removes_its_namespace(
             f"--kubeconfig={kubeconfig}",
             f"--basetemp={tmp_path / 'bt'}",
             "-q",
+            *workers,
         ],
         cwd=tmp_path,
         env=env,
