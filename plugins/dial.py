@@ -602,13 +602,12 @@ class SourceView:
         return f"{self.pod} ({self.ip}, {self.node.name})"
 
 
-def _dial_shared(config: pytest.Config, cluster: Cluster, dep: Deployment) -> dict[str, Any]:
-    timeout_ms = int(config.getoption("dial_timeout") * 1000)
-    plan = build_plan(dep, cluster.nodes, config.getoption("stability_count"))
+def _dial_everything(
+    configuration: k8s.Configuration, namespace: str, plan: dict[Source, list[Target]], timeout_ms: int
+) -> dict[str, Any]:
     started = time.monotonic()
-    outcomes = dial_all(cluster.configuration, dep.namespace, plan, timeout_ms)
-    book = DialBook({o.source.node: o for o in outcomes}, round(time.monotonic() - started, 3))
-    return book.to_dict()
+    outcomes = dial_all(configuration, namespace, plan, timeout_ms)
+    return DialBook({o.source.node: o for o in outcomes}, round(time.monotonic() - started, 3)).to_dict()
 
 
 @pytest.fixture(scope="session")
@@ -618,11 +617,12 @@ def dials(
     """The one fan-out of the run: every client pod dials every target; tests assert on their slice."""
     timeout_ms = int(pytestconfig.getoption("dial_timeout") * 1000)
     plan = build_plan(probes, cluster.nodes, pytestconfig.getoption("stability_count"))
+    # other workers wait for the first one's fan-out: at most two exec tries, each bounded by the worst case
     worst = max(worst_case_seconds(t, timeout_ms) for t in plan.values()) * 2 + 60
     data = once_per_run(
         shared_dir(tmp_path_factory, run_id(pytestconfig)),
         "dials",
-        lambda: _dial_shared(pytestconfig, cluster, probes),
+        lambda: _dial_everything(cluster.configuration, probes.namespace, plan, timeout_ms),
         wait_s=worst,
         what="dialing from every client pod",
     )
