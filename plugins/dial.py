@@ -24,7 +24,7 @@ from kubernetes.stream import stream
 
 from plugins.cluster import Cluster, CountingApiClient, NodeInfo, run_id, selected_nodes
 from plugins.errors import ProbeRunError
-from plugins.probes import HTTP_PORT, UDP_PORT, Deployment, once_per_run, shared_dir
+from plugins.probes import HTTP_PORT, UDP_PORT, Deployment, fail_run, once_per_run, shared_dir
 
 PROBE_BINARY = "/probe"
 ERROR_WORDS = {
@@ -612,7 +612,11 @@ def _dial_everything(
 
 @pytest.fixture(scope="session")
 def dials(
-    pytestconfig: pytest.Config, cluster: Cluster, probes: Deployment, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    pytestconfig: pytest.Config,
+    cluster: Cluster,
+    probes: Deployment,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> DialBook:
     """The one fan-out of the run: every client pod dials every target; tests assert on their slice."""
     timeout_ms = int(pytestconfig.getoption("dial_timeout") * 1000)
@@ -627,7 +631,7 @@ def dials(
         what="dialing from every client pod",
     )
     if "error" in data:
-        pytest.fail(f"netconform: {data['error']}", pytrace=False)
+        fail_run(request, data["error"])
     return DialBook.from_dict(data)
 
 

@@ -397,9 +397,13 @@ def pod_problem(pod: Any, warnings: dict[str, str]) -> str:
     return f"{where}: {phase}" + (f" ({_short(extra)})" if extra else "")
 
 
-def _short(text: str, limit: int = 180) -> str:
+def _short(text: str, limit: int = 240) -> str:
+    """One line; long kubelet/runtime messages keep their start and their end, where the cause is."""
     text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    if len(text) <= limit:
+        return text
+    head = limit // 4
+    return f"{text[:head]} ... {text[-(limit - head - 5) :]}"
 
 
 def _latest_warnings(core: k8s.CoreV1Api, namespace: str) -> dict[str, str]:
@@ -435,7 +439,12 @@ def not_ready_message(
     pods: list[Any], nodes: list[str], warnings: dict[str, str], waited_s: float, slices_ok: bool
 ) -> str:
     chosen, not_ready = _placement(pods, nodes)
-    problems = [pod_problem(p, warnings) for p in sorted(not_ready, key=lambda p: p.metadata.name)]
+    # pods stuck for the same reason are named together, the reason once
+    by_reason: dict[str, list[str]] = {}
+    for pod in sorted(not_ready, key=lambda p: p.metadata.name):
+        where, _, reason = pod_problem(pod, warnings).partition(": ")
+        by_reason.setdefault(reason, []).append(where)
+    problems = [f"{', '.join(wheres)}: {reason}" for reason, wheres in by_reason.items()]
     for role in ("server", "client"):
         for node in nodes:
             if node not in chosen[role]:
@@ -632,7 +641,12 @@ def _deploy_shared(config: pytest.Config, cluster: Cluster) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def probes(pytestconfig: pytest.Config, cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Deployment:
+def probes(
+    request: pytest.FixtureRequest,
+    pytestconfig: pytest.Config,
+    cluster: Cluster,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Deployment:
     """The probe workload of this run (deployed by whichever process needs it first)."""
     run = cl.run_id(pytestconfig)
     data = once_per_run(
@@ -643,7 +657,7 @@ def probes(pytestconfig: pytest.Config, cluster: Cluster, tmp_path_factory: pyte
         what="deploying the probes",
     )
     if "error" in data:
-        pytest.fail(f"netconform: {data['error']}", pytrace=False)
+        fail_run(request, data["error"])
     return Deployment.from_dict(data)
 
 
@@ -651,6 +665,12 @@ def probes(pytestconfig: pytest.Config, cluster: Cluster, tmp_path_factory: pyte
 def probe_namespace(probes: Deployment) -> str:
     """Name of the run namespace, with the probes deployed and Ready."""
     return probes.namespace
+
+
+def fail_run(request: pytest.FixtureRequest, error: str) -> None:
+    """Error this test and stop the session: every other test would repeat the same setup error."""
+    request.session.shouldstop = f"netconform: {error}"
+    pytest.fail(f"netconform: {error}", pytrace=False)
 
 
 # ---------------------------------------------------------------- controller: sweep, teardown, summary

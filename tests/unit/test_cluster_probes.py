@@ -177,6 +177,25 @@ def test_sandbox_failure_comes_from_the_warning_event() -> None:
     )
 
 
+def test_pods_stuck_for_the_same_reason_are_named_together_and_long_reasons_keep_their_end() -> None:
+    runc = (
+        "FailedCreatePodSandBox: Failed to create pod sandbox: rpc error: code = Unknown desc = failed to create "
+        "containerd task: failed to create shim task: OCI runtime create failed: runc create failed: unable to "
+        "start container process: can't get final child's PID from pipe: EOF: unknown"
+    )
+    stuck = [
+        pod(f"nc-server-{i}", f"lab-node-{i}", phase="Pending", container_statuses=[waiting("ContainerCreating")])
+        for i in (1, 2)
+    ]
+    text = not_ready_message(stuck, ["lab-node-1", "lab-node-2"], {"nc-server-1": runc, "nc-server-2": runc}, 121, True)
+    assert text.startswith(
+        "probes not Ready after 121s: nc-server-1 on lab-node-1, nc-server-2 on lab-node-2: "
+        "ContainerCreating (FailedCreatePodSandBox: Failed to create pod sandbox: rpc er ... "
+    )
+    assert "can't get final child's PID from pipe: EOF: unknown)" in text
+    assert text.count("FailedCreatePodSandBox") == 1
+
+
 def test_timeout_message_lists_every_problem_in_one_line() -> None:
     stuck = pod("nc-server-abcde", "lab-node-2", phase="Pending", container_statuses=[waiting("ErrImagePull")])
     text = not_ready_message([stuck], ["lab-node-1", "lab-node-2"], {}, 120.4, slices_ok=False)
