@@ -41,7 +41,8 @@ build_flanneld() {
     rm -rf "$src"; mkdir -p "$src"; cp -r "$mod"/. "$src"; chmod -R u+w "$src"
     sed -i '/pkg\/backend\/tencentvpc"/d' "$src/main.go"
   fi
-  (cd "$src" && go build -trimpath -ldflags "-s -w -X github.com/flannel-io/flannel/pkg/version.Version=$FLANNEL_VERSION" -o "$1/flanneld" .)
+  # Its udp backend is cgo.
+  (cd "$src" && CGO_ENABLED=1 go build -trimpath -ldflags "-s -w -X github.com/flannel-io/flannel/pkg/version.Version=$FLANNEL_VERSION" -o "$1/flanneld" .)
 }
 
 build_probe() { (cd "$here/../../probe" && go build -trimpath -ldflags "-s -w" -o "$1/probe" .); }

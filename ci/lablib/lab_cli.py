@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="build (cached) and start an N-node lab, then run the smoke check")
     up.add_argument("--nodes", type=int, default=3)
     up.add_argument("--no-smoke", action="store_true")
+    up.add_argument("--keep-on-failure", action="store_true", help="leave a failed lab running to debug it")
     sub.add_parser("down", help="stop everything the lab started and remove its namespaces, cgroups, files")
     sub.add_parser("status", help="processes, nodes and isolation")
     sub.add_parser("env", help="print the export line for KUBECONFIG")
@@ -47,6 +48,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             if not args.no_smoke:
                 smoke.check_or_explain()
         except (LabError, KeyboardInterrupt):
+            if args.keep_on_failure:
+                raise
             # Nothing half-running: stop it all, but keep the logs the error message points at.
             cluster.down(keep_logs=True)
             raise

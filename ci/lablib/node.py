@@ -107,6 +107,8 @@ state = "/run/containerd"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{config.IMAGES['pause']}"
   disable_apparmor = true
+  # This machine withholds CAP_SYS_RESOURCE, so no process may lower its oom_score_adj (the sandbox's -998).
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"

@@ -76,9 +76,13 @@ def pid_of(name: str) -> int | None:
     return pid if _start_time(pid) == started else None
 
 
+class ComponentExited(LabError):
+    """A lab component died: waiting for it any longer is pointless."""
+
+
 def ensure_running(name: str) -> None:
     if pid_of(name) is None:
-        raise LabError(f"{name} exited; its log is {config.LOGS / (name + '.log')}")
+        raise ComponentExited(f"{name} exited; its log is {config.LOGS / (name + '.log')}")
 
 
 def stop(name: str, grace: float = 10.0) -> None:
@@ -161,7 +165,7 @@ def wait_for(what: str, predicate, timeout: float, interval: float = 0.5, log: s
     while True:
         try:
             value = predicate()
-        except LabError:
+        except ComponentExited:
             raise
         except Exception:  # noqa: BLE001 - a not-yet-ready component raises all kinds of things
             value = None
