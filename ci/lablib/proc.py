@@ -162,16 +162,18 @@ def run(argv: list[str], timeout: float = 60, check: bool = True, input: str | N
 def wait_for(what: str, predicate, timeout: float, interval: float = 0.5, log: str | None = None):
     """Poll predicate until truthy; on timeout a LabError says what was awaited (and where to look)."""
     deadline = time.monotonic() + timeout
+    last_error = ""
     while True:
         try:
             value = predicate()
         except ComponentExited:
             raise
-        except Exception:  # noqa: BLE001 - a not-yet-ready component raises all kinds of things
-            value = None
+        except Exception as err:  # noqa: BLE001 - a not-yet-ready component raises all kinds of things
+            value, last_error = None, str(err)
         if value:
             return value
         if time.monotonic() > deadline:
             where = f"; see {log}" if log else ""
-            raise LabError(f"timed out after {timeout:.0f}s waiting for {what}{where}")
+            last = f" (last: {last_error[:300]})" if last_error else ""
+            raise LabError(f"timed out after {timeout:.0f}s waiting for {what}{last}{where}")
         time.sleep(interval)
