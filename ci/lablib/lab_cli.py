@@ -5,8 +5,10 @@ import argparse
 import os
 import sys
 
-from . import cluster, config, faults, smoke
+from . import cluster, config, faults, node, proc, smoke
 from .proc import LabError
+
+RESTARTABLE = {"kubelet": node.start_kubelet, "flanneld": node.start_flanneld, "kube-proxy": node.start_kube_proxy}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     logs.add_argument("component", help="etcd, kube-apiserver, kube-controller-manager, kube-scheduler, "
                                         "containerd, kubelet, flanneld, kube-proxy, build")
     logs.add_argument("--node", default="lab-node-1")
+    restart = sub.add_parser("restart", help="restart a node component (an upgrade's rolling restart)")
+    restart.add_argument("component", choices=sorted(RESTARTABLE))
+    restart.add_argument("--node", default="lab-node-1")
     fault = sub.add_parser("fault", help="inject a fault (NAME --node X), `clear` them, or --list")
     fault.add_argument("name", nargs="?")
     fault.add_argument("--node", default="lab-node-1")
@@ -73,6 +78,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         if not path.exists():
             raise LabError(f"no log {path}")
         os.execvp("cat", ["cat", str(path)])
+    elif args.cmd == "restart":
+        target = cluster.node_by_name(args.node)
+        proc.stop(f"{target.name}-{args.component}")
+        RESTARTABLE[args.component](target, cluster.bin_dir())
+        print(f"restarted {args.component} on {target.name}")
     elif args.cmd == "fault":
         if args.list or not args.name:
             for f in faults.FAULTS.values():
