@@ -67,6 +67,12 @@ def up(count: int) -> None:
     running = config.node_count()
     if running and running != count:
         raise LabError(f"a lab with {running} nodes is up; run `ci/lab down` first")
+    if config.STATE.exists():
+        if status()[1]:
+            say("the lab is already up")
+            return
+        say("cleaning up what a stopped or half-finished lab left behind")
+        down()
     bins = build()
     config.STATE.mkdir(parents=True, exist_ok=True)
     link = config.STATE / "bin"
@@ -131,20 +137,24 @@ def down(keep_logs: bool = False) -> None:
             shutil.rmtree(config.STATE)
 
 
-def status() -> list[str]:
-    lines = []
-    if not config.STATE.exists():
-        return ["the lab is down"]
+def status() -> tuple[list[str], bool]:
+    """What runs, the nodes and the isolation check; healthy only when all of it is fine."""
+    lines: list[str] = []
+    healthy = True
+    if not (config.STATE / "up.json").exists():
+        return ["the lab is down"], False
     for pidfile in sorted(config.PIDS.glob("*.pid")) if config.PIDS.exists() else []:
         pid = proc.pid_of(pidfile.stem)
         lines.append(f"{pidfile.stem:34} {'running pid ' + str(pid) if pid else 'NOT RUNNING'}")
+        healthy = healthy and pid is not None
     try:
         lines.append(control.kubectl(bin_dir(), "get", "nodes", "-o", "wide", timeout=20))
     except LabError as err:
         lines.append(f"API: {err}")
+        healthy = False
     problems = net.isolation_problems() if config.node_count() else []
     lines.append("isolation: " + ("; ".join(problems) if problems else "sealed (no route or NAT out of the lab)"))
-    return lines
+    return lines, healthy and not problems
 
 
 def node_by_name(name: str) -> Node:

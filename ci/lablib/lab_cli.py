@@ -63,7 +63,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         cluster.down()
         print("lab down")
     elif args.cmd == "status":
-        print("\n".join(cluster.status()))
+        lines, healthy = cluster.status()
+        print("\n".join(lines))
+        return 0 if healthy else 1
     elif args.cmd == "env":
         if not config.KUBECONFIG.exists():
             raise LabError("the lab is not up; run `ci/lab up`")
