@@ -47,6 +47,9 @@ SERVICES = {
     "headless": "nc-headless",
 }
 NAMESPACE_GONE_WAIT_S = 60.0
+# kube-proxy applies EndpointSlice changes asynchronously (iptables min-sync-period is 1s by default);
+# dialing the moment the slices list every server found nodes still balancing over the old set.
+KUBE_PROXY_SETTLE_S = 3.0
 
 _SWEPT = pytest.StashKey[list[str]]()
 _CALLS = pytest.StashKey[dict[str, int]]()
@@ -462,6 +465,7 @@ def wait_ready(
     started = time.monotonic()
     pods: list[Any] = []
     api_error = None
+    covered_since: float | None = None
     while True:
         slices_ok = False
         try:
@@ -475,12 +479,13 @@ def wait_ready(
             if all_ready:
                 server_ips = {chosen["server"][n].status.pod_ip for n in nodes}
                 slices_ok = _endpoints_cover(discovery, namespace, server_ips)
-                if slices_ok:
-                    refs = {
-                        role: {n: PodRef(p.metadata.name, p.status.pod_ip, n) for n, p in chosen[role].items()}
-                        for role in chosen
-                    }
-                    return refs["server"], refs["client"]
+            covered_since = (covered_since or time.monotonic()) if slices_ok else None
+            if covered_since is not None and time.monotonic() - covered_since >= KUBE_PROXY_SETTLE_S:
+                refs = {
+                    role: {n: PodRef(p.metadata.name, p.status.pod_ip, n) for n, p in chosen[role].items()}
+                    for role in chosen
+                }
+                return refs["server"], refs["client"]
             api_error = None
         except API_ERRORS as exc:
             # keep polling through a blip of the API; say so if it lasts until the deadline
@@ -490,7 +495,7 @@ def wait_ready(
             if api_error:
                 raise ProbeSetupError(f"probes not Ready after {waited:.0f}s: {api_error}")
             raise ProbeSetupError(not_ready_message(pods, nodes, _latest_warnings(core, namespace), waited, slices_ok))
-        time.sleep(1.0)
+        time.sleep(0.5 if covered_since else 1.0)
 
 
 def _endpoints_cover(discovery: k8s.DiscoveryV1Api, namespace: str, server_ips: set[str]) -> bool:
