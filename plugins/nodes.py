@@ -113,6 +113,17 @@ def run_bounded(host: testinfra.host.Host, command: str, timeout_s: float = COMM
     return result
 
 
+def _api_message(exc: Any) -> str:
+    """The API server's own sentence from an ApiException body (why a 422 was refused), or ''."""
+    try:
+        import json
+
+        msg = json.loads(exc.body or "{}").get("message", "")
+    except (ValueError, AttributeError, TypeError):
+        return ""
+    return f" ({msg[:300]})" if msg else ""
+
+
 def _one_line(x: object) -> str:
     text = str(x).strip()
     return text.splitlines()[-1][:300] if text else type(x).__name__
@@ -186,8 +197,9 @@ def agent_manifest(namespace: str, image: str, node_names: list[str]) -> dict[st
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
+                    # one term per node: the API accepts a single value in a matchFields requirement
                     "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-                        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": list(node_names)}]}
+                        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [n]}]} for n in node_names
                     ]}}},
                     "hostNetwork": True,
                     "hostPID": True,
@@ -249,7 +261,8 @@ class AgentFleet:
                                               _request_timeout=15)
         except ApiException as exc:
             if exc.status != 409:  # 409: another xdist worker created it first
-                return f"cannot create DaemonSet {AGENT_NAME} in {self.namespace}: {exc.status} {exc.reason}"
+                return (f"cannot create DaemonSet {AGENT_NAME} in {self.namespace}: {exc.status} {exc.reason}"
+                        f"{_api_message(exc)}")
         except Exception as exc:
             return f"cannot create DaemonSet {AGENT_NAME} in {self.namespace}: {_one_line(exc)}"
         return ""

@@ -46,6 +46,8 @@ SECTIONS: tuple[tuple[str, str], ...] = (
 )
 
 SECTION_MARK = "@@nc-section"
+# tools busybox also provides as applets (which busybox sh would run instead of the real ones)
+REAL_TOOLS = ("ip", "sysctl", "netstat", "tc")
 
 
 def gather_script(timeout_s: int = CMD_TIMEOUT_S) -> str:
@@ -54,7 +56,12 @@ def gather_script(timeout_s: int = CMD_TIMEOUT_S) -> str:
         "FS=${NC_HOSTFS-/host}; [ -d \"$FS/run\" ] || FS=''",
         f"T=''; command -v timeout >/dev/null 2>&1 && T='timeout {timeout_s}'",
         "export FS",
-        "sec() { n=$1; shift; o=$($T sh -c \"$*\" 2>&1); r=$?; "
+        # busybox sh prefers its own applets over PATH (its `ip` has no -d, its `netstat` no -s):
+        # every inner shell gets functions pointing at the real binaries when the image has them
+        "P=''; for t in " + " ".join(REAL_TOOLS) + "; do for d in /usr/sbin /sbin /usr/bin /bin /usr/local/sbin; do "
+        "if [ -x \"$d/$t\" ] && ! [ \"$d/$t\" -ef /bin/busybox ]; then P=\"$P $t() { $d/$t \\\"\\$@\\\"; };\"; break; fi; "
+        "done; done",
+        "sec() { n=$1; shift; o=$($T sh -c \"$P $*\" 2>&1); r=$?; "
         f"printf '{SECTION_MARK} %s rc=%d\\n%s\\n' \"$n\" \"$r\" \"$o\"; }}",
     ]
     for name, cmd in SECTIONS:

@@ -244,12 +244,16 @@ def _print_health(tr: Any, config: pytest.Config) -> None:
     for f in findings:
         if f.confidence == 0:
             tr.write_line(f"note: {f.title}")
-    tr.write_line(f"{len(real)} finding{'s' if len(real) != 1 else ''}" + ("" if real else ": every rule passed"))
+    blind = sorted({f.node or "?" for f in findings if f.cause == "not-inspected"})
+    verdict = (f": could not inspect {', '.join(blind)}" if blind
+               else "" if real else ": every rule passed")
+    tr.write_line(f"{len(real)} finding{'s' if len(real) != 1 else ''}" + verdict)
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     if config.getoption("diagnose_only") and _HEALTH in config.stash:
-        real = [f for f in config.stash[_HEALTH] if f.confidence > 0]
+        # a node we could not read is not a healthy node
+        real = [f for f in config.stash[_HEALTH] if f.confidence > 0 or f.cause == "not-inspected"]
         session.exitstatus = 1 if real else 0

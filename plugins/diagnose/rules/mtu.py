@@ -19,8 +19,10 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
         evidence: list[str] = []
         limit = fl.mtu
         want = ne.subnet_env.get("FLANNEL_MTU")
-        big = [l for l in ne.links.values()
-               if (l.name == "cni0" or l.master == "cni0") and l.mtu is not None and l.mtu > limit]
+        ports = [l for l in ne.links.values() if l.master == "cni0"]
+        # a bridge without ports reports the kernel default (1500), not what pods use: judge it only with pods
+        pod_side = ports + ([ne.links["cni0"]] if ports and "cni0" in ne.links else [])
+        big = [l for l in pod_side if l.mtu is not None and l.mtu > limit]
         for l in big:
             evidence.append(f"{ne.node}$ ip link show {l.name}: mtu {l.mtu} > flannel.1 mtu {limit}")
         dev = ne.links.get(fl.details.get("dev", ""))

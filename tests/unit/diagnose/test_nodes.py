@@ -24,7 +24,8 @@ def test_agent_manifest_shape():
     assert spec["hostNetwork"] and spec["hostPID"] and c["securityContext"]["privileged"]
     assert c["command"] == ["sleep", "infinity"] and c["image"] == "reg.local/netshoot:v0.13"
     terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
-    assert terms[0]["matchFields"][0]["values"] == ["lab-node-1", "lab-node-2"]
+    # one term per node: the API refuses (422) a matchFields requirement with more than one value
+    assert [t["matchFields"][0]["values"] for t in terms] == [["lab-node-1"], ["lab-node-2"]]
     assert all(v["readOnly"] for v in c["volumeMounts"])
 
 
