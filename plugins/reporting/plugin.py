@@ -1,0 +1,436 @@
+"""pytest plugin: Allure results on every suite run, the node x node matrix, environment.properties.
+
+Where results go: `--alluredir` if given, else `reports/allure-results` under the repo root. The
+controller (the only process without xdist's `workerinput`) cleans the directory once, before any
+worker starts, and tells the workers where it is; workers never clean (allure's own
+--clean-alluredir would race between workers). Everything per test (labels, steps, attachments)
+happens in the process that ran the test; everything per run (matrix, environment) on the controller.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from plugins import cluster as cl
+
+from . import environment as env
+from . import labels as lb
+from . import matrix as mx
+
+_RESULTS = pytest.StashKey[Path]()
+_RECORDS = pytest.StashKey[list[mx.Record]]()
+_STARTED = pytest.StashKey[float]()
+DIAGNOSIS_SECTION = "netconform diagnosis"
+CATEGORIES = Path(__file__).resolve().parents[2] / "reports" / "categories.json"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("netconform-reporting", "netconform reports")
+    group.addoption(
+        "--matrix",
+        metavar="PATH",
+        help="where to write the node x node picture of the run (default: reports/matrix.svg in the repo)",
+    )
+    group.addoption("--no-allure", action="store_true", help="do not write Allure results unless --alluredir is given")
+
+
+def _reports_dir(config: pytest.Config) -> Path:
+    return config.rootpath / "reports"
+
+
+def _allure_on(config: pytest.Config) -> bool:
+    return config.pluginmanager.has_plugin("allure_listener") or bool(getattr(config.option, "allure_report_dir", None))
+
+
+def clean_results(path: Path) -> None:
+    """Empty the results directory (keep the directory: a CI cache or volume may point at it)."""
+    path.mkdir(parents=True, exist_ok=True)
+    for child in path.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Before allure-pytest's own pytest_configure reads --alluredir."""
+    if not hasattr(config.option, "allure_report_dir"):
+        return  # allure-pytest not installed or disabled (-p no:allure_pytest)
+    if not cl.is_controller(config):
+        shared = config.workerinput.get("netconform_alluredir")  # type: ignore[attr-defined]
+        if shared and not config.option.allure_report_dir:
+            config.option.allure_report_dir = shared
+        config.option.clean_alluredir = False  # the controller cleaned it, once
+        return
+    if not cl.wants_cluster(config) or config.option.collectonly:
+        return
+    given = config.option.allure_report_dir
+    if not given and config.getoption("no_allure"):
+        return
+    path = Path(given).resolve() if given else _reports_dir(config) / "allure-results"
+    if not given or config.option.clean_alluredir:
+        clean_results(path)
+    path.mkdir(parents=True, exist_ok=True)
+    config.option.allure_report_dir = str(path)
+    config.option.clean_alluredir = False
+    config.stash[_RESULTS] = path
+    config.stash[_RECORDS] = []
+    config.pluginmanager.register(_Collector(config.stash[_RECORDS]), "netconform-reporting-collector")
+    config.stash[_STARTED] = time.time()
+    if CATEGORIES.is_file():
+        shutil.copyfile(CATEGORIES, path / "categories.json")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist: every worker writes into the directory the controller prepared."""
+    path = node.config.stash.get(_RESULTS, None)
+    if path is not None:
+        node.workerinput["netconform_alluredir"] = str(path)
+
+
+# ---------------------------------------------------------------- per test: labels and parameters
+
+
+def _is_suite_item(item: pytest.Item) -> bool:
+    module = getattr(item, "module", None)
+    return module is not None and lb.check_of(module.__name__) in lb.PATHS and "suites" in Path(str(item.path)).parts
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not _allure_on(config):
+        return
+    import allure
+
+    for item in items:
+        if not _is_suite_item(item):
+            continue
+        params = item.callspec.params if hasattr(item, "callspec") else {}
+        labels = lb.labels_for(item.module.__name__, item.originalname, params)  # type: ignore[attr-defined]
+        for mark in (
+            allure.epic(labels.epic),
+            allure.feature(labels.feature),
+            allure.story(labels.story),
+            allure.severity(labels.severity),
+            allure.label("check", lb.check_of(item.module.__name__)),  # type: ignore[attr-defined]
+        ):
+            item.add_marker(mark)
+        item.stash[_LABELS] = labels
+
+
+_LABELS = pytest.StashKey[lb.Labels]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Readable parameters first, so allure does not add the raw NodeInfo repr of `dst` (volatile)."""
+    labels = item.stash.get(_LABELS, None)
+    if labels is None:
+        return
+    import allure
+
+    for name, value in labels.parameters:
+        allure.dynamic.parameter(name, value)
+    params = item.callspec.params if hasattr(item, "callspec") else {}  # type: ignore[attr-defined]
+    for raw in labels.excluded:
+        allure.dynamic.parameter(raw, lb.node_name(params.get(raw)) or "", excluded=True)
+
+
+# ---------------------------------------------------------------- per test: steps and attachments
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Outermost wrapper: runs after diagnosis (inner wrapper) has put its findings on the report."""
+    outcome = yield
+    report = outcome.get_result()
+    if item.stash.get(_LABELS, None) is None or not _allure_on(item.config):
+        return
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        try:
+            _enrich(item, report)
+        except Exception as exc:  # reporting must never change a verdict
+            _attach_text(f"reporting failed: {type(exc).__name__}: {exc}", "netconform reporting error")
+
+
+def _enrich(item: pytest.Item, report: pytest.TestReport) -> None:
+    import allure
+
+    paths = lb.path_properties(item.user_properties)
+    for name, value in lb.volatile_parameters(paths):
+        allure.dynamic.parameter(name, value, excluded=True)
+    _setup_steps(item)
+    for path in paths:
+        _dial_step(item, path)
+    if not report.failed:
+        return
+    diagnosis = next((text for title, text in report.sections if title == DIAGNOSIS_SECTION), None)
+    findings = getattr(report, "netconform_findings", None)
+    causes = lb.causes(report.user_properties) or lb.causes(item.user_properties)
+    line = lb.root_cause_line(causes, findings) if diagnosis is not None else ""
+    if diagnosis is not None:
+        _attach_text(diagnosis, "diagnosis")
+        _mark_cause(item, line, causes)
+    if findings:
+        allure.attach(json.dumps(findings, indent=2), "diagnosis findings (JSON)", allure.attachment_type.JSON)
+    _attach_node_evidence(item, paths, findings or [])
+    for node, b64 in (getattr(report, "netconform_pcaps", None) or {}).items():
+        import base64
+
+        data = base64.b64decode(b64)
+        if data:
+            allure.attach(data, f"capture on {node} (pcap)", "application/vnd.tcpdump.pcap", "pcap")
+
+
+def _attach_text(text: str, name: str) -> None:
+    import allure
+
+    allure.attach(text, name, allure.attachment_type.TEXT)
+
+
+def _setup_steps(item: pytest.Item) -> None:
+    """What the run set up before this test could dial (shared by every test of the run)."""
+    import allure
+
+    funcargs = getattr(item, "funcargs", {})
+    probes = funcargs.get("probes") or _fixture_value(item, "probes")
+    dials = _fixture_value(item, "dials")
+    if probes is not None:
+        with allure.step(
+            f"setup: probes in namespace {probes.namespace} on {len(probes.servers)} nodes "
+            f"(deployed once for the run in {probes.seconds:.1f}s)"
+        ):
+            pass
+    if dials is not None:
+        with allure.step(
+            f"dialing: one `probe dial` per client pod, {len(dials.outcomes)} pods, {dials.seconds:.1f}s for the run"
+        ):
+            pass
+
+
+def _fixture_value(item: pytest.Item, name: str) -> Any:
+    """A session fixture's value if this test used it (directly or through another fixture)."""
+    request = getattr(item, "_request", None)
+    if request is None or name not in getattr(item, "fixturenames", ()):
+        return None
+    try:
+        return request.getfixturevalue(name)
+    except Exception:
+        return None
+
+
+def _dial_step(item: pytest.Item, path: dict[str, Any]) -> None:
+    """One step per dialed path, failed when it failed, with the probe's result as JSON."""
+    import allure
+
+    result = _find_result(item, path)
+    src, target = path.get("src_node"), path.get("target") or "?"
+    dst = f" ({path['dst_node']})" if path.get("dst_node") else ""
+    title = f"dial {path.get('proto', '')} {src} -> {target}{dst}".replace("  ", " ")
+    failed = bool(path.get("error"))
+    try:
+        with allure.step(title):
+            if result is not None:
+                allure.attach(json.dumps(result.to_dict(), indent=2), "dial result (JSON)", allure.attachment_type.JSON)
+            else:
+                allure.attach(json.dumps(path, indent=2), "path (JSON)", allure.attachment_type.JSON)
+            if failed:
+                raise _StepFailed(result.what_went_wrong() if result is not None else str(path.get("error")))
+    except _StepFailed:
+        pass
+
+
+class _StepFailed(AssertionError):
+    """Marks a dial step failed in Allure; swallowed right after (the test's verdict is pytest's)."""
+
+
+def _find_result(item: pytest.Item, path: dict[str, Any]) -> Any:
+    funcargs = getattr(item, "funcargs", {})
+    candidates: list[Any] = []
+    src = funcargs.get("src")
+    if src is not None and hasattr(src, "outcome"):
+        candidates += src.outcome.results
+    host = funcargs.get("host_dials")
+    if host is not None:
+        for results in host.results.values():
+            candidates += results
+    for r in candidates:
+        if (
+            r.endpoint == path.get("target")
+            and r.proto == path.get("proto", r.proto)
+            and r.source_node == path.get("src_node")
+        ):
+            return r
+    return None
+
+
+def _mark_cause(item: pytest.Item, line: str, causes: list[str]) -> None:
+    """Put the root cause where Allure's categories look (the message) and as a label to filter by."""
+    listener = item.config.pluginmanager.get_plugin("allure_listener")
+    test = listener.allure_logger.get_test(None) if listener is not None else None
+    if test is None:
+        return
+    from allure_commons.model2 import Label, StatusDetails
+
+    if test.statusDetails is None:
+        test.statusDetails = StatusDetails(message=line)
+    elif line not in (test.statusDetails.message or ""):
+        test.statusDetails.message = f"{test.statusDetails.message or ''}\n{line}".strip()
+    if causes:
+        test.labels.append(Label(name="root_cause", value=lb.cause_id(causes[0])))
+
+
+def _attach_node_evidence(item: pytest.Item, paths: list[dict[str, Any]], findings: list[dict[str, Any]]) -> None:
+    """Raw command output the diagnosis read on the nodes involved (cached by the diagnose plugin)."""
+    try:
+        from plugins.diagnose import plugin as dp
+    except ImportError:
+        return
+    diag = item.config.stash.get(dp._DIAG, None)
+    cache = getattr(diag, "_evidence", None) or {}
+    wanted = {p.get("src_node") for p in paths} | {p.get("dst_node") for p in paths} | {f.get("node") for f in findings}
+    for node in sorted(n for n in wanted if n and n in cache):
+        ne = cache[node]
+        if ne.error:
+            text = f"could not inspect {node}: {ne.error}\n"
+        else:
+            text = "".join(f"### {name} (rc={s.rc})\n{s.text.rstrip()}\n\n" for name, s in ne.sections.items())
+        _attach_text(text, f"node evidence: {node}")
+
+
+# ---------------------------------------------------------------- per run, on the controller
+
+
+class _Collector:
+    """Controller only: gathers every test's paths and outcome for the matrix (xdist reports included)."""
+
+    def __init__(self, records: list[mx.Record]) -> None:
+        self.records = records
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not (report.when == "call" or (report.when == "setup" and not report.passed)):
+            return
+        if hasattr(report, "wasxfail"):
+            return
+        outcome = "broken" if report.when == "setup" and report.failed else report.outcome
+        paths = lb.path_properties(report.user_properties)
+        self.records.extend(mx.records_from_report(report.nodeid, outcome, paths, lb.causes(report.user_properties)))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Before probes' sessionfinish deletes the namespace (environment reads the cluster, not the run)."""
+    config = session.config
+    results = config.stash.get(_RESULTS, None)
+    if results is None or not cl.is_controller(config) or not cl.is_active(config):
+        return
+    lines: list[str] = []
+    try:
+        lines.append(write_environment(config, results))
+    except Exception as exc:  # an unreadable cluster must not hide the results
+        lines.append(f"environment.properties not written: {type(exc).__name__}: {exc}")
+    records = config.stash.get(_RECORDS, [])
+    if records:
+        lines.append(write_matrix(config, records))
+    lines.append(f"Allure results in {results}; HTML report: ci/report")
+    config.stash[_SUMMARY] = lines
+
+
+_SUMMARY = pytest.StashKey[list[str]]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    for line in config.stash.get(_SUMMARY, []):
+        terminalreporter.write_line(f"netconform: {line}")
+
+
+def matrix_path(config: pytest.Config) -> Path:
+    given = config.getoption("matrix")
+    return Path(given).resolve() if given else _reports_dir(config) / "matrix.svg"
+
+
+def write_matrix(config: pytest.Config, records: list[mx.Record]) -> str:
+    import allure
+
+    try:
+        nodes = [n.name for n in cl.get_cluster(config).nodes]
+    except Exception:
+        nodes = sorted({r.src for r in records})
+    m = mx.build(nodes, records)
+    svg = mx.render_svg(m, f"netconform run {cl.run_id(config)}: node x node")
+    path = matrix_path(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(svg)
+    allure.global_attach(svg, "node x node matrix", allure.attachment_type.SVG)
+    verdict = "all green" if m.all_passed else "some cells red"
+    return f"matrix picture ({verdict}) in {path}"
+
+
+def write_environment(config: pytest.Config, results: Path) -> str:
+    c = cl.get_cluster(config)
+    props = env.properties(
+        context=c.context,
+        server=c.server,
+        version=c.version,
+        nodes=c.all_nodes,
+        selected=[n.name for n in c.nodes],
+        cni=_cni(c),
+        proxy_mode=_proxy_mode(config, c),
+        run_id=cl.run_id(config),
+    )
+    (results / "environment.properties").write_text(env.render_properties(props))
+    return f"environment: Kubernetes {props['Kubernetes.version']}, CNI {props['CNI']}, kube-proxy {props['kube-proxy.mode']}"
+
+
+def _kube_system_daemonsets(c: cl.Cluster) -> list[Any]:
+    try:
+        return c.apps.list_namespaced_daemon_set("kube-system", _request_timeout=10).items
+    except Exception:
+        return []
+
+
+def _cni(c: cl.Cluster) -> str:
+    names = [d.metadata.name for d in _kube_system_daemonsets(c)]
+    return env.detect_cni([n.annotations for n in c.all_nodes], names)
+
+
+def _proxy_mode(config: pytest.Config, c: cl.Cluster) -> str:
+    try:
+        cm = c.core.read_namespaced_config_map("kube-proxy", "kube-system", _request_timeout=10)
+        for text in (cm.data or {}).values():
+            mode = env.proxy_mode_from_config(text)
+            if mode:
+                return f"{mode} (ConfigMap kube-system/kube-proxy)"
+    except Exception:
+        pass
+    for ds in _kube_system_daemonsets(c):
+        if "kube-proxy" not in ds.metadata.name:
+            continue
+        for container in ds.spec.template.spec.containers or []:
+            mode = env.proxy_mode_from_args([*(container.command or []), *(container.args or [])])
+            if mode:
+                return f"{mode} (DaemonSet kube-system/{ds.metadata.name})"
+    mode = _proxy_mode_from_evidence(config)
+    if mode:
+        return mode
+    return "unknown (no kube-proxy ConfigMap or DaemonSet in kube-system; a diagnosis reads it from the nodes)"
+
+
+def _proxy_mode_from_evidence(config: pytest.Config) -> str | None:
+    try:
+        from plugins.diagnose import plugin as dp
+    except ImportError:
+        return None
+    diag = config.stash.get(dp._DIAG, None)
+    for node, ne in sorted((getattr(diag, "_evidence", None) or {}).items()):
+        mode = env.proxy_mode_from_iptables(ne.text("iptables"), "", ne.text("link"))
+        if mode:
+            return f"{mode} (rules on {node})"
+    return None
