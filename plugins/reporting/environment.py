@@ -52,9 +52,11 @@ def detect_cni(node_annotations: Iterable[Mapping[str, str]], daemonset_names: I
 
 
 def proxy_mode_from_config(text: str) -> str | None:
-    """kube-proxy's KubeProxyConfiguration (ConfigMap kube-system/kube-proxy, key config.conf): `mode:`."""
-    match = re.search(r"^mode:\s*['\"]?([A-Za-z]*)['\"]?\s*$", text, re.MULTILINE)
-    if match is None:
+    """kube-proxy's KubeProxyConfiguration, YAML (kubeadm's ConfigMap key config.conf) or JSON: its mode."""
+    match = re.search(r"^mode:\s*['\"]?([A-Za-z]*)['\"]?\s*$", text, re.MULTILINE) or re.search(
+        r'"mode"\s*:\s*"([A-Za-z]*)"', text
+    )
+    if match is None or "KubeProxyConfiguration" not in text:
         return None
     return match.group(1) or "iptables"  # empty mode = the platform default
 

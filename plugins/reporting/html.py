@@ -1,0 +1,217 @@
+"""Render the Allure results as one self-contained HTML file (Allure 3, awesome plugin, single file),
+and check the rendered report the way a person would: in a browser (see browser.py).
+
+Allure 3 comes from the npm registry, pinned by ci/report-tools/package-lock.json and installed
+into ci/report-tools/node_modules on first use (`npm ci`: exactly the locked tree).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+TOOLS = REPO / "ci" / "report-tools"
+CATEGORIES = REPO / "reports" / "categories.json"
+INSTALL_TIMEOUT_S = 600
+GENERATE_TIMEOUT_S = 300
+
+
+class ReportError(Exception):
+    """One sentence for the user; ci/report exits non-zero with it."""
+
+
+# ---------------------------------------------------------------- install
+
+
+def allure_cli(tools: Path = TOOLS) -> Path:
+    return tools / "node_modules" / "allure" / "cli.js"
+
+
+def ensure_allure(tools: Path = TOOLS) -> Path:
+    """`npm ci` into ci/report-tools when node_modules is missing or older than the lock file."""
+    lock = tools / "package-lock.json"
+    if not lock.is_file():
+        raise ReportError(f"{lock} is missing: it pins the Allure version ci/report installs")
+    stamp = tools / "node_modules" / ".netconform-lock-sha256"
+    want = hashlib.sha256(lock.read_bytes()).hexdigest()
+    if allure_cli(tools).is_file() and stamp.is_file() and stamp.read_text().strip() == want:
+        return allure_cli(tools)
+    if shutil.which("npm") is None or shutil.which("node") is None:
+        raise ReportError("node and npm are needed to install Allure 3 (Debian: apt-get install nodejs npm)")
+    cmd = ["nice", "npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"]
+    try:
+        done = subprocess.run(cmd, cwd=tools, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise ReportError(f"npm ci in {tools} did not finish within {INSTALL_TIMEOUT_S}s") from None
+    if done.returncode != 0 or not allure_cli(tools).is_file():
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise ReportError(f"npm ci in {tools} failed: {tail[0]}")
+    stamp.write_text(want + "\n")
+    return allure_cli(tools)
+
+
+def ensure_chromium() -> str:
+    """Debian's chromium, installed with apt-get when missing (the only browser source here)."""
+    from .browser import find_chromium
+
+    found = find_chromium()
+    if found:
+        return found
+    if shutil.which("apt-get") is None:
+        raise ReportError("no chromium and no apt-get: install Chromium and put it on PATH")
+    env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    for cmd in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
+    ):
+        try:
+            done = subprocess.run(["nice", *cmd], capture_output=True, text=True, timeout=900, env=env)
+        except subprocess.TimeoutExpired:
+            raise ReportError(f"{' '.join(cmd)} did not finish within 900s") from None
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise ReportError(f"{' '.join(cmd)} failed: {tail[0]}")
+    found = find_chromium()
+    if not found:
+        raise ReportError("apt-get installed chromium but no chromium binary is on PATH")
+    return found
+
+
+# ---------------------------------------------------------------- generate
+
+
+def allure_config(name: str, output: Path, categories: list[dict[str, Any]], history: Path | None) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "name": name,
+        "output": str(output),
+        "plugins": {
+            "awesome": {
+                "options": {
+                    "singleFile": True,
+                    "reportName": name,
+                    "groupBy": ["epic", "feature"],  # network path, then case: how an operator looks
+                }
+            }
+        },
+        "categories": {"rules": categories},
+    }
+    if history is not None:
+        config["historyPath"] = str(history)
+    return config
+
+
+@dataclass
+class Rendered:
+    html: Path
+    tests: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> {name, status}
+    seconds: float = 0.0
+
+    def failed(self) -> list[dict[str, Any]]:
+        return [t for t in self.tests.values() if t.get("status") == "failed"]
+
+
+def render(results: Path, output: Path, name: str = "netconform", history: Path | None = None) -> Rendered:
+    """Allure results directory -> one HTML file at `output`."""
+    if not results.is_dir() or not any(results.glob("*-result.json")):
+        raise ReportError(f"no Allure results in {results}: run the suite first (pytest suites/)")
+    cli = ensure_allure()
+    categories = json.loads(CATEGORIES.read_text()) if CATEGORIES.is_file() else []
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="nc-allure-") as tmp:
+        out = Path(tmp) / "report"
+        cfg = Path(tmp) / "allurerc.json"
+        cfg.write_text(json.dumps(allure_config(name, out, categories, history), indent=2))
+        cmd = ["nice", "node", str(cli), "generate", "--config", str(cfg), str(results.resolve())]
+        try:
+            done = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=GENERATE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise ReportError(f"allure generate did not finish within {GENERATE_TIMEOUT_S}s") from None
+        index = out / "index.html"
+        if done.returncode != 0 or not index.is_file():
+            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise ReportError(f"allure generate failed (exit {done.returncode}): {tail[0]}")
+        tests: dict[str, dict[str, Any]] = {}
+        listing = out / "test-results.json"
+        if listing.is_file():
+            tests = json.loads(listing.read_text()).get("byId", {})
+        output.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(index, output)
+    return Rendered(output.resolve(), tests, round(time.monotonic() - started, 2))
+
+
+# ---------------------------------------------------------------- look at it
+
+
+@dataclass
+class Seen:
+    """What the browser showed, for the test and for ci/report --check."""
+
+    overview: str = ""
+    failed_test: str = ""
+    diagnosis: str = ""
+    matrix_px: tuple[int, int] = (0, 0)
+    problems: list[str] = field(default_factory=list)
+
+
+MATRIX_NAME = "node x node matrix"
+EPICS = ("Pod to pod", "ClusterIP Service", "NodePort", "DNS")
+
+
+def pick_failed(rendered: Rendered) -> dict[str, Any] | None:
+    """A failed cross-node pod-to-pod test if there is one (it carries a diagnosis and a capture)."""
+    failed = rendered.failed()
+    preferred = [t for t in failed if "cross_node" in t.get("name", "") and "tcp" in t.get("name", "")]
+    return (preferred or failed or [None])[0]
+
+
+def look(rendered: Rendered, screenshots: dict[str, Path] | None = None, browser: Any = None) -> Seen:
+    """Open the report in headless Chromium: overview lists the tests, a failed test shows its diagnosis,
+    Global Attachments shows the matrix picture. Screenshot keys: overview, failed, matrix."""
+    from .browser import BrowserError, Chromium
+
+    shots = screenshots or {}
+    seen = Seen()
+    url = rendered.html.as_uri()
+    with browser or Chromium(height=1100) as b:
+        try:
+            b.open(url)
+            b.wait_for_text("Results")
+            for epic in EPICS:
+                b.wait_for_text(epic, 10)
+            seen.overview = b.text()
+            if "overview" in shots:
+                b.screenshot(shots["overview"])
+            test = pick_failed(rendered)
+            if test is not None:
+                b.open(f"{url}#/{test['id']}")
+                b.wait_for_text("root cause:")
+                b.click_text("diagnosis")
+                b.wait_for_text("most likely:")
+                seen.failed_test = test["name"]
+                seen.diagnosis = b.text()
+                if "failed" in shots:
+                    b.evaluate("window.scrollTo(0, 0)")
+                    b.screenshot(shots["failed"])
+            b.open(f"{url}#/globalAttachments")
+            b.wait_for_text(MATRIX_NAME)
+            b.click_text(MATRIX_NAME)
+            size = b.wait_for(
+                "(() => { const i = [...document.querySelectorAll('img')].find(i => i.offsetParent !== null"
+                " && i.naturalWidth > 200); return i ? [i.naturalWidth, i.naturalHeight] : null; })()",
+                20,
+                "the matrix picture",
+            )
+            seen.matrix_px = (int(size[0]), int(size[1]))
+            if "matrix" in shots:
+                b.screenshot(shots["matrix"])
+        except BrowserError as exc:
+            seen.problems.append(str(exc))
+    return seen

@@ -1,0 +1,77 @@
+"""environment.properties: detection from recorded lab data, escaping."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from plugins.cluster import NodeInfo
+from plugins.diagnose.evidence import NodeEvidence
+from plugins.reporting import environment as env
+
+DATA = Path(__file__).parent / "data"
+RECORDED = Path(__file__).resolve().parents[2] / "data" / "recorded"
+LAB_NODES = json.loads((DATA / "lab-nodes.json").read_text())
+
+
+def test_cni_from_the_labs_flannel_annotations() -> None:
+    assert env.detect_cni([n["annotations"] for n in LAB_NODES], []) == "flannel (vxlan)"
+
+
+def test_cni_from_kube_system_daemonsets_when_nodes_say_nothing() -> None:
+    assert env.detect_cni([{}], ["coredns", "cilium"]) == "cilium (DaemonSet kube-system/cilium)"
+    assert env.detect_cni([{}], ["kindnet"]).startswith("kindnet")
+    assert env.detect_cni([{}], ["something-else"]).startswith("unknown (")
+
+
+def test_proxy_mode_from_the_labs_json_config_and_kubeadm_yaml() -> None:
+    assert env.proxy_mode_from_config((DATA / "lab-kube-proxy.json").read_text()) == "iptables"
+    kubeadm = 'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: ""\n'
+    assert env.proxy_mode_from_config(kubeadm) == "iptables"
+    assert env.proxy_mode_from_config(kubeadm.replace('""', "ipvs")) == "ipvs"
+    assert env.proxy_mode_from_config("mode: fast\n") is None  # not a KubeProxyConfiguration
+
+
+def test_proxy_mode_from_args_and_from_recorded_node_rules() -> None:
+    assert env.proxy_mode_from_args(["kube-proxy", "--proxy-mode=nftables"]) == "nftables"
+    assert env.proxy_mode_from_args(["--proxy-mode", "ipvs"]) == "ipvs"
+    assert env.proxy_mode_from_args(["--v=1"]) is None
+    ne = NodeEvidence.from_output("lab-node-1", (RECORDED / "healthy" / "lab-node-1.txt").read_text())
+    assert env.proxy_mode_from_iptables(ne.text("iptables"), "", ne.text("link")) == "iptables"
+    assert env.proxy_mode_from_iptables("", "", "") is None
+
+
+def test_properties_from_the_lab_inventory() -> None:
+    nodes = [
+        NodeInfo(
+            n["name"],
+            "",
+            (),
+            True,
+            True,
+            n["nodeInfo"]["kernelVersion"],
+            n["nodeInfo"]["osImage"],
+            n["nodeInfo"]["kubeletVersion"],
+        )
+        for n in LAB_NODES
+    ]
+    props = env.properties(
+        context="netconform-lab",
+        server="https://10.99.0.1:6443",
+        version="v1.37.2",
+        nodes=nodes,
+        selected=[n.name for n in nodes],
+        cni="flannel (vxlan)",
+        proxy_mode="iptables",
+        run_id="ab12",
+    )
+    assert props["nodes.count"] == "3"
+    assert props["nodes.kernel"] == LAB_NODES[0]["nodeInfo"]["kernelVersion"]
+    assert props["nodes.os"] == "Debian GNU/Linux 12 (bookworm)"
+    mixed = env.summarize(["6.1", "6.1", "5.15"])
+    assert mixed == "6.1 (x2); 5.15 (x1)"
+
+
+def test_properties_file_escapes_keys_and_newlines() -> None:
+    text = env.render_properties({"a key": "line1\nline2", "CNI": "flannel (vxlan)"})
+    assert text == "a\\ key=line1\\nline2\nCNI=flannel (vxlan)\n"
