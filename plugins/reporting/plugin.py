@@ -24,8 +24,7 @@ from . import labels as lb
 from . import matrix as mx
 
 _RESULTS = pytest.StashKey[Path]()
-_RECORDS = pytest.StashKey[list[mx.Record]]()
-_STARTED = pytest.StashKey[float]()
+_COLLECTOR = pytest.StashKey["_Collector"]()
 DIAGNOSIS_SECTION = "netconform diagnosis"
 CATEGORIES = Path(__file__).resolve().parents[2] / "reports" / "categories.json"
 
@@ -38,6 +37,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="where to write the node x node picture of the run (default: reports/matrix.svg in the repo)",
     )
     group.addoption("--no-allure", action="store_true", help="do not write Allure results unless --alluredir is given")
+    group.addoption(
+        "--outcomes-json",
+        metavar="PATH",
+        help="write every test's outcome, diagnosed causes and paths as JSON (the upgrade gate compares these)",
+    )
 
 
 def _reports_dir(config: pytest.Config) -> Path:
@@ -71,6 +75,9 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     if not cl.wants_cluster(config) or config.option.collectonly:
         return
+    collector = _Collector()
+    config.stash[_COLLECTOR] = collector
+    config.pluginmanager.register(collector, "netconform-reporting-collector")
     given = config.option.allure_report_dir
     if not given and config.getoption("no_allure"):
         return
@@ -81,9 +88,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.option.allure_report_dir = str(path)
     config.option.clean_alluredir = False
     config.stash[_RESULTS] = path
-    config.stash[_RECORDS] = []
-    config.pluginmanager.register(_Collector(config.stash[_RECORDS]), "netconform-reporting-collector")
-    config.stash[_STARTED] = time.time()
     if CATEGORIES.is_file():
         shutil.copyfile(CATEGORIES, path / "categories.json")
 
@@ -309,10 +313,11 @@ def _attach_node_evidence(item: pytest.Item, paths: list[dict[str, Any]], findin
 
 
 class _Collector:
-    """Controller only: gathers every test's paths and outcome for the matrix (xdist reports included)."""
+    """Controller only: every test's paths and outcome, for the matrix and --outcomes-json (xdist included)."""
 
-    def __init__(self, records: list[mx.Record]) -> None:
-        self.records = records
+    def __init__(self) -> None:
+        self.records: list[mx.Record] = []
+        self.outcomes: dict[str, dict[str, Any]] = {}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if not (report.when == "call" or (report.when == "setup" and not report.passed)):
@@ -321,26 +326,69 @@ class _Collector:
             return
         outcome = "broken" if report.when == "setup" and report.failed else report.outcome
         paths = lb.path_properties(report.user_properties)
-        self.records.extend(mx.records_from_report(report.nodeid, outcome, paths, lb.causes(report.user_properties)))
+        causes = lb.causes(report.user_properties)
+        self.records.extend(mx.records_from_report(report.nodeid, outcome, paths, causes))
+        self.outcomes[report.nodeid] = {
+            "outcome": outcome,
+            "causes": causes,
+            "paths": paths,
+            "message": _crash_message(report) if not report.passed else "",
+        }
+
+
+def _crash_message(report: pytest.TestReport) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None:
+        return str(crash.message).splitlines()[0][:500] if crash.message else ""
+    if isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:  # skip: (file, line, reason)
+        return str(report.longrepr[2])[:500]
+    return str(report.longrepr or "").strip().splitlines()[-1:][0][:500] if report.longrepr else ""
+
+
+def write_outcomes(path: Path, config: pytest.Config, collector: _Collector, exitstatus: int) -> None:
+    """Machine-readable verdicts of the run (the upgrade gate compares two of these)."""
+    data = {
+        "run_id": cl.run_id(config) if cl.is_active(config) else None,
+        "exitstatus": int(exitstatus),
+        "finished": time.time(),
+        "tests": collector.outcomes,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    tmp.replace(path)
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_sessionfinish(session: pytest.Session) -> None:
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Before probes' sessionfinish deletes the namespace (environment reads the cluster, not the run)."""
     config = session.config
-    results = config.stash.get(_RESULTS, None)
-    if results is None or not cl.is_controller(config) or not cl.is_active(config):
+    collector = config.stash.get(_COLLECTOR, None)
+    if collector is None or not cl.is_controller(config):
         return
     lines: list[str] = []
-    try:
-        lines.append(write_environment(config, results))
-    except Exception as exc:  # an unreadable cluster must not hide the results
-        lines.append(f"environment.properties not written: {type(exc).__name__}: {exc}")
-    records = config.stash.get(_RECORDS, [])
-    if records:
-        lines.append(write_matrix(config, records))
-    lines.append(f"Allure results in {results}; HTML report: ci/report")
+    outcomes = config.getoption("outcomes_json")
+    if outcomes:
+        write_outcomes(Path(outcomes), config, collector, exitstatus)
+        lines.append(f"outcomes in {outcomes}")
+    results = config.stash.get(_RESULTS, None)
+    if results is not None and cl.is_active(config) and _connected(config):
+        try:
+            lines.append(write_environment(config, results))
+        except Exception as exc:  # an unreadable cluster must not hide the results
+            lines.append(f"environment.properties not written: {type(exc).__name__}: {exc}")
+        if collector.records:
+            lines.append(write_matrix(config, collector.records))
+        lines.append(f"Allure results in {results}; HTML report: ci/report")
     config.stash[_SUMMARY] = lines
+
+
+def _connected(config: pytest.Config) -> bool:
+    try:
+        cl.get_cluster(config)
+        return True
+    except Exception:
+        return False
 
 
 _SUMMARY = pytest.StashKey[list[str]]()

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the fake-API fixtures are imported from tests/pytester/conftest.py and used as arguments)
 """The reporting plugin in a real pytest run of the suite against the fake API (tests/pytester):
 Allure results where they belong, cleaned once even under xdist, labels, environment, matrix."""
 
@@ -22,7 +23,7 @@ def test_xdist_run_writes_every_result_once_into_a_dir_cleaned_once(
     run_netconform,
     kubeconfig: Path,
     fake_api: FakeAPIServer,
-    tmp_path: Path,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     out = tmp_path / "allure"
     out.mkdir()
@@ -72,7 +73,7 @@ def test_without_alluredir_results_go_under_reports_and_no_allure_turns_it_off(
     run_netconform,
     kubeconfig: Path,
     fake_api: FakeAPIServer,
-    tmp_path: Path,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     run = run_netconform(
         f"--kubeconfig={kubeconfig}", "--no-allure", f"--matrix={tmp_path / 'm.svg'}", "-k", "test_dns"
