@@ -1,0 +1,66 @@
+"""Lab e2e tests of reporting and the gate: marked `lab`, skipped unless NETCONFORM_LAB_KUBECONFIG is set.
+
+Anything that injects a fault (or must not see someone else's) holds the shared lab lock
+(/tmp/netconform-lab.lock, the one `flock` takes in the SHARED LAB PROTOCOL) and clears its faults
+before releasing it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+LAB_LOCK = Path("/tmp/netconform-lab.lock")
+LOCK_WAIT_S = 1200.0
+
+
+@pytest.fixture(scope="session")
+def lab_kubeconfig() -> str:
+    path = os.environ.get("NETCONFORM_LAB_KUBECONFIG")
+    if not path:
+        pytest.skip("NETCONFORM_LAB_KUBECONFIG is not set (bring the lab up: ci/lab up, or ci/test --lab)")
+    if not Path(path).is_file():
+        pytest.skip(f"NETCONFORM_LAB_KUBECONFIG={path} does not exist")
+    return path
+
+
+@contextlib.contextmanager
+def lab_lock() -> Iterator[None]:
+    """The shared lab lock, waited for (bounded); faults are cleared before it is released."""
+    with open(LAB_LOCK, "a") as handle:
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"waited {LOCK_WAIT_S:.0f}s for the lab lock {LAB_LOCK}")
+                time.sleep(2)
+        try:
+            yield
+        finally:
+            lab("fault", "clear", check=False)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def lab(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([str(REPO / "ci" / "lab"), *args], capture_output=True, text=True, timeout=timeout)
+    if check and done.returncode != 0:
+        pytest.fail(f"ci/lab {' '.join(args)} failed ({done.returncode}): {(done.stderr or done.stdout)[-500:]}")
+    return done
+
+
+def run_suite(kubeconfig: str, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "pytest", str(REPO / "suites"), "-p", "no:cacheprovider", "-p", "no:randomly",
+           f"--kubeconfig={kubeconfig}", *args]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)

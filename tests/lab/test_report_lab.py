@@ -1,0 +1,85 @@
+"""The report for real: the suite against the lab, Allure 3 renders one HTML file, headless Chromium
+shows the tests, a failed test's diagnosis (and its pcap) and the node x node matrix."""
+
+from __future__ import annotations
+
+import json
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from plugins.reporting import html
+from tests.lab.conftest import lab, lab_lock, run_suite
+
+pytestmark = pytest.mark.lab
+SVG = "{http://www.w3.org/2000/svg}"
+NODES = ("lab-node-1", "lab-node-2", "lab-node-3")
+
+
+def cells(svg: Path, check: str) -> dict[tuple[str, str], tuple[str, str]]:
+    """(src, dst) -> (outcome, text in the cell) of one panel of the matrix picture."""
+    root = ET.parse(svg).getroot()
+    panel = next(g for g in root.iter(f"{SVG}g") if g.get("data-check") == check)
+    out = {}
+    for g in panel.iter(f"{SVG}g"):
+        if g.get("class") == "cell":
+            text = g.find(f"{SVG}text")
+            out[(g.get("data-src"), g.get("data-dst"))] = (g.get("data-outcome"), text.text if text is not None else "")
+    return out
+
+
+def test_healthy_run_renders_a_report_with_an_all_green_matrix(lab_kubeconfig: str, tmp_path: Path) -> None:
+    results, svg = tmp_path / "allure", tmp_path / "matrix.svg"
+    with lab_lock():
+        run = run_suite(lab_kubeconfig, f"--alluredir={results}", f"--matrix={svg}", "-q")
+    assert run.returncode == 0, run.stdout[-3000:]
+    panels = {g.get("data-check") for g in ET.parse(svg).getroot().iter(f"{SVG}g") if g.get("data-check")}
+    assert panels == {"pod_to_pod", "service", "nodeport", "stability", "source_ip", "dns"}
+    outcomes = {o for p in panels for o, _ in cells(svg, p).values()}
+    assert outcomes == {"passed"}
+    assert len(cells(svg, "pod_to_pod")) == 9
+    props = (results / "environment.properties").read_text()
+    assert "CNI=flannel (vxlan)" in props and "nodes.count=3" in props
+
+    rendered = html.render(results, tmp_path / "report.html")
+    assert len(rendered.tests) >= 80 and not rendered.failed()
+    seen = html.look(rendered, {"overview": tmp_path / "overview.png"})
+    assert not seen.problems, seen.problems
+    assert seen.matrix_px[0] > 500
+    assert "Pod to pod" in seen.overview and "Results" in seen.overview
+
+
+def test_stale_arp_report_shows_diagnosis_pcap_and_a_red_row_and_column(lab_kubeconfig: str, tmp_path: Path) -> None:
+    results, svg = tmp_path / "allure", tmp_path / "matrix.svg"
+    with lab_lock():
+        lab("fault", "stale-arp", "--node", "lab-node-2")
+        # pod to pod only: every cross-node failure is retried under tcpdump (--capture-pcap), which takes time
+        run = run_suite(lab_kubeconfig, f"--alluredir={results}", f"--matrix={svg}", "--capture-pcap",
+                        "--capture-seconds=4", "-k", "test_pod_to_pod", "-q")
+    assert run.returncode == 1, run.stdout[-3000:]
+
+    grid = cells(svg, "pod_to_pod")
+    for src in NODES:
+        for dst in NODES:
+            outcome, text = grid[(src, dst)]
+            if src != dst and "lab-node-2" in (src, dst):
+                assert (outcome, text) == ("failed", "stale-flannel-arp"), (src, dst)
+            else:
+                assert outcome == "passed", (src, dst)
+
+    pcaps = [p for p in results.glob("*-attachment.pcap") if p.stat().st_size > 24]
+    assert pcaps, "no pcap attachment with packets"
+    failed = [json.loads(p.read_text()) for p in results.glob("*-result.json")]
+    failed = [r for r in failed if r["status"] == "failed"]
+    assert len(failed) == 8  # 1<->2, 2<->3 both ways, TCP and UDP
+    assert all("root cause: stale-flannel-arp on lab-node-2" in r["statusDetails"]["message"] for r in failed)
+
+    rendered = html.render(results, tmp_path / "report.html")
+    shot = Path(os.environ.get("NETCONFORM_REPORT_SCREENSHOT") or tmp_path / "failed.png")
+    seen = html.look(rendered, {"failed": shot})
+    assert not seen.problems, seen.problems
+    assert "most likely: stale-flannel-arp on lab-node-2" in seen.diagnosis
+    assert "capture on lab-node-" in seen.diagnosis  # the pcap attachments are listed on the test
+    assert shot.stat().st_size > 10_000
