@@ -29,8 +29,14 @@ def hops_for(path: PathRef, facts: ClusterFacts) -> list[Hop]:
         # NodePort: client -> node (underlay), then kube-proxy on that node -> a backend (overlay)
         via = facts.node_of_ip(ip)
         hops = [Hop(src, via, overlay=False)]
-        backends = [path.dst_node] if path.dst_node else _backends_by_port(facts, path.target_port)
-        return hops + [Hop(via, b) for b in backends if b]
+        # the suite's dst_node of a NodePort path is the node dialled, not the backend: a failed
+        # attempt never learns which backend kube-proxy picked, so every backend it may pick counts
+        # eTP=Local binds only traffic from outside: kube-proxy sends pod traffic to every endpoint
+        local_only = src not in facts.nodes
+        backends = set(_backends_by_port(facts, path.target_port, via if local_only else None))
+        if path.dst_node and path.dst_node != via:
+            backends.add(path.dst_node)
+        return hops + [Hop(via, b) for b in sorted(backends) if b]
     svc = facts.service_by_ip(ip) if ip else None
     if svc is not None:
         # ClusterIP: DNAT on the client's node, then the overlay to whichever endpoint was picked
@@ -40,10 +46,14 @@ def hops_for(path: PathRef, facts: ClusterFacts) -> list[Hop]:
     return [Hop(src, path.dst_node or (facts.node_of_ip(ip) if ip else None))]
 
 
-def _backends_by_port(facts: ClusterFacts, port: int | None) -> list[str]:
+def _backends_by_port(facts: ClusterFacts, port: int | None, via: str | None = None) -> list[str]:
+    """Nodes of the endpoints a NodePort on `via` may forward to (eTP=Local: only its own)."""
     for s in facts.services.values():
         if any(p.node_port == port for p in s.ports):
-            return sorted({e.node for e in s.ready_endpoints if e.node})
+            nodes = {e.node for e in s.ready_endpoints if e.node}
+            if s.external_traffic_policy == "Local" and via:
+                nodes &= {via}
+            return sorted(nodes)
     return []
 
 
@@ -78,6 +88,9 @@ class CauseGroup:
     confidence: float
     failures: list[str] = field(default_factory=list)  # nodeids it explains
     primary: list[str] = field(default_factory=list)  # nodeids for which it is the top-ranked cause
+    # one cause on one node may be several findings (a stale entry per peer): every title and fix counts
+    titles: list[str] = field(default_factory=list)
+    fixes: list[str] = field(default_factory=list)
 
 
 def rank(per_failure: dict[str, list[dict[str, Any]]]) -> tuple[list[CauseGroup], list[str]]:
@@ -93,6 +106,10 @@ def rank(per_failure: dict[str, list[dict[str, Any]]]) -> tuple[list[CauseGroup]
             key = (f["cause"], f.get("node"))
             g = groups.setdefault(key, CauseGroup(key, f["title"], f.get("fix", ""), f.get("confidence", 0.0)))
             g.confidence = max(g.confidence, f.get("confidence", 0.0))
+            if f["title"] not in g.titles:
+                g.titles.append(f["title"])
+            if f.get("fix") and f["fix"] not in g.fixes:
+                g.fixes.append(f["fix"])
             if key not in seen:
                 g.failures.append(nodeid)
                 seen.add(key)
@@ -115,9 +132,10 @@ def summary_lines(groups: list[CauseGroup], unexplained: list[str], total: int) 
             continue
         n = len(g.failures)
         where = f" on {g.key[1]}" if g.key[1] else ""
-        lines.append(f"{g.key[0]}{where} explains {n} failure{'s' if n != 1 else ''}: {g.title}")
-        if g.fix:
-            lines.append(f"    fix: {g.fix}")
+        titles = g.titles or [g.title]
+        lines.append(f"{g.key[0]}{where} explains {n} failure{'s' if n != 1 else ''}: {titles[0]}")
+        lines.extend(f"    and: {t}" for t in titles[1:])
+        lines.extend(f"    fix: {x}" for x in (g.fixes or ([g.fix] if g.fix else [])))
     if unexplained:
         lines.append(f"{len(unexplained)} of {total} failures have no diagnosed cause "
                      f"(first: {unexplained[0]})")

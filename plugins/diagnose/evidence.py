@@ -404,7 +404,9 @@ def facts_from_api(api_client: Any, probe_namespace: str | None,
     facts = ClusterFacts()
     for n in core.list_node(_request_timeout=15).items:
         addrs = {a.type: a.address for a in n.status.addresses or []}
-        cidrs = tuple(n.spec.pod_cid_rs or ([n.spec.pod_cidr] if n.spec.pod_cidr else []))
+        # the attribute is pod_cid_rs in the older generated client, pod_cidrs in the newer one
+        many = getattr(n.spec, "pod_cidrs", None) or getattr(n.spec, "pod_cid_rs", None)
+        cidrs = tuple(many or ([n.spec.pod_cidr] if n.spec.pod_cidr else []))
         ready = any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
         facts.nodes[n.metadata.name] = NodeFacts.from_annotations(
             n.metadata.name, addrs.get("InternalIP"), cidrs, n.metadata.annotations or {}, ready)
@@ -443,3 +445,27 @@ def facts_from_dict(data: dict[str, Any]) -> ClusterFacts:
                              for p in data.get(key, [])])
     facts.cluster_cidr = data.get("cluster_cidr")
     return facts
+
+
+def facts_to_dict(facts: ClusterFacts) -> dict[str, Any]:
+    """The inverse of facts_from_dict (saved by --diagnose-record, replayed by unit tests)."""
+    def pods(ps: list[PodFacts]) -> list[dict[str, Any]]:
+        return [{"namespace": p.namespace, "name": p.name, "node": p.node, "phase": p.phase, "ready": p.ready,
+                 "restarts": p.restarts, "reason": p.reason, "ip": p.ip} for p in ps]
+
+    return {
+        "nodes": [{"name": n.name, "internal_ip": n.internal_ip, "pod_cidrs": list(n.pod_cidrs), "ready": n.ready,
+                   "annotations": {k: v for k, v in ((FLANNEL_BACKEND, n.backend_data),
+                                                     (FLANNEL_PUBLIC_IP, n.public_ip)) if v}}
+                  for n in facts.nodes.values()],
+        "services": [{"namespace": s.namespace, "name": s.name, "cluster_ip": s.cluster_ip, "type": s.type,
+                      "ports": [{"name": p.name, "port": p.port, "protocol": p.protocol, "node_port": p.node_port}
+                                for p in s.ports],
+                      "endpoints": [{"ip": e.ip, "node": e.node, "ready": e.ready, "pod": e.pod} for e in s.endpoints],
+                      "external_traffic_policy": s.external_traffic_policy}
+                     for s in facts.services.values()],
+        "probe_services": list(facts.probe_services),
+        "coredns": pods(facts.coredns),
+        "kube_proxy": pods(facts.kube_proxy),
+        "cluster_cidr": facts.cluster_cidr,
+    }

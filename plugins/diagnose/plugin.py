@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -20,7 +22,7 @@ from plugins import nodes as nodes_mod
 
 from . import correlate
 from .evidence import ClusterEvidence, ClusterFacts, NodeEvidence, NodeFacts, facts_from_api, gather_script
-from .model import Finding, PathRef
+from .model import NOTHING, Finding, PathRef
 from .rules import run_rules
 
 _DIAG = pytest.StashKey["Diagnoser"]()
@@ -38,6 +40,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--capture-pcap", action="store_true",
                     help="retry a failing TCP path once under tcpdump on its nodes and analyse the pcap")
     group.addoption("--capture-seconds", metavar="N", type=int, default=8, help="tcpdump duration for --capture-pcap")
+    group.addoption("--diagnose-record", metavar="DIR",
+                    help="save what the diagnosis read (node outputs, cluster facts, failed paths) into DIR, "
+                         "in the shape the unit tests replay (tests/data/recorded)")
 
 
 # ---------------------------------------------------------------- the session's diagnoser
@@ -45,6 +50,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 class Diagnoser:
     """Evidence per node, gathered once per session and cached; facts from the API read once."""
+
+    facts_error: str | None = None  # why the API facts could not be read (then node inventory only)
+    seconds = 0.0  # --diagnose-only: wall time spent gathering evidence and running rules
 
     def __init__(self, config: pytest.Config, all_nodes: bool = False):
         from plugins import cluster as cl
@@ -62,8 +70,9 @@ class Diagnoser:
         self.hosts = nodes_mod.NodeHosts(spec, fleet, {n.name: n.internal_ip for n in self.cluster.all_nodes})
         self._facts: ClusterFacts | None = None
         self._evidence: dict[str, NodeEvidence] = {}
+        self.raw: dict[str, str] = {}  # node -> gather output, for --diagnose-record
+        self.paths: dict[str, list[dict[str, Any]]] = {}  # nodeid -> failed paths, for --diagnose-record
         self._lock = threading.Lock()
-        self.facts_error: str | None = None
 
     def api_factory(self) -> Any:
         from kubernetes import client
@@ -98,6 +107,7 @@ class Diagnoser:
             res = self.hosts.run(node, gather_script(), GATHER_TIMEOUT_S)
         except nodes_mod.AccessError as exc:
             return NodeEvidence(node, error=str(exc))
+        self.raw[node] = res.stdout
         ne = NodeEvidence.from_output(node, res.stdout)
         if not ne.sections:
             ne.error = f"the gather script printed nothing (rc {res.rc}: {(res.stderr or res.stdout).strip()[:200]})"
@@ -105,7 +115,9 @@ class Diagnoser:
 
     def evidence(self, nodes: list[str]) -> ClusterEvidence:
         facts = self.facts()
-        wanted = sorted({n for n in nodes if n})
+        # only cluster nodes: a path from the machine running pytest has src "outside the cluster"
+        known = set(self.node_names) | set(facts.nodes)
+        wanted = sorted({n for n in nodes if n and n in known})
         with ThreadPoolExecutor(max_workers=4) as pool:
             gathered = list(pool.map(self.node_evidence, wanted))
         return ClusterEvidence(facts, {ne.node: ne for ne in gathered})
@@ -117,7 +129,21 @@ class Diagnoser:
         ev = self.evidence(sorted(involved))
         findings = run_rules(ev)
         gaps = [f for f in findings if f.cause in ("not-inspected", "rule-error")]
+        if self.facts_error:
+            gaps.append(Finding("not-inspected", self.facts_error, 0.0, None, (), "", (NOTHING,)))
         return correlate.explaining([f for f in findings if f not in gaps], paths, facts), gaps
+
+    def record(self, directory: str) -> None:
+        """--diagnose-record: what was read, replayable by tests/unit/diagnose (facts.json, <node>.txt, paths.json)."""
+        from .evidence import facts_to_dict
+
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "facts.json").write_text(json.dumps(facts_to_dict(self.facts()), indent=1) + "\n")
+        for node, text in sorted(self.raw.items()):
+            (out / f"{node}.txt").write_text(text)
+        if self.paths:
+            (out / "paths.json").write_text(json.dumps(self.paths, indent=1) + "\n")
 
 
 def diagnoser(config: pytest.Config, all_nodes: bool = False) -> Diagnoser:
@@ -160,12 +186,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     paths = correlate.failed_paths(item.user_properties, item.nodeid)
     if not paths:
         return
+    started = time.monotonic()
     try:
         diag = diagnoser(config)
+        getattr(diag, "paths", {})[item.nodeid] = [dict(json.loads(v) if isinstance(v, str) else v)
+                                   for k, v in item.user_properties if k == "netconform_path"]
         findings, gaps = diag.diagnose(paths)
     except Exception as exc:  # diagnosis must never turn a failure into an error
         report.sections.append((SECTION, f"diagnosis failed: {type(exc).__name__}: {exc}\n"))
         return
+    finally:
+        report.netconform_diag_seconds = round(time.monotonic() - started, 3)
     text = render(findings, gaps, paths)
     if config.getoption("capture_pcap"):
         from . import capture
@@ -192,6 +223,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     terminalreporter.write_sep("=", "root causes")
     for line in correlate.summary_lines(groups, unexplained, len(failed)):
         terminalreporter.write_line(line)
+    spent = sum(getattr(r, "netconform_diag_seconds", 0.0) for r in terminalreporter.stats.get("failed", []))
+    terminalreporter.write_line(f"diagnosis: {len(failed)} failures, {spent:.1f}s gathering evidence and running rules")
 
 
 # ---------------------------------------------------------------- --diagnose-only
@@ -215,8 +248,12 @@ def pytest_runtestloop(session: pytest.Session) -> Any:
     diag = diagnoser(config, all_nodes=True)
     if diag.hosts.spec.kind == "agent":
         _ensure_namespace(config, diag)
+    started = time.monotonic()
     ev = diag.evidence(diag.node_names)
     config.stash[_HEALTH] = run_rules(ev)
+    if diag.facts_error:
+        config.stash[_HEALTH].append(Finding("not-inspected", diag.facts_error, 0.0, None, (), "", (NOTHING,)))
+    diag.seconds = time.monotonic() - started
     return True
 
 
@@ -248,11 +285,16 @@ def _print_health(tr: Any, config: pytest.Config) -> None:
     verdict = (f": could not inspect {', '.join(blind)}" if blind
                else "" if real else ": every rule passed")
     tr.write_line(f"{len(real)} finding{'s' if len(real) != 1 else ''}" + verdict)
+    if _DIAG in config.stash:
+        tr.write_line(f"diagnosis: {config.stash[_DIAG].seconds:.1f}s gathering evidence and running rules")
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
+    where = config.getoption("diagnose_record", None)
+    if where and _DIAG in config.stash:
+        config.stash[_DIAG].record(where)  # each xdist worker writes the nodes it read
     if config.getoption("diagnose_only") and _HEALTH in config.stash:
         # a node we could not read is not a healthy node
         real = [f for f in config.stash[_HEALTH] if f.confidence > 0 or f.cause == "not-inspected"]
