@@ -703,7 +703,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         config.workeroutput["netconform_calls"] = _own_calls()  # type: ignore[attr-defined]
         return
     ns = namespace_name(cl.run_id(config))
-    shutil.rmtree(session.config._tmp_path_factory.getbasetemp().parent / ns, ignore_errors=True)  # type: ignore[attr-defined]
+    timings = _timings_and_forget(config, ns)
+    if timings:
+        _say(config, timings)
     if config.getoption("keep"):
         said: str | None = f"kept namespace {ns} (--keep); remove it with: kubectl delete namespace {ns}"
     else:
@@ -713,6 +715,26 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     totals = config.stash.setdefault(_CALLS, {"api": 0, "exec": 0})
     for key, value in _own_calls().items():
         totals[key] += value
+
+
+def _timings_and_forget(config: pytest.Config, ns: str) -> str | None:
+    """Read how long setup and the fan-out took from the run's shared files, then remove them.
+
+    Workers share the parent of their basetemp, which is the controller's own basetemp; without
+    xdist it is the parent of the controller's basetemp.
+    """
+    basetemp = config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+    parts = []
+    for directory in (basetemp / ns, basetemp.parent / ns):
+        for key, words in (("deployment", "probes Ready in"), ("dials", "dial fan-out")):
+            try:
+                seconds = json.loads((directory / f"{key}.json").read_text()).get("seconds")
+            except (OSError, ValueError):
+                continue
+            if seconds is not None:
+                parts.append(f"{words} {seconds:.1f}s")
+        shutil.rmtree(directory, ignore_errors=True)
+    return ", ".join(parts) or None
 
 
 def _own_calls() -> dict[str, int]:
