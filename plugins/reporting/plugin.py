@@ -203,8 +203,7 @@ def _setup_steps(item: pytest.Item) -> None:
     """What the run set up before this test could dial (shared by every test of the run)."""
     import allure
 
-    funcargs = getattr(item, "funcargs", {})
-    probes = funcargs.get("probes") or _fixture_value(item, "probes")
+    probes = _fixture_value(item, "probes")
     dials = _fixture_value(item, "dials")
     if probes is not None:
         with allure.step(
@@ -220,14 +219,16 @@ def _setup_steps(item: pytest.Item) -> None:
 
 
 def _fixture_value(item: pytest.Item, name: str) -> Any:
-    """A session fixture's value if this test used it (directly or through another fixture)."""
-    request = getattr(item, "_request", None)
-    if request is None or name not in getattr(item, "fixturenames", ()):
-        return None
-    try:
-        return request.getfixturevalue(name)
-    except Exception:
-        return None
+    """A fixture's value if it was already computed for this test; never runs a fixture (a failed
+    session fixture would raise its pytest.fail again from inside makereport)."""
+    funcargs = getattr(item, "funcargs", {})
+    if name in funcargs:
+        return funcargs[name]
+    defs = getattr(getattr(item, "_request", None), "_fixture_defs", None) or {}
+    cached = getattr(defs.get(name), "cached_result", None)
+    if cached and len(cached) >= 3 and cached[2] is None:
+        return cached[0]
+    return None
 
 
 def _dial_step(item: pytest.Item, path: dict[str, Any]) -> None:
@@ -246,13 +247,17 @@ def _dial_step(item: pytest.Item, path: dict[str, Any]) -> None:
             else:
                 allure.attach(json.dumps(path, indent=2), "path (JSON)", allure.attachment_type.JSON)
             if failed:
-                raise _StepFailed(result.what_went_wrong() if result is not None else str(path.get("error")))
-    except _StepFailed:
+                raise DialFailed(result.what_went_wrong() if result is not None else str(path.get("error")))
+    except DialFailed:
         pass
 
 
-class _StepFailed(AssertionError):
+class DialFailed(AssertionError):
     """Marks a dial step failed in Allure; swallowed right after (the test's verdict is pytest's)."""
+
+
+# Allure prints the exception's qualified name; builtins-module classes print bare ("DialFailed: timeout after 2s")
+DialFailed.__module__ = "builtins"
 
 
 def _find_result(item: pytest.Item, path: dict[str, Any]) -> Any:

@@ -59,6 +59,8 @@ def test_xdist_run_writes_every_result_once_into_a_dir_cleaned_once(
     assert cross["status"] == "failed"
     steps = [s["name"] for s in cross["steps"]]
     assert any(s.startswith("dial tcp lab-node-1 -> 10.244.3.10:8080 (lab-node-3)") for s in steps)
+    assert any(s.startswith("setup: probes in namespace netconform-") for s in steps)
+    assert any(s.startswith("dialing: one `probe dial` per client pod, 3 pods") for s in steps)
     assert next(s for s in cross["steps"] if s["name"].startswith("dial tcp"))["status"] == "failed"
 
     picture = svg.read_text()
