@@ -165,7 +165,7 @@ class Chromium:
             time.sleep(0.25)
         raise BrowserError(f"waited {timeout_s:.0f}s for {what or expression}")
 
-    def wait_for_text(self, needle: str, timeout_s: float = 20.0) -> None:
+    def wait_for_text(self, needle: str, timeout_s: float = 60.0) -> None:
         self.wait_for(
             f"document.body && document.body.innerText.includes({json.dumps(needle)})", timeout_s, repr(needle)
         )

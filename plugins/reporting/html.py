@@ -183,7 +183,7 @@ def look(rendered: Rendered, screenshots: dict[str, Path] | None = None, browser
     with browser or Chromium(height=1100) as b:
         try:
             b.open(url)
-            b.wait_for_text("Results")
+            b.wait_for_text("Results", 120)  # 4-5 MB of inlined app and data: slow on a busy 2-core machine
             for epic in EPICS:
                 b.wait_for_text(epic, 10)
             seen.overview = b.text()

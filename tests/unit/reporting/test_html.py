@@ -1,0 +1,44 @@
+"""ci/report's Allure 3 configuration and its install pin."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from plugins.reporting import html
+
+
+def test_config_asks_for_one_file_grouped_by_path_and_case_with_our_categories(tmp_path: Path) -> None:
+    cats = json.loads(html.CATEGORIES.read_text())
+    cfg = html.allure_config("netconform", tmp_path / "out", cats, None)
+    awesome = cfg["plugins"]["awesome"]["options"]
+    assert awesome["singleFile"] is True and awesome["groupBy"] == ["epic", "feature"]
+    assert cfg["categories"]["rules"] == cats and "historyPath" not in cfg
+    assert html.allure_config("n", tmp_path, [], tmp_path / "h.jsonl")["historyPath"].endswith("h.jsonl")
+
+
+def test_allure_is_pinned_by_the_committed_lock_file() -> None:
+    lock = json.loads((html.TOOLS / "package-lock.json").read_text())
+    pinned = lock["packages"]["node_modules/allure"]["version"]
+    assert pinned.startswith("3.")
+    assert json.loads((html.TOOLS / "package.json").read_text())["dependencies"]["allure"] == pinned
+
+
+def test_render_without_results_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(html.ReportError, match="run the suite first"):
+        html.render(tmp_path, tmp_path / "r.html")
+
+
+def test_pick_failed_prefers_a_tcp_cross_node_test() -> None:
+    r = html.Rendered(
+        Path("x"),
+        {
+            "a": {"id": "a", "name": "test_clusterip_tcp_reaches_every_backend[from-lab-node-1]", "status": "failed"},
+            "b": {"id": "b", "name": "test_tcp_cross_node[lab-node-1-to-lab-node-2]", "status": "failed"},
+            "c": {"id": "c", "name": "test_tcp_cross_node[lab-node-1-to-lab-node-3]", "status": "passed"},
+        },
+    )
+    assert html.pick_failed(r)["id"] == "b"
+    assert html.pick_failed(html.Rendered(Path("x"), {})) is None
