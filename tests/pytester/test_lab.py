@@ -30,13 +30,10 @@ def lab_kubeconfig() -> str:
 def leftover_namespaces(kubeconfig: str) -> list[str]:
     from kubernetes import client, config
 
-    api = client.ApiClient(client.Configuration())
-    config.load_kube_config(config_file=kubeconfig, client_configuration=api.configuration)
-    items = (
-        client.CoreV1Api(api)
-        .list_namespace(label_selector="app.kubernetes.io/managed-by=netconform", _request_timeout=10)
-        .items
-    )
+    cfg = client.Configuration()  # certificates first: ApiClient builds its TLS pool from the configuration
+    config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+    selector = "app.kubernetes.io/managed-by=netconform"
+    items = client.CoreV1Api(client.ApiClient(cfg)).list_namespace(label_selector=selector, _request_timeout=10).items
     return [ns.metadata.name for ns in items]
 
 
