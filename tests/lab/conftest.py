@@ -10,9 +10,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,15 +37,20 @@ def lab_kubeconfig() -> str:
 def lab_lock() -> Iterator[None]:
     """The shared lab lock, waited for (bounded); faults are cleared before it is released."""
     with open(LAB_LOCK, "a") as handle:
-        deadline = time.monotonic() + LOCK_WAIT_S
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"waited {LOCK_WAIT_S:.0f}s for the lab lock {LAB_LOCK}")
-                time.sleep(2)
+        # a blocking flock queues with the other flock(1) waiters (polling with LOCK_NB can starve);
+        # SIGALRM bounds the wait
+        def give_up(signum: int, frame: object) -> None:
+            raise TimeoutError
+
+        previous = signal.signal(signal.SIGALRM, give_up)
+        signal.alarm(int(LOCK_WAIT_S))
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except TimeoutError:
+            pytest.fail(f"waited {LOCK_WAIT_S:.0f}s for the lab lock {LAB_LOCK}")
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
         try:
             yield
         finally:
