@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 from . import cluster, config, faults, node, proc, smoke
@@ -11,7 +12,12 @@ from .proc import LabError
 RESTARTABLE = {"kubelet": node.start_kubelet, "flanneld": node.start_flanneld, "kube-proxy": node.start_kube_proxy}
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM (e.g. from `timeout`) cleans up like Ctrl-C
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
     parser = argparse.ArgumentParser(prog="ci/lab", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     up = sub.add_parser("up", help="build (cached) and start an N-node lab, then run the smoke check")
