@@ -30,6 +30,12 @@ def cells(svg: Path, check: str) -> dict[tuple[str, str], tuple[str, str]]:
     return out
 
 
+@pytest.fixture(scope="module", autouse=True)
+def chromium() -> str:
+    """Debian's chromium, installed by ci/report's own installer when missing (a fresh CI machine)."""
+    return html.ensure_chromium()
+
+
 def test_healthy_run_renders_a_report_with_an_all_green_matrix(lab_kubeconfig: str, tmp_path: Path) -> None:
     results, svg = tmp_path / "allure", tmp_path / "matrix.svg"
     with lab_lock():
