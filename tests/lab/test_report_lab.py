@@ -31,7 +31,7 @@ def cells(svg: Path, check: str) -> dict[tuple[str, str], tuple[str, str]]:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def chromium() -> str:
+def chromium(lab_kubeconfig: str) -> str:
     """Debian's chromium, installed by ci/report's own installer when missing (a fresh CI machine)."""
     return html.ensure_chromium()
 
