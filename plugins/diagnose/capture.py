@@ -159,9 +159,32 @@ def capture_for_report(diag: "Diagnoser", paths: list[PathRef], report: Any) -> 
         if not data:
             lines.append(f"  {n}: empty capture")
             continue
+        saved = _save(diag, report.nodeid, n, data)
+        if saved:
+            lines.append(f"  {n}: pcap {saved}")
         an = analyse(data, expected, path.target_port)
         lines += [f"  {n}: {line}" for line in an.lines()]
     return "\n".join(lines) + "\n"
+
+
+def _save(diag: "Diagnoser", nodeid: str, node: str, data: bytes) -> str | None:
+    """Write the pcap where the operator can open it: --diagnose-record DIR/pcap, else a temp directory."""
+    import re
+    import tempfile
+    from pathlib import Path
+
+    try:
+        where = diag.config.getoption("diagnose_record", None)
+        if not getattr(diag, "pcap_dir", None):
+            diag.pcap_dir = str(Path(where) / "pcap") if where else tempfile.mkdtemp(prefix="netconform-pcap-")
+        d = Path(diag.pcap_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid.rpartition("::")[2])[:80]
+        f = d / f"{name}-{node}.pcap"
+        f.write_bytes(data)
+        return str(f)
+    except (OSError, ValueError):
+        return None
 
 
 def _redial(diag: "Diagnoser", path: PathRef) -> str:

@@ -61,9 +61,18 @@ def specificity(s: Scope) -> int:
     return 3 if s.pairs else 2 if (s.src_nodes or s.dst_nodes) else 1 if s.nodes else 0
 
 
+def checks_of(path: PathRef, facts: ClusterFacts) -> tuple[str, ...]:
+    """The check a path belongs to, plus what it is underneath: a stability run is a NodePort or a
+    ClusterIP path, and every finding about those explains it too."""
+    if path.check == "stability":
+        return ("stability", "nodeport" if facts.is_node_ip(path.target_ip) else "service")
+    return (path.check,)
+
+
 def explains(f: Finding, path: PathRef, facts: ClusterFacts) -> bool:
     hops = hops_for(path, facts)
-    return any(sc.matches(path.check, path.error, h, path.target_port) for sc in f.explains for h in hops)
+    return any(sc.matches(c, path.error, h, path.target_port)
+               for sc in f.explains for h in hops for c in checks_of(path, facts))
 
 
 def explaining(findings: Iterable[Finding], paths: list[PathRef], facts: ClusterFacts) -> list[Finding]:

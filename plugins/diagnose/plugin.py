@@ -71,6 +71,7 @@ class Diagnoser:
         self._facts: ClusterFacts | None = None
         self._evidence: dict[str, NodeEvidence] = {}
         self.raw: dict[str, str] = {}  # node -> gather output, for --diagnose-record
+        self.captured: dict[tuple[str, str | None], str] = {}  # --capture-pcap: cause -> nodeid captured
         self.paths: dict[str, list[dict[str, Any]]] = {}  # nodeid -> failed paths, for --diagnose-record
         self._lock = threading.Lock()
 
@@ -201,7 +202,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if config.getoption("capture_pcap"):
         from . import capture
 
-        text += "\n" + capture.capture_for_report(diag, paths, report)
+        # one capture per diagnosed cause: 40 failures of one stale entry need one pcap, not 40
+        key = (findings[0].cause, findings[0].node) if findings else ("", paths[0].src_node)
+        first = getattr(diag, "captured", {}).get(key)
+        if first is None:
+            if hasattr(diag, "captured"):
+                diag.captured[key] = item.nodeid
+            text += "\n" + capture.capture_for_report(diag, paths, report)
+        else:
+            text += f"\ncapture: see {first} (same cause)\n"
     report.sections.append((SECTION, text))
     report.netconform_findings = [f.as_dict() for f in findings]  # for reporting (allure) and the summary
     report.netconform_gaps = [g.title for g in gaps]

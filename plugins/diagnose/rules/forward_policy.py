@@ -35,11 +35,17 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                 else:
                     line, what = quote_rule(v.rule), "a rule drops pod traffic"
                     fix = f"on {ne.node}: iptables -D {v.rule.raw[3:]}"
+                scopes = [scope(nodes=[ne.node], cross_node=True)]
+                # with bridge-nf-call-iptables=1 pod->pod on the same bridge passes FORWARD as well
+                same = Packet(mine, host_in(nf.pod_cidr, 3) or mine, "tcp", 8080, in_iface="cni0", out_iface="cni0")
+                if ne.sysctl.get("net.bridge.bridge-nf-call-iptables") == "1" and \
+                        evaluate(ne.tables, "filter", "FORWARD", same).target in ("DROP", "REJECT"):
+                    scopes.append(scope(src_nodes=[ne.node], dst_nodes=[ne.node]))
                 out.append(Finding(
                     CAUSE, f"{ne.node} FORWARD chain drops pod traffic {way} {peer.name} ({what})", 0.9, ne.node,
                     (f"{ne.node}$ iptables-save -t filter: {line}",
                      f"packet {pkt.src} -> {pkt.dst} in {pkt.in_iface} out {pkt.out_iface}: {v.target}"),
-                    fix, (scope(nodes=[ne.node], cross_node=True),)))
+                    fix, tuple(scopes)))
                 break
             else:
                 continue

@@ -25,12 +25,16 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
         big = [l for l in pod_side if l.mtu is not None and l.mtu > limit]
         for l in big:
             evidence.append(f"{ne.node}$ ip link show {l.name}: mtu {l.mtu} > flannel.1 mtu {limit}")
+        # pods get FLANNEL_MTU from the CNI plugin: above flannel.1's MTU it is wrong even before a pod exists
+        if want and want.isdigit() and int(want) > limit and not big:
+            evidence.append(f"{ne.node}$ cat /run/flannel/subnet.env: FLANNEL_MTU={want} > flannel.1 mtu {limit} "
+                            "(the MTU new pods get)")
         dev = ne.links.get(fl.details.get("dev", ""))
         if dev is not None and dev.mtu is not None and fl.mtu > dev.mtu - VXLAN_OVERHEAD:
             evidence.append(f"{ne.node}$ ip link: flannel.1 mtu {fl.mtu} > {dev.name} mtu {dev.mtu} - {VXLAN_OVERHEAD}")
         if not evidence:
             continue
-        if want:
+        if want and not any("FLANNEL_MTU" in e for e in evidence):
             evidence.append(f"{ne.node}$ cat /run/flannel/subnet.env: FLANNEL_MTU={want}")
         out.append(Finding(
             CAUSE, f"{ne.node}: pod-side MTU larger than the overlay can carry (large transfers across nodes hang)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..evidence import ClusterEvidence
 from ..iptables import Packet, evaluate
 from ..model import Finding, scope
-from ._util import inspected, node_ip, quote_rule, underlay
+from ._util import host_in, inspected, node_ip, quote_rule, underlay
 
 CAUSE = "nodeport-blocked"
 
@@ -34,11 +34,18 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                 continue
             table, v = hit
             line = quote_rule(v.rule) if v.rule else f"{v.policy_line} (policy)"
+            scopes = [scope(checks=["nodeport"], dst_nodes=[ne.node], underlay_only=True)]
+            # pods of this node dial other nodes' NodePorts through this node's PREROUTING too
+            pod = host_in(nf.pod_cidr if nf else None, 5)
+            if pod and any(evaluate(ne.tables, t, "PREROUTING",
+                                    Packet(pod, peer or "192.0.2.1", "tcp", port, in_iface="cni0")).target
+                           in ("DROP", "REJECT") for t in ("raw", "mangle", "nat")):
+                scopes.append(scope(checks=["nodeport"], src_nodes=[ne.node], underlay_only=True))
             out.append(Finding(
                 CAUSE, f"{ne.node} drops NodePort tcp/{port} in {table}/PREROUTING, before kube-proxy's DNAT",
                 0.9, ne.node, (f"{ne.node}$ iptables-save -t {table}: {line}",),
                 f"on {ne.node}: iptables -t {table} -D {v.rule.raw[3:]} (open 30000-32767 to the cluster)"
                 if v.rule else f"on {ne.node}: accept tcp 30000:32767 in {table}/PREROUTING",
-                (scope(checks=["nodeport"], dst_nodes=[ne.node], underlay_only=True),)))
+                tuple(scopes)))
             break
     return out

@@ -42,7 +42,11 @@ def test_nodeport_hops_go_through_the_dialled_node():
     hops = correlate.hops_for(p("nodeport", "lab-node-2", None, "192.0.2.11:31080"), ev.facts)
     assert hops[0].dst == "lab-node-1" and not hops[0].overlay
     assert correlate.explaining(fs, [p("nodeport", "lab-node-2", None, "192.0.2.11:31080")], ev.facts)
-    assert not correlate.explaining(fs, [p("nodeport", "lab-node-1", None, "192.0.2.12:31080")], ev.facts)
+    # a pod on lab-node-1 dialling lab-node-2's NodePort passes lab-node-1's PREROUTING first (cni0 in):
+    # the same DROP catches it (seen on the lab: nodeport-firewall fails lab-node-1 -> every node)
+    assert correlate.explaining(fs, [p("nodeport", "lab-node-1", None, "192.0.2.12:31080")], ev.facts)
+    assert not correlate.explaining(fs, [p("nodeport", "outside the cluster", None, "192.0.2.12:31080")], ev.facts)
+    assert not correlate.explaining(fs, [p("nodeport", "lab-node-2", None, "192.0.2.12:31080")], ev.facts)
 
 
 def test_rank_one_cause_many_failures():

@@ -1,0 +1,208 @@
+"""The fault matrix, for real: inject each lab fault on one node, run the suite, check the diagnosis.
+
+Marked `lab`; skipped unless NETCONFORM_LAB_KUBECONFIG is set. Every case holds the shared lab lock
+(/tmp/netconform-lab.lock, via tests.lab.conftest.lab_lock) and clears its fault in a `finally` before
+the lock is released. The suite runs in a subprocess exactly as an operator runs it, plus:
+  --dial-timeout 0.5 --stability-count 20   every broken path costs one timeout per attempt; with the
+      defaults (2 s, 100) a node whose overlay is broken spends ~4 minutes in the stability checks
+      alone. The lab answers in well under a millisecond, so 0.5 s loses nothing.
+  --diagnose-record DIR   what the diagnosis read (kept under pytest's tmp dir for a failed case)
+What is asserted is what the operator reads: the first line of the "root causes" summary.
+Set NETCONFORM_FAULT_TABLE=FILE to get one markdown row per case appended to FILE (tests/lab/FAULT_TABLE.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.lab.conftest import lab, lab_lock, run_suite
+
+pytestmark = pytest.mark.lab
+NODE = "lab-node-2"
+FAST = ("--dial-timeout", "0.5", "--stability-count", "20")
+
+
+@dataclass(frozen=True)
+class Case:
+    fault: str
+    cause: str | None  # top-ranked cause expected
+    node: str | None = NODE  # node it must name (None: cluster-wide)
+    health: bool = False  # the suite stays green under this fault: check --diagnose-only instead
+    why: str = ""
+
+
+CASES = [
+    Case("stale-arp", "stale-flannel-arp"),
+    Case("stale-arp-fdb", "stale-flannel-arp"),
+    Case("ip-masq", "masquerade-overlay"),
+    Case("missing-route", "missing-flannel-route"),
+    Case("vxlan-blocked", "vxlan-port-blocked"),
+    Case("forward-drop", "forward-drop"),
+    Case("bridge-nf-off", "bridge-nf-call-iptables-off"),
+    Case("kube-proxy-down", "kube-proxy-rules-missing"),
+    Case("nodeport-firewall", "nodeport-blocked"),
+    Case("dns-down", "coredns-down", None),
+    Case("ip-forward-off", "ip-forward-off", health=True,
+         why="the suite's own pods heal it: flannel's CNI bridge plugin (isGateway) sets ip_forward=1 on every pod ADD"),
+    Case("mtu-mismatch", "mtu-mismatch", health=True,
+         why="the suite sends no payload above the overlay MTU, so every check passes"),
+    Case("hairpin-off", None, health=True,
+         why="no check dials a Service that balances back to the client pod, and the fault only touches "
+             "ports present at injection"),
+]
+
+
+@dataclass
+class Outcome:
+    rc: int
+    seconds: float
+    failed: int
+    passed: int
+    top: tuple[str, str | None] | None
+    summary: list[str]
+    diag_seconds: float | None
+    stdout: str
+
+
+SUMMARY_LINE = re.compile(r"^(\S+?)(?: on (\S+))? explains (\d+) failures?: ")
+
+
+def run(kubeconfig: str, tmp: Path, *extra: str) -> Outcome:
+    xml = tmp / "junit.xml"
+    started = time.monotonic()
+    done = run_suite(kubeconfig, "-q", *FAST, f"--junitxml={xml}", f"--diagnose-record={tmp / 'record'}", *extra,
+                     timeout=600)
+    seconds = time.monotonic() - started
+    failed = passed = 0
+    if xml.exists():
+        suite = ET.parse(xml).getroot().find("testsuite")
+        if suite is not None:
+            failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+            passed = int(suite.get("tests", 0)) - failed - int(suite.get("skipped", 0))
+    lines = done.stdout.splitlines()
+    summary: list[str] = []
+    if any("= root causes =" in line for line in lines):
+        start = next(i for i, line in enumerate(lines) if "= root causes =" in line) + 1
+        for line in lines[start:]:
+            if line.startswith(("=", "netconform:")):
+                break
+            summary.append(line)
+    top = None
+    for line in summary:
+        m = SUMMARY_LINE.match(line)
+        if m:
+            top = (m.group(1), m.group(2))
+            break
+    diag = re.search(r"^diagnosis: .*?([\d.]+)s gathering evidence", done.stdout, re.M)
+    return Outcome(done.returncode, seconds, failed, passed, top, summary,
+                   float(diag.group(1)) if diag else None, done.stdout + done.stderr)
+
+
+def table_row(case: Case, out: Outcome, right: bool, note: str = "") -> None:
+    path = os.environ.get("NETCONFORM_FAULT_TABLE")
+    if not path:
+        return
+    top = f"{out.top[0]}" if out.top else "(none)"
+    node = (out.top[1] or "cluster-wide") if out.top else "-"
+    diag = f"{out.diag_seconds:.1f}s" if out.diag_seconds is not None else "-"
+    with open(path, "a") as fh:
+        fh.write(f"| {case.fault} | {out.failed} | {top} | {node} | {'right' if right else 'WRONG'} | "
+                 f"{diag} | {out.seconds:.0f}s | {note} |\n")
+
+
+def test_every_lab_fault_is_in_the_matrix(lab_kubeconfig: str) -> None:
+    listed = {line.split()[0] for line in lab("fault", "--list").stdout.splitlines() if line.strip()}
+    assert listed == {c.fault for c in CASES}
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if not c.health], ids=lambda c: c.fault)
+def test_fault_is_diagnosed(case: Case, lab_kubeconfig: str, tmp_path: Path) -> None:
+    with lab_lock():
+        try:
+            lab("fault", case.fault, "--node", NODE)
+            out = run(lab_kubeconfig, tmp_path)
+        finally:
+            lab("fault", "clear", check=False)
+    right = out.top == (case.cause, case.node)
+    table_row(case, out, right)
+    assert out.rc == 1 and out.failed > 0, out.stdout[-3000:]
+    assert right, f"top-ranked {out.top}, expected {(case.cause, case.node)}:\n" + "\n".join(out.summary)
+    assert not any("have no diagnosed cause" in line for line in out.summary), "\n".join(out.summary)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.health], ids=lambda c: c.fault)
+def test_fault_invisible_to_the_suite_is_found_by_diagnose_only(case: Case, lab_kubeconfig: str,
+                                                                 tmp_path: Path) -> None:
+    if case.cause is None:
+        pytest.skip(f"{case.fault}: {case.why}")
+    with lab_lock():
+        try:
+            lab("fault", case.fault, "--node", NODE)
+            out = run(lab_kubeconfig, tmp_path, "--diagnose-only")
+        finally:
+            lab("fault", "clear", check=False)
+    found = re.findall(r"^cause: (\S+) \(confidence [\d.]+\)\n  .*\n  node: (\S+)", out.stdout, re.M)
+    right = found == [(case.cause, case.node)]
+    out.top = found[0] if found else None
+    table_row(case, out, right, f"--diagnose-only ({case.why})")
+    assert out.rc == 1 and right, out.stdout[-3000:]
+
+
+def test_stale_arp_with_one_node_uninspectable(lab_kubeconfig: str, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exec into lab-node-3's agent fails: the run finishes, lab-node-2's stale entry is still named."""
+    monkeypatch.setenv("NETCONFORM_BREAK_NODE", "lab-node-3")
+    with lab_lock():
+        try:
+            lab("fault", "stale-arp", "--node", NODE)
+            out = run(lab_kubeconfig, tmp_path, "-p", "tests.lab.break_node_access")
+        finally:
+            lab("fault", "clear", check=False)
+    assert out.rc == 1 and out.failed > 0, out.stdout[-3000:]
+    assert out.top == ("stale-flannel-arp", NODE), "\n".join(out.summary)
+    assert "note: could not inspect lab-node-3: exec into the agent on lab-node-3 failed: simulated" in out.stdout
+    assert "Traceback" not in out.stdout
+
+
+def test_stale_arp_pcap_shows_the_wrong_inner_mac(lab_kubeconfig: str, tmp_path: Path) -> None:
+    """--capture-pcap: the VXLAN frames leaving lab-node-2 carry the stale MAC as inner destination."""
+    from plugins.diagnose import capture
+
+    with lab_lock():
+        try:
+            lab("fault", "stale-arp", "--node", NODE)
+            out = run(lab_kubeconfig, tmp_path, "--capture-pcap", "-k", "test_tcp_cross_node")
+        finally:
+            lab("fault", "clear", check=False)
+    assert out.top == ("stale-flannel-arp", NODE), "\n".join(out.summary)
+    assert re.search(r"lab-node-2: VXLAN inner destination MAC mismatch: to 10\.99\.0\.\d+: "
+                     r"inner dst ee:ee:ee:00:00:01, expected VtepMAC", out.stdout), out.stdout[-3000:]
+    pcaps = sorted((tmp_path / "record" / "pcap").glob("*lab-node-2.pcap"))
+    assert pcaps, "no pcap saved"
+    facts = json.loads((tmp_path / "record" / "facts.json").read_text())
+    expected = {n["internal_ip"]: json.loads(n["annotations"]["flannel.alpha.coreos.com/backend-data"])["VtepMAC"]
+                for n in facts["nodes"]}
+    an = capture.analyse(pcaps[0].read_bytes(), expected)
+    assert an.vxlan_mac_mismatch and all("inner dst ee:ee:ee:00:00:01" in m for m in an.vxlan_mac_mismatch)
+    assert base64  # (pcaps are also on the report for Allure)
+
+
+def test_after_clear_the_suite_is_green_and_the_nodes_healthy(lab_kubeconfig: str, tmp_path: Path) -> None:
+    with lab_lock():
+        try:
+            lab("fault", "stale-arp", "--node", NODE)
+        finally:
+            lab("fault", "clear", check=False)
+        out = run(lab_kubeconfig, tmp_path)
+        health = run(lab_kubeconfig, tmp_path / "health", "--diagnose-only")
+    assert out.rc == 0 and out.failed == 0 and out.passed > 0, out.stdout[-3000:]
+    assert health.rc == 0 and "0 findings: every rule passed" in health.stdout, health.stdout[-3000:]
