@@ -51,7 +51,9 @@ def test_healthy_run_renders_a_report_with_an_all_green_matrix(lab_kubeconfig: s
 
     rendered = html.render(results, tmp_path / "report.html")
     assert len(rendered.tests) >= 80 and not rendered.failed()
-    seen = html.look(rendered, {"overview": tmp_path / "overview.png"})
+    seen = html.look(
+        rendered, {"overview": tmp_path / "overview.png"}, epics=("Pod to pod", "ClusterIP Service", "NodePort", "DNS")
+    )
     assert not seen.problems, seen.problems
     assert seen.matrix_px[0] > 500
     assert "Pod to pod" in seen.overview and "Results" in seen.overview
@@ -62,8 +64,16 @@ def test_stale_arp_report_shows_diagnosis_pcap_and_a_red_row_and_column(lab_kube
     with lab_lock():
         lab("fault", "stale-arp", "--node", "lab-node-2")
         # pod to pod only: every cross-node failure is retried under tcpdump (--capture-pcap), which takes time
-        run = run_suite(lab_kubeconfig, f"--alluredir={results}", f"--matrix={svg}", "--capture-pcap",
-                        "--capture-seconds=4", "-k", "test_pod_to_pod", "-q")
+        run = run_suite(
+            lab_kubeconfig,
+            f"--alluredir={results}",
+            f"--matrix={svg}",
+            "--capture-pcap",
+            "--capture-seconds=4",
+            "-k",
+            "test_pod_to_pod",
+            "-q",
+        )
     assert run.returncode == 1, run.stdout[-3000:]
 
     grid = cells(svg, "pod_to_pod")
