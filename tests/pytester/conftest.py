@@ -1,45 +1,59 @@
-"""Fixtures for running netconform in a pytest subprocess against the fake API."""
+"""Fixtures for running netconform in a pytest subprocess where no cluster is needed (bad input).
+
+Anything that needs a cluster runs against the real lab instead: tests/lab/ and test_lab.py.
+"""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.pytester.fakeapi import FakeAPIServer, FakeCluster, kubeconfig_for
 
 REPO = Path(__file__).resolve().parents[2]
 SUITES = REPO / "suites"
 
 
-@pytest.fixture
-def fake_api() -> Iterator[FakeAPIServer]:
-    with FakeAPIServer(FakeCluster(node_count=3)) as server:
-        yield server
+def kubeconfig_for(server: str, context: str = "dead") -> str:
+    """A minimal kubeconfig (one cluster, user and context) pointing at `server`."""
+    return f"""apiVersion: v1
+kind: Config
+clusters:
+- name: {context}-cluster
+  cluster:
+    server: {server}
+    insecure-skip-tls-verify: true
+users:
+- name: {context}-user
+  user:
+    token: not-a-token
+contexts:
+- name: {context}
+  context:
+    cluster: {context}-cluster
+    user: {context}-user
+current-context: {context}
+"""
 
 
 @pytest.fixture
-def kubeconfig(tmp_path: Path, fake_api: FakeAPIServer) -> Path:
+def dead_kubeconfig(tmp_path: Path) -> Path:
+    """A kubeconfig whose API is 127.0.0.1:1 (refuses at once): for checks that happen before connecting."""
     path = tmp_path / "kubeconfig"
-    path.write_text(kubeconfig_for(fake_api.url))
+    path.write_text(kubeconfig_for("https://127.0.0.1:1"))
     return path
 
 
 @pytest.fixture
 def run_netconform(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
-    """Run `pytest <suites> ARGS` in a subprocess from the pytester dir, with the fake exec plugin."""
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO / "tests" / "pytester"), str(REPO)]))
+    """Run `pytest <suites> ARGS` in a subprocess from the pytester dir."""
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
     monkeypatch.delenv("KUBECONFIG", raising=False)
     monkeypatch.setenv("HOME", str(pytester.path))  # no ~/.kube/config unless a test writes one
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
 
-    def run(*args: str, fake_exec: bool = True, timeout: float = 120) -> pytest.RunResult:
-        extra = ["-p", "fakeexec"] if fake_exec else []
+    def run(*args: str, timeout: float = 120) -> pytest.RunResult:
         return pytester.runpytest_subprocess(
             str(SUITES),
-            *extra,
             "-p",
             "no:randomly",
             f"--rootdir={REPO}",

@@ -1,11 +1,14 @@
-"""Bad input: one sentence, exit code 4, no traceback, and quickly."""
+"""Bad input that needs no cluster: one sentence, exit code 4, no traceback, and quickly.
+
+The errors that need a cluster (missing permissions, no matching or Ready node) are tested on the
+real lab: tests/lab/test_suite_real.py."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from tests.pytester.fakeapi import FakeAPIServer, kubeconfig_for
+from tests.pytester.conftest import kubeconfig_for
 
 
 def assert_one_sentence(result, pattern: str) -> None:
@@ -24,10 +27,10 @@ def test_kubeconfig_that_does_not_exist(run_netconform, tmp_path: Path) -> None:
     assert_one_sentence(result, "kubeconfig */missing (from --kubeconfig) does not exist")
 
 
-def test_kubeconfig_from_env(run_netconform, kubeconfig: Path, monkeypatch) -> None:
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+def test_kubeconfig_from_env(run_netconform, dead_kubeconfig: Path, monkeypatch) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(dead_kubeconfig))
     result = run_netconform("--context=elsewhere")
-    assert_one_sentence(result, "context 'elsewhere' is not in kubeconfig *; known contexts: fake")
+    assert_one_sentence(result, "context 'elsewhere' is not in kubeconfig *; known contexts: dead")
 
 
 def test_unreachable_api_fails_fast(run_netconform, tmp_path: Path) -> None:
@@ -41,31 +44,8 @@ def test_unreachable_api_fails_fast(run_netconform, tmp_path: Path) -> None:
     assert time.monotonic() - started < 20
 
 
-def test_missing_permissions_are_named(run_netconform, kubeconfig: Path, fake_api: FakeAPIServer) -> None:
-    fake_api.cluster.faults.forbidden = {"create namespaces", "create pods/exec"}
-    result = run_netconform(f"--kubeconfig={kubeconfig}")
-    assert_one_sentence(
-        result,
-        "context fake lacks permissions netconform needs: create namespaces, create pods/exec "
-        "(apply suites/rbac.yaml and bind it)",
-    )
-    assert ("POST", "/api/v1/namespaces") not in fake_api.cluster.requests
-
-
-def test_selector_matching_no_node(run_netconform, kubeconfig: Path) -> None:
-    result = run_netconform(f"--kubeconfig={kubeconfig}", "--nodes=pool=none")
-    assert_one_sentence(result, "no schedulable Ready node matches --nodes 'pool=none'")
-
-
-def test_no_ready_node(run_netconform, kubeconfig: Path, fake_api: FakeAPIServer) -> None:
-    for node in fake_api.cluster.nodes:
-        node["status"]["conditions"][0]["status"] = "False"
-    result = run_netconform(f"--kubeconfig={kubeconfig}")
-    assert_one_sentence(result, "no node is both Ready and schedulable: lab-node-1 (NotReady), *")
-
-
-def test_bad_option_value(run_netconform, kubeconfig: Path) -> None:
-    result = run_netconform(f"--kubeconfig={kubeconfig}", "--sweep-age=soon")
+def test_bad_option_value(run_netconform, dead_kubeconfig: Path) -> None:
+    result = run_netconform(f"--kubeconfig={dead_kubeconfig}", "--sweep-age=soon")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*--sweep-age: invalid parse_age value: 'soon'*"])
 
