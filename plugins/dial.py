@@ -48,9 +48,13 @@ class Target:
     count: int = 1
     dst_node: str | None = None
     dst_label: str = ""  # what `host` is when it is not a pod on dst_node, e.g. "ClusterIP nc-server"
+    max_failures: int = 0  # the probe stops this target after so many failures (0: never)
 
     def spec(self) -> dict[str, Any]:
-        return {"id": self.id, "proto": self.proto, "host": self.host, "port": self.port, "count": self.count}
+        spec = {"id": self.id, "proto": self.proto, "host": self.host, "port": self.port, "count": self.count}
+        if self.max_failures:
+            spec["max_failures"] = self.max_failures
+        return spec
 
 
 @dataclass
@@ -472,6 +476,9 @@ POD_TCP, POD_UDP = "pod:tcp:", "pod:udp:"
 NODEPORT_CLUSTER, NODEPORT_LOCAL = "np-cluster:", "np-local:"
 SERVICE_TCP, SERVICE_UDP = "svc:tcp", "svc:udp"
 STABILITY_NODEPORT, STABILITY_CLUSTERIP = "stability:nodeport", "stability:clusterip"
+# A many-attempt target stops after this many failures: a dead path then costs a few timeouts,
+# not --stability-count of them, and the verdict is the same.
+STOP_AFTER_FAILURES = 5
 DNS_LABELS = {
     "short": "short name",
     "namespaced": "namespaced name",
@@ -531,8 +538,26 @@ def build_plan(dep: Deployment, nodes: list[NodeInfo], stability_count: int) -> 
         clusterip = "ClusterIP nc-server"
         peer = stability_peer(nodes, node)
         targets += [
-            Target(SERVICE_TCP, "tcp", dep.cluster_ip, HTTP_PORT, "service", count=backend_tries, dst_label=clusterip),
-            Target(SERVICE_UDP, "udp", dep.cluster_ip, UDP_PORT, "service", count=backend_tries, dst_label=clusterip),
+            Target(
+                SERVICE_TCP,
+                "tcp",
+                dep.cluster_ip,
+                HTTP_PORT,
+                "service",
+                count=backend_tries,
+                dst_label=clusterip,
+                max_failures=STOP_AFTER_FAILURES,
+            ),
+            Target(
+                SERVICE_UDP,
+                "udp",
+                dep.cluster_ip,
+                UDP_PORT,
+                "service",
+                count=backend_tries,
+                dst_label=clusterip,
+                max_failures=STOP_AFTER_FAILURES,
+            ),
             Target(
                 STABILITY_NODEPORT,
                 "tcp",
@@ -542,6 +567,7 @@ def build_plan(dep: Deployment, nodes: list[NodeInfo], stability_count: int) -> 
                 count=stability_count,
                 dst_node=peer.name,
                 dst_label=f"NodePort of {peer.name}",
+                max_failures=STOP_AFTER_FAILURES,
             ),
             Target(
                 STABILITY_CLUSTERIP,
@@ -551,6 +577,7 @@ def build_plan(dep: Deployment, nodes: list[NodeInfo], stability_count: int) -> 
                 "stability",
                 count=stability_count,
                 dst_label=clusterip,
+                max_failures=STOP_AFTER_FAILURES,
             ),
         ]
         for kind, name in dns_names(dep.namespace, dep.cluster_domain).items():
@@ -797,7 +824,9 @@ def connection_summary(result: DialResult) -> str:
     timing = f"connect p50 {p50:.2f}ms p99 {p99:.2f}ms" if p50 is not None and p99 is not None else "no connection"
     ok = len(result.attempts) - len(result.failures)
     backends = ", ".join(result.backends) or "none"
+    stopped = f" (stopped after {len(result.failures)} failures)" if len(result.failures) >= STOP_AFTER_FAILURES else ""
     text = (
-        f"{result.path()}: {ok}/{len(result.attempts)} ok ({result.success_ratio:.1%}), backends {backends}, {timing}"
+        f"{result.path()}: {ok}/{len(result.attempts)} ok{stopped} ({result.success_ratio:.1%}), "
+        f"backends {backends}, {timing}"
     )
     return text if result.ok else f"{text}; {result.what_went_wrong()}"

@@ -34,6 +34,9 @@ type Target struct {
 	Host  string `json:"host"`  // IP or name (resolved with the pod's resolver)
 	Port  int    `json:"port"`  // ignored for dns
 	Count int    `json:"count"` // default 1; ignored for dns
+	// MaxFailures stops a target's attempts after this many failures (0: never), so a dead
+	// path costs a few timeouts instead of count of them.
+	MaxFailures int `json:"max_failures"`
 }
 
 // Output is the one JSON document `probe dial` prints.
@@ -155,6 +158,8 @@ func parseSpec(r io.Reader) (Spec, error) {
 			return s, fmt.Errorf("targets[%d]: port must be 1..65535, got %d", i, t.Port)
 		case t.Count < 0 || t.Count > maxCount:
 			return s, fmt.Errorf("targets[%d]: count must be 0..%d, got %d", i, maxCount, t.Count)
+		case t.MaxFailures < 0:
+			return s, fmt.Errorf("targets[%d]: max_failures must be >= 0, got %d", i, t.MaxFailures)
 		}
 		if t.Count == 0 {
 			t.Count = 1
@@ -206,11 +211,19 @@ func (d *dialer) target(ctx context.Context, t Target) Result {
 		r.Attempts, r.Addresses = []Attempt{a}, addrs
 		return r
 	}
+	failures := 0
 	for range t.Count {
+		a := d.udp
 		if t.Proto == "tcp" {
-			r.Attempts = append(r.Attempts, d.tcp(ctx, t))
-		} else {
-			r.Attempts = append(r.Attempts, d.udp(ctx, t))
+			a = d.tcp
+		}
+		attempt := a(ctx, t)
+		r.Attempts = append(r.Attempts, attempt)
+		if !attempt.OK {
+			failures++
+			if t.MaxFailures > 0 && failures >= t.MaxFailures {
+				break
+			}
 		}
 	}
 	return r

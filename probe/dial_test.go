@@ -407,3 +407,18 @@ func sortedKeys[V any](m map[string]V) []string {
 	slices.Sort(keys)
 	return keys
 }
+
+func TestDialStopsAfterMaxFailures(t *testing.T) {
+	port := closedPort(t, "tcp")
+	r := dialOne(t, newTestDialer(time.Second), Target{ID: "x", Proto: "tcp", Host: "127.0.0.1", Port: port,
+		Count: 10, MaxFailures: 2})
+	if len(r.Attempts) != 2 {
+		t.Fatalf("dead target with max_failures 2: %d attempts, want 2", len(r.Attempts))
+	}
+	srv := startTestServer(t)
+	r = dialOne(t, newTestDialer(time.Second), Target{ID: "y", Proto: "tcp", Host: "127.0.0.1",
+		Port: portOf(srv.httpLn.Addr()), Count: 5, MaxFailures: 1})
+	if len(r.Attempts) != 5 {
+		t.Fatalf("healthy target with max_failures 1: %d attempts, want all 5", len(r.Attempts))
+	}
+}

@@ -69,6 +69,7 @@ def up(count: int) -> None:
         raise LabError(f"a lab with {running} nodes is up; run `ci/lab down` first")
     if config.STATE.exists():
         if status()[1]:
+            _refresh_images()
             say("the lab is already up")
             return
         say("cleaning up what a stopped or half-finished lab left behind")
@@ -117,6 +118,20 @@ def up(count: int) -> None:
         check=False).strip() == "2", 180, 2.0)
     (config.STATE / "up.json").write_text(json.dumps({"nodes": count, "seconds": round(time.monotonic() - started)}))
     say(f"lab up with {count} nodes in {time.monotonic() - started:.0f}s")
+
+
+def _refresh_images() -> None:
+    """A running lab whose build inputs changed (say, the probe) gets the new images imported."""
+    bins = build()
+    link = config.STATE / "bin"
+    if link.resolve() == bins:
+        return
+    say("build inputs changed: importing the new images into every node")
+    archives = images.build(bins)
+    for n in config.nodes(config.node_count()):
+        node.import_images(n, archives)
+    link.unlink()
+    link.symlink_to(bins)
 
 
 def down(keep_logs: bool = False) -> None:

@@ -130,6 +130,10 @@ def start_containerd(node: Node, images: list[Path]) -> None:
                    f"{node.cgroup}/system")
     proc.wait_for(f"containerd on {node.name}", lambda: proc.ensure_running(name) or node.containerd_sock.exists(),
                   30, log=str(config.LOGS / f"{name}.log"))
+    import_images(node, images)
+
+
+def import_images(node: Node, images: list[Path]) -> None:
     for archive in images:
         run(["ctr", "--address", str(node.containerd_sock), "-n", "k8s.io", "images", "import",
              str(archive)], timeout=120)
