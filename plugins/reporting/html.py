@@ -113,6 +113,7 @@ class Rendered:
     html: Path
     tests: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> {name, status}
     seconds: float = 0.0
+    with_pcap: set[str] = field(default_factory=set)  # names of failed tests that carry a capture
 
     def failed(self) -> list[dict[str, Any]]:
         return [t for t in self.tests.values() if t.get("status") == "failed"]
@@ -144,7 +145,22 @@ def render(results: Path, output: Path, name: str = "netconform", history: Path 
             tests = json.loads(listing.read_text()).get("byId", {})
         output.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(index, output)
-    return Rendered(output.resolve(), tests, round(time.monotonic() - started, 2))
+    return Rendered(output.resolve(), tests, round(time.monotonic() - started, 2), captured_tests(results))
+
+
+def captured_tests(results: Path) -> set[str]:
+    """Failed tests with a pcap attachment (diagnosis captures once per cause, not for every failure)."""
+    names = set()
+    for path in results.glob("*-result.json"):
+        try:
+            r = json.loads(path.read_text())
+        except ValueError:
+            continue
+        if r.get("status") == "failed" and any(
+            a.get("name", "").startswith("capture on") for a in r.get("attachments", [])
+        ):
+            names.add(r.get("name", ""))
+    return names
 
 
 # ---------------------------------------------------------------- look at it
@@ -166,10 +182,11 @@ EPICS = ("Pod to pod",)  # every run has it unless -k leaves it out; pass more t
 
 
 def pick_failed(rendered: Rendered) -> dict[str, Any] | None:
-    """A failed cross-node pod-to-pod test if there is one (it carries a diagnosis and a capture)."""
-    failed = rendered.failed()
+    """A failed test with a capture, else a failed TCP cross-node pod-to-pod test, else any failed test."""
+    failed = sorted(rendered.failed(), key=lambda t: t.get("name", ""))
+    captured = [t for t in failed if t.get("name") in rendered.with_pcap]
     preferred = [t for t in failed if "cross_node" in t.get("name", "") and "tcp" in t.get("name", "")]
-    return (preferred or failed or [None])[0]
+    return (captured or preferred or failed or [None])[0]
 
 
 def look(

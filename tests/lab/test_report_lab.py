@@ -99,5 +99,6 @@ def test_stale_arp_report_shows_diagnosis_pcap_and_a_red_row_and_column(lab_kube
     seen = html.look(rendered, {"failed": shot})
     assert not seen.problems, seen.problems
     assert "most likely: stale-flannel-arp on lab-node-2" in seen.diagnosis
+    assert seen.failed_test in rendered.with_pcap
     assert "capture on lab-node-" in seen.diagnosis  # the pcap attachments are listed on the test
     assert shot.stat().st_size > 10_000

@@ -41,4 +41,6 @@ def test_pick_failed_prefers_a_tcp_cross_node_test() -> None:
         },
     )
     assert html.pick_failed(r)["id"] == "b"
+    r.with_pcap = {"test_clusterip_tcp_reaches_every_backend[from-lab-node-1]"}
+    assert html.pick_failed(r)["id"] == "a"
     assert html.pick_failed(html.Rendered(Path("x"), {})) is None
