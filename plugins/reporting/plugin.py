@@ -377,11 +377,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         write_outcomes(Path(outcomes), config, collector, exitstatus)
         lines.append(f"outcomes in {outcomes}")
     results = config.stash.get(_RESULTS, None)
-    if results is not None and cl.is_active(config) and _connected(config):
-        try:
-            lines.append(write_environment(config, results))
-        except Exception as exc:  # an unreadable cluster must not hide the results
-            lines.append(f"environment.properties not written: {type(exc).__name__}: {exc}")
+    if results is not None:
+        if cl.is_active(config) and _connected(config):
+            try:
+                lines.append(write_environment(config, results))
+            except Exception as exc:  # an unreadable cluster must not hide the results
+                lines.append(f"environment.properties not written: {type(exc).__name__}: {exc}")
         if collector.records:
             lines.append(write_matrix(config, collector.records))
         lines.append(f"Allure results in {results}; HTML report: ci/report")
@@ -417,7 +418,8 @@ def write_matrix(config: pytest.Config, records: list[mx.Record]) -> str:
     except Exception:
         nodes = sorted({r.src for r in records})
     m = mx.build(nodes, records)
-    svg = mx.render_svg(m, f"netconform run {cl.run_id(config)}: node x node")
+    run = cl.run_id(config) if _connected(config) else "(no cluster)"
+    svg = mx.render_svg(m, f"netconform run {run}: node x node")
     path = matrix_path(config)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(svg)
