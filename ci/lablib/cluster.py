@@ -113,6 +113,10 @@ def up(count: int) -> None:
         raise LabError("the lab is not sealed off from the machine's network: " + "; ".join(problems))
     say("deploying CoreDNS")
     control.deploy_coredns(bins)
+    # Where kubeadm clusters keep kube-proxy's configuration; tools (and netconform's report) read the mode there.
+    proxy_conf = control.kubectl(bins, "-n", "kube-system", "create", "configmap", "kube-proxy", "--dry-run=client",
+                                 "-o", "json", f"--from-file=config.conf={nodes[0].dir / 'etc/kube-proxy.json'}")
+    control.kubectl(bins, "apply", "-f", "-", input=proxy_conf)
     proc.wait_for("CoreDNS to be Ready", lambda: control.kubectl(
         bins, "-n", "kube-system", "get", "deploy", "coredns", "-o", "jsonpath={.status.readyReplicas}",
         check=False).strip() == "2", 180, 2.0)
