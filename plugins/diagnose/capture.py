@@ -56,8 +56,12 @@ def _layers() -> None:
     bind_layers(UDP, VXLAN, sport=VXLAN_PORT)
 
 
-def analyse(pcap: bytes, expected_vtep: dict[str, str] | None = None, port: int | None = None) -> Analysis:
-    """expected_vtep: outer destination IP -> the VtepMAC of the node that owns it."""
+def analyse(pcap: bytes, expected_vtep: dict[str, str] | None = None, port: int | None = None,
+            overlay_macs: dict[str, str] | None = None) -> Analysis:
+    """expected_vtep: outer destination IP -> the VtepMAC of the node that owns it.
+    overlay_macs: pod CIDR -> VtepMAC of its node, to judge frames captured on flannel.1 itself."""
+    import ipaddress
+
     from scapy.layers.inet import IP, TCP, UDP
     from scapy.layers.l2 import Ether
     from scapy.layers.vxlan import VXLAN
@@ -86,6 +90,13 @@ def analyse(pcap: bytes, expected_vtep: dict[str, str] | None = None, port: int 
             view = (view, "vxlan")
         elif pkt.haslayer(TCP) and pkt.haslayer(IP):
             tcp_ip = pkt[IP]
+            if isinstance(pkt, Ether) and overlay_macs:  # a flannel.1 capture: dst MAC = neighbour entry used
+                dst = ipaddress.ip_address(tcp_ip.dst)
+                want = next((m.lower() for c, m in overlay_macs.items()
+                             if dst in ipaddress.ip_network(c, strict=False)), None)
+                if want and pkt.dst.lower() != want:
+                    a.vxlan_mac_mismatch.append(f"on flannel.1 to {tcp_ip.dst}: dst {pkt.dst.lower()}, "
+                                                f"expected VtepMAC {want}")
         if tcp_ip is None:
             continue
         t = tcp_ip[TCP]
@@ -124,10 +135,12 @@ def analyse(pcap: bytes, expected_vtep: dict[str, str] | None = None, port: int 
 # ---------------------------------------------------------------- live capture through the agent
 
 
-def _tcpdump_cmd(seconds: int, bpf: str) -> str:
-    # setsid: tcpdump must outlive this exec; the pid file lets us stop exactly our own process
-    return (f"rm -f /tmp/nc-cap.pcap; setsid timeout {seconds} tcpdump -i any -U -n -s 256 -w /tmp/nc-cap.pcap "
-            f"{shlex.quote(bpf)} >/tmp/nc-cap.log 2>&1 & echo $! >/tmp/nc-cap.pid; sleep 1; echo started")
+def _tcpdump_cmd(seconds: int, bpf: str, iface: str = "any", tag: str = "") -> str:
+    # setsid: tcpdump must outlive this exec; the pid file lets us stop exactly our own process.
+    # -Z root: Debian's tcpdump otherwise switches to user `tcpdump`, which an agent image may lack
+    f = f"/tmp/nc-cap{tag}"
+    return (f"rm -f {f}.pcap; setsid timeout {seconds} tcpdump -Z root -i {iface} -U -n -s 256 -w {f}.pcap "
+            f"{shlex.quote(bpf)} >{f}.log 2>&1 & echo $! >{f}.pid; sleep 1; echo started")
 
 
 def capture_for_report(diag: "Diagnoser", paths: list[PathRef], report: Any) -> str:
@@ -140,18 +153,27 @@ def capture_for_report(diag: "Diagnoser", paths: list[PathRef], report: Any) -> 
     seconds = int(diag.config.getoption("capture_seconds"))
     bpf = f"host {path.target_ip} or udp port {VXLAN_PORT}"
     try:
-        with ThreadPoolExecutor(len(nodes)) as pool:
-            list(pool.map(lambda n: diag.hosts.run(n, _tcpdump_cmd(seconds, bpf), 20), nodes))
+        # -i any has cooked headers (no destination MAC): flannel.1 itself is captured with its Ethernet
+        # header too, where a stale neighbour MAC shows even when no FDB entry lets the frame leave
+        start = [(n, _tcpdump_cmd(seconds, bpf)) for n in nodes] + \
+                [(n, _tcpdump_cmd(seconds, f"tcp port {path.target_port}", "flannel.1", "-fl")) for n in nodes]
+        with ThreadPoolExecutor(len(start)) as pool:
+            list(pool.map(lambda nc: diag.hosts.run(nc[0], nc[1], 20), start))
         retry_note = _redial(diag, path)
         time.sleep(1)
-        pcaps = {}
+        pcaps: dict[str, bytes] = {}
+        logs: dict[str, str] = {}  # tcpdump's own words: why a capture came back empty
         for n in nodes:
-            diag.hosts.run(n, "kill -INT $(cat /tmp/nc-cap.pid) 2>/dev/null; sleep 1; true", 15)
-            res = diag.hosts.run(n, "base64 /tmp/nc-cap.pcap && rm -f /tmp/nc-cap.pcap /tmp/nc-cap.pid", 30)
-            pcaps[n] = base64.b64decode("".join(res.stdout.split()) or b"")
+            for tag, key in (("", n), ("-fl", f"{n}-flannel.1")):
+                f = f"/tmp/nc-cap{tag}"
+                diag.hosts.run(n, f"kill -INT $(cat {f}.pid) 2>/dev/null; sleep 1; true", 15)
+                res = diag.hosts.run(n, f"base64 {f}.pcap && rm -f {f}.pcap {f}.pid", 30)
+                pcaps[key] = base64.b64decode("".join(res.stdout.split()) or b"")
+                logs[key] = diag.hosts.run(n, f"tail -3 {f}.log 2>/dev/null; true", 15).stdout.strip()
     except Exception as exc:  # capture is best effort: say why, never fail the report
         return f"capture failed: {exc}\n"
     expected = {nf.public_ip or nf.internal_ip or "": nf.vtep_mac for nf in facts.nodes.values() if nf.vtep_mac}
+    overlay = {c: nf.vtep_mac for nf in facts.nodes.values() if nf.vtep_mac for c in nf.pod_cidrs}
     lines = [f"capture ({seconds}s, retry: {retry_note}):"]
     report.netconform_pcaps = {}
     for n, data in pcaps.items():
@@ -162,8 +184,10 @@ def capture_for_report(diag: "Diagnoser", paths: list[PathRef], report: Any) -> 
         saved = _save(diag, report.nodeid, n, data)
         if saved:
             lines.append(f"  {n}: pcap {saved}")
-        an = analyse(data, expected, path.target_port)
+        an = analyse(data, expected, path.target_port, overlay)
         lines += [f"  {n}: {line}" for line in an.lines()]
+        if not an.packets and logs.get(n):
+            lines += [f"  {n}: tcpdump: {x}" for x in logs[n].splitlines()]
     return "\n".join(lines) + "\n"
 
 
