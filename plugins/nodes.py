@@ -20,8 +20,9 @@ from __future__ import annotations
 import shlex
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import testinfra
@@ -60,8 +61,10 @@ def parse_node_access(text: str) -> AccessSpec:
     if not sep or not rest:
         raise pytest.UsageError(f"--node-access {t!r}: use agent, none, ssh://user@{{node}} or docker://{{node}}")
     if scheme not in testinfra.backend.BACKENDS:
-        raise pytest.UsageError(f"--node-access {t!r}: unknown scheme {scheme!r} "
-                                f"(testinfra knows {', '.join(sorted(testinfra.backend.BACKENDS))})")
+        raise pytest.UsageError(
+            f"--node-access {t!r}: unknown scheme {scheme!r} "
+            f"(testinfra knows {', '.join(sorted(testinfra.backend.BACKENDS))})"
+        )
     if "{node}" not in rest and "{ip}" not in rest:
         raise pytest.UsageError(f"--node-access {t!r} must contain {{node}} or {{ip}}, e.g. {scheme}://{{node}}")
     return AccessSpec(scheme, t)
@@ -69,11 +72,20 @@ def parse_node_access(text: str) -> AccessSpec:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("netconform-nodes", "netconform node access (diagnosis)")
-    group.addoption("--node-access", metavar="HOW", default="agent",
-                    help="how diagnosis reaches nodes: agent (privileged DaemonSet, default), "
-                         "ssh://user@{node}, docker://{node} (kind), or none")
-    group.addoption("--agent-timeout", metavar="SECONDS", type=float, default=90.0,
-                    help="how long to wait for the node agent pod on a node (default 90)")
+    group.addoption(
+        "--node-access",
+        metavar="HOW",
+        default="agent",
+        help="how diagnosis reaches nodes: agent (privileged DaemonSet, default), "
+        "ssh://user@{node}, docker://{node} (kind), or none",
+    )
+    group.addoption(
+        "--agent-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=90.0,
+        help="how long to wait for the node agent pod on a node (default 90)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -155,10 +167,19 @@ class K8sExecBackend(tbase.BaseBackend):
         api = self._api_factory()  # one ApiClient per call: stream() patches it, threads must not share
         core = client.CoreV1Api(api)
         try:
-            resp = stream(core.connect_get_namespaced_pod_exec, self.pod, self.namespace,
-                          container=self.container, command=["/bin/sh", "-c", command],
-                          stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False,
-                          _request_timeout=timeout_s)
+            resp = stream(
+                core.connect_get_namespaced_pod_exec,
+                self.pod,
+                self.namespace,
+                container=self.container,
+                command=["/bin/sh", "-c", command],
+                stderr=True,
+                stdin=False,
+                stdout=True,
+                tty=False,
+                _preload_content=False,
+                _request_timeout=timeout_s,
+            )
         except Exception as exc:
             raise AccessError(f"exec into {self.namespace}/{self.pod} failed: {_one_line(exc)}") from None
         out: list[str] = []
@@ -176,8 +197,9 @@ class K8sExecBackend(tbase.BaseBackend):
             rc = resp.returncode
         finally:
             resp.close()
-        return self.result(rc if rc is not None else 1, self.encode(command), "".join(out).encode(),
-                           "".join(err).encode())
+        return self.result(
+            rc if rc is not None else 1, self.encode(command), "".join(out).encode(), "".join(err).encode()
+        )
 
 
 # ---------------------------------------------------------------- the agent DaemonSet
@@ -185,8 +207,11 @@ class K8sExecBackend(tbase.BaseBackend):
 
 def agent_manifest(namespace: str, image: str, node_names: list[str]) -> dict[str, Any]:
     """The node agent: host network/PID namespaces, privileged, network tools, does nothing by itself."""
-    labels = {"app.kubernetes.io/name": AGENT_NAME, "app.kubernetes.io/managed-by": "netconform",
-              "netconform.io/role": AGENT_ROLE}
+    labels = {
+        "app.kubernetes.io/name": AGENT_NAME,
+        "app.kubernetes.io/managed-by": "netconform",
+        "netconform.io/role": AGENT_ROLE,
+    }
     host_ro = [("host-run", "/run", "/host/run"), ("host-etc", "/etc", "/host/etc")]
     return {
         "apiVersion": "apps/v1",
@@ -198,9 +223,16 @@ def agent_manifest(namespace: str, image: str, node_names: list[str]) -> dict[st
                 "metadata": {"labels": labels},
                 "spec": {
                     # one term per node: the API accepts a single value in a matchFields requirement
-                    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-                        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [n]}]} for n in node_names
-                    ]}}},
+                    "affinity": {
+                        "nodeAffinity": {
+                            "requiredDuringSchedulingIgnoredDuringExecution": {
+                                "nodeSelectorTerms": [
+                                    {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [n]}]}
+                                    for n in node_names
+                                ]
+                            }
+                        }
+                    },
                     "hostNetwork": True,
                     "hostPID": True,
                     "dnsPolicy": "ClusterFirstWithHostNet",
@@ -208,16 +240,18 @@ def agent_manifest(namespace: str, image: str, node_names: list[str]) -> dict[st
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "terminationGracePeriodSeconds": 0,
-                    "containers": [{
-                        "name": AGENT_CONTAINER,
-                        "image": image,
-                        "imagePullPolicy": "IfNotPresent",
-                        "command": ["sleep", "infinity"],
-                        "securityContext": {"privileged": True},
-                        "resources": {"requests": {"cpu": "5m", "memory": "16Mi"}, "limits": {"memory": "256Mi"}},
-                        # /run/flannel and /etc/cni/net.d as the node sees them; read-only
-                        "volumeMounts": [{"name": n, "mountPath": m, "readOnly": True} for n, _, m in host_ro],
-                    }],
+                    "containers": [
+                        {
+                            "name": AGENT_CONTAINER,
+                            "image": image,
+                            "imagePullPolicy": "IfNotPresent",
+                            "command": ["sleep", "infinity"],
+                            "securityContext": {"privileged": True},
+                            "resources": {"requests": {"cpu": "5m", "memory": "16Mi"}, "limits": {"memory": "256Mi"}},
+                            # /run/flannel and /etc/cni/net.d as the node sees them; read-only
+                            "volumeMounts": [{"name": n, "mountPath": m, "readOnly": True} for n, _, m in host_ro],
+                        }
+                    ],
                     "volumes": [{"name": n, "hostPath": {"path": p}} for n, p, _ in host_ro],
                 },
             },
@@ -237,8 +271,9 @@ def agent_image(config: pytest.Config) -> str:
 class AgentFleet:
     """Deploys nc-agent once (lazily) and finds its pod per node."""
 
-    def __init__(self, api_factory: Callable[[], Any], namespace: str, image: str, node_names: list[str],
-                 wait_s: float = 90.0):
+    def __init__(
+        self, api_factory: Callable[[], Any], namespace: str, image: str, node_names: list[str], wait_s: float = 90.0
+    ):
         self.api_factory, self.namespace, self.image = api_factory, namespace, image
         self.node_names, self.wait_s = list(node_names), wait_s
         self._deployed: str | None = None  # None = not yet; "" = ok; text = why not
@@ -257,12 +292,15 @@ class AgentFleet:
 
         apps = client.AppsV1Api(self.api_factory())
         try:
-            apps.create_namespaced_daemon_set(self.namespace, agent_manifest(self.namespace, self.image, self.node_names),
-                                              _request_timeout=15)
+            apps.create_namespaced_daemon_set(
+                self.namespace, agent_manifest(self.namespace, self.image, self.node_names), _request_timeout=15
+            )
         except ApiException as exc:
             if exc.status != 409:  # 409: another xdist worker created it first
-                return (f"cannot create DaemonSet {AGENT_NAME} in {self.namespace}: {exc.status} {exc.reason}"
-                        f"{_api_message(exc)}")
+                return (
+                    f"cannot create DaemonSet {AGENT_NAME} in {self.namespace}: {exc.status} {exc.reason}"
+                    f"{_api_message(exc)}"
+                )
         except Exception as exc:
             return f"cannot create DaemonSet {AGENT_NAME} in {self.namespace}: {_one_line(exc)}"
         return ""
@@ -277,13 +315,18 @@ class AgentFleet:
         last = "no agent pod scheduled yet"
         while True:
             try:
-                pods = core.list_namespaced_pod(self.namespace, label_selector=f"netconform.io/role={AGENT_ROLE}",
-                                                field_selector=f"spec.nodeName={node}", _request_timeout=10).items
+                pods = core.list_namespaced_pod(
+                    self.namespace,
+                    label_selector=f"netconform.io/role={AGENT_ROLE}",
+                    field_selector=f"spec.nodeName={node}",
+                    _request_timeout=10,
+                ).items
             except Exception as exc:
                 raise AccessError(f"cannot list agent pods: {_one_line(exc)}") from None
             for p in pods:
                 if p.metadata.deletion_timestamp is None and any(
-                        c.type == "Ready" and c.status == "True" for c in p.status.conditions or []):
+                    c.type == "Ready" and c.status == "True" for c in p.status.conditions or []
+                ):
                     return str(p.metadata.name)
                 last = _pod_state(p)
             if time.monotonic() > deadline:
@@ -304,8 +347,9 @@ def _pod_state(p: Any) -> str:
 class NodeHosts:
     """testinfra Host per node for the chosen access method."""
 
-    def __init__(self, spec: AccessSpec, fleet: AgentFleet | None = None,
-                 node_ips: dict[str, str | None] | None = None):
+    def __init__(
+        self, spec: AccessSpec, fleet: AgentFleet | None = None, node_ips: dict[str, str | None] | None = None
+    ):
         self.spec, self.fleet, self.node_ips = spec, fleet, node_ips or {}
         self._hosts: dict[str, testinfra.host.Host] = {}
 

@@ -11,7 +11,6 @@ import io
 import json
 import shlex
 import time
-from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -36,8 +35,10 @@ class Analysis:
     sources: set[str] = field(default_factory=set)  # source IPs of SYNs
 
     def lines(self) -> list[str]:
-        out = [f"{self.packets} packets, {self.syns} SYNs, {self.handshakes} answered by SYN-ACK, "
-               f"{self.retransmissions} retransmissions"]
+        out = [
+            f"{self.packets} packets, {self.syns} SYNs, {self.handshakes} answered by SYN-ACK, "
+            f"{self.retransmissions} retransmissions"
+        ]
         out += [f"SYN without SYN-ACK: {u}" for u in self.unanswered[:5]]
         out += [f"TCP timestamp went backwards for {t}" for t in self.ts_backwards[:5]]
         out += [f"VXLAN inner destination MAC mismatch: {m}" for m in self.vxlan_mac_mismatch[:5]]
@@ -56,13 +57,17 @@ def _layers() -> None:
     bind_layers(UDP, VXLAN, sport=VXLAN_PORT)
 
 
-def analyse(pcap: bytes, expected_vtep: dict[str, str] | None = None, port: int | None = None,
-            overlay_macs: dict[str, str] | None = None) -> Analysis:
+def analyse(
+    pcap: bytes,
+    expected_vtep: dict[str, str] | None = None,
+    port: int | None = None,
+    overlay_macs: dict[str, str] | None = None,
+) -> Analysis:
     """expected_vtep: outer destination IP -> the VtepMAC of the node that owns it.
     overlay_macs: pod CIDR -> VtepMAC of its node, to judge frames captured on flannel.1 itself."""
     import ipaddress
 
-    from scapy.layers.inet import IP, TCP, UDP
+    from scapy.layers.inet import IP, TCP
     from scapy.layers.l2 import Ether
     from scapy.layers.vxlan import VXLAN
     from scapy.utils import PcapReader
@@ -76,7 +81,6 @@ def analyse(pcap: bytes, expected_vtep: dict[str, str] | None = None, port: int 
     for pkt in PcapReader(io.BytesIO(pcap)):
         a.packets += 1
         view = getattr(pkt, "ifindex", None) if hasattr(pkt, "ifindex") else None  # SLL2 (-i any)
-        outer = pkt
         tcp_ip = None
         if pkt.haslayer(VXLAN):
             vx = pkt[VXLAN]
@@ -92,11 +96,13 @@ def analyse(pcap: bytes, expected_vtep: dict[str, str] | None = None, port: int 
             tcp_ip = pkt[IP]
             if isinstance(pkt, Ether) and overlay_macs:  # a flannel.1 capture: dst MAC = neighbour entry used
                 dst = ipaddress.ip_address(tcp_ip.dst)
-                want = next((m.lower() for c, m in overlay_macs.items()
-                             if dst in ipaddress.ip_network(c, strict=False)), None)
+                want = next(
+                    (m.lower() for c, m in overlay_macs.items() if dst in ipaddress.ip_network(c, strict=False)), None
+                )
                 if want and pkt.dst.lower() != want:
-                    a.vxlan_mac_mismatch.append(f"on flannel.1 to {tcp_ip.dst}: dst {pkt.dst.lower()}, "
-                                                f"expected VtepMAC {want}")
+                    a.vxlan_mac_mismatch.append(
+                        f"on flannel.1 to {tcp_ip.dst}: dst {pkt.dst.lower()}, expected VtepMAC {want}"
+                    )
         if tcp_ip is None:
             continue
         t = tcp_ip[TCP]
@@ -139,11 +145,13 @@ def _tcpdump_cmd(seconds: int, bpf: str, iface: str = "any", tag: str = "") -> s
     # setsid: tcpdump must outlive this exec; the pid file lets us stop exactly our own process.
     # -Z root: Debian's tcpdump otherwise switches to user `tcpdump`, which an agent image may lack
     f = f"/tmp/nc-cap{tag}"
-    return (f"rm -f {f}.pcap; setsid timeout {seconds} tcpdump -Z root -i {iface} -U -n -s 256 -w {f}.pcap "
-            f"{shlex.quote(bpf)} >{f}.log 2>&1 & echo $! >{f}.pid; sleep 1; echo started")
+    return (
+        f"rm -f {f}.pcap; setsid timeout {seconds} tcpdump -Z root -i {iface} -U -n -s 256 -w {f}.pcap "
+        f"{shlex.quote(bpf)} >{f}.log 2>&1 & echo $! >{f}.pid; sleep 1; echo started"
+    )
 
 
-def capture_for_report(diag: "Diagnoser", paths: list[PathRef], report: Any) -> str:
+def capture_for_report(diag: Diagnoser, paths: list[PathRef], report: Any) -> str:
     """Retry the first failing TCP path under tcpdump; returns text for the diagnosis section."""
     path = next((p for p in paths if p.target_port and p.check != "dns"), None)
     if path is None or not path.src_node:
@@ -155,8 +163,9 @@ def capture_for_report(diag: "Diagnoser", paths: list[PathRef], report: Any) -> 
     try:
         # -i any has cooked headers (no destination MAC): flannel.1 itself is captured with its Ethernet
         # header too, where a stale neighbour MAC shows even when no FDB entry lets the frame leave
-        start = [(n, _tcpdump_cmd(seconds, bpf)) for n in nodes] + \
-                [(n, _tcpdump_cmd(seconds, f"tcp port {path.target_port}", "flannel.1", "-fl")) for n in nodes]
+        start = [(n, _tcpdump_cmd(seconds, bpf)) for n in nodes] + [
+            (n, _tcpdump_cmd(seconds, f"tcp port {path.target_port}", "flannel.1", "-fl")) for n in nodes
+        ]
         with ThreadPoolExecutor(len(start)) as pool:
             list(pool.map(lambda nc: diag.hosts.run(nc[0], nc[1], 20), start))
         retry_note = _redial(diag, path)
@@ -191,7 +200,7 @@ def capture_for_report(diag: "Diagnoser", paths: list[PathRef], report: Any) -> 
     return "\n".join(lines) + "\n"
 
 
-def _save(diag: "Diagnoser", nodeid: str, node: str, data: bytes) -> str | None:
+def _save(diag: Diagnoser, nodeid: str, node: str, data: bytes) -> str | None:
     """Write the pcap where the operator can open it: --diagnose-record DIR/pcap, else a temp directory."""
     import re
     import tempfile
@@ -211,19 +220,25 @@ def _save(diag: "Diagnoser", nodeid: str, node: str, data: bytes) -> str | None:
         return None
 
 
-def _redial(diag: "Diagnoser", path: PathRef) -> str:
+def _redial(diag: Diagnoser, path: PathRef) -> str:
     """Dial the failed target again from the client pod on the source node (probe dial)."""
     from kubernetes import client
 
     from plugins.nodes import K8sExecBackend
 
     core = client.CoreV1Api(diag.api_factory())
-    pods = core.list_namespaced_pod(diag.namespace, label_selector="netconform.io/role=client",
-                                    field_selector=f"spec.nodeName={path.src_node}", _request_timeout=10).items
+    pods = core.list_namespaced_pod(
+        diag.namespace,
+        label_selector="netconform.io/role=client",
+        field_selector=f"spec.nodeName={path.src_node}",
+        _request_timeout=10,
+    ).items
     if not pods:
         return f"no client pod on {path.src_node}"
-    spec = {"timeout_ms": 2000, "targets": [{"id": "retry", "proto": "tcp", "host": path.target_ip,
-                                               "port": path.target_port, "count": 3}]}
+    spec = {
+        "timeout_ms": 2000,
+        "targets": [{"id": "retry", "proto": "tcp", "host": path.target_ip, "port": path.target_port, "count": 3}],
+    }
     be = K8sExecBackend(pods[0].metadata.name, diag.namespace, "probe", diag.api_factory)
     res = be.run_with_timeout(f"/probe dial --spec {shlex.quote(json.dumps(spec))}", 30)
     try:

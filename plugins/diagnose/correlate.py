@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from .evidence import ClusterFacts
 from .model import Finding, Hop, PathRef, Scope
@@ -71,8 +71,12 @@ def checks_of(path: PathRef, facts: ClusterFacts) -> tuple[str, ...]:
 
 def explains(f: Finding, path: PathRef, facts: ClusterFacts) -> bool:
     hops = hops_for(path, facts)
-    return any(sc.matches(c, path.error, h, path.target_port)
-               for sc in f.explains for h in hops for c in checks_of(path, facts))
+    return any(
+        sc.matches(c, path.error, h, path.target_port)
+        for sc in f.explains
+        for h in hops
+        for c in checks_of(path, facts)
+    )
 
 
 def explaining(findings: Iterable[Finding], paths: list[PathRef], facts: ClusterFacts) -> list[Finding]:
@@ -146,6 +150,5 @@ def summary_lines(groups: list[CauseGroup], unexplained: list[str], total: int) 
         lines.extend(f"    and: {t}" for t in titles[1:])
         lines.extend(f"    fix: {x}" for x in (g.fixes or ([g.fix] if g.fix else [])))
     if unexplained:
-        lines.append(f"{len(unexplained)} of {total} failures have no diagnosed cause "
-                     f"(first: {unexplained[0]})")
+        lines.append(f"{len(unexplained)} of {total} failures have no diagnosed cause (first: {unexplained[0]})")
     return lines

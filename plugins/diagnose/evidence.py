@@ -29,11 +29,17 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("route", "ip route show"),
     # both backends are live in the kernel at once; legacy only when its tables exist
     ("iptables", "if command -v iptables-nft-save >/dev/null; then iptables-nft-save -c; else iptables-save -c; fi"),
-    ("iptables_legacy", "[ -s /proc/net/ip_tables_names ] || { echo '# no legacy tables'; exit 0; }; "
-                        "command -v iptables-legacy-save >/dev/null || { echo '# no iptables-legacy-save'; exit 0; }; "
-                        "iptables-legacy-save -c"),
-    ("sysctl", "sysctl net.ipv4.ip_forward net.ipv4.tcp_timestamps net.ipv4.tcp_tw_recycle "
-               "net.bridge.bridge-nf-call-iptables net.ipv4.conf.all.rp_filter net.ipv4.conf.default.rp_filter"),
+    (
+        "iptables_legacy",
+        "[ -s /proc/net/ip_tables_names ] || { echo '# no legacy tables'; exit 0; }; "
+        "command -v iptables-legacy-save >/dev/null || { echo '# no iptables-legacy-save'; exit 0; }; "
+        "iptables-legacy-save -c",
+    ),
+    (
+        "sysctl",
+        "sysctl net.ipv4.ip_forward net.ipv4.tcp_timestamps net.ipv4.tcp_tw_recycle "
+        "net.bridge.bridge-nf-call-iptables net.ipv4.conf.all.rp_filter net.ipv4.conf.default.rp_filter",
+    ),
     ("rp_filter", "grep -H . /proc/sys/net/ipv4/conf/*/rp_filter"),
     ("conntrack", "conntrack -S"),
     ("nstat", "nstat -as"),
@@ -59,10 +65,10 @@ def gather_script(timeout_s: int = CMD_TIMEOUT_S) -> str:
         # busybox sh prefers its own applets over PATH (its `ip` has no -d, its `netstat` no -s):
         # every inner shell gets functions pointing at the real binaries when the image has them
         "P=''; for t in " + " ".join(REAL_TOOLS) + "; do for d in /usr/sbin /sbin /usr/bin /bin /usr/local/sbin; do "
-        "if [ -x \"$d/$t\" ] && ! [ \"$d/$t\" -ef /bin/busybox ]; then P=\"$P $t() { $d/$t \\\"\\$@\\\"; };\"; break; fi; "
+        'if [ -x "$d/$t" ] && ! [ "$d/$t" -ef /bin/busybox ]; then P="$P $t() { $d/$t \\"\\$@\\"; };"; break; fi; '
         "done; done",
-        "sec() { n=$1; shift; o=$($T sh -c \"$P $*\" 2>&1); r=$?; "
-        f"printf '{SECTION_MARK} %s rc=%d\\n%s\\n' \"$n\" \"$r\" \"$o\"; }}",
+        'sec() { n=$1; shift; o=$($T sh -c "$P $*" 2>&1); r=$?; '
+        f'printf \'{SECTION_MARK} %s rc=%d\\n%s\\n\' "$n" "$r" "$o"; }}',
     ]
     for name, cmd in SECTIONS:
         lines.append(f"sec {name} {_sh_quote(cmd)}")
@@ -116,6 +122,7 @@ def split_sections(output: str) -> dict[str, Section]:
 
 
 # ---------------------------------------------------------------- node evidence
+
 
 @dataclass
 class NodeEvidence:
@@ -237,16 +244,29 @@ class NodeFacts:
     backend_data: str = ""  # the annotation verbatim (quoted as evidence)
 
     @classmethod
-    def from_annotations(cls, name: str, internal_ip: str | None, pod_cidrs: tuple[str, ...],
-                         annotations: dict[str, str], ready: bool = True) -> NodeFacts:
+    def from_annotations(
+        cls,
+        name: str,
+        internal_ip: str | None,
+        pod_cidrs: tuple[str, ...],
+        annotations: dict[str, str],
+        ready: bool = True,
+    ) -> NodeFacts:
         raw = annotations.get(FLANNEL_BACKEND, "")
         mac = None
         try:
             mac = (json.loads(raw) or {}).get("VtepMAC") if raw else None
         except (ValueError, AttributeError):
             mac = None
-        return cls(name, internal_ip, tuple(pod_cidrs), mac.lower() if mac else None,
-                   annotations.get(FLANNEL_PUBLIC_IP), ready, raw)
+        return cls(
+            name,
+            internal_ip,
+            tuple(pod_cidrs),
+            mac.lower() if mac else None,
+            annotations.get(FLANNEL_PUBLIC_IP),
+            ready,
+            raw,
+        )
 
     @property
     def subnet_gw(self) -> str | None:
@@ -358,6 +378,7 @@ class ClusterEvidence:
 
 # ---------------------------------------------------------------- from the API
 
+
 def _pod_facts(p: Any) -> PodFacts:
     st = p.status
     ready = any(c.type == "Ready" and c.status == "True" for c in (st.conditions or []))
@@ -368,8 +389,9 @@ def _pod_facts(p: Any) -> PodFacts:
             reason = cs.state.waiting.reason
         elif cs.state and cs.state.terminated and cs.state.terminated.reason:
             reason = cs.state.terminated.reason
-    return PodFacts(p.metadata.namespace, p.metadata.name, p.spec.node_name, st.phase or "", ready,
-                    restarts, reason, st.pod_ip)
+    return PodFacts(
+        p.metadata.namespace, p.metadata.name, p.spec.node_name, st.phase or "", ready, restarts, reason, st.pod_ip
+    )
 
 
 def _service_facts(core: Any, discovery: Any, namespace: str, name: str) -> ServiceFacts | None:
@@ -382,20 +404,30 @@ def _service_facts(core: Any, discovery: Any, namespace: str, name: str) -> Serv
     ports = tuple(ServicePort(p.name or "", p.port, p.protocol or "TCP", p.node_port) for p in svc.spec.ports or [])
     eps: list[Endpoint] = []
     slices = discovery.list_namespaced_endpoint_slice(
-        namespace, label_selector=f"kubernetes.io/service-name={name}", _request_timeout=10)
+        namespace, label_selector=f"kubernetes.io/service-name={name}", _request_timeout=10
+    )
     for sl in slices.items:
         for e in sl.endpoints or []:
             ready = e.conditions.ready if e.conditions and e.conditions.ready is not None else True
             pod = e.target_ref.name if e.target_ref else ""
             for a in e.addresses:
                 eps.append(Endpoint(a, e.node_name, bool(ready), pod))
-    return ServiceFacts(namespace, name, svc.spec.cluster_ip, svc.spec.type or "ClusterIP", ports,
-                        tuple(sorted(set(eps), key=lambda x: x.ip)),
-                        svc.spec.external_traffic_policy or "Cluster")
+    return ServiceFacts(
+        namespace,
+        name,
+        svc.spec.cluster_ip,
+        svc.spec.type or "ClusterIP",
+        ports,
+        tuple(sorted(set(eps), key=lambda x: x.ip)),
+        svc.spec.external_traffic_policy or "Cluster",
+    )
 
 
-def facts_from_api(api_client: Any, probe_namespace: str | None,
-                   probe_services: tuple[str, ...] = ("nc-server", "nc-nodeport", "nc-nodeport-local")) -> ClusterFacts:
+def facts_from_api(
+    api_client: Any,
+    probe_namespace: str | None,
+    probe_services: tuple[str, ...] = ("nc-server", "nc-nodeport", "nc-nodeport-local"),
+) -> ClusterFacts:
     """Read node annotations, Services/EndpointSlices, CoreDNS and kube-proxy pods (bounded calls)."""
     from kubernetes import client
 
@@ -409,18 +441,24 @@ def facts_from_api(api_client: Any, probe_namespace: str | None,
         cidrs = tuple(many or ([n.spec.pod_cidr] if n.spec.pod_cidr else []))
         ready = any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
         facts.nodes[n.metadata.name] = NodeFacts.from_annotations(
-            n.metadata.name, addrs.get("InternalIP"), cidrs, n.metadata.annotations or {}, ready)
+            n.metadata.name, addrs.get("InternalIP"), cidrs, n.metadata.annotations or {}, ready
+        )
     keys = [("kube-system", "kube-dns")] + [(probe_namespace, s) for s in probe_services if probe_namespace]
     for ns, name in keys:
         sf = _service_facts(core, discovery, ns, name)
         if sf is not None:
             facts.services[sf.key] = sf
-    facts.probe_services = tuple(f"{probe_namespace}/{s}" for s in probe_services
-                                 if f"{probe_namespace}/{s}" in facts.services)
-    facts.coredns = [_pod_facts(p) for p in core.list_namespaced_pod(
-        "kube-system", label_selector="k8s-app=kube-dns", _request_timeout=10).items]
-    facts.kube_proxy = [_pod_facts(p) for p in core.list_namespaced_pod(
-        "kube-system", label_selector="k8s-app=kube-proxy", _request_timeout=10).items]
+    facts.probe_services = tuple(
+        f"{probe_namespace}/{s}" for s in probe_services if f"{probe_namespace}/{s}" in facts.services
+    )
+    facts.coredns = [
+        _pod_facts(p)
+        for p in core.list_namespaced_pod("kube-system", label_selector="k8s-app=kube-dns", _request_timeout=10).items
+    ]
+    facts.kube_proxy = [
+        _pod_facts(p)
+        for p in core.list_namespaced_pod("kube-system", label_selector="k8s-app=kube-proxy", _request_timeout=10).items
+    ]
     return facts
 
 
@@ -429,41 +467,96 @@ def facts_from_dict(data: dict[str, Any]) -> ClusterFacts:
     facts = ClusterFacts()
     for n in data.get("nodes", []):
         facts.nodes[n["name"]] = NodeFacts.from_annotations(
-            n["name"], n.get("internal_ip"), tuple(n.get("pod_cidrs", ())), n.get("annotations", {}), n.get("ready", True))
+            n["name"],
+            n.get("internal_ip"),
+            tuple(n.get("pod_cidrs", ())),
+            n.get("annotations", {}),
+            n.get("ready", True),
+        )
     for s in data.get("services", []):
         sf = ServiceFacts(
-            s["namespace"], s["name"], s.get("cluster_ip"), s.get("type", "ClusterIP"),
-            tuple(ServicePort(p.get("name", ""), p["port"], p.get("protocol", "TCP"), p.get("node_port"))
-                  for p in s.get("ports", [])),
-            tuple(Endpoint(e["ip"], e.get("node"), e.get("ready", True), e.get("pod", "")) for e in s.get("endpoints", [])),
-            s.get("external_traffic_policy", "Cluster"))
+            s["namespace"],
+            s["name"],
+            s.get("cluster_ip"),
+            s.get("type", "ClusterIP"),
+            tuple(
+                ServicePort(p.get("name", ""), p["port"], p.get("protocol", "TCP"), p.get("node_port"))
+                for p in s.get("ports", [])
+            ),
+            tuple(
+                Endpoint(e["ip"], e.get("node"), e.get("ready", True), e.get("pod", "")) for e in s.get("endpoints", [])
+            ),
+            s.get("external_traffic_policy", "Cluster"),
+        )
         facts.services[sf.key] = sf
     facts.probe_services = tuple(data.get("probe_services", ()))
     for key in ("coredns", "kube_proxy"):
-        setattr(facts, key, [PodFacts(p["namespace"], p["name"], p.get("node"), p.get("phase", "Running"),
-                                      p.get("ready", True), p.get("restarts", 0), p.get("reason", ""), p.get("ip"))
-                             for p in data.get(key, [])])
+        setattr(
+            facts,
+            key,
+            [
+                PodFacts(
+                    p["namespace"],
+                    p["name"],
+                    p.get("node"),
+                    p.get("phase", "Running"),
+                    p.get("ready", True),
+                    p.get("restarts", 0),
+                    p.get("reason", ""),
+                    p.get("ip"),
+                )
+                for p in data.get(key, [])
+            ],
+        )
     facts.cluster_cidr = data.get("cluster_cidr")
     return facts
 
 
 def facts_to_dict(facts: ClusterFacts) -> dict[str, Any]:
     """The inverse of facts_from_dict (saved by --diagnose-record, replayed by unit tests)."""
+
     def pods(ps: list[PodFacts]) -> list[dict[str, Any]]:
-        return [{"namespace": p.namespace, "name": p.name, "node": p.node, "phase": p.phase, "ready": p.ready,
-                 "restarts": p.restarts, "reason": p.reason, "ip": p.ip} for p in ps]
+        return [
+            {
+                "namespace": p.namespace,
+                "name": p.name,
+                "node": p.node,
+                "phase": p.phase,
+                "ready": p.ready,
+                "restarts": p.restarts,
+                "reason": p.reason,
+                "ip": p.ip,
+            }
+            for p in ps
+        ]
 
     return {
-        "nodes": [{"name": n.name, "internal_ip": n.internal_ip, "pod_cidrs": list(n.pod_cidrs), "ready": n.ready,
-                   "annotations": {k: v for k, v in ((FLANNEL_BACKEND, n.backend_data),
-                                                     (FLANNEL_PUBLIC_IP, n.public_ip)) if v}}
-                  for n in facts.nodes.values()],
-        "services": [{"namespace": s.namespace, "name": s.name, "cluster_ip": s.cluster_ip, "type": s.type,
-                      "ports": [{"name": p.name, "port": p.port, "protocol": p.protocol, "node_port": p.node_port}
-                                for p in s.ports],
-                      "endpoints": [{"ip": e.ip, "node": e.node, "ready": e.ready, "pod": e.pod} for e in s.endpoints],
-                      "external_traffic_policy": s.external_traffic_policy}
-                     for s in facts.services.values()],
+        "nodes": [
+            {
+                "name": n.name,
+                "internal_ip": n.internal_ip,
+                "pod_cidrs": list(n.pod_cidrs),
+                "ready": n.ready,
+                "annotations": {
+                    k: v for k, v in ((FLANNEL_BACKEND, n.backend_data), (FLANNEL_PUBLIC_IP, n.public_ip)) if v
+                },
+            }
+            for n in facts.nodes.values()
+        ],
+        "services": [
+            {
+                "namespace": s.namespace,
+                "name": s.name,
+                "cluster_ip": s.cluster_ip,
+                "type": s.type,
+                "ports": [
+                    {"name": p.name, "port": p.port, "protocol": p.protocol, "node_port": p.node_port} for p in s.ports
+                ],
+                "endpoints": [{"ip": e.ip, "node": e.node, "ready": e.ready, "pod": e.pod} for e in s.endpoints],
+                "external_traffic_policy": s.external_traffic_policy,
+            }
+            for s in facts.services.values()
+        ],
         "probe_services": list(facts.probe_services),
         "coredns": pods(facts.coredns),
         "kube_proxy": pods(facts.kube_proxy),

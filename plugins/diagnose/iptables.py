@@ -199,7 +199,18 @@ def rule_matches(rule: Rule, pkt: Packet) -> bool:
         elif x in ("-p", "--protocol"):
             res = val in ("all", "0") or val == pkt.proto
         elif x == "-m":
-            if val not in ("comment", "tcp", "udp", "mark", "multiport", "addrtype", "conntrack", "state", "statistic", "icmp"):
+            if val not in (
+                "comment",
+                "tcp",
+                "udp",
+                "mark",
+                "multiport",
+                "addrtype",
+                "conntrack",
+                "state",
+                "statistic",
+                "icmp",
+            ):
                 raise _Unknown(val)
             res = None  # module name itself matches; its options follow
         elif x == "--comment":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 CHECKS = ("pod_to_pod", "service", "nodeport", "stability", "source_ip", "dns")

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,15 +34,24 @@ GATHER_TIMEOUT_S = 90.0
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("netconform-diagnose", "netconform diagnosis")
     group.addoption("--no-diagnose", action="store_true", help="do not inspect nodes when a check fails")
-    group.addoption("--diagnose-only", action="store_true",
-                    help="skip the checks: run every diagnosis rule on every node (health report; exit 1 on findings)")
+    group.addoption(
+        "--diagnose-only",
+        action="store_true",
+        help="skip the checks: run every diagnosis rule on every node (health report; exit 1 on findings)",
+    )
     # pytest owns --capture (output capturing), hence --capture-pcap
-    group.addoption("--capture-pcap", action="store_true",
-                    help="retry a failing TCP path once under tcpdump on its nodes and analyse the pcap")
+    group.addoption(
+        "--capture-pcap",
+        action="store_true",
+        help="retry a failing TCP path once under tcpdump on its nodes and analyse the pcap",
+    )
     group.addoption("--capture-seconds", metavar="N", type=int, default=8, help="tcpdump duration for --capture-pcap")
-    group.addoption("--diagnose-record", metavar="DIR",
-                    help="save what the diagnosis read (node outputs, cluster facts, failed paths) into DIR, "
-                         "in the shape the unit tests replay (tests/data/recorded)")
+    group.addoption(
+        "--diagnose-record",
+        metavar="DIR",
+        help="save what the diagnosis read (node outputs, cluster facts, failed paths) into DIR, "
+        "in the shape the unit tests replay (tests/data/recorded)",
+    )
 
 
 # ---------------------------------------------------------------- the session's diagnoser
@@ -65,8 +74,13 @@ class Diagnoser:
         spec = nodes_mod.parse_node_access(config.getoption("node_access"))
         fleet = None
         if spec.kind == "agent":
-            fleet = nodes_mod.AgentFleet(self.api_factory, self.namespace, nodes_mod.agent_image(config),
-                                         self.node_names, config.getoption("agent_timeout"))
+            fleet = nodes_mod.AgentFleet(
+                self.api_factory,
+                self.namespace,
+                nodes_mod.agent_image(config),
+                self.node_names,
+                config.getoption("agent_timeout"),
+            )
         self.hosts = nodes_mod.NodeHosts(spec, fleet, {n.name: n.internal_ip for n in self.cluster.all_nodes})
         self._facts: ClusterFacts | None = None
         self._evidence: dict[str, NodeEvidence] = {}
@@ -87,9 +101,14 @@ class Diagnoser:
                     self._facts = facts_from_api(self.api_factory(), self.namespace)
                 except Exception as exc:  # RBAC or API trouble: fall back to the inventory we have
                     self.facts_error = f"could not read cluster facts: {str(exc).strip().splitlines()[0][:200]}"
-                    self._facts = ClusterFacts(nodes={
-                        n.name: NodeFacts.from_annotations(n.name, n.internal_ip, tuple(n.pod_cidrs), n.annotations, n.ready)
-                        for n in self.cluster.all_nodes})
+                    self._facts = ClusterFacts(
+                        nodes={
+                            n.name: NodeFacts.from_annotations(
+                                n.name, n.internal_ip, tuple(n.pod_cidrs), n.annotations, n.ready
+                            )
+                            for n in self.cluster.all_nodes
+                        }
+                    )
             return self._facts
 
     def node_evidence(self, node: str) -> NodeEvidence:
@@ -190,8 +209,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     started = time.monotonic()
     try:
         diag = diagnoser(config)
-        getattr(diag, "paths", {})[item.nodeid] = [dict(json.loads(v) if isinstance(v, str) else v)
-                                   for k, v in item.user_properties if k == "netconform_path"]
+        getattr(diag, "paths", {})[item.nodeid] = [
+            dict(json.loads(v) if isinstance(v, str) else v) for k, v in item.user_properties if k == "netconform_path"
+        ]
         findings, gaps = diag.diagnose(paths)
     except Exception as exc:  # diagnosis must never turn a failure into an error
         report.sections.append((SECTION, f"diagnosis failed: {type(exc).__name__}: {exc}\n"))
@@ -215,8 +235,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report.netconform_findings = [f.as_dict() for f in findings]  # for reporting (allure) and the summary
     report.netconform_gaps = [g.title for g in gaps]
     if findings:
-        report.user_properties.append(("netconform_cause", json.dumps(
-            [f"{f.cause}@{f.node}" if f.node else f.cause for f in findings[:3]])))
+        report.user_properties.append(
+            ("netconform_cause", json.dumps([f"{f.cause}@{f.node}" if f.node else f.cause for f in findings[:3]]))
+        )
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -291,8 +312,7 @@ def _print_health(tr: Any, config: pytest.Config) -> None:
         if f.confidence == 0:
             tr.write_line(f"note: {f.title}")
     blind = sorted({f.node or "?" for f in findings if f.cause == "not-inspected"})
-    verdict = (f": could not inspect {', '.join(blind)}" if blind
-               else "" if real else ": every rule passed")
+    verdict = f": could not inspect {', '.join(blind)}" if blind else "" if real else ": every rule passed"
     tr.write_line(f"{len(real)} finding{'s' if len(real) != 1 else ''}" + verdict)
     if _DIAG in config.stash:
         tr.write_line(f"diagnosis: {config.stash[_DIAG].seconds:.1f}s gathering evidence and running rules")

@@ -23,7 +23,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
     def run(self: Any, node: str, command: str, timeout_s: float = nodes.COMMAND_TIMEOUT_S) -> Any:
         if node == broken:
-            raise nodes.AccessError(f"exec into the agent on {node} failed: simulated by tests/lab/break_node_access.py")
+            raise nodes.AccessError(
+                f"exec into the agent on {node} failed: simulated by tests/lab/break_node_access.py"
+            )
         return real(self, node, command, timeout_s)
 
     nodes.NodeHosts.run = run  # type: ignore[method-assign]

@@ -105,6 +105,16 @@ def lab(*args: str, check: bool = True, timeout: float = 300) -> subprocess.Comp
 
 
 def run_suite(kubeconfig: str, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "pytest", str(REPO / "suites"), "-p", "no:cacheprovider", "-p", "no:randomly",
-           f"--kubeconfig={kubeconfig}", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(REPO / "suites"),
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",
+        f"--kubeconfig={kubeconfig}",
+        *args,
+    ]
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)

@@ -132,8 +132,21 @@ def run(kubeconfig: str, tmp: Path, *extra: str) -> Outcome:
 def settle() -> None:
     """After a clear, wait (bounded) until CoreDNS is back: dns-down's clear scales it up asynchronously,
     and a CoreDNS pod still starting is a real (if transient) finding of --diagnose-only."""
-    subprocess.run([KUBE, "kubectl", f"--kubeconfig={os.environ['NETCONFORM_LAB_KUBECONFIG']}", "-n", "kube-system",
-                    "rollout", "status", "deploy/coredns", "--timeout=120s"], capture_output=True, timeout=150)
+    subprocess.run(
+        [
+            KUBE,
+            "kubectl",
+            f"--kubeconfig={os.environ['NETCONFORM_LAB_KUBECONFIG']}",
+            "-n",
+            "kube-system",
+            "rollout",
+            "status",
+            "deploy/coredns",
+            "--timeout=120s",
+        ],
+        capture_output=True,
+        timeout=150,
+    )
 
 
 def table_row(case: Case, out: Outcome, right: bool, note: str = "") -> None:
@@ -218,11 +231,16 @@ def test_stale_arp_pcap_shows_the_wrong_inner_mac(lab_kubeconfig: str, tmp_path:
         finally:
             lab("fault", "clear", check=False)
     assert out.top == ("stale-flannel-arp", NODE), "\n".join(out.summary)
-    assert re.search(r"lab-node-2-flannel.1: VXLAN inner destination MAC mismatch: on flannel.1 to 10\.244\.\d+\.\d+: "
-                     r"dst ee:ee:ee:00:00:01, expected VtepMAC", out.stdout), out.stdout[-3000:]
+    assert re.search(
+        r"lab-node-2-flannel.1: VXLAN inner destination MAC mismatch: on flannel.1 to 10\.244\.\d+\.\d+: "
+        r"dst ee:ee:ee:00:00:01, expected VtepMAC",
+        out.stdout,
+    ), out.stdout[-3000:]
     facts = json.loads((tmp_path / "record" / "facts.json").read_text())
-    vtep = {n["name"]: json.loads(n["annotations"]["flannel.alpha.coreos.com/backend-data"])["VtepMAC"]
-            for n in facts["nodes"]}
+    vtep = {
+        n["name"]: json.loads(n["annotations"]["flannel.alpha.coreos.com/backend-data"])["VtepMAC"]
+        for n in facts["nodes"]
+    }
     overlay = {c: vtep[n["name"]] for n in facts["nodes"] for c in n["pod_cidrs"]}
     underlay = {n["internal_ip"]: vtep[n["name"]] for n in facts["nodes"]}
     pcap_dir = tmp_path / "record" / "pcap"

@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import traceback
-from typing import Callable
+from collections.abc import Callable
 
 from ..evidence import ClusterEvidence
 from ..model import NOTHING, Finding
 from . import (
-    br_netfilter, conntrack, coredns, flannel_arp, flannel_fdb, flannel_route, forward_policy, hairpin,
-    inspect, ip_forward, kube_proxy, masquerade, mtu, nodeport_firewall, rp_filter, service_endpoints,
-    tw_recycle, vxlan_port,
+    br_netfilter,
+    conntrack,
+    coredns,
+    flannel_arp,
+    flannel_fdb,
+    flannel_route,
+    forward_policy,
+    hairpin,
+    inspect,
+    ip_forward,
+    kube_proxy,
+    masquerade,
+    mtu,
+    nodeport_firewall,
+    rp_filter,
+    service_endpoints,
+    tw_recycle,
+    vxlan_port,
 )
 
 Rule = Callable[[ClusterEvidence], list[Finding]]
@@ -18,9 +33,24 @@ Rule = Callable[[ClusterEvidence], list[Finding]]
 ALL_RULES: dict[str, Rule] = {
     m.CAUSE: m.rule
     for m in (
-        flannel_arp, flannel_fdb, flannel_route, vxlan_port, ip_forward, forward_policy, masquerade,
-        tw_recycle, mtu, br_netfilter, rp_filter, kube_proxy, service_endpoints, nodeport_firewall,
-        hairpin, coredns, conntrack, inspect,
+        flannel_arp,
+        flannel_fdb,
+        flannel_route,
+        vxlan_port,
+        ip_forward,
+        forward_policy,
+        masquerade,
+        tw_recycle,
+        mtu,
+        br_netfilter,
+        rp_filter,
+        kube_proxy,
+        service_endpoints,
+        nodeport_firewall,
+        hairpin,
+        coredns,
+        conntrack,
+        inspect,
     )
 }
 

@@ -18,16 +18,26 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
         val = ne.sysctl.get(KEY)
         if val == "1":
             continue
-        line = ne.sysctl_line(KEY) or ne.line_of("sysctl", lambda s: "bridge-nf-call-iptables" in s) \
+        line = (
+            ne.sysctl_line(KEY)
+            or ne.line_of("sysctl", lambda s: "bridge-nf-call-iptables" in s)
             or f"(no {KEY}: br_netfilter not loaded)"
-        out.append(Finding(
-            CAUSE, f"{ne.node}: bridged pod traffic bypasses iptables ({KEY} "
-                   f"{'= 0' if val == '0' else 'absent'})", 0.85, ne.node,
-            (f"{ne.node}$ sysctl {KEY}: {line}",),
-            f"on {ne.node}: modprobe br_netfilter && sysctl -w {KEY}=1 (persist both)",
-            (scope(checks=["service", "dns", "nodeport", "stability"], src_nodes=[ne.node], dst_nodes=[ne.node]),
-             # seen on the lab: lookups from other nodes answered by the CoreDNS pod on this node fail too
-             # (SERVFAIL "server misbehaving"); a DNS failure reaching this node's CoreDNS is in scope
-             scope(checks=["dns"], dst_nodes=[ne.node])),
-            detail="a Service whose chosen endpoint sits on the client's own bridge gets replies from the pod IP"))
+        )
+        out.append(
+            Finding(
+                CAUSE,
+                f"{ne.node}: bridged pod traffic bypasses iptables ({KEY} {'= 0' if val == '0' else 'absent'})",
+                0.85,
+                ne.node,
+                (f"{ne.node}$ sysctl {KEY}: {line}",),
+                f"on {ne.node}: modprobe br_netfilter && sysctl -w {KEY}=1 (persist both)",
+                (
+                    scope(checks=["service", "dns", "nodeport", "stability"], src_nodes=[ne.node], dst_nodes=[ne.node]),
+                    # seen on the lab: lookups from other nodes answered by the CoreDNS pod on this node fail too
+                    # (SERVFAIL "server misbehaving"); a DNS failure reaching this node's CoreDNS is in scope
+                    scope(checks=["dns"], dst_nodes=[ne.node]),
+                ),
+                detail="a Service whose chosen endpoint sits on the client's own bridge gets replies from the pod IP",
+            )
+        )
     return out

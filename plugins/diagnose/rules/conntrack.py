@@ -16,12 +16,21 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
         drop, failed = st.get("drop", 0), st.get("insert_failed", 0)
         if not drop and not failed:
             continue
-        lines = [l.strip() for l in ne.text("conntrack").splitlines()
-                 if any(f"{k}=" in l and f"{k}=0 " not in l + " " for k in ("drop", "insert_failed"))]
-        out.append(Finding(
-            CAUSE, f"{ne.node}: conntrack dropped {drop} packets, {failed} insert failures (counters since boot)",
-            0.4, ne.node, tuple(f"{ne.node}$ conntrack -S: {l}" for l in lines[:4]),
-            "table full: raise net.netfilter.nf_conntrack_max; insert races (5 s DNS): "
-            "options single-request-reopen / NodeLocal DNSCache / newer kernel",
-            (scope(checks=["stability", "dns"], nodes=[ne.node]),)))
+        lines = [
+            l.strip()
+            for l in ne.text("conntrack").splitlines()
+            if any(f"{k}=" in l and f"{k}=0 " not in l + " " for k in ("drop", "insert_failed"))
+        ]
+        out.append(
+            Finding(
+                CAUSE,
+                f"{ne.node}: conntrack dropped {drop} packets, {failed} insert failures (counters since boot)",
+                0.4,
+                ne.node,
+                tuple(f"{ne.node}$ conntrack -S: {l}" for l in lines[:4]),
+                "table full: raise net.netfilter.nf_conntrack_max; insert races (5 s DNS): "
+                "options single-request-reopen / NodeLocal DNSCache / newer kernel",
+                (scope(checks=["stability", "dns"], nodes=[ne.node]),),
+            )
+        )
     return out

@@ -12,24 +12,41 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
     out: list[Finding] = []
     dns = ev.facts.services.get(ev.facts.dns_service)
     bad = [p for p in ev.facts.coredns if not p.ready or p.reason in ("CrashLoopBackOff", "Error", "OOMKilled")]
-    pod_lines = tuple(f"pod {p.namespace}/{p.name} on {p.node}: phase {p.phase}, ready {p.ready}, "
-                      f"restarts {p.restarts} {p.reason}".rstrip() for p in bad)
+    pod_lines = tuple(
+        f"pod {p.namespace}/{p.name} on {p.node}: phase {p.phase}, ready {p.ready}, "
+        f"restarts {p.restarts} {p.reason}".rstrip()
+        for p in bad
+    )
     if dns is None and not ev.facts.coredns:
         return out
     if dns is not None and not dns.ready_endpoints:
-        out.append(Finding(
-            CAUSE, f"{ev.facts.dns_service} has no ready endpoints: every lookup fails", 0.95, None,
-            (f"API: {ev.facts.dns_service} clusterIP {dns.cluster_ip}: {len(dns.endpoints)} endpoints, 0 ready",)
-            + pod_lines,
-            "kubectl -n kube-system logs -l k8s-app=kube-dns; fix CoreDNS (a crash with plugin/loop means "
-            "resolv.conf points back at itself)",
-            (scope(checks=["dns"]),)))
+        out.append(
+            Finding(
+                CAUSE,
+                f"{ev.facts.dns_service} has no ready endpoints: every lookup fails",
+                0.95,
+                None,
+                (f"API: {ev.facts.dns_service} clusterIP {dns.cluster_ip}: {len(dns.endpoints)} endpoints, 0 ready",)
+                + pod_lines,
+                "kubectl -n kube-system logs -l k8s-app=kube-dns; fix CoreDNS (a crash with plugin/loop means "
+                "resolv.conf points back at itself)",
+                (scope(checks=["dns"]),),
+            )
+        )
     elif bad:
         for p in bad:
-            out.append(Finding(
-                CAUSE, f"CoreDNS pod {p.name} on {p.node} is not ready ({p.reason or p.phase})", 0.6, p.node,
-                (f"pod {p.namespace}/{p.name} on {p.node}: phase {p.phase}, ready {p.ready}, "
-                 f"restarts {p.restarts} {p.reason}".rstrip(),),
-                f"kubectl -n {p.namespace} logs {p.name} --previous",
-                (scope(checks=["dns"]),)))
+            out.append(
+                Finding(
+                    CAUSE,
+                    f"CoreDNS pod {p.name} on {p.node} is not ready ({p.reason or p.phase})",
+                    0.6,
+                    p.node,
+                    (
+                        f"pod {p.namespace}/{p.name} on {p.node}: phase {p.phase}, ready {p.ready}, "
+                        f"restarts {p.restarts} {p.reason}".rstrip(),
+                    ),
+                    f"kubectl -n {p.namespace} logs {p.name} --previous",
+                    (scope(checks=["dns"]),),
+                )
+            )
     return out

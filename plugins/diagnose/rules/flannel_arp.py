@@ -27,7 +27,9 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                 if n.ip != gw or n.mac is None or n.mac == want:
                     continue
                 owner = owners.get(n.mac)
-                whose = f"belongs to {owner}" if owner else "belongs to no current node (a flannel.1 that was re-created)"
+                whose = (
+                    f"belongs to {owner}" if owner else "belongs to no current node (a flannel.1 that was re-created)"
+                )
                 evidence = [
                     f"{ne.node}$ ip neigh show dev flannel.1: {n.raw}",
                     f"{peer.name} annotation flannel.alpha.coreos.com/backend-data: {peer.backend_data}",
@@ -40,13 +42,18 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                 if not any(f.mac == want for f in ne.fdb) and (peer.public_ip or peer.internal_ip):
                     fix += f" && bridge fdb append {want} dev flannel.1 dst {peer.public_ip or peer.internal_ip} self permanent"
                 fix += "; then restart flanneld there so it re-syncs"
-                out.append(Finding(
-                    CAUSE,
-                    f"{ne.node} has a stale ARP entry for {peer.name}'s flannel.1: {gw} -> {n.mac} "
-                    f"(expected {want}, owned by {peer.name}; {n.mac} {whose})",
-                    0.95, ne.node, tuple(evidence), fix,
-                    (scope(pairs=[(ne.node, peer.name)], cross_node=True, overlay_only=True),),
-                    detail="overlay traffic between the two nodes is dropped in both directions "
-                           "(replies go through the stale entry)",
-                ))
+                out.append(
+                    Finding(
+                        CAUSE,
+                        f"{ne.node} has a stale ARP entry for {peer.name}'s flannel.1: {gw} -> {n.mac} "
+                        f"(expected {want}, owned by {peer.name}; {n.mac} {whose})",
+                        0.95,
+                        ne.node,
+                        tuple(evidence),
+                        fix,
+                        (scope(pairs=[(ne.node, peer.name)], cross_node=True, overlay_only=True),),
+                        detail="overlay traffic between the two nodes is dropped in both directions "
+                        "(replies go through the stale entry)",
+                    )
+                )
     return out

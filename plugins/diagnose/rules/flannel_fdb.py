@@ -20,21 +20,38 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                 continue
             entries = [f for f in ne.fdb if f.mac == mac]
             annot = f"{peer.name} annotation flannel.alpha.coreos.com/public-ip: {peer.public_ip or '(absent)'}; VtepMAC {mac}"
-            fix = (f"on {ne.node}: bridge fdb replace {mac} dev flannel.1 dst {want} self permanent; "
-                   f"check flanneld --iface / public-ip on {peer.name}")
+            fix = (
+                f"on {ne.node}: bridge fdb replace {mac} dev flannel.1 dst {want} self permanent; "
+                f"check flanneld --iface / public-ip on {peer.name}"
+            )
             sc = (scope(pairs=[(ne.node, peer.name)], cross_node=True, overlay_only=True),)
             wrong = [f for f in entries if f.dst and f.dst != want]
             if wrong and not any(f.dst == want for f in entries):
-                out.append(Finding(
-                    CAUSE, f"{ne.node} sends VXLAN for {peer.name} ({mac}) to {wrong[0].dst}, not {want}",
-                    0.9, ne.node,
-                    tuple(f"{ne.node}$ bridge fdb show dev flannel.1: {f.raw}" for f in wrong) + (annot,), fix, sc))
+                out.append(
+                    Finding(
+                        CAUSE,
+                        f"{ne.node} sends VXLAN for {peer.name} ({mac}) to {wrong[0].dst}, not {want}",
+                        0.9,
+                        ne.node,
+                        tuple(f"{ne.node}$ bridge fdb show dev flannel.1: {f.raw}" for f in wrong) + (annot,),
+                        fix,
+                        sc,
+                    )
+                )
             elif not entries:
                 # missing FDB alone; when the route/neighbour are missing too, flannel_route reports it
                 has_route = any(r.dst == peer.pod_cidr for r in ne.routes)
                 has_neigh = any(n.ip == peer.subnet_gw and n.mac == mac for n in ne.neigh)
                 if has_route and has_neigh:
-                    out.append(Finding(
-                        CAUSE, f"{ne.node} has no FDB entry for {peer.name}'s VtepMAC {mac}", 0.85, ne.node,
-                        (f"{ne.node}$ bridge fdb show dev flannel.1: (no line for {mac})", annot), fix, sc))
+                    out.append(
+                        Finding(
+                            CAUSE,
+                            f"{ne.node} has no FDB entry for {peer.name}'s VtepMAC {mac}",
+                            0.85,
+                            ne.node,
+                            (f"{ne.node}$ bridge fdb show dev flannel.1: (no line for {mac})", annot),
+                            fix,
+                            sc,
+                        )
+                    )
     return out

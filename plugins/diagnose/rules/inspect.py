@@ -23,6 +23,15 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
             if p and not (s in ("neigh_flannel", "fdb_flannel") and "flannel.1" not in ne.links):
                 problems.append(f"{s}: {p}")
         if problems:
-            out.append(Finding(CAUSE, f"could not fully inspect {name}: " + "; ".join(problems), 0.0, name,
-                               (), "give the agent the tool or permission", (NOTHING,)))
+            out.append(
+                Finding(
+                    CAUSE,
+                    f"could not fully inspect {name}: " + "; ".join(problems),
+                    0.0,
+                    name,
+                    (),
+                    "give the agent the tool or permission",
+                    (NOTHING,),
+                )
+            )
     return out

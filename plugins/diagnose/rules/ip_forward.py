@@ -13,9 +13,15 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
     out: list[Finding] = []
     for ne, _ in inspected(ev):
         if ne.sysctl.get("net.ipv4.ip_forward") == "0":
-            out.append(Finding(
-                CAUSE, f"{ne.node} does not forward IPv4 (net.ipv4.ip_forward = 0)", 0.95, ne.node,
-                (f"{ne.node}$ sysctl net.ipv4.ip_forward: {ne.sysctl_line('net.ipv4.ip_forward')}",),
-                f"on {ne.node}: sysctl -w net.ipv4.ip_forward=1 and persist it in /etc/sysctl.d/",
-                (scope(nodes=[ne.node], cross_node=True),)))
+            out.append(
+                Finding(
+                    CAUSE,
+                    f"{ne.node} does not forward IPv4 (net.ipv4.ip_forward = 0)",
+                    0.95,
+                    ne.node,
+                    (f"{ne.node}$ sysctl net.ipv4.ip_forward: {ne.sysctl_line('net.ipv4.ip_forward')}",),
+                    f"on {ne.node}: sysctl -w net.ipv4.ip_forward=1 and persist it in /etc/sysctl.d/",
+                    (scope(nodes=[ne.node], cross_node=True),),
+                )
+            )
     return out

@@ -18,8 +18,7 @@ def _svc_checks(svc: ServiceFacts, dns_key: str) -> list[str]:
 
 def rule(ev: ClusterEvidence) -> list[Finding]:
     out: list[Finding] = []
-    services = [s for k, s in ev.facts.services.items()
-                if k in ev.facts.probe_services or k == ev.facts.dns_service]
+    services = [s for k, s in ev.facts.services.items() if k in ev.facts.probe_services or k == ev.facts.dns_service]
     for ne, nf in inspected(ev):
         if not ne.has("iptables"):
             continue
@@ -27,12 +26,20 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
         if "KUBE-SERVICES" not in nat:
             if "kube-ipvs0" in ne.links:
                 continue  # IPVS mode: not ours to judge from iptables
-            out.append(Finding(
-                CAUSE, f"{ne.node} has no kube-proxy rules at all (no KUBE-SERVICES chain in nat)", 0.9, ne.node,
-                (f"{ne.node}$ iptables-save -t nat: (no :KUBE-SERVICES chain)",) + _pods(ev, ne.node),
-                f"on {ne.node}: restart kube-proxy and check its logs",
-                (scope(checks=["service", "dns", "stability", "source_ip"], src_nodes=[ne.node]),
-                 scope(checks=["nodeport"], dst_nodes=[ne.node], underlay_only=True))))
+            out.append(
+                Finding(
+                    CAUSE,
+                    f"{ne.node} has no kube-proxy rules at all (no KUBE-SERVICES chain in nat)",
+                    0.9,
+                    ne.node,
+                    (f"{ne.node}$ iptables-save -t nat: (no :KUBE-SERVICES chain)",) + _pods(ev, ne.node),
+                    f"on {ne.node}: restart kube-proxy and check its logs",
+                    (
+                        scope(checks=["service", "dns", "stability", "source_ip"], src_nodes=[ne.node]),
+                        scope(checks=["nodeport"], dst_nodes=[ne.node], underlay_only=True),
+                    ),
+                )
+            )
             continue
         rules = rules_in(ne.tables, "nat")
         for svc in services:
@@ -42,24 +49,45 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                 problems = _check_port(ne.node, rules, svc, port.port, port.protocol.lower(), port.node_port)
                 if not problems:
                     continue
-                scopes = [scope(checks=_svc_checks(svc, ev.facts.dns_service), src_nodes=[ne.node],
-                                target_ports=None if svc.key == ev.facts.dns_service else [port.port])]
+                scopes = [
+                    scope(
+                        checks=_svc_checks(svc, ev.facts.dns_service),
+                        src_nodes=[ne.node],
+                        target_ports=None if svc.key == ev.facts.dns_service else [port.port],
+                    )
+                ]
                 if port.node_port:
-                    scopes.append(scope(checks=["nodeport"], dst_nodes=[ne.node], target_ports=[port.node_port],
-                                          underlay_only=True))
-                out.append(Finding(
-                    CAUSE, f"{ne.node}: kube-proxy rules for {svc.key}:{port.port}/{port.protocol} "
-                           f"are {'stale' if problems[0].startswith('stale') else 'missing'}",
-                    0.9, ne.node, tuple(f"{ne.node}$ iptables-save -t nat: {p}" for p in problems) + _pods(ev, ne.node),
-                    f"on {ne.node}: restart kube-proxy (it rewrites every rule) and check its logs",
-                    tuple(scopes)))
+                    scopes.append(
+                        scope(
+                            checks=["nodeport"], dst_nodes=[ne.node], target_ports=[port.node_port], underlay_only=True
+                        )
+                    )
+                out.append(
+                    Finding(
+                        CAUSE,
+                        f"{ne.node}: kube-proxy rules for {svc.key}:{port.port}/{port.protocol} "
+                        f"are {'stale' if problems[0].startswith('stale') else 'missing'}",
+                        0.9,
+                        ne.node,
+                        tuple(f"{ne.node}$ iptables-save -t nat: {p}" for p in problems) + _pods(ev, ne.node),
+                        f"on {ne.node}: restart kube-proxy (it rewrites every rule) and check its logs",
+                        tuple(scopes),
+                    )
+                )
     return out
 
 
-def _check_port(node: str, rules: list[Rule], svc: ServiceFacts, port: int, proto: str,
-                node_port: int | None) -> list[str]:
-    entry = [r for r in rules if r.chain == "KUBE-SERVICES" and r.opt("-d") in (svc.cluster_ip, f"{svc.cluster_ip}/32")
-             and r.opt("--dport") == str(port) and (r.opt("-p") or proto) == proto]
+def _check_port(
+    node: str, rules: list[Rule], svc: ServiceFacts, port: int, proto: str, node_port: int | None
+) -> list[str]:
+    entry = [
+        r
+        for r in rules
+        if r.chain == "KUBE-SERVICES"
+        and r.opt("-d") in (svc.cluster_ip, f"{svc.cluster_ip}/32")
+        and r.opt("--dport") == str(port)
+        and (r.opt("-p") or proto) == proto
+    ]
     if not entry:
         return [f"no KUBE-SERVICES rule for {svc.cluster_ip}/32 {proto} dport {port} ({svc.key})"]
     svc_chain = entry[0].target or ""
@@ -91,6 +119,8 @@ def _pods(ev: ClusterEvidence, node: str) -> tuple[str, ...]:
     out = []
     for p in ev.facts.kube_proxy:
         if p.node == node and (not p.ready or p.reason):
-            out.append(f"pod {p.namespace}/{p.name} on {node}: phase {p.phase}, ready {p.ready}, "
-                       f"restarts {p.restarts} {p.reason}".rstrip())
+            out.append(
+                f"pod {p.namespace}/{p.name} on {node}: phase {p.phase}, ready {p.ready}, "
+                f"restarts {p.restarts} {p.reason}".rstrip()
+            )
     return tuple(out)

@@ -27,8 +27,10 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
             evidence.append(f"{ne.node}$ ip link show {l.name}: mtu {l.mtu} > flannel.1 mtu {limit}")
         # pods get FLANNEL_MTU from the CNI plugin: above flannel.1's MTU it is wrong even before a pod exists
         if want and want.isdigit() and int(want) > limit and not big:
-            evidence.append(f"{ne.node}$ cat /run/flannel/subnet.env: FLANNEL_MTU={want} > flannel.1 mtu {limit} "
-                            "(the MTU new pods get)")
+            evidence.append(
+                f"{ne.node}$ cat /run/flannel/subnet.env: FLANNEL_MTU={want} > flannel.1 mtu {limit} "
+                "(the MTU new pods get)"
+            )
         dev = ne.links.get(fl.details.get("dev", ""))
         if dev is not None and dev.mtu is not None and fl.mtu > dev.mtu - VXLAN_OVERHEAD:
             evidence.append(f"{ne.node}$ ip link: flannel.1 mtu {fl.mtu} > {dev.name} mtu {dev.mtu} - {VXLAN_OVERHEAD}")
@@ -36,11 +38,17 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
             continue
         if want and not any("FLANNEL_MTU" in e for e in evidence):
             evidence.append(f"{ne.node}$ cat /run/flannel/subnet.env: FLANNEL_MTU={want}")
-        out.append(Finding(
-            CAUSE, f"{ne.node}: pod-side MTU larger than the overlay can carry (large transfers across nodes hang)",
-            0.7, ne.node, tuple(evidence),
-            f"on {ne.node}: set the CNI/pod MTU to <= {limit} (flannel writes FLANNEL_MTU; recreate pods) "
-            "and allow ICMP fragmentation-needed",
-            (scope(nodes=[ne.node], cross_node=True, overlay_only=True),),
-            detail="small requests pass; only packets above the overlay MTU are lost"))
+        out.append(
+            Finding(
+                CAUSE,
+                f"{ne.node}: pod-side MTU larger than the overlay can carry (large transfers across nodes hang)",
+                0.7,
+                ne.node,
+                tuple(evidence),
+                f"on {ne.node}: set the CNI/pod MTU to <= {limit} (flannel writes FLANNEL_MTU; recreate pods) "
+                "and allow ICMP fragmentation-needed",
+                (scope(nodes=[ne.node], cross_node=True, overlay_only=True),),
+                detail="small requests pass; only packets above the overlay MTU are lost",
+            )
+        )
     return out

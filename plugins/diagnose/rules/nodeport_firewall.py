@@ -12,8 +12,14 @@ CAUSE = "nodeport-blocked"
 
 def rule(ev: ClusterEvidence) -> list[Finding]:
     out: list[Finding] = []
-    ports = sorted({p.node_port for k in ev.facts.probe_services for p in ev.facts.services[k].ports
-                    if k in ev.facts.services and p.node_port}) or [30000]
+    ports = sorted(
+        {
+            p.node_port
+            for k in ev.facts.probe_services
+            for p in ev.facts.services[k].ports
+            if k in ev.facts.services and p.node_port
+        }
+    ) or [30000]
     for ne, nf in inspected(ev):
         if not ne.has("iptables"):
             continue
@@ -37,15 +43,26 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
             scopes = [scope(checks=["nodeport"], dst_nodes=[ne.node], underlay_only=True)]
             # pods of this node dial other nodes' NodePorts through this node's PREROUTING too
             pod = host_in(nf.pod_cidr if nf else None, 5)
-            if pod and any(evaluate(ne.tables, t, "PREROUTING",
-                                    Packet(pod, peer or "192.0.2.1", "tcp", port, in_iface="cni0")).target
-                           in ("DROP", "REJECT") for t in ("raw", "mangle", "nat")):
+            if pod and any(
+                evaluate(
+                    ne.tables, t, "PREROUTING", Packet(pod, peer or "192.0.2.1", "tcp", port, in_iface="cni0")
+                ).target
+                in ("DROP", "REJECT")
+                for t in ("raw", "mangle", "nat")
+            ):
                 scopes.append(scope(checks=["nodeport"], src_nodes=[ne.node], underlay_only=True))
-            out.append(Finding(
-                CAUSE, f"{ne.node} drops NodePort tcp/{port} in {table}/PREROUTING, before kube-proxy's DNAT",
-                0.9, ne.node, (f"{ne.node}$ iptables-save -t {table}: {line}",),
-                f"on {ne.node}: iptables -t {table} -D {v.rule.raw[3:]} (open 30000-32767 to the cluster)"
-                if v.rule else f"on {ne.node}: accept tcp 30000:32767 in {table}/PREROUTING",
-                tuple(scopes)))
+            out.append(
+                Finding(
+                    CAUSE,
+                    f"{ne.node} drops NodePort tcp/{port} in {table}/PREROUTING, before kube-proxy's DNAT",
+                    0.9,
+                    ne.node,
+                    (f"{ne.node}$ iptables-save -t {table}: {line}",),
+                    f"on {ne.node}: iptables -t {table} -D {v.rule.raw[3:]} (open 30000-32767 to the cluster)"
+                    if v.rule
+                    else f"on {ne.node}: accept tcp 30000:32767 in {table}/PREROUTING",
+                    tuple(scopes),
+                )
+            )
             break
     return out

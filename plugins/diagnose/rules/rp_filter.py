@@ -30,11 +30,17 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
         evidence += [f"{ne.node}$ /proc/sys/net/ipv4/conf/{i}/rp_filter:{rp[i]} (effective {e})" for i, e in strict]
         if drops:
             evidence.append(f"{ne.node}$ nstat: TcpExtIPReversePathFilter {drops}")
-        out.append(Finding(
-            CAUSE, f"{ne.node} uses strict reverse-path filtering on {', '.join(i for i, _ in strict)}",
-            0.8 if drops else 0.5, ne.node, tuple(evidence),
-            f"on {ne.node}: sysctl -w net.ipv4.conf.all.rp_filter=2 "
-            + " ".join(f"net.ipv4.conf.{i.replace('.', '/')}.rp_filter=2" for i, _ in strict)
-            + " (loose), or make routing symmetric",
-            (scope(nodes=[ne.node], cross_node=True),)))
+        out.append(
+            Finding(
+                CAUSE,
+                f"{ne.node} uses strict reverse-path filtering on {', '.join(i for i, _ in strict)}",
+                0.8 if drops else 0.5,
+                ne.node,
+                tuple(evidence),
+                f"on {ne.node}: sysctl -w net.ipv4.conf.all.rp_filter=2 "
+                + " ".join(f"net.ipv4.conf.{i.replace('.', '/')}.rp_filter=2" for i, _ in strict)
+                + " (loose), or make routing symmetric",
+                (scope(nodes=[ne.node], cross_node=True),),
+            )
+        )
     return out

@@ -16,17 +16,25 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
         svc = ev.facts.services.get(key)
         if svc is None or svc.ready_endpoints:
             continue
-        evidence = [f"API: {key} (clusterIP {svc.cluster_ip}) EndpointSlices list "
-                    f"{len(svc.endpoints)} endpoints, 0 ready"]
+        evidence = [
+            f"API: {key} (clusterIP {svc.cluster_ip}) EndpointSlices list {len(svc.endpoints)} endpoints, 0 ready"
+        ]
         for ne, _ in inspected(ev):
             for r in rules_in(ne.tables, "filter"):
                 if "has no endpoints" in r.comment and key in r.comment:
                     evidence.append(f"{ne.node}$ iptables-save -t filter: {quote_rule(r)}")
                     break
         ports = [p.port for p in svc.ports] + [p.node_port for p in svc.ports if p.node_port]
-        out.append(Finding(
-            CAUSE, f"Service {key} has no ready endpoints", 0.95, None, tuple(evidence),
-            f"kubectl -n {svc.namespace} get endpointslices -l kubernetes.io/service-name={svc.name}; "
-            "fix the selector or the pods' readiness",
-            (scope(checks=["service", "nodeport", "stability", "source_ip"], target_ports=ports),)))
+        out.append(
+            Finding(
+                CAUSE,
+                f"Service {key} has no ready endpoints",
+                0.95,
+                None,
+                tuple(evidence),
+                f"kubectl -n {svc.namespace} get endpointslices -l kubernetes.io/service-name={svc.name}; "
+                "fix the selector or the pods' readiness",
+                (scope(checks=["service", "nodeport", "stability", "source_ip"], target_ports=ports),),
+            )
+        )
     return out

@@ -35,13 +35,22 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                     continue
                 line = quote_rule(v.rule) if v.rule else f"{v.policy_line} (policy of {table}/{chain})"
                 what = f"from {peer.name} ({pip})" if way == "in" else f"to {peer.name} ({pip})"
-                out.append(Finding(
-                    CAUSE, f"{ne.node} drops VXLAN (udp/{port}) {what} in {table}/{chain}", 0.95, ne.node,
-                    (f"{ne.node}$ iptables-save -t {table}: {line}",
-                     f"{ne.node}$ ip -d link show flannel.1: dstport {port}"),
-                    f"on {ne.node}: remove the rule (iptables -t {table} -D {v.rule.raw[3:]})" if v.rule else
-                    f"on {ne.node}: iptables -t {table} -I {chain} -p udp --dport {port} -j ACCEPT",
-                    (scope(nodes=[ne.node], cross_node=True, overlay_only=True),)))
+                out.append(
+                    Finding(
+                        CAUSE,
+                        f"{ne.node} drops VXLAN (udp/{port}) {what} in {table}/{chain}",
+                        0.95,
+                        ne.node,
+                        (
+                            f"{ne.node}$ iptables-save -t {table}: {line}",
+                            f"{ne.node}$ ip -d link show flannel.1: dstport {port}",
+                        ),
+                        f"on {ne.node}: remove the rule (iptables -t {table} -D {v.rule.raw[3:]})"
+                        if v.rule
+                        else f"on {ne.node}: iptables -t {table} -I {chain} -p udp --dport {port} -j ACCEPT",
+                        (scope(nodes=[ne.node], cross_node=True, overlay_only=True),),
+                    )
+                )
                 break
             else:
                 continue
@@ -51,11 +60,19 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
             pe = ev.nodes.get(peer.name)
             pfl = pe.links.get("flannel.1") if pe and pe.error is None else None
             if pfl and pfl.details.get("dstport") and pfl.details.get("dstport") != fl.details.get("dstport"):
-                out.append(Finding(
-                    CAUSE, f"{ne.node} and {peer.name} use different VXLAN ports "
-                           f"({fl.details.get('dstport')} vs {pfl.details.get('dstport')})", 0.9, ne.node,
-                    (f"{ne.node}$ ip -d link show flannel.1: dstport {fl.details.get('dstport')}",
-                     f"{peer.name}$ ip -d link show flannel.1: dstport {pfl.details.get('dstport')}"),
-                    "use one flannel net-conf (Backend.Port) on every node and restart flanneld",
-                    (scope(pairs=[(ne.node, peer.name)], cross_node=True, overlay_only=True),)))
+                out.append(
+                    Finding(
+                        CAUSE,
+                        f"{ne.node} and {peer.name} use different VXLAN ports "
+                        f"({fl.details.get('dstport')} vs {pfl.details.get('dstport')})",
+                        0.9,
+                        ne.node,
+                        (
+                            f"{ne.node}$ ip -d link show flannel.1: dstport {fl.details.get('dstport')}",
+                            f"{peer.name}$ ip -d link show flannel.1: dstport {pfl.details.get('dstport')}",
+                        ),
+                        "use one flannel net-conf (Backend.Port) on every node and restart flanneld",
+                        (scope(pairs=[(ne.node, peer.name)], cross_node=True, overlay_only=True),),
+                    )
+                )
     return out

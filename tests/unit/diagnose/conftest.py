@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -18,8 +19,9 @@ def facts_data() -> dict[str, Any]:
     return json.loads((RECORDED / "facts.json").read_text())
 
 
-def load_case(case: str, mutate: Callable[[dict[str, Any]], None] | None = None,
-              extra: dict[str, str] | None = None) -> ClusterEvidence:
+def load_case(
+    case: str, mutate: Callable[[dict[str, Any]], None] | None = None, extra: dict[str, str] | None = None
+) -> ClusterEvidence:
     """Evidence of one recorded case; nodes not recorded in the case come from `healthy` when asked (extra)."""
     data = copy.deepcopy(facts_data())
     if mutate:

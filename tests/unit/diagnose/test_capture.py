@@ -13,7 +13,10 @@ def pcap(name: str) -> bytes:
 
 def test_stale_arp_capture_shows_wrong_inner_mac_and_no_synack():
     a = analyse(pcap("vxlan_stale_arp.pcap"), VTEPS)
-    assert a.vxlan_mac_mismatch and "inner dst 4e:00:00:00:0f:02, expected VtepMAC 4e:00:00:00:00:02" in a.vxlan_mac_mismatch[0]
+    assert (
+        a.vxlan_mac_mismatch
+        and "inner dst 4e:00:00:00:0f:02, expected VtepMAC 4e:00:00:00:00:02" in a.vxlan_mac_mismatch[0]
+    )
     assert a.unanswered == ["10.244.1.2:48176 -> 10.244.2.2:8080"] and a.retransmissions >= 1
 
 

@@ -15,12 +15,16 @@ def test_stale_arp_explains_both_directions_and_services_but_not_same_node():
     ev = load_case("stale_arp")
     fs = run_rules(ev)
     facts = ev.facts
-    yes = [p("pod_to_pod", "lab-node-1", "lab-node-2", "10.244.2.2:8080"),
-           p("pod_to_pod", "lab-node-2", "lab-node-1", "10.244.1.2:8080"),
-           p("service", "lab-node-1", None, "10.96.100.10:8080"),
-           p("dns", "lab-node-1", None, "10.96.0.10:53", "dns")]  # CoreDNS sits on lab-node-2
-    no = [p("pod_to_pod", "lab-node-1", "lab-node-1", "10.244.1.2:8080"),
-          p("source_ip", "lab-node-2", "lab-node-2", "10.244.2.2:8080")]
+    yes = [
+        p("pod_to_pod", "lab-node-1", "lab-node-2", "10.244.2.2:8080"),
+        p("pod_to_pod", "lab-node-2", "lab-node-1", "10.244.1.2:8080"),
+        p("service", "lab-node-1", None, "10.96.100.10:8080"),
+        p("dns", "lab-node-1", None, "10.96.0.10:53", "dns"),
+    ]  # CoreDNS sits on lab-node-2
+    no = [
+        p("pod_to_pod", "lab-node-1", "lab-node-1", "10.244.1.2:8080"),
+        p("source_ip", "lab-node-2", "lab-node-2", "10.244.2.2:8080"),
+    ]
     for path in yes:
         assert [f.cause for f in correlate.explaining(fs, [path], facts)] == ["stale-flannel-arp"], path
     for path in no:
@@ -65,10 +69,16 @@ def test_rank_one_cause_many_failures():
 
 
 def test_failed_paths_prefers_entries_with_errors():
-    props = [("netconform_path", {"check": "service", "src_node": "a", "dst_node": "b", "target": "1.2.3.4:80",
-                                  "error": None}),
-             ("netconform_path", '{"check": "service", "src_node": "a", "dst_node": null, "target": "1.2.3.4:80", '
-                                 '"error": "timeout"}'),
-             ("other", 1)]
+    props = [
+        (
+            "netconform_path",
+            {"check": "service", "src_node": "a", "dst_node": "b", "target": "1.2.3.4:80", "error": None},
+        ),
+        (
+            "netconform_path",
+            '{"check": "service", "src_node": "a", "dst_node": null, "target": "1.2.3.4:80", "error": "timeout"}',
+        ),
+        ("other", 1),
+    ]
     paths = correlate.failed_paths(props)
     assert len(paths) == 1 and paths[0].error == "timeout" and paths[0].target_port == 80

@@ -42,8 +42,9 @@ HEALTH = {  # --diagnose-only: the only findings
 def load(case: str) -> tuple[ClusterEvidence, dict[str, list[dict]]]:
     d = LAB / case
     facts = facts_from_dict(json.loads((d / "facts.json").read_text()))
-    ev = ClusterEvidence(facts, {f.stem: NodeEvidence.from_output(f.stem, f.read_text())
-                                 for f in sorted(d.glob("lab-node-*.txt"))})
+    ev = ClusterEvidence(
+        facts, {f.stem: NodeEvidence.from_output(f.stem, f.read_text()) for f in sorted(d.glob("lab-node-*.txt"))}
+    )
     paths = json.loads((d / "paths.json").read_text()) if (d / "paths.json").exists() else {}
     return ev, paths
 
@@ -83,8 +84,10 @@ def test_lab_stale_arp_names_wrong_and_expected_mac_owner_and_fix() -> None:
     for peer in ("lab-node-1", "lab-node-3"):
         nf = facts.nodes[peer]
         assert any(f"-> ee:ee:ee:00:00:01 (expected {nf.vtep_mac}, owned by {peer}" in t for t in top.titles)
-        assert (f"on lab-node-2: ip neigh replace {nf.subnet_gw} lladdr {nf.vtep_mac} dev flannel.1 nud permanent"
-                in " ".join(top.fixes))
+        assert (
+            f"on lab-node-2: ip neigh replace {nf.subnet_gw} lladdr {nf.vtep_mac} dev flannel.1 nud permanent"
+            in " ".join(top.fixes)
+        )
 
 
 def test_lab_ip_masq_quotes_the_rule_and_gives_a_fix() -> None:

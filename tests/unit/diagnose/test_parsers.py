@@ -17,8 +17,19 @@ def test_sections_split_with_rc():
 def test_gather_script_has_every_section_and_timeouts():
     s = gather_script(7)
     assert "timeout 7" in s
-    for name in ("link", "neigh_flannel", "fdb_flannel", "route", "iptables", "sysctl", "conntrack",
-                 "nstat", "subnet_env", "flannel_docker", "hairpin"):
+    for name in (
+        "link",
+        "neigh_flannel",
+        "fdb_flannel",
+        "route",
+        "iptables",
+        "sysctl",
+        "conntrack",
+        "nstat",
+        "subnet_env",
+        "flannel_docker",
+        "hairpin",
+    ):
         assert f"sec {name} " in s
 
 

@@ -35,7 +35,7 @@ def pytest_configure(config):
     config.stash[P._DIAG] = RecordedDiagnoser(config)
 '''
 
-TESTS = '''
+TESTS = """
 import json, pytest
 
 def path(src, dst, target, error="timeout"):
@@ -62,7 +62,7 @@ def test_without_path_is_left_alone():
 
 def test_passes(request):
     request.node.user_properties.append(path("lab-node-1", "lab-node-2", "10.244.2.2:8080", None))
-'''
+"""
 
 
 @pytest.fixture
@@ -78,13 +78,15 @@ def test_sections_and_root_cause_summary(suite: pytest.Pytester):
     res.assert_outcomes(failed=5, passed=1)
     out = res.stdout.str()
     assert out.count("netconform diagnosis") == 4  # the test without a path gets none
-    res.stdout.fnmatch_lines([
-        "*most likely: stale-flannel-arp on lab-node-1*",
-        "*ip neigh replace 10.244.2.0 lladdr 4e:00:00:00:00:02 dev flannel.1 nud permanent*",
-        "*= root causes =*",
-        "stale-flannel-arp on lab-node-1 explains 3 failures:*",
-        "1 of 4 failures have no diagnosed cause (first: test_paths.py::test_same_node_unexplained)",
-    ])
+    res.stdout.fnmatch_lines(
+        [
+            "*most likely: stale-flannel-arp on lab-node-1*",
+            "*ip neigh replace 10.244.2.0 lladdr 4e:00:00:00:00:02 dev flannel.1 nud permanent*",
+            "*= root causes =*",
+            "stale-flannel-arp on lab-node-1 explains 3 failures:*",
+            "1 of 4 failures have no diagnosed cause (first: test_paths.py::test_same_node_unexplained)",
+        ]
+    )
 
 
 def test_findings_exposed_on_the_report(suite: pytest.Pytester):
@@ -111,8 +113,9 @@ def test_diagnose_only_runs_rules_without_tests(suite: pytest.Pytester):
     assert res.ret == 1  # findings -> non-zero
     out = res.stdout.str()
     assert "passed" not in out and "6 deselected" in out
-    res.stdout.fnmatch_lines(["*= node health (--diagnose-only) =*", "cause: stale-flannel-arp (confidence 0.9)",
-                              "1 finding"])
+    res.stdout.fnmatch_lines(
+        ["*= node health (--diagnose-only) =*", "cause: stale-flannel-arp (confidence 0.9)", "1 finding"]
+    )
 
 
 def test_diagnose_only_healthy_exits_zero(pytester: pytest.Pytester):

@@ -53,9 +53,18 @@ def test_stale_arp_names_node_macs_owner_and_exact_fix():
 
 def test_stale_arp_mac_of_another_node_is_named():
     def swap(d):  # node 2's stale MAC is what a third node now owns
-        d["nodes"].append({"name": "lab-node-3", "internal_ip": "192.0.2.13", "pod_cidrs": ["10.244.3.0/24"],
-                           "annotations": {"flannel.alpha.coreos.com/backend-data": '{"VtepMAC":"4e:00:00:00:0f:02"}',
-                                           "flannel.alpha.coreos.com/public-ip": "192.0.2.13"}})
+        d["nodes"].append(
+            {
+                "name": "lab-node-3",
+                "internal_ip": "192.0.2.13",
+                "pod_cidrs": ["10.244.3.0/24"],
+                "annotations": {
+                    "flannel.alpha.coreos.com/backend-data": '{"VtepMAC":"4e:00:00:00:0f:02"}',
+                    "flannel.alpha.coreos.com/public-ip": "192.0.2.13",
+                },
+            }
+        )
+
     fs = ALL_RULES["stale-flannel-arp"](load_case("stale_arp", swap))
     assert any("belongs to lab-node-3" in f.title for f in fs)
 
@@ -88,6 +97,7 @@ def test_forward_drop_shows_policy_counter():
 def test_no_endpoints_reported_from_api_with_reject_rule():
     def empty(d):
         d["services"][0]["endpoints"] = []
+
     ev = load_case("no_endpoints", empty)
     found = [f for f in run_rules(ev) if f.confidence > 0]
     assert [(f.cause, f.node) for f in found] == [("service-no-endpoints", None)]
@@ -102,12 +112,22 @@ def test_coredns_down_and_crashloop():
     def down(d):
         d["services"][2]["endpoints"] = []
         d["coredns"][0].update(ready=False, reason="CrashLoopBackOff", restarts=7)
+
     (f,) = ALL_RULES["coredns-down"](load_case("healthy", down))
     assert f.node is None and any("CrashLoopBackOff" in e for e in f.evidence)
 
     def one_bad(d):
-        d["coredns"].append({"namespace": "kube-system", "name": "coredns-x", "node": "lab-node-1",
-                             "phase": "Running", "ready": False, "reason": "CrashLoopBackOff"})
+        d["coredns"].append(
+            {
+                "namespace": "kube-system",
+                "name": "coredns-x",
+                "node": "lab-node-1",
+                "phase": "Running",
+                "ready": False,
+                "reason": "CrashLoopBackOff",
+            }
+        )
+
     (g,) = ALL_RULES["coredns-down"](load_case("healthy", one_bad))
     assert g.node == "lab-node-1" and g.confidence < f.confidence
 
@@ -115,14 +135,16 @@ def test_coredns_down_and_crashloop():
 def test_unreachable_node_is_a_finding_not_a_crash(healthy):
     healthy.nodes["lab-node-2"].error = "agent pod not ready after 90s (nc-agent-x: ImagePullBackOff)"
     fs = run_rules(healthy)
-    assert [f.title for f in fs] == ["could not inspect lab-node-2: agent pod not ready after 90s "
-                                     "(nc-agent-x: ImagePullBackOff)"]
+    assert [f.title for f in fs] == [
+        "could not inspect lab-node-2: agent pod not ready after 90s (nc-agent-x: ImagePullBackOff)"
+    ]
 
 
 def test_missing_tool_is_reported():
     ev = load_case("healthy")
-    text = (ev.nodes["lab-node-1"].sections["iptables"])
+    text = ev.nodes["lab-node-1"].sections["iptables"]
     from plugins.diagnose.evidence import Section
+
     ev.nodes["lab-node-1"].sections["iptables"] = Section("iptables", 127, "sh: 1: iptables-save: not found")
     assert text.ok
     titles = [f.title for f in run_rules(ev)]
@@ -132,5 +154,6 @@ def test_missing_tool_is_reported():
 def test_a_crashing_rule_becomes_a_finding(healthy):
     def boom(ev):
         raise RuntimeError("bug")
+
     fs = run_rules(healthy, {"x": boom})
     assert fs[0].cause == "rule-error" and "RuntimeError: bug" in fs[0].title
