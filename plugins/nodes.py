@@ -29,10 +29,11 @@ import testinfra
 import testinfra.host
 from testinfra.backend import base as tbase
 
+from plugins.probes import images, only_on
+
 AGENT_NAME = "nc-agent"
 AGENT_ROLE = "agent"
 AGENT_CONTAINER = "agent"
-DEFAULT_AGENT_IMAGE = "docker.io/nicolaka/netshoot:v0.13"
 COMMAND_TIMEOUT_S = 60.0
 
 
@@ -222,17 +223,7 @@ def agent_manifest(namespace: str, image: str, node_names: list[str]) -> dict[st
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
-                    # one term per node: the API accepts a single value in a matchFields requirement
-                    "affinity": {
-                        "nodeAffinity": {
-                            "requiredDuringSchedulingIgnoredDuringExecution": {
-                                "nodeSelectorTerms": [
-                                    {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [n]}]}
-                                    for n in node_names
-                                ]
-                            }
-                        }
-                    },
+                    "affinity": only_on(node_names),
                     "hostNetwork": True,
                     "hostPID": True,
                     "dnsPolicy": "ClusterFirstWithHostNet",
@@ -260,12 +251,7 @@ def agent_manifest(namespace: str, image: str, node_names: list[str]) -> dict[st
 
 
 def agent_image(config: pytest.Config) -> str:
-    try:
-        from plugins.probes import images
-
-        return images(config)["agent"]
-    except (ImportError, ValueError, KeyError):
-        return config.getoption("agent_image", None) or DEFAULT_AGENT_IMAGE
+    return images(config)["agent"]
 
 
 class AgentFleet:

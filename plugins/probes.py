@@ -270,6 +270,13 @@ def delete_namespace(core: k8s.CoreV1Api, name: str, wait_s: float = NAMESPACE_G
 # ---------------------------------------------------------------- manifests
 
 
+def only_on(node_names: list[str]) -> dict[str, Any]:
+    """Pod affinity to exactly these nodes: matchFields on the name is how the DaemonSet controller
+    itself pins pods, and the API allows one value per field term, so one (ORed) term per node."""
+    terms = [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": [n]}]} for n in node_names]
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}}
+
+
 def _probe_daemonset(name: str, role: str, run_id: str, image: str, node_names: list[str]) -> dict[str, Any]:
     labels = {"app.kubernetes.io/name": name, MANAGED_BY_LABEL: MANAGED_BY, ROLE_LABEL: role, RUN_LABEL: run_id}
     return {
@@ -281,18 +288,7 @@ def _probe_daemonset(name: str, role: str, run_id: str, image: str, node_names: 
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
-                    # only the selected nodes; matchFields on the name is how the DaemonSet controller itself pins
-                    # pods, and the API allows one value per field term, so one (ORed) term per node
-                    "affinity": {
-                        "nodeAffinity": {
-                            "requiredDuringSchedulingIgnoredDuringExecution": {
-                                "nodeSelectorTerms": [
-                                    {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [name]}]}
-                                    for name in node_names
-                                ]
-                            }
-                        }
-                    },
+                    "affinity": only_on(node_names),
                     "tolerations": [{"operator": "Exists"}],
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
