@@ -1,6 +1,6 @@
 """Fixtures for running netconform in a pytest subprocess where no cluster is needed (bad input).
 
-Anything that needs a cluster runs against the real lab instead: tests/lab/ and test_lab.py.
+Anything that needs a cluster runs against the real lab instead: tests/lab/.
 """
 
 from __future__ import annotations

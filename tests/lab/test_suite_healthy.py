@@ -4,7 +4,6 @@ netconform namespace is left behind."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -13,20 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.conftest import lab_lock  # the shared lab lock (contract: SHARED LAB PROTOCOL)
-from tests.pytester.conftest import REPO, SUITES
+from tests.lab.conftest import REPO, lab_lock  # the shared lab lock (contract: SHARED LAB PROTOCOL)
+
+SUITES = REPO / "suites"
 
 pytestmark = pytest.mark.lab
-
-
-@pytest.fixture(scope="module")
-def lab_kubeconfig() -> str:
-    path = os.environ.get("NETCONFORM_LAB_KUBECONFIG")
-    if not path:
-        pytest.skip("NETCONFORM_LAB_KUBECONFIG is not set (bring the lab up: ci/lab up, or ci/test --lab)")
-    if not Path(path).is_file():
-        pytest.skip(f"NETCONFORM_LAB_KUBECONFIG={path} does not exist")
-    return path
 
 
 def leftover_namespaces(kubeconfig: str) -> list[str]:
