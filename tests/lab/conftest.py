@@ -104,17 +104,11 @@ def lab(*args: str, check: bool = True, timeout: float = 300) -> subprocess.Comp
     return done
 
 
+def suite_command(kubeconfig: str, *args: str) -> list[str]:
+    """`pytest suites/` as a subprocess against kubeconfig, with no state carried between runs."""
+    return [sys.executable, "-m", "pytest", str(REPO / "suites"), "-p", "no:cacheprovider", "-p", "no:randomly",
+            f"--kubeconfig={kubeconfig}", *args]  # fmt: skip
+
+
 def run_suite(kubeconfig: str, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        str(REPO / "suites"),
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        "no:randomly",
-        f"--kubeconfig={kubeconfig}",
-        *args,
-    ]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(suite_command(kubeconfig, *args), cwd=REPO, capture_output=True, text=True, timeout=timeout)

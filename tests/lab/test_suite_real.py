@@ -15,7 +15,6 @@ import re
 import secrets
 import signal
 import subprocess
-import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -26,7 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.lab.conftest import REPO, lab, lab_lock, run_suite
+from tests.lab.conftest import REPO, lab, lab_lock, run_suite, suite_command
 
 pytestmark = pytest.mark.lab
 NODES = ("lab-node-1", "lab-node-2", "lab-node-3")
@@ -130,21 +129,7 @@ def ready_pods(api: Any, namespace: str) -> list[Any]:
 
 def start_suite(kubeconfig: str, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            str(REPO / "suites"),
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "no:randomly",
-            f"--kubeconfig={kubeconfig}",
-            f"--basetemp={tmp_path / 'bt'}",
-            "--no-allure",
-            "--no-diagnose",
-            *args,
-        ],
+        suite_command(kubeconfig, f"--basetemp={tmp_path / 'bt'}", "--no-allure", "--no-diagnose", *args),
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
