@@ -94,7 +94,8 @@ def mtu_mismatch(node: Node) -> list[list[str]]:
 
 
 def forward_drop(node: Node) -> list[list[str]]:
-    # What dockerd does: policy DROP, and here nothing ahead of it accepts the pod network.
+    # dockerd sets the FORWARD policy to DROP; flanneld re-adds its ACCEPT rules for the pod network every
+    # few seconds, which would hide a policy change, so the DROP goes in front of them as a rule.
     undo = _iptables_insert(node, "filter", "FORWARD", "-m", "comment", "--comment", "netconform-lab fault",
                             "-j", "DROP")
     return undo

@@ -79,10 +79,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.cmd == "smoke":
         smoke.check_or_explain()
     elif args.cmd == "logs":
-        names = [args.component] if args.component in (
-            "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "build") else \
-            [f"{cluster.node_by_name(args.node).name}-{args.component}"]
-        path = config.LOGS / f"{names[0]}.log"
+        control_plane = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "build")
+        name = args.component if args.component in control_plane else \
+            f"{cluster.node_by_name(args.node).name}-{args.component}"
+        path = config.LOGS / f"{name}.log"
         if not path.exists():
             raise LabError(f"no log {path}")
         os.execvp("cat", ["cat", str(path)])

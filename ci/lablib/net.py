@@ -65,7 +65,7 @@ def up_node(node: Node) -> None:
     if node.netns not in netns_list():
         run(["ip", "netns", "add", node.netns])
     peer = f"sw-n{node.index}"
-    if node.netns and "eth0" not in ns(node.netns, "ip", "-o", "link", "show"):
+    if "eth0" not in ns(node.netns, "ip", "-o", "link", "show"):
         run(["ip", "link", "add", peer, "netns", config.SWITCH_NS, "type", "veth", "peer", "name", "eth0",
              "netns", node.netns])
     ns(config.SWITCH_NS, "ip", "link", "set", peer, "master", "br0", "up")
