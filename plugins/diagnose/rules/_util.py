@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterator
 
 from ..evidence import ClusterEvidence, NodeEvidence, NodeFacts
 from ..iptables import Rule
@@ -11,6 +12,19 @@ from ..iptables import Rule
 def inspected(ev: ClusterEvidence) -> list[tuple[NodeEvidence, NodeFacts | None]]:
     """Nodes we have evidence for (and could reach), with their API facts."""
     return [(ne, ev.facts.nodes.get(name)) for name, ne in sorted(ev.nodes.items()) if ne.error is None]
+
+
+def overlay_pairs(ev: ClusterEvidence) -> Iterator[tuple[NodeEvidence, NodeFacts, NodeFacts, str, str]]:
+    """(node evidence, its facts, a peer's facts, a pod IP here, a pod IP there) for every node whose
+    iptables we read and every peer: the pod->pod packets that iptables rules are walked with."""
+    for ne, nf in inspected(ev):
+        if not ne.has("iptables") or nf is None:
+            continue
+        mine = host_in(nf.pod_cidr)
+        for peer in ev.peers(ne.node):
+            theirs = host_in(peer.pod_cidr)
+            if mine and theirs:
+                yield ne, nf, peer, mine, theirs
 
 
 def host_in(cidr: str | None, n: int = 2) -> str | None:

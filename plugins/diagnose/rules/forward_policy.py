@@ -5,65 +5,58 @@ from __future__ import annotations
 from ..evidence import ClusterEvidence
 from ..iptables import Packet, evaluate
 from ..model import Finding, scope
-from ._util import host_in, inspected, quote_rule
+from ._util import host_in, overlay_pairs, quote_rule
 
 CAUSE = "forward-drop"
 
 
 def rule(ev: ClusterEvidence) -> list[Finding]:
     out: list[Finding] = []
-    for ne, nf in inspected(ev):
-        if not ne.has("iptables") or nf is None:
-            continue
-        mine = host_in(nf.pod_cidr)
-        for peer in ev.peers(ne.node):
-            theirs = host_in(peer.pod_cidr)
-            if not mine or not theirs:
+    for ne, nf, peer, mine, theirs in overlay_pairs(ev):
+        for pkt, way in (
+            (Packet(mine, theirs, "tcp", 8080, in_iface="cni0", out_iface="flannel.1"), "to"),
+            (Packet(theirs, mine, "tcp", 8080, in_iface="flannel.1", out_iface="cni0"), "from"),
+        ):
+            v = evaluate(ev.nodes[ne.node].tables, "filter", "FORWARD", pkt)
+            if v.target not in ("DROP", "REJECT"):
                 continue
-            for pkt, way in (
-                (Packet(mine, theirs, "tcp", 8080, in_iface="cni0", out_iface="flannel.1"), "to"),
-                (Packet(theirs, mine, "tcp", 8080, in_iface="flannel.1", out_iface="cni0"), "from"),
-            ):
-                v = evaluate(ev.nodes[ne.node].tables, "filter", "FORWARD", pkt)
-                if v.target not in ("DROP", "REJECT"):
-                    continue
-                if v.rule is None:
-                    chain = ne.tables.get("filter", {}).get("FORWARD")
-                    line = f"{v.policy_line}" + (
-                        f" ({chain.packets} pkts dropped by policy)" if chain and chain.packets else ""
-                    )
-                    what = "policy DROP and no rule accepts pod traffic"
-                    fix = (
-                        f"on {ne.node}: iptables -A FORWARD -s {ev.facts.cluster_cidr or '<cluster pod CIDR>'} -j ACCEPT "
-                        f"&& iptables -A FORWARD -d {ev.facts.cluster_cidr or '<cluster pod CIDR>'} -j ACCEPT "
-                        "(or run flanneld, which adds FLANNEL-FWD)"
-                    )
-                else:
-                    line, what = quote_rule(v.rule), "a rule drops pod traffic"
-                    fix = f"on {ne.node}: iptables -D {v.rule.raw[3:]}"
-                scopes = [scope(nodes=[ne.node], cross_node=True)]
-                # with bridge-nf-call-iptables=1 pod->pod on the same bridge passes FORWARD as well
-                same = Packet(mine, host_in(nf.pod_cidr, 3) or mine, "tcp", 8080, in_iface="cni0", out_iface="cni0")
-                if ne.sysctl.get("net.bridge.bridge-nf-call-iptables") == "1" and evaluate(
-                    ne.tables, "filter", "FORWARD", same
-                ).target in ("DROP", "REJECT"):
-                    scopes.append(scope(src_nodes=[ne.node], dst_nodes=[ne.node]))
-                out.append(
-                    Finding(
-                        CAUSE,
-                        f"{ne.node} FORWARD chain drops pod traffic {way} {peer.name} ({what})",
-                        0.9,
-                        ne.node,
-                        (
-                            f"{ne.node}$ iptables-save -t filter: {line}",
-                            f"packet {pkt.src} -> {pkt.dst} in {pkt.in_iface} out {pkt.out_iface}: {v.target}",
-                        ),
-                        fix,
-                        tuple(scopes),
-                    )
+            if v.rule is None:
+                chain = ne.tables.get("filter", {}).get("FORWARD")
+                line = f"{v.policy_line}" + (
+                    f" ({chain.packets} pkts dropped by policy)" if chain and chain.packets else ""
                 )
-                break
+                what = "policy DROP and no rule accepts pod traffic"
+                fix = (
+                    f"on {ne.node}: iptables -A FORWARD -s {ev.facts.cluster_cidr or '<cluster pod CIDR>'} -j ACCEPT "
+                    f"&& iptables -A FORWARD -d {ev.facts.cluster_cidr or '<cluster pod CIDR>'} -j ACCEPT "
+                    "(or run flanneld, which adds FLANNEL-FWD)"
+                )
             else:
-                continue
+                line, what = quote_rule(v.rule), "a rule drops pod traffic"
+                fix = f"on {ne.node}: iptables -D {v.rule.raw[3:]}"
+            scopes = [scope(nodes=[ne.node], cross_node=True)]
+            # with bridge-nf-call-iptables=1 pod->pod on the same bridge passes FORWARD as well
+            same = Packet(mine, host_in(nf.pod_cidr, 3) or mine, "tcp", 8080, in_iface="cni0", out_iface="cni0")
+            if ne.sysctl.get("net.bridge.bridge-nf-call-iptables") == "1" and evaluate(
+                ne.tables, "filter", "FORWARD", same
+            ).target in ("DROP", "REJECT"):
+                scopes.append(scope(src_nodes=[ne.node], dst_nodes=[ne.node]))
+            out.append(
+                Finding(
+                    CAUSE,
+                    f"{ne.node} FORWARD chain drops pod traffic {way} {peer.name} ({what})",
+                    0.9,
+                    ne.node,
+                    (
+                        f"{ne.node}$ iptables-save -t filter: {line}",
+                        f"packet {pkt.src} -> {pkt.dst} in {pkt.in_iface} out {pkt.out_iface}: {v.target}",
+                    ),
+                    fix,
+                    tuple(scopes),
+                )
+            )
             break
+        else:
+            continue
+        break
     return out

@@ -11,45 +11,38 @@ from __future__ import annotations
 from ..evidence import ClusterEvidence
 from ..iptables import Packet, evaluate
 from ..model import Finding, scope
-from ._util import host_in, inspected, quote_rule
+from ._util import overlay_pairs, quote_rule
 
 CAUSE = "masquerade-overlay"
 
 
 def rule(ev: ClusterEvidence) -> list[Finding]:
     out: list[Finding] = []
-    for ne, nf in inspected(ev):
-        if not ne.has("iptables") or nf is None:
+    for ne, nf, _peer, mine, theirs in overlay_pairs(ev):
+        pkt = Packet(mine, theirs, "tcp", 8080, in_iface="cni0", out_iface="flannel.1")
+        v = evaluate(ne.tables, "nat", "POSTROUTING", pkt)
+        if v.target not in ("MASQUERADE", "SNAT") or v.rule is None:
             continue
-        mine = host_in(nf.pod_cidr)
-        for peer in ev.peers(ne.node):
-            theirs = host_in(peer.pod_cidr)
-            if not mine or not theirs:
-                continue
-            pkt = Packet(mine, theirs, "tcp", 8080, in_iface="cni0", out_iface="flannel.1")
-            v = evaluate(ne.tables, "nat", "POSTROUTING", pkt)
-            if v.target not in ("MASQUERADE", "SNAT") or v.rule is None:
-                continue
-            evidence = [
-                f"{ne.node}$ iptables-save -t nat: {quote_rule(v.rule)}",
-                f"pod {mine} -> pod {theirs} out flannel.1 reaches {v.rule.chain}: {v.target}",
-            ]
-            docker = ne.line_of("flannel_docker", lambda s: "ip-masq=true" in s and "IPMASQ" in s)
-            if docker:
-                evidence.append(f"{ne.node}$ cat /run/flannel/docker: {docker}")
-            gw = nf.subnet_gw or "x.x.x.0"
-            out.append(
-                Finding(
-                    CAUSE,
-                    f"{ne.node} masquerades pod->pod overlay traffic: servers see {gw} (flannel.1), not the pod IP",
-                    0.95,
-                    ne.node,
-                    tuple(evidence),
-                    f"on {ne.node}: iptables -t nat -D {v.rule.raw[3:]}; keep egress SNAT but exclude the overlay "
-                    f"(seed fix: -A POSTROUTING -s {nf.pod_cidr} ! -o cni0 -j NC-MASQ1; -A NC-MASQ1 ! -o flannel.1 -j MASQUERADE), "
-                    "or run dockerd with --ip-masq=false and flanneld with --ip-masq",
-                    (scope(checks=["source_ip"], src_nodes=[ne.node], cross_node=True),),
-                )
+        evidence = [
+            f"{ne.node}$ iptables-save -t nat: {quote_rule(v.rule)}",
+            f"pod {mine} -> pod {theirs} out flannel.1 reaches {v.rule.chain}: {v.target}",
+        ]
+        docker = ne.line_of("flannel_docker", lambda s: "ip-masq=true" in s and "IPMASQ" in s)
+        if docker:
+            evidence.append(f"{ne.node}$ cat /run/flannel/docker: {docker}")
+        gw = nf.subnet_gw or "x.x.x.0"
+        out.append(
+            Finding(
+                CAUSE,
+                f"{ne.node} masquerades pod->pod overlay traffic: servers see {gw} (flannel.1), not the pod IP",
+                0.95,
+                ne.node,
+                tuple(evidence),
+                f"on {ne.node}: iptables -t nat -D {v.rule.raw[3:]}; keep egress SNAT but exclude the overlay "
+                f"(seed fix: -A POSTROUTING -s {nf.pod_cidr} ! -o cni0 -j NC-MASQ1; -A NC-MASQ1 ! -o flannel.1 -j MASQUERADE), "
+                "or run dockerd with --ip-masq=false and flanneld with --ip-masq",
+                (scope(checks=["source_ip"], src_nodes=[ne.node], cross_node=True),),
             )
-            break
+        )
+        break
     return out
