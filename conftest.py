@@ -1,10 +1,2 @@
-"""Loads the netconform plugins; nothing else lives here."""
-
-pytest_plugins = [
-    "plugins.cluster",
-    "plugins.probes",
-    "plugins.dial",
-    "plugins.nodes",
-    "plugins.diagnose",
-    "plugins.reporting",
-]
+"""Nothing lives here: the netconform pytest plugin loads through its `pytest11` entry point
+(`netconform = netconform.plugin` in pyproject.toml), installed by ci/bootstrap."""

@@ -8,8 +8,8 @@ every server pod) and kubernetes.default, with the pod's own resolver and search
 
 import pytest
 
-from plugins.dial import DialResult, SourceView, parametrize_sources
-from plugins.probes import Deployment
+from netconform.dial import DialResult, SourceView, parametrize_sources
+from netconform.probes import Deployment
 
 SERVICE_NAME_FORMS = ("short", "namespaced", "fqdn")
 

@@ -9,8 +9,8 @@ pytest, which is outside the cluster (they skip, with the reason, when it cannot
 
 import pytest
 
-from plugins.cluster import NodeInfo
-from plugins.dial import (
+from netconform.cluster import NodeInfo
+from netconform.dial import (
     NODEPORT_CLUSTER,
     NODEPORT_LOCAL,
     DialResult,

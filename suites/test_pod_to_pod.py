@@ -8,8 +8,8 @@ ordered pair of nodes in both directions, over TCP and UDP.
 
 import pytest
 
-from plugins.cluster import NodeInfo
-from plugins.dial import POD_TCP, POD_UDP, SourceView, parametrize_pairs
+from netconform.cluster import NodeInfo
+from netconform.dial import POD_TCP, POD_UDP, SourceView, parametrize_pairs
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -8,8 +8,8 @@ with the set that exists.
 
 import pytest
 
-from plugins.dial import SERVICE_TCP, SERVICE_UDP, DialResult, SourceView, parametrize_sources
-from plugins.probes import Deployment
+from netconform.dial import SERVICE_TCP, SERVICE_UDP, DialResult, SourceView, parametrize_sources
+from netconform.probes import Deployment
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -8,8 +8,8 @@ Checked pod -> pod on the same node and across nodes, and pod -> ClusterIP -> po
 
 import pytest
 
-from plugins.cluster import Cluster, NodeInfo
-from plugins.dial import POD_TCP, SERVICE_TCP, DialResult, SourceView, parametrize_pairs, parametrize_sources
+from netconform.cluster import Cluster, NodeInfo
+from netconform.dial import POD_TCP, SERVICE_TCP, DialResult, SourceView, parametrize_pairs, parametrize_sources
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

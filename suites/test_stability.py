@@ -9,7 +9,7 @@ NodePort is hammered once) and to the ClusterIP.
 
 import pytest
 
-from plugins.dial import (
+from netconform.dial import (
     STABILITY_CLUSTERIP,
     STABILITY_NODEPORT,
     DialResult,

@@ -17,7 +17,7 @@ def pytest_configure(config: pytest.Config) -> None:
     broken = os.environ.get("NETCONFORM_BREAK_NODE")
     if not broken:
         return
-    from plugins import nodes
+    from netconform import nodes
 
     real = nodes.NodeHosts.run
 

@@ -222,7 +222,7 @@ def test_stale_arp_with_one_node_uninspectable(
 
 def test_stale_arp_pcap_shows_the_wrong_inner_mac(lab_kubeconfig: str, tmp_path: Path) -> None:
     """--capture-pcap: the frames lab-node-2 hands to flannel.1 carry the stale MAC as destination."""
-    from plugins.diagnose import capture
+    from netconform.diagnose import capture
 
     with lab_lock():
         try:

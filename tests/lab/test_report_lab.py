@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from plugins.reporting import html
+from netconform.reporting import html
 from tests.lab.conftest import lab, lab_lock, run_suite
 
 pytestmark = pytest.mark.lab

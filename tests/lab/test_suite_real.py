@@ -194,7 +194,7 @@ def assert_run_namespace_gone(kubeconfig: str, out: str) -> None:
 def test_healthy_xdist_run_sets_up_once_dials_once_sweeps_dead_runs_and_leaves_nothing(
     lab_kubeconfig: str, tmp_path: Path
 ) -> None:
-    from plugins.probes import namespace_manifest, owner_token
+    from netconform.probes import namespace_manifest, owner_token
 
     api = core(lab_kubeconfig)
     tag = secrets.token_hex(2)

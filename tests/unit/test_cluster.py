@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client as k8s
 
-from plugins.cluster import NodeInfo, explain_no_nodes, ownership_of, resolve_target, select_nodes
-from plugins.errors import UsageError, api_error_sentence
+from netconform.cluster import NodeInfo, explain_no_nodes, ownership_of, resolve_target, select_nodes
+from netconform.errors import UsageError, api_error_sentence
 
 
 def kubeconfig(path: Path, contexts: tuple[str, ...] = ("lab",), current: str | None = "lab") -> Path:

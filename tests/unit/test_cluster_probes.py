@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from kubernetes import client as k8s
 
-from plugins.probes import (
+from netconform.probes import (
     CREATED_ANNOTATION,
     KEEP_ANNOTATION,
     MANAGED_BY_LABEL,

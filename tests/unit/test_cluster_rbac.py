@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from plugins.cluster import REQUIRED_PERMISSIONS, Permission
+from netconform.cluster import REQUIRED_PERMISSIONS, Permission
 
 RBAC = Path(__file__).resolve().parents[2] / "suites" / "rbac.yaml"
 

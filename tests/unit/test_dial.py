@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from plugins.cluster import NodeInfo
-from plugins.dial import (
+from netconform.cluster import NodeInfo
+from netconform.dial import (
     POD_TCP,
     POD_UDP,
     SERVICE_TCP,
@@ -24,8 +24,8 @@ from plugins.dial import (
     stability_peer,
     worst_case_seconds,
 )
-from plugins.errors import ProbeRunError
-from plugins.probes import Deployment, PodRef
+from netconform.errors import ProbeRunError
+from netconform.probes import Deployment, PodRef
 
 DATA = Path(__file__).parent / "data"
 SRC = Source("nc-client-abcde", "10.244.1.5", "lab-node-2")

@@ -18,7 +18,7 @@ MAC1=4e:00:00:00:00:01
 MAC2=4e:00:00:00:00:02
 OLDMAC2=4e:00:00:00:0f:02   # "node 2's flannel.1 MAC before flanneld was re-created"
 GATHER=$(mktemp /tmp/nctest-gather.XXXXXX)
-(cd "$ROOT" && $PY -c 'from plugins.diagnose.evidence import gather_script; print(gather_script(), end="")') >"$GATHER"
+(cd "$ROOT" && $PY -c 'from netconform.diagnose.evidence import gather_script; print(gather_script(), end="")') >"$GATHER"
 
 cleanup_ns() {
   for n in $NS; do ip netns del "$n" 2>/dev/null || true; done

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from plugins.diagnose.evidence import ClusterEvidence, NodeEvidence, facts_from_dict
+from netconform.diagnose.evidence import ClusterEvidence, NodeEvidence, facts_from_dict
 
 RECORDED = Path(__file__).resolve().parents[2] / "data" / "recorded"
 

@@ -1,6 +1,6 @@
 """scapy analysis on REAL captures made in netns (tests/data/recorded/pcap, see README)."""
 
-from plugins.diagnose.capture import analyse
+from netconform.diagnose.capture import analyse
 
 from .conftest import RECORDED
 

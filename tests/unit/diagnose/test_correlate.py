@@ -1,8 +1,8 @@
 """Failed paths -> findings that explain them -> ranked causes."""
 
-from plugins.diagnose import correlate
-from plugins.diagnose.model import PathRef
-from plugins.diagnose.rules import run_rules
+from netconform.diagnose import correlate
+from netconform.diagnose.model import PathRef
+from netconform.diagnose.rules import run_rules
 
 from .conftest import load_case
 

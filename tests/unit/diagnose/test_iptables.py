@@ -1,6 +1,6 @@
 """iptables-save parsing and chain evaluation on recorded rule sets."""
 
-from plugins.diagnose.iptables import Packet, evaluate, merge_tables, parse_iptables_save
+from netconform.diagnose.iptables import Packet, evaluate, merge_tables, parse_iptables_save
 
 from .conftest import load_case
 

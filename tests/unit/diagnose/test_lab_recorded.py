@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from plugins.diagnose import correlate
-from plugins.diagnose.evidence import ClusterEvidence, NodeEvidence, facts_from_dict
-from plugins.diagnose.rules import run_rules
+from netconform.diagnose import correlate
+from netconform.diagnose.evidence import ClusterEvidence, NodeEvidence, facts_from_dict
+from netconform.diagnose.rules import run_rules
 
 LAB = Path(__file__).resolve().parents[2] / "data" / "recorded" / "lab"
 

@@ -3,7 +3,7 @@
 import pytest
 import testinfra
 
-from plugins import nodes
+from netconform import nodes
 
 
 def test_parse_node_access():

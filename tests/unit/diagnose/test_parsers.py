@@ -1,7 +1,7 @@
 """Parsers on recorded real output (tests/data/recorded/healthy, made by record.sh in netns)."""
 
-from plugins.diagnose import parsers
-from plugins.diagnose.evidence import gather_script, split_sections
+from netconform.diagnose import parsers
+from netconform.diagnose.evidence import gather_script, split_sections
 
 from .conftest import RECORDED, load_case
 

@@ -6,10 +6,10 @@ pytest_plugins = ["pytester"]
 
 CONFTEST = '''
 import pytest
-import plugins.diagnose.plugin as P
+import netconform.diagnose.plugin as P
 from tests.unit.diagnose.conftest import load_case
 
-pytest_plugins = ["plugins.nodes", "plugins.diagnose.plugin"]
+pytest_plugins = ["netconform.nodes", "netconform.diagnose.plugin"]
 
 class RecordedDiagnoser(P.Diagnoser):
     """Real Diagnoser logic; only where evidence comes from is replaced (no cluster here)."""
@@ -18,7 +18,7 @@ class RecordedDiagnoser(P.Diagnoser):
         self.config, self._lock, self._evidence = config, threading.Lock(), {}
         self.recorded = load_case("stale_arp", extra=__import__("json").loads(config.getini("extra_nodes") or "{}"))
         self.gathered = []
-        from plugins.nodes import AccessSpec, NodeHosts
+        from netconform.nodes import AccessSpec, NodeHosts
         self.hosts = NodeHosts(AccessSpec("none"))  # never used: _gather is replaced
         self.node_names = sorted(self.recorded.nodes)
     def facts(self):
@@ -74,7 +74,7 @@ def suite(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def test_sections_and_root_cause_summary(suite: pytest.Pytester):
-    res = suite.runpytest("-p", "no:cacheprovider")
+    res = suite.runpytest("-p", "no:cacheprovider", "-p", "no:netconform")
     res.assert_outcomes(failed=5, passed=1)
     out = res.stdout.str()
     assert out.count("netconform diagnosis") == 4  # the test without a path gets none
@@ -90,7 +90,7 @@ def test_sections_and_root_cause_summary(suite: pytest.Pytester):
 
 
 def test_findings_exposed_on_the_report(suite: pytest.Pytester):
-    rec = suite.inline_run("-p", "no:cacheprovider")
+    rec = suite.inline_run("-p", "no:cacheprovider", "-p", "no:netconform")
     reps = {r.nodeid.split("::")[-1]: r for r in rec.getreports("pytest_runtest_logreport") if r.when == "call"}
     f = reps["test_service"].netconform_findings[0]
     assert f["cause"] == "stale-flannel-arp" and f["node"] == "lab-node-1" and f["evidence"]
@@ -101,15 +101,15 @@ def test_findings_exposed_on_the_report(suite: pytest.Pytester):
 
 
 def test_evidence_gathered_once_per_node(suite: pytest.Pytester):
-    rec = suite.inline_run("-p", "no:cacheprovider")
-    import plugins.diagnose.plugin as P
+    rec = suite.inline_run("-p", "no:cacheprovider", "-p", "no:netconform")
+    import netconform.diagnose.plugin as P
 
     diag = rec.getcalls("pytest_unconfigure")[0].config.stash[P._DIAG]
     assert sorted(diag.gathered) == ["lab-node-1", "lab-node-2"]
 
 
 def test_diagnose_only_runs_rules_without_tests(suite: pytest.Pytester):
-    res = suite.runpytest("-p", "no:cacheprovider", "--diagnose-only")
+    res = suite.runpytest("-p", "no:cacheprovider", "-p", "no:netconform", "--diagnose-only")
     assert res.ret == 1  # findings -> non-zero
     out = res.stdout.str()
     assert "passed" not in out and "6 deselected" in out
@@ -121,6 +121,6 @@ def test_diagnose_only_runs_rules_without_tests(suite: pytest.Pytester):
 def test_diagnose_only_healthy_exits_zero(pytester: pytest.Pytester):
     pytester.makeconftest(CONFTEST.replace('load_case("stale_arp"', 'load_case("healthy"'))
     pytester.makepyfile(test_paths=TESTS)
-    res = pytester.runpytest("-p", "no:cacheprovider", "--diagnose-only")
+    res = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:netconform", "--diagnose-only")
     assert res.ret == 0
     res.stdout.fnmatch_lines(["0 findings: every rule passed"])

@@ -2,7 +2,7 @@
 
 import pytest
 
-from plugins.diagnose.rules import ALL_RULES, run_rules
+from netconform.diagnose.rules import ALL_RULES, run_rules
 
 from .conftest import load_case
 
@@ -143,7 +143,7 @@ def test_unreachable_node_is_a_finding_not_a_crash(healthy):
 def test_missing_tool_is_reported():
     ev = load_case("healthy")
     text = ev.nodes["lab-node-1"].sections["iptables"]
-    from plugins.diagnose.evidence import Section
+    from netconform.diagnose.evidence import Section
 
     ev.nodes["lab-node-1"].sections["iptables"] = Section("iptables", 127, "sh: 1: iptables-save: not found")
     assert text.ok

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from plugins.reporting import labels as lb
+from netconform.reporting import labels as lb
 
 REPO = Path(__file__).resolve().parents[3]
 CATEGORIES = json.loads((REPO / "reports" / "categories.json").read_text())
@@ -17,7 +17,7 @@ CATEGORIES = json.loads((REPO / "reports" / "categories.json").read_text())
 def rule_causes() -> list[str]:
     """Every CAUSE a diagnose rule can report (read from the rule modules, so a new rule needs a category)."""
     found = []
-    for path in sorted((REPO / "plugins" / "diagnose" / "rules").glob("*.py")):
+    for path in sorted((REPO / "plugins" / "netconform" / "diagnose" / "rules").glob("*.py")):
         found += re.findall(r'^CAUSE = "([a-z0-9-]+)"', path.read_text(), re.MULTILINE)
     return [c for c in found if c not in ("not-inspected",)]
 

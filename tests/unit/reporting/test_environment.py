@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from plugins.cluster import NodeInfo
-from plugins.diagnose.evidence import NodeEvidence
-from plugins.reporting import environment as env
+from netconform.cluster import NodeInfo
+from netconform.diagnose.evidence import NodeEvidence
+from netconform.reporting import environment as env
 
 DATA = Path(__file__).parent / "data"
 RECORDED = Path(__file__).resolve().parents[2] / "data" / "recorded"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from plugins import probes
-from plugins.reporting import gate
+from netconform import probes
+from netconform.reporting import gate
 
 DATA = Path(__file__).parent / "data"
 SURVIVED = (DATA / "hold-survived.jsonl").read_text()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from plugins.reporting import html
+from netconform.reporting import html
 
 
 def test_config_asks_for_one_file_grouped_by_path_and_case_with_our_categories(tmp_path: Path) -> None:

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from plugins.cluster import NodeInfo
-from plugins.reporting import labels as lb
+from netconform.cluster import NodeInfo
+from netconform.reporting import labels as lb
 
 
 def node(name: str) -> NodeInfo:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 
-from plugins.reporting import matrix as mx
+from netconform.reporting import matrix as mx
 
 NODES = ["lab-node-1", "lab-node-2", "lab-node-3"]
 SVG = "{http://www.w3.org/2000/svg}"

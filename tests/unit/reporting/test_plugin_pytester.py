@@ -16,7 +16,7 @@ CONFTEST = """
 import json
 import pytest
 
-pytest_plugins = ["plugins.reporting"]
+pytest_plugins = ["netconform.reporting"]
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -71,6 +71,8 @@ def test_xdist_run_cleans_once_labels_steps_cause_and_matrix(stand_in: pytest.Py
         "2",
         "-p",
         "no:randomly",
+        "-p",
+        "no:netconform",
         f"--alluredir={out}",
         "--clean-alluredir",
         f"--matrix={svg}",
@@ -113,6 +115,8 @@ def test_no_allure_writes_nothing_but_outcomes(stand_in: pytest.Pytester, tmp_pa
         "suites",
         "-p",
         "no:randomly",
+        "-p",
+        "no:netconform",
         "--no-allure",
         f"--matrix={tmp_path / 'm.svg'}",
         f"--outcomes-json={tmp_path / 'o.json'}",

@@ -224,7 +224,7 @@ def _redial(diag: Diagnoser, path: PathRef) -> str:
     """Dial the failed target again from the client pod on the source node (probe dial)."""
     from kubernetes import client
 
-    from plugins.nodes import K8sExecBackend
+    from netconform.nodes import K8sExecBackend
 
     core = client.CoreV1Api(diag.api_factory())
     pods = core.list_namespaced_pod(

@@ -23,9 +23,9 @@ import pytest
 from filelock import FileLock, Timeout
 from kubernetes import client as k8s
 
-from plugins import cluster as cl
-from plugins.cluster import Cluster, CountingApiClient, NodeInfo
-from plugins.errors import API_ERRORS, ProbeSetupError, api_error_sentence
+from netconform import cluster as cl
+from netconform.cluster import Cluster, CountingApiClient, NodeInfo
+from netconform.errors import API_ERRORS, ProbeSetupError, api_error_sentence
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "netconform"

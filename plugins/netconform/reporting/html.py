@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TOOLS = REPO / "ci" / "report-tools"
 CATEGORIES = REPO / "reports" / "categories.json"
 INSTALL_TIMEOUT_S = 600

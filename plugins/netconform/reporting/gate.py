@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 NAMESPACE = "netconform-gate"
 MANAGED_BY = "netconform-gate"
 GATE_LABEL = "netconform.io/gate"
@@ -366,8 +366,8 @@ class Cluster:
     def __init__(self, kubeconfig: str | None, context: str | None) -> None:
         from kubernetes import client as k8s
 
-        from plugins import cluster as cl
-        from plugins.errors import UsageError
+        from netconform import cluster as cl
+        from netconform.errors import UsageError
 
         try:
             target = cl.resolve_target(kubeconfig, context)
@@ -389,7 +389,7 @@ class Cluster:
         return ns.status.phase != "Terminating"
 
     def ready_nodes(self) -> list[str]:
-        from plugins import cluster as cl
+        from netconform import cluster as cl
 
         return [n.name for n in cl.select_nodes(cl.list_nodes(self.api), None, None)]
 

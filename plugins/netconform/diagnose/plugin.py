@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from plugins import nodes as nodes_mod
+from netconform import nodes as nodes_mod
 
 from . import correlate
 from .evidence import ClusterEvidence, ClusterFacts, NodeEvidence, NodeFacts, facts_from_api, gather_script
@@ -64,8 +64,8 @@ class Diagnoser:
     seconds = 0.0  # --diagnose-only: wall time spent gathering evidence and running rules
 
     def __init__(self, config: pytest.Config, all_nodes: bool = False):
-        from plugins import cluster as cl
-        from plugins import probes
+        from netconform import cluster as cl
+        from netconform import probes
 
         self.config = config
         self.cluster = cl.get_cluster(config)
@@ -174,7 +174,7 @@ def diagnoser(config: pytest.Config, all_nodes: bool = False) -> Diagnoser:
 
 def _active(config: pytest.Config) -> bool:
     try:
-        from plugins import cluster as cl
+        from netconform import cluster as cl
     except ImportError:
         return False
     return cl.is_active(config)
@@ -291,8 +291,8 @@ def _ensure_namespace(config: pytest.Config, diag: Diagnoser) -> None:
     """The agent needs the run namespace; the probes plugin deletes it at the end as usual."""
     from kubernetes.client.rest import ApiException
 
-    from plugins import cluster as cl
-    from plugins import probes
+    from netconform import cluster as cl
+    from netconform import probes
 
     try:
         diag.cluster.core.create_namespace(probes.namespace_manifest(cl.run_id(config), config.getoption("keep")))

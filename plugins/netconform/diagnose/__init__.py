@@ -3,4 +3,4 @@
 Loaded by the root conftest as `plugins.diagnose`; the hooks live in plugins.diagnose.plugin.
 """
 
-pytest_plugins = ["plugins.diagnose.plugin"]
+pytest_plugins = ["netconform.diagnose.plugin"]

@@ -26,7 +26,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.config.config_exception import ConfigException
 
-from plugins.errors import API_TRANSPORT_ERRORS, UsageError, api_error_sentence
+from netconform.errors import API_TRANSPORT_ERRORS, UsageError, api_error_sentence
 
 API_CONNECT_TIMEOUT_S = 3.0  # an unreachable API must fail fast, not after the OS's 2-minute SYN retries
 API_READ_TIMEOUT_S = 30.0

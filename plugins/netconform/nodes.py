@@ -29,7 +29,7 @@ import testinfra
 import testinfra.host
 from testinfra.backend import base as tbase
 
-from plugins.probes import images, only_on
+from netconform.probes import images, only_on
 
 AGENT_NAME = "nc-agent"
 AGENT_ROLE = "agent"

@@ -22,9 +22,9 @@ import websocket
 from kubernetes import client as k8s
 from kubernetes.stream import stream
 
-from plugins.cluster import Cluster, CountingApiClient, NodeInfo, run_id, selected_nodes
-from plugins.errors import ProbeRunError
-from plugins.probes import HTTP_PORT, UDP_PORT, Deployment, fail_run, once_per_run, shared_dir
+from netconform.cluster import Cluster, CountingApiClient, NodeInfo, run_id, selected_nodes
+from netconform.errors import ProbeRunError
+from netconform.probes import HTTP_PORT, UDP_PORT, Deployment, fail_run, once_per_run, shared_dir
 
 PROBE_BINARY = "/probe"
 ERROR_WORDS = {

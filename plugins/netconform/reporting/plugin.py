@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from plugins import cluster as cl
+from netconform import cluster as cl
 
 from . import environment as env
 from . import labels as lb
@@ -26,7 +26,7 @@ from . import matrix as mx
 _RESULTS = pytest.StashKey[Path]()
 _COLLECTOR = pytest.StashKey["_Collector"]()
 DIAGNOSIS_SECTION = "netconform diagnosis"
-CATEGORIES = Path(__file__).resolve().parents[2] / "reports" / "categories.json"
+CATEGORIES = Path(__file__).resolve().parents[3] / "reports" / "categories.json"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -299,7 +299,7 @@ def _mark_cause(item: pytest.Item, line: str, causes: list[str]) -> None:
 def _attach_node_evidence(item: pytest.Item, paths: list[dict[str, Any]], findings: list[dict[str, Any]]) -> None:
     """Raw command output the diagnosis read on the nodes involved (cached by the diagnose plugin)."""
     try:
-        from plugins.diagnose import plugin as dp
+        from netconform.diagnose import plugin as dp
     except ImportError:
         return
     diag = item.config.stash.get(dp._DIAG, None)
@@ -480,7 +480,7 @@ def _proxy_mode(config: pytest.Config, c: cl.Cluster) -> str:
 
 def _proxy_mode_from_evidence(config: pytest.Config) -> str | None:
     try:
-        from plugins.diagnose import plugin as dp
+        from netconform.diagnose import plugin as dp
     except ImportError:
         return None
     diag = config.stash.get(dp._DIAG, None)
