@@ -2,7 +2,8 @@
 # Debian packages the lab needs: container runtime, CNI plugins, network tools, busybox for images.
 # Go comes with the machine; the Kubernetes, etcd, flannel and CoreDNS binaries are built by build.sh.
 set -euo pipefail
-pkgs=(containerd runc containernetworking-plugins iptables conntrack tcpdump iproute2 busybox-static
+# nftables: `nft`, which kube-proxy's nftables mode runs and the node agent image carries.
+pkgs=(containerd runc containernetworking-plugins iptables nftables conntrack tcpdump iproute2 busybox-static
       ethtool net-tools procps util-linux openssl)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done

@@ -17,7 +17,8 @@ BUSYBOX_APPLETS = ["sh", "cat", "ls", "sleep", "echo", "mkdir", "rm", "ps", "gre
 # The node agent's network tools, copied from this machine's Debian packages with their libraries.
 AGENT_TOOLS = ["/usr/sbin/ip", "/usr/sbin/bridge", "/usr/bin/ss", "/usr/bin/nstat", "/usr/sbin/tc",
                "/usr/sbin/xtables-nft-multi", "/usr/sbin/xtables-legacy-multi", "/usr/sbin/conntrack",
-               "/usr/bin/tcpdump", "/usr/sbin/sysctl", "/usr/sbin/ethtool", "/bin/netstat", "/usr/bin/nsenter"]
+               "/usr/bin/tcpdump", "/usr/sbin/sysctl", "/usr/sbin/ethtool", "/bin/netstat", "/usr/bin/nsenter",
+               "/usr/sbin/nft"]
 IPTABLES_NAMES = ["iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save"]
 
 
