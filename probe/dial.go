@@ -29,14 +29,22 @@ type Spec struct {
 
 // Target is one destination; its attempts run sequentially.
 type Target struct {
-	ID    string `json:"id"`
-	Proto string `json:"proto"` // tcp | udp | dns
-	Host  string `json:"host"`  // IP or name (resolved with the pod's resolver)
-	Port  int    `json:"port"`  // ignored for dns
-	Count int    `json:"count"` // default 1; ignored for dns
+	ID     string `json:"id"`
+	Proto  string `json:"proto"`  // tcp | udp | dns
+	Host   string `json:"host"`   // IP (v4 or v6) or name (resolved with the pod's resolver)
+	Port   int    `json:"port"`   // ignored for dns
+	Count  int    `json:"count"`  // default 1; ignored for dns; the upper bound with want_backends
+	Family string `json:"family"` // "4" | "6" | "" (any): which addresses a name resolves to
 	// MaxFailures stops a target's attempts after this many failures (0: never), so a dead
 	// path costs a few timeouts instead of count of them.
 	MaxFailures int `json:"max_failures"`
+	// WantBackends stops a target's attempts once this many distinct server hostnames
+	// answered (0: off): a Service check dials until every backend was seen.
+	WantBackends int `json:"want_backends"`
+	// PayloadBytes: udp sends a datagram of exactly this many payload bytes; tcp POSTs
+	// this many bytes to /echo-size. 0: the small whoami request.
+	PayloadBytes int  `json:"payload_bytes"`
+	DF           bool `json:"df"` // udp: never fragment (IP_PMTUDISC_DO); tcp always sends DF
 }
 
 // Output is the one JSON document `probe dial` prints.
@@ -58,19 +66,26 @@ type Result struct {
 	Host      string    `json:"host"`
 	Port      int       `json:"port"`
 	Attempts  []Attempt `json:"attempts"`
+	Stopped   string    `json:"stopped"`            // why attempts ended: backends | count | max_failures
 	Addresses []string  `json:"addresses,omitzero"` // dns only (present, maybe empty)
 }
 
 // Attempt is one connection (tcp), datagram exchange (udp) or lookup (dns).
 type Attempt struct {
+	Index          int     `json:"index"`    // 1-based position among the target's attempts
+	StartMS        float64 `json:"start_ms"` // since the target's first attempt started
 	OK             bool    `json:"ok"`
-	Error          string  `json:"error"`      // one of the kind* constants, "" if ok
-	Detail         string  `json:"detail"`     // phase + Go error text
-	ConnectMS      float64 `json:"connect_ms"` // TCP handshake only (also on failure); 0 for udp/dns
-	TotalMS        float64 `json:"total_ms"`   // whole attempt, including name resolution
+	Error          string  `json:"error"`         // one of the kind* constants, "" if ok
+	Detail         string  `json:"detail"`        // phase + Go error text
+	ConnectMS      float64 `json:"connect_ms"`    // TCP handshake only (also on failure); 0 for udp/dns
+	TotalMS        float64 `json:"total_ms"`      // whole attempt, including name resolution
+	LocalPort      int     `json:"local_port"`    // tcp/udp source port (also of an unanswered SYN); 0 if none
+	PayloadBytes   int     `json:"payload_bytes"` // the target's payload_bytes
+	ServerBytes    int     `json:"server_bytes"`  // payload bytes the server reported receiving
 	ServerHostname string  `json:"server_hostname"`
 	ServerNode     string  `json:"server_node"`
 	ClientIPSeen   string  `json:"client_ip_seen"`
+	ClientPortSeen int     `json:"client_port_seen"` // != local_port when a NAT rewrote the port
 }
 
 // Error kinds; the suite and diagnosis key on these strings.
@@ -80,16 +95,26 @@ const (
 	kindReset       = "reset"
 	kindUnreachable = "unreachable"
 	kindDNS         = "dns"
+	kindTooBig      = "too_big" // EMSGSIZE: larger than the route MTU with DF set
 	kindOther       = "other"
+)
+
+// Why a target's attempts ended (Result.Stopped).
+const (
+	stoppedBackends    = "backends"
+	stoppedCount       = "count"
+	stoppedMaxFailures = "max_failures"
 )
 
 const (
 	defaultTimeoutMS   = 2000
 	defaultConcurrency = 64
 	maxTimeoutMS       = 60000
-	maxCount           = 10000
+	maxCount           = 100000 // want_backends over 1000 backends at a 1e-9 miss target needs ~35000
 	maxConcurrency     = 1024
 	maxBody            = 64 << 10
+	maxUDPPayload      = 65527    // IPv6 (IPv4 allows 65507; more fails as too_big)
+	maxTCPPayload      = 16 << 20 // also what /echo-size accepts
 )
 
 func runDial(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -160,6 +185,20 @@ func parseSpec(r io.Reader) (Spec, error) {
 			return s, fmt.Errorf("targets[%d]: count must be 0..%d, got %d", i, maxCount, t.Count)
 		case t.MaxFailures < 0:
 			return s, fmt.Errorf("targets[%d]: max_failures must be >= 0, got %d", i, t.MaxFailures)
+		case t.Family != "" && t.Family != "4" && t.Family != "6":
+			return s, fmt.Errorf("targets[%d]: family must be \"4\", \"6\" or \"\", got %q", i, t.Family)
+		case t.Family != "" && !familyMatches(t.Host, t.Family):
+			return s, fmt.Errorf("targets[%d]: host %s is not an IPv%s address", i, t.Host, t.Family)
+		case t.Proto == "dns" && (t.WantBackends != 0 || t.PayloadBytes != 0 || t.DF):
+			return s, fmt.Errorf("targets[%d]: want_backends, payload_bytes and df apply to tcp and udp only", i)
+		case t.WantBackends < 0:
+			return s, fmt.Errorf("targets[%d]: want_backends must be >= 0, got %d", i, t.WantBackends)
+		case t.Proto == "udp" && (t.PayloadBytes < 0 || t.PayloadBytes > maxUDPPayload):
+			return s, fmt.Errorf("targets[%d]: payload_bytes must be 0..%d for udp, got %d", i, maxUDPPayload, t.PayloadBytes)
+		case t.Proto == "tcp" && (t.PayloadBytes < 0 || t.PayloadBytes > maxTCPPayload):
+			return s, fmt.Errorf("targets[%d]: payload_bytes must be 0..%d for tcp, got %d", i, maxTCPPayload, t.PayloadBytes)
+		case t.Proto == "tcp" && t.DF:
+			return s, fmt.Errorf("targets[%d]: df applies to udp only (Linux TCP always sends DF)", i)
 		}
 		if t.Count == 0 {
 			t.Count = 1
@@ -168,18 +207,32 @@ func parseSpec(r io.Reader) (Spec, error) {
 	return s, nil
 }
 
-// localSource reports this pod's hostname and non-loopback IPv4 addresses,
-// which the suite compares with client_ip_seen to detect SNAT.
+// familyMatches: a name may resolve to either family; an IP literal must be of the one asked.
+func familyMatches(host, family string) bool {
+	ip, err := netip.ParseAddr(host)
+	return err != nil || (family == "4") == ip.Unmap().Is4()
+}
+
+// localSource reports this pod's hostname and its non-loopback, non-link-local
+// addresses (IPv4 first, then IPv6), which the suite compares with
+// client_ip_seen to detect SNAT.
 func localSource() Source {
 	src := Source{IPs: []string{}}
 	src.Hostname, _ = os.Hostname()
 	addrs, _ := net.InterfaceAddrs()
+	var ips []netip.Addr
 	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() {
-			src.IPs = append(src.IPs, n.IP.String())
+		if n, ok := a.(*net.IPNet); ok {
+			ip, _ := netip.AddrFromSlice(n.IP)
+			if ip = ip.Unmap(); ip.IsValid() && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() {
+				ips = append(ips, ip)
+			}
 		}
 	}
-	slices.Sort(src.IPs)
+	slices.SortFunc(ips, netip.Addr.Compare) // IPv4 sorts before IPv6
+	for _, ip := range ips {
+		src.IPs = append(src.IPs, ip.String())
+	}
 	return src
 }
 
@@ -205,48 +258,61 @@ func (d *dialer) run(ctx context.Context, spec Spec) []Result {
 }
 
 func (d *dialer) target(ctx context.Context, t Target) Result {
-	r := Result{ID: t.ID, Proto: t.Proto, Host: t.Host, Port: t.Port}
+	r := Result{ID: t.ID, Proto: t.Proto, Host: t.Host, Port: t.Port, Stopped: stoppedCount}
 	if t.Proto == "dns" {
-		a, addrs := d.lookup(ctx, t.Host)
+		a, addrs := d.lookup(ctx, t.Host, t.Family)
+		a.Index = 1
 		r.Attempts, r.Addresses = []Attempt{a}, addrs
 		return r
 	}
+	attempt := d.udp
+	if t.Proto == "tcp" {
+		attempt = d.tcp
+	}
+	first := time.Now()
 	failures := 0
-	for range t.Count {
-		a := d.udp
-		if t.Proto == "tcp" {
-			a = d.tcp
-		}
-		attempt := a(ctx, t)
-		r.Attempts = append(r.Attempts, attempt)
-		if !attempt.OK {
+	backends := map[string]bool{}
+	for i := range t.Count {
+		startMS := ms(time.Since(first))
+		a := attempt(ctx, t)
+		a.Index, a.StartMS, a.PayloadBytes = i+1, startMS, t.PayloadBytes
+		r.Attempts = append(r.Attempts, a)
+		if a.OK {
+			backends[a.ServerHostname] = true
+		} else {
 			failures++
-			if t.MaxFailures > 0 && failures >= t.MaxFailures {
-				break
-			}
+		}
+		if t.WantBackends > 0 && len(backends) >= t.WantBackends {
+			r.Stopped = stoppedBackends
+			break
+		}
+		if t.MaxFailures > 0 && failures >= t.MaxFailures {
+			r.Stopped = stoppedMaxFailures
+			break
 		}
 	}
 	return r
 }
 
 // tcp makes one fresh connection (no keep-alive, no pooling), so every
-// attempt is a new handshake through conntrack/NAT: GET /whoami over it.
+// attempt is a new handshake through conntrack/NAT: GET /whoami over it, or
+// POST payload_bytes to /echo-size.
 func (d *dialer) tcp(ctx context.Context, t Target) (a Attempt) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	defer func() { a.TotalMS = ms(time.Since(start)) }()
 
-	addr, err := d.resolve(ctx, t.Host, t.Port)
+	addr, err := d.resolve(ctx, t.Host, t.Port, t.Family)
 	if err != nil {
 		return failed(kindDNS, "resolve", err)
 	}
 	connectStart := time.Now()
-	conn, err := (&net.Dialer{KeepAlive: -1}).DialContext(ctx, "tcp", addr)
+	conn, localPort, err := dialTCP(ctx, addr)
 	connectMS := ms(time.Since(connectStart))
 	if err != nil {
 		a = failed(classify(err), "connect", err)
-		a.ConnectMS = connectMS
+		a.ConnectMS, a.LocalPort = connectMS, localPort
 		return a
 	}
 	defer conn.Close()
@@ -254,37 +320,52 @@ func (d *dialer) tcp(ctx context.Context, t Target) (a Attempt) {
 	conn.SetDeadline(deadline)
 
 	a = d.request(conn, t)
-	a.ConnectMS = connectMS
+	a.ConnectMS, a.LocalPort = connectMS, localPort
 	return a
 }
 
 func (d *dialer) request(conn net.Conn, t Target) Attempt {
-	req := "GET /whoami HTTP/1.1\r\nHost: " + net.JoinHostPort(t.Host, strconv.Itoa(t.Port)) +
-		"\r\nUser-Agent: netconform-probe\r\nConnection: close\r\n\r\n"
-	if _, err := io.WriteString(conn, req); err != nil {
+	method, path := "GET", "/whoami"
+	if t.PayloadBytes > 0 {
+		method, path = "POST", "/echo-size"
+	}
+	req := method + " " + path + " HTTP/1.1\r\nHost: " + net.JoinHostPort(t.Host, strconv.Itoa(t.Port)) +
+		"\r\nUser-Agent: netconform-probe\r\nConnection: close\r\n"
+	if t.PayloadBytes > 0 {
+		req += "Content-Type: application/octet-stream\r\nContent-Length: " + strconv.Itoa(t.PayloadBytes) + "\r\n"
+	}
+	w := bufio.NewWriterSize(conn, 32<<10)
+	io.WriteString(w, req+"\r\n")
+	w.Write(padding(nil, t.PayloadBytes))
+	if err := w.Flush(); err != nil {
 		return failed(classify(err), "send request", err)
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
-		return d.readFailed(err)
+		return d.readFailed(err, t.PayloadBytes)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
-		return d.readFailed(err)
+		return d.readFailed(err, t.PayloadBytes)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return Attempt{Error: kindOther, Detail: fmt.Sprintf("bad response: HTTP %s", resp.Status)}
+		return Attempt{Error: kindOther, Detail: fmt.Sprintf("bad response: HTTP %s: %.200q", resp.Status, body)}
 	}
-	return whoamiAttempt(body)
+	return whoamiAttempt(body, t.PayloadBytes)
 }
 
 // readFailed words a timeout after a successful connect as "no response",
-// which points diagnosis at the return path rather than at SYNs.
-func (d *dialer) readFailed(err error) Attempt {
+// which points diagnosis at the return path rather than at SYNs (or, with a
+// payload, at a path that drops full-size segments: a PMTU black hole).
+func (d *dialer) readFailed(err error, payload int) Attempt {
 	kind := classify(err)
 	if kind == kindTimeout {
-		return failed(kind, fmt.Sprintf("no response within %v after connect", d.timeout), err)
+		phase := fmt.Sprintf("no response within %v after connect", d.timeout)
+		if payload > 0 {
+			phase += fmt.Sprintf(" and sending %d bytes", payload)
+		}
+		return failed(kind, phase, err)
 	}
 	return failed(kind, "read response", err)
 }
@@ -296,46 +377,83 @@ func (d *dialer) udp(ctx context.Context, t Target) (a Attempt) {
 	defer cancel()
 	defer func() { a.TotalMS = ms(time.Since(start)) }()
 
-	addr, err := d.resolve(ctx, t.Host, t.Port)
+	addr, err := d.resolve(ctx, t.Host, t.Port, t.Family)
 	if err != nil {
 		return failed(kindDNS, "resolve", err)
 	}
-	conn, err := (&net.Dialer{}).DialContext(ctx, "udp", addr) // connected socket: ICMP errors surface as refused/unreachable
+	dl := net.Dialer{}
+	if t.DF {
+		dl.Control = setDontFragment
+	}
+	c, err := dl.DialContext(ctx, "udp", addr) // connected socket: ICMP errors surface as refused/unreachable/too_big
 	if err != nil {
 		return failed(classify(err), "socket", err)
 	}
+	conn := c.(*net.UDPConn)
 	defer conn.Close()
 	deadline, _ := ctx.Deadline()
 	conn.SetDeadline(deadline)
-	if _, err := conn.Write([]byte("whoami\n")); err != nil {
-		return failed(classify(err), "send datagram", err)
+	a.LocalPort = conn.LocalAddr().(*net.UDPAddr).Port
+	fail := func(phase string, err error) Attempt {
+		kind := classify(err)
+		switch {
+		case kind == kindTooBig:
+			phase += fmt.Sprintf(" (%d-byte payload, route MTU %d)", t.PayloadBytes, routeMTU(conn))
+		case kind == kindTimeout:
+			phase = fmt.Sprintf("no reply within %v", d.timeout)
+		}
+		f := failed(kind, phase, err)
+		f.LocalPort = a.LocalPort
+		return f
+	}
+	msg := []byte("whoami\n")
+	if t.PayloadBytes > 0 {
+		msg = padding(msg, t.PayloadBytes)
+	}
+	if _, err := conn.Write(msg); err != nil {
+		return fail("send datagram", err)
 	}
 	buf := make([]byte, maxBody)
 	n, err := conn.Read(buf)
 	if err != nil {
-		kind := classify(err)
-		if kind == kindTimeout {
-			return failed(kind, fmt.Sprintf("no reply within %v", d.timeout), err)
-		}
-		return failed(kind, "read reply", err)
+		return fail("read reply", err)
 	}
-	return whoamiAttempt(buf[:n])
+	r := whoamiAttempt(buf[:n], t.PayloadBytes)
+	r.LocalPort = a.LocalPort
+	return r
 }
 
-func whoamiAttempt(body []byte) Attempt {
+// padding returns exactly n bytes: prefix (cut to n) filled up with 'x'.
+func padding(prefix []byte, n int) []byte {
+	b := make([]byte, n)
+	for i := copy(b, prefix); i < n; i++ {
+		b[i] = 'x'
+	}
+	return b
+}
+
+// whoamiAttempt reads the server's answer; with a payload, the server must
+// have received all of it.
+func whoamiAttempt(body []byte, payload int) Attempt {
 	var w Whoami
 	if err := json.Unmarshal(body, &w); err != nil {
 		return Attempt{Error: kindOther, Detail: fmt.Sprintf("bad response: %v: %.200q", err, body)}
 	}
-	return Attempt{OK: true, ServerHostname: w.Hostname, ServerNode: w.Node, ClientIPSeen: w.ClientIP}
+	a := Attempt{OK: true, ServerHostname: w.Hostname, ServerNode: w.Node, ClientIPSeen: w.ClientIP,
+		ClientPortSeen: w.ClientPort, ServerBytes: w.Bytes}
+	if payload > 0 && w.Bytes != payload {
+		a.OK, a.Error, a.Detail = false, kindOther, fmt.Sprintf("bad response: server received %d of %d bytes", w.Bytes, payload)
+	}
+	return a
 }
 
 // lookup resolves a name the way an application in the pod would.
-func (d *dialer) lookup(ctx context.Context, host string) (Attempt, []string) {
+// family "4"/"6" asks for A or AAAA records only.
+func (d *dialer) lookup(ctx context.Context, host, family string) (Attempt, []string) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
-	ips, err := d.resolver.LookupNetIP(ctx, "ip", host)
+	ips, err := d.resolver.LookupNetIP(ctx, "ip"+family, host)
 	var a Attempt
 	if err != nil {
 		a = failed(kindDNS, "resolve", err)
@@ -354,11 +472,12 @@ func (d *dialer) lookup(ctx context.Context, host string) (Attempt, []string) {
 	return a, addrs
 }
 
-// resolve returns "ip:port" for host, preferring IPv4 like the lab does.
-func (d *dialer) resolve(ctx context.Context, host string, port int) (string, error) {
+// resolve returns "ip:port" ("[ip6]:port" for IPv6) for host: addresses of
+// the family asked ("4", "6"), or any, preferring IPv4.
+func (d *dialer) resolve(ctx context.Context, host string, port int, family string) (string, error) {
 	ip, err := netip.ParseAddr(host)
 	if err != nil {
-		ips, err := d.resolver.LookupNetIP(ctx, "ip", host)
+		ips, err := d.resolver.LookupNetIP(ctx, "ip"+family, host)
 		if err != nil {
 			return "", err
 		}
@@ -395,6 +514,8 @@ func classify(err error) string {
 	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH),
 		errors.Is(err, syscall.EHOSTDOWN), errors.Is(err, syscall.ENETDOWN):
 		return kindUnreachable
+	case errors.Is(err, syscall.EMSGSIZE):
+		return kindTooBig
 	case errors.Is(err, syscall.ETIMEDOUT), errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
 		return kindTimeout

@@ -318,18 +318,33 @@ func TestParseSpec(t *testing.T) {
 	if s.TimeoutMS != 2000 || s.Concurrency != 64 || s.Targets[1].Count != 1 {
 		t.Fatalf("defaults not applied: %+v", s)
 	}
+	s, err = parseSpec(strings.NewReader(`{"targets":[{"proto":"udp","host":"fd00::1","port":8081,"family":"6","payload_bytes":1452,"df":true,"want_backends":3,"count":40},{"proto":"dns","host":"a","family":"4"}]}`))
+	if err != nil || s.Targets[0] != (Target{Proto: "udp", Host: "fd00::1", Port: 8081, Family: "6", PayloadBytes: 1452, DF: true, WantBackends: 3, Count: 40}) {
+		t.Fatalf("new fields: %+v, %v", s.Targets, err)
+	}
 	bad := map[string]string{
-		`{"targets":[{"proto":"tcp","host":"a","port":80,"cont":2}]}`:   "unknown field",
-		`{"targets":[{"proto":"http","host":"a","port":80}]}`:           "proto must be",
-		`{"targets":[{"proto":"tcp","host":"a"}]}`:                      "port must be",
-		`{"targets":[{"proto":"udp","host":"a","port":70000}]}`:         "port must be",
-		`{"targets":[{"proto":"tcp","host":"","port":80}]}`:             "host is empty",
-		`{"targets":[{"proto":"tcp","host":"a","port":80,"count":-1}]}`: "count must be",
-		`{"timeout_ms":-5,"targets":[]}`:                                "timeout_ms must be",
-		`{"concurrency":100000,"targets":[]}`:                           "concurrency must be",
-		`{"targets":[]} {"targets":[]}`:                                 "unexpected data",
-		`{"targets":[`:                                                  "invalid JSON",
-		`{"targets":"x"}`:                                               "invalid JSON",
+		`{"targets":[{"proto":"tcp","host":"a","port":80,"cont":2}]}`:                 "unknown field",
+		`{"targets":[{"proto":"http","host":"a","port":80}]}`:                         "proto must be",
+		`{"targets":[{"proto":"tcp","host":"a"}]}`:                                    "port must be",
+		`{"targets":[{"proto":"udp","host":"a","port":70000}]}`:                       "port must be",
+		`{"targets":[{"proto":"tcp","host":"","port":80}]}`:                           "host is empty",
+		`{"targets":[{"proto":"tcp","host":"a","port":80,"count":-1}]}`:               "count must be",
+		`{"targets":[{"proto":"tcp","host":"a","port":80,"count":100001}]}`:           "count must be",
+		`{"targets":[{"proto":"tcp","host":"a","port":80,"want_backends":-1}]}`:       "want_backends must be",
+		`{"targets":[{"proto":"dns","host":"a","want_backends":3}]}`:                  "tcp and udp only",
+		`{"targets":[{"proto":"dns","host":"a","df":true}]}`:                          "tcp and udp only",
+		`{"targets":[{"proto":"tcp","host":"a","port":80,"df":true}]}`:                "df applies to udp only",
+		`{"targets":[{"proto":"udp","host":"a","port":80,"payload_bytes":65528}]}`:    "payload_bytes must be 0..65527 for udp",
+		`{"targets":[{"proto":"tcp","host":"a","port":80,"payload_bytes":16777217}]}`: "payload_bytes must be 0..16777216 for tcp",
+		`{"targets":[{"proto":"udp","host":"a","port":80,"payload_bytes":-1}]}`:       "payload_bytes must be",
+		`{"targets":[{"proto":"dns","host":"a","family":"ipv6"}]}`:                    "family must be",
+		`{"targets":[{"proto":"tcp","host":"10.0.0.1","port":80,"family":"6"}]}`:      "not an IPv6 address",
+		`{"targets":[{"proto":"udp","host":"fd00::1","port":80,"family":"4"}]}`:       "not an IPv4 address",
+		`{"timeout_ms":-5,"targets":[]}`:                                              "timeout_ms must be",
+		`{"concurrency":100000,"targets":[]}`:                                         "concurrency must be",
+		`{"targets":[]} {"targets":[]}`:                                               "unexpected data",
+		`{"targets":[`:                                                                "invalid JSON",
+		`{"targets":"x"}`:                                                             "invalid JSON",
 	}
 	for in, want := range bad {
 		if _, err := parseSpec(strings.NewReader(in)); err == nil || !strings.Contains(err.Error(), want) {
@@ -381,7 +396,7 @@ func TestRunDialOutputShape(t *testing.T) {
 	if string(doc.Source["ips"]) == "null" {
 		t.Fatal("source.ips must be a list, not null")
 	}
-	resultKeys := []string{"attempts", "host", "id", "port", "proto"}
+	resultKeys := []string{"attempts", "host", "id", "port", "proto", "stopped"}
 	if got := sortedKeys(doc.Results[0]); !slices.Equal(got, resultKeys) {
 		t.Fatalf("tcp result keys = %v, want %v (no addresses)", got, resultKeys)
 	}
@@ -390,7 +405,8 @@ func TestRunDialOutputShape(t *testing.T) {
 	}
 	var attempts []map[string]any
 	json.Unmarshal(doc.Results[1]["attempts"], &attempts)
-	want := []string{"client_ip_seen", "connect_ms", "detail", "error", "ok", "server_hostname", "server_node", "total_ms"}
+	want := []string{"client_ip_seen", "client_port_seen", "connect_ms", "detail", "error", "index", "local_port", "ok",
+		"payload_bytes", "server_bytes", "server_hostname", "server_node", "start_ms", "total_ms"}
 	if got := sortedKeys(attempts[0]); !slices.Equal(got, want) {
 		t.Fatalf("attempt keys = %v, want %v", got, want)
 	}
@@ -412,13 +428,13 @@ func TestDialStopsAfterMaxFailures(t *testing.T) {
 	port := closedPort(t, "tcp")
 	r := dialOne(t, newTestDialer(time.Second), Target{ID: "x", Proto: "tcp", Host: "127.0.0.1", Port: port,
 		Count: 10, MaxFailures: 2})
-	if len(r.Attempts) != 2 {
-		t.Fatalf("dead target with max_failures 2: %d attempts, want 2", len(r.Attempts))
+	if len(r.Attempts) != 2 || r.Stopped != stoppedMaxFailures {
+		t.Fatalf("dead target with max_failures 2: %d attempts, stopped %q; want 2, max_failures", len(r.Attempts), r.Stopped)
 	}
 	srv := startTestServer(t)
 	r = dialOne(t, newTestDialer(time.Second), Target{ID: "y", Proto: "tcp", Host: "127.0.0.1",
 		Port: portOf(srv.httpLn.Addr()), Count: 5, MaxFailures: 1})
-	if len(r.Attempts) != 5 {
-		t.Fatalf("healthy target with max_failures 1: %d attempts, want all 5", len(r.Attempts))
+	if len(r.Attempts) != 5 || r.Stopped != stoppedCount {
+		t.Fatalf("healthy target with max_failures 1: %d attempts, stopped %q; want all 5, count", len(r.Attempts), r.Stopped)
 	}
 }

@@ -23,13 +23,16 @@ type Whoami struct {
 	Node       string `json:"node"`
 	ClientIP   string `json:"client_ip"`
 	ClientPort int    `json:"client_port"`
+	Bytes      int    `json:"bytes,omitempty"` // payload bytes received: UDP datagrams, /echo-size
 }
 
 type serveConfig struct {
-	bind     string // "" = all addresses; tests use 127.0.0.1
+	bind     string // "" = all addresses, IPv4 and IPv6; tests use 127.0.0.1
 	httpPort int
 	udpPort  int
 	holdPort int
+	hostname string           // "" = os.Hostname(); tests name their backends
+	listen   net.ListenConfig // tests set SO_REUSEPORT to load-balance several servers
 }
 
 // server holds the three listeners of `probe serve`.
@@ -72,19 +75,24 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 // startServer binds all listeners before returning, so callers (and tests
 // using port 0) can read the real addresses immediately.
 func startServer(cfg serveConfig) (*server, error) {
-	hostname, _ := os.Hostname()
+	hostname := cfg.hostname
+	if hostname == "" {
+		hostname, _ = os.Hostname()
+	}
 	s := &server{hostname: hostname, node: os.Getenv("NODE_NAME"), holdConns: map[net.Conn]struct{}{}}
 	addr := func(port int) string { return net.JoinHostPort(cfg.bind, strconv.Itoa(port)) }
 
+	// With bind "" Go listens on [::] with IPV6_V6ONLY off: IPv4 and IPv6 clients alike.
+	ctx := context.Background()
 	var err error
-	if s.httpLn, err = net.Listen("tcp", addr(cfg.httpPort)); err != nil {
+	if s.httpLn, err = cfg.listen.Listen(ctx, "tcp", addr(cfg.httpPort)); err != nil {
 		return nil, err
 	}
-	if s.udp, err = net.ListenPacket("udp", addr(cfg.udpPort)); err != nil {
+	if s.udp, err = cfg.listen.ListenPacket(ctx, "udp", addr(cfg.udpPort)); err != nil {
 		s.httpLn.Close()
 		return nil, err
 	}
-	if s.holdLn, err = net.Listen("tcp", addr(cfg.holdPort)); err != nil {
+	if s.holdLn, err = cfg.listen.Listen(ctx, "tcp", addr(cfg.holdPort)); err != nil {
 		s.httpLn.Close()
 		s.udp.Close()
 		return nil, err
@@ -92,6 +100,7 @@ func startServer(cfg serveConfig) (*server, error) {
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /whoami", s.handleWhoami)
+	mux.HandleFunc("POST /echo-size", s.handleEchoSize)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "ok")
@@ -134,18 +143,37 @@ func (s *server) handleWhoami(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(s.whoami(r.RemoteAddr))
 }
 
-// serveUDP answers every datagram with one whoami datagram.
+// handleEchoSize reads the whole request body and answers whoami plus the
+// number of bytes received: a large transfer that a path's MTU breaks hangs.
+func (s *server) handleEchoSize(w http.ResponseWriter, r *http.Request) {
+	http.NewResponseController(w).SetReadDeadline(time.Now().Add(60 * time.Second))
+	n, err := io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, maxTCPPayload))
+	w.Header().Set("Connection", "close")
+	if err != nil {
+		http.Error(w, fmt.Sprintf("read body after %d bytes: %v", n, err), http.StatusBadRequest)
+		return
+	}
+	who := s.whoami(r.RemoteAddr)
+	who.Bytes = int(n)
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(who)
+}
+
+// serveUDP answers every datagram with one small whoami datagram that says
+// how many payload bytes arrived.
 func (s *server) serveUDP() {
 	buf := make([]byte, 64*1024)
 	for {
-		_, from, err := s.udp.ReadFrom(buf)
+		n, from, err := s.udp.ReadFrom(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue // e.g. ICMP errors surfaced on the socket; keep serving
 		}
-		b, _ := json.Marshal(s.whoami(from.String()))
+		who := s.whoami(from.String())
+		who.Bytes = n
+		b, _ := json.Marshal(who)
 		s.udp.WriteTo(b, from)
 	}
 }
