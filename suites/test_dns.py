@@ -1,31 +1,29 @@
 """DNS: Service names resolve from every node, to what the API says.
 
 Incident: CoreDNS is down, loops, or has no endpoints; more often DNS fails as a consequence of a
-broken node path (its pods sit on one node). Each node resolves the short, namespaced and fully
-qualified Service name (must equal the ClusterIP the API assigned), the headless Service (must list
-every server pod) and kubernetes.default, with the pod's own resolver and search list.
+broken node path (its pods sit on one node: in seed 1 name resolution failed behind the stale ARP
+entry). Check: each node resolves the short, namespaced and fully qualified Service name (must equal
+the ClusterIP the API assigned), the headless Service (must list every server pod) and
+kubernetes.default, with the pod's own resolver and search list.
 """
 
 import pytest
 
-from netconform.dial import DialResult, SourceView, parametrize_sources
-from netconform.probes import Deployment
+from netconform.dialing.model import DialResult
+from netconform.dialing.plan import dns_target
+from netconform.plugin.dial import SourceView
+from netconform.workload.deploy import Deployment
 
 SERVICE_NAME_FORMS = ("short", "namespaced", "fqdn")
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "form" in metafunc.fixturenames:
-        metafunc.parametrize("form", SERVICE_NAME_FORMS)
-    parametrize_sources(metafunc)
-
-
 def resolved(src: SourceView, kind: str) -> DialResult:
-    result = src.result(f"dns:{kind}")
+    result = src.result(dns_target(kind))
     assert result.ok, result.describe()
     return result
 
 
+@pytest.mark.parametrize("form", SERVICE_NAME_FORMS)
 def test_service_name_resolves_to_its_clusterip(src: SourceView, form: str, probes: Deployment) -> None:
     result = resolved(src, form)
     assert result.addresses == [probes.cluster_ip], (

@@ -1,62 +1,43 @@
-"""NodePort: every node's InternalIP:NodePort, from pods on every node and from outside.
+"""NodePort: every node's InternalIP:NodePort, from pods on every node and from outside the cluster.
 
 Incidents: the NodePort range is dropped by a host firewall on one node; kube-proxy is not running
-there; with externalTrafficPolicy=Local, traffic must stay on nodes that have a local endpoint and
-keep the client's address. Pods reach eTP=Local NodePorts through kube-proxy's short-circuit to the
-cluster-wide chain, so the client-IP and local-endpoint checks are made from the machine running
-pytest, which is outside the cluster (they skip, with the reason, when it cannot reach node IPs).
+there; with externalTrafficPolicy=Local, traffic must stay on nodes with a local endpoint and keep the
+client's address. And seed 2: `telnet NodeIP:NodePort` from another node worked the first time and
+hung afterwards (tcp_tw_recycle behind NAT dropping SYNs) — one dial per NodePort, as here, passes
+such a node; the many consecutive connections that catch it are in test_stability.py.
+Check: each node's NodePort (eTP Cluster and Local) from a pod on every node; from the machine
+running pytest (outside the cluster) the eTP=Local NodePort answers from a pod on that node and the
+server sees this machine's address. Pods reach eTP=Local NodePorts through kube-proxy's short-circuit
+to the cluster-wide chain, so locality and client IP are checked from outside; those checks skip,
+with the reason, when this machine cannot reach node IPs.
 """
 
 import pytest
 
-from netconform.cluster import NodeInfo
-from netconform.dial import (
-    NODEPORT_CLUSTER,
-    NODEPORT_LOCAL,
-    DialResult,
-    HostDials,
-    SourceView,
-    parametrize_destinations,
-    parametrize_pairs,
-)
+from netconform.dialing.plan import nodeport_target
+from netconform.kube.inventory import NodeInfo
+from netconform.plugin.dial import HostView, SourceView
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "src" in metafunc.fixturenames:
-        parametrize_pairs(metafunc, same_node=None)
-    else:
-        parametrize_destinations(metafunc)
-
-
+@pytest.mark.pairs("all")
 def test_nodeport_from_pod(src: SourceView, dst: NodeInfo) -> None:
-    result = src.result(NODEPORT_CLUSTER + dst.name)
+    result = src.result(nodeport_target(dst.name))
     assert result.ok, result.describe()
 
 
+@pytest.mark.pairs("all")
 def test_nodeport_local_from_pod(src: SourceView, dst: NodeInfo) -> None:
-    result = src.result(NODEPORT_LOCAL + dst.name)
+    result = src.result(nodeport_target(dst.name, local=True))
     assert result.ok, result.describe()
 
 
-def from_this_machine(
-    host_dials: HostDials, target_id: str, dst: NodeInfo, request: pytest.FixtureRequest
-) -> DialResult:
-    if dst.name in host_dials.skip:
-        pytest.skip(host_dials.skip[dst.name])
-    result = next(r for r in host_dials.results[dst.name] if r.target_id == target_id + dst.name)
-    request.node.user_properties.append(("netconform_path", result.path_info()))
-    return result
-
-
-def test_nodeport_from_this_machine(host_dials: HostDials, dst: NodeInfo, request: pytest.FixtureRequest) -> None:
-    result = from_this_machine(host_dials, NODEPORT_CLUSTER, dst, request)
+def test_nodeport_from_this_machine(host_dials: HostView, dst: NodeInfo) -> None:
+    result = host_dials.result(dst, nodeport_target(dst.name))
     assert result.ok, result.describe()
 
 
-def test_nodeport_local_answers_locally_and_keeps_client_ip(
-    host_dials: HostDials, dst: NodeInfo, request: pytest.FixtureRequest
-) -> None:
-    result = from_this_machine(host_dials, NODEPORT_LOCAL, dst, request)
+def test_nodeport_local_answers_locally_and_keeps_client_ip(host_dials: HostView, dst: NodeInfo) -> None:
+    result = host_dials.result(dst, nodeport_target(dst.name, local=True))
     assert result.ok, result.describe()
     attempt = result.attempts[0]
     assert attempt.server_node == dst.name, (

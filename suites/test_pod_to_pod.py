@@ -1,36 +1,38 @@
 """Pod to pod: the path every other one rides on.
 
-Incident: a node keeps a stale ARP entry for a peer's flannel.1 MAC (or lacks the route/FDB entry
-for a peer's podCIDR, or the VXLAN port is blocked, or ip_forward is off). Pods on that node cannot
-reach pods elsewhere, while pods on the same node still talk. So: each node with itself, and every
-ordered pair of nodes in both directions, over TCP and UDP.
+Incident (seed 1): a node keeps a stale ARP entry for a peer's flannel.1 MAC after flanneld was
+re-created without cleaning its interfaces; replies arrive with the wrong MAC and are dropped. Pods
+on that node cannot reach pods elsewhere while pods on the same node still talk. The same picture
+comes from a missing route/FDB entry for a peer's podCIDR, a blocked VXLAN port or ip_forward off.
+Check: each node with itself, and every ordered pair of nodes in both directions, over TCP and UDP.
 """
 
 import pytest
 
-from netconform.cluster import NodeInfo
-from netconform.dial import POD_TCP, POD_UDP, SourceView, parametrize_pairs
+from netconform.dialing.plan import pod_target
+from netconform.kube.inventory import NodeInfo
+from netconform.plugin.dial import SourceView
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    parametrize_pairs(metafunc, same_node=metafunc.function.__name__.endswith("same_node"))
-
-
+@pytest.mark.pairs("same-node")
 def test_tcp_same_node(src: SourceView, dst: NodeInfo) -> None:
-    result = src.result(POD_TCP + dst.name)
+    result = src.result(pod_target("tcp", dst.name))
     assert result.ok, result.describe()
 
 
+@pytest.mark.pairs("same-node")
 def test_udp_same_node(src: SourceView, dst: NodeInfo) -> None:
-    result = src.result(POD_UDP + dst.name)
+    result = src.result(pod_target("udp", dst.name))
     assert result.ok, result.describe()
 
 
+@pytest.mark.pairs("cross-node")
 def test_tcp_cross_node(src: SourceView, dst: NodeInfo) -> None:
-    result = src.result(POD_TCP + dst.name)
+    result = src.result(pod_target("tcp", dst.name))
     assert result.ok, result.describe()
 
 
+@pytest.mark.pairs("cross-node")
 def test_udp_cross_node(src: SourceView, dst: NodeInfo) -> None:
-    result = src.result(POD_UDP + dst.name)
+    result = src.result(pod_target("udp", dst.name))
     assert result.ok, result.describe()

@@ -1,22 +1,19 @@
 """Source IP: the server sees the client pod's own address.
 
-Incident: dockerd's --ip-masq rule (`-s <podCIDR> ! -o docker0 -j MASQUERADE`, or `! -o cni0`)
-SNATs pod traffic that leaves the node, so servers see the client node's flannel.1 address (x.x.x.0)
-instead of the pod IP, but only across nodes. Network policies and audit logs then go wrong.
-Checked pod -> pod on the same node and across nodes, and pod -> ClusterIP -> pod.
+Incident (seed 3): dockerd's --ip-masq rule (`-s <podCIDR> ! -o docker0 -j MASQUERADE`, with
+containerd `! -o cni0`) SNATs pod traffic that leaves the node, so keystone saw the client nodes'
+flannel.1 addresses (x.x.x.0) instead of pod IPs, for cross-node traffic only; network policies and
+audit logs then go wrong.
+Check: the address the server saw, pod -> pod on the same node and across nodes, and pod -> ClusterIP.
 """
 
 import pytest
 
-from netconform.cluster import Cluster, NodeInfo
-from netconform.dial import POD_TCP, SERVICE_TCP, DialResult, SourceView, parametrize_pairs, parametrize_sources
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "dst" in metafunc.fixturenames:
-        parametrize_pairs(metafunc, same_node=metafunc.function.__name__.startswith("test_same_node"))
-    else:
-        parametrize_sources(metafunc)
+from netconform.dialing.model import DialResult
+from netconform.dialing.plan import pod_target, service_target
+from netconform.kube.inventory import NodeInfo
+from netconform.plugin.dial import SourceView
+from netconform.plugin.session import Cluster
 
 
 def assert_server_saw_pod_ip(result: DialResult, cluster: Cluster) -> None:
@@ -29,13 +26,15 @@ def assert_server_saw_pod_ip(result: DialResult, cluster: Cluster) -> None:
     )
 
 
+@pytest.mark.pairs("same-node")
 def test_same_node_server_sees_client_pod_ip(src: SourceView, dst: NodeInfo, cluster: Cluster) -> None:
-    assert_server_saw_pod_ip(src.result(POD_TCP + dst.name, check="source_ip"), cluster)
+    assert_server_saw_pod_ip(src.result(pod_target("tcp", dst.name), check="source_ip"), cluster)
 
 
+@pytest.mark.pairs("cross-node")
 def test_cross_node_server_sees_client_pod_ip(src: SourceView, dst: NodeInfo, cluster: Cluster) -> None:
-    assert_server_saw_pod_ip(src.result(POD_TCP + dst.name, check="source_ip"), cluster)
+    assert_server_saw_pod_ip(src.result(pod_target("tcp", dst.name), check="source_ip"), cluster)
 
 
 def test_clusterip_backend_sees_client_pod_ip(src: SourceView, cluster: Cluster) -> None:
-    assert_server_saw_pod_ip(src.result(SERVICE_TCP, check="source_ip"), cluster)
+    assert_server_saw_pod_ip(src.result(service_target("tcp"), check="source_ip"), cluster)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client as k8s
-
-from netconform.cluster import NodeInfo, explain_no_nodes, ownership_of, resolve_target, select_nodes
 from netconform.errors import UsageError, api_error_sentence
+from netconform.kube.connect import resolve_target
+from netconform.kube.inventory import NodeInfo, explain_no_nodes, ownership_of, select_nodes
 
 
 def kubeconfig(path: Path, contexts: tuple[str, ...] = ("lab",), current: str | None = "lab") -> Path:
@@ -94,7 +94,7 @@ def test_only_ready_schedulable_nodes_are_selected_in_name_order() -> None:
 
 def test_no_usable_node_says_why() -> None:
     assert explain_no_nodes([], None) == "the cluster has no nodes"
-    assert explain_no_nodes(NODES, "pool=x") == "no schedulable Ready node matches --nodes 'pool=x'"
+    assert explain_no_nodes(NODES, "pool=x") == "no schedulable Ready node matches --node-selector 'pool=x'"
     assert explain_no_nodes(NODES[1:3], None) == (
         "no node is both Ready and schedulable: lab-node-2 (NotReady), lab-node-3 (cordoned)"
     )

@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+from argparse import ArgumentTypeError
 
 import pytest
 from kubernetes import client as k8s
-
-from netconform.probes import (
+from netconform.plugin.options import duration_s as parse_age
+from netconform.workload.images import image_ref
+from netconform.workload.labels import (
     CREATED_ANNOTATION,
     KEEP_ANNOTATION,
     MANAGED_BY_LABEL,
     OWNER_ANNOTATION,
     RUN_LABEL,
-    image_ref,
-    not_ready_message,
-    owner_alive,
-    owner_token,
-    parse_age,
-    pod_problem,
-    stale_reason,
-    workload_manifests,
 )
+from netconform.workload.manifests import workload_manifests
+from netconform.workload.namespace import owner_alive, owner_token, stale_reason
+from netconform.workload.readiness import not_ready_message, pod_problem
 
 PROBE = "ghcr.io/netconform/probe:0.1.0"
 
@@ -47,7 +44,7 @@ def test_parse_age(text: str, seconds: float) -> None:
 
 
 def test_parse_age_rejects_nonsense() -> None:
-    with pytest.raises(ValueError, match="is not an age"):
+    with pytest.raises(ArgumentTypeError, match="is not a duration"):
         parse_age("soon")
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-
-from netconform.cluster import REQUIRED_PERMISSIONS, Permission
+from netconform.kube.access import Permission
+from netconform.plugin.permissions import REQUIRED_PERMISSIONS
 
 RBAC = Path(__file__).resolve().parents[2] / "suites" / "rbac.yaml"
 

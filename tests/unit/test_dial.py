@@ -6,26 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
-
-from netconform.cluster import NodeInfo
-from netconform.dial import (
-    POD_TCP,
-    POD_UDP,
-    SERVICE_TCP,
-    Attempt,
-    DialResult,
-    Source,
-    Target,
-    build_plan,
-    connection_summary,
-    dial_from,
-    parse_output,
-    percentile,
-    stability_peer,
-    worst_case_seconds,
-)
+from netconform.dialing.fanout import dial_from
+from netconform.dialing.model import Attempt, DialResult, Source, Target, connection_summary, percentile
+from netconform.dialing.path import PATH_PROPERTY, read_paths, record_path
+from netconform.dialing.plan import build_plan, pod_target, service_target, stability_peer
+from netconform.dialing.probe import parse_output, worst_case_seconds
 from netconform.errors import ProbeRunError
-from netconform.probes import Deployment, PodRef
+from netconform.kube.inventory import NodeInfo
+from netconform.workload.deploy import Deployment
+from netconform.workload.readiness import PodRef
 
 DATA = Path(__file__).parent / "data"
 SRC = Source("nc-client-abcde", "10.244.1.5", "lab-node-2")
@@ -140,9 +129,17 @@ def test_percentile_is_nearest_rank() -> None:
 def test_path_info_is_what_diagnosis_reads() -> None:
     result = many([True, False])
     info = result.path_info()
-    assert info["check"] == "stability" and info["src_node"] == "lab-node-2" and info["dst_node"] == "lab-node-3"
-    assert info["target"] == "10.99.0.12:30080" and info["error"] == "timeout"
-    assert result.path_info("source_ip")["check"] == "source_ip"
+    assert info.check == "stability" and info.src_node == "lab-node-2" and info.dst_node == "lab-node-3"
+    assert info.target == "10.99.0.12:30080" and info.error == "timeout"
+    assert result.path_info("source_ip").check == "source_ip"
+
+
+def test_path_property_has_one_writer_and_one_reader() -> None:
+    props: list[tuple[str, object]] = [("other", 1)]
+    record_path(props, many([True, False]).path_info())
+    props.append((PATH_PROPERTY, json.dumps({"check": "dns", "src_node": "lab-node-1", "unknown_key": 1})))
+    paths = read_paths(props)
+    assert [p.check for p in paths] == ["stability", "dns"] and paths[0].seen_ip is None
 
 
 def test_round_trips_through_json_for_xdist_workers() -> None:
@@ -168,14 +165,14 @@ def flaky(failures_first: int, stdout: str):
 def test_transport_error_is_retried_once() -> None:
     run_exec, calls = flaky(1, loopback())
     targets = [Target("pod:tcp:lab-node-3", "tcp", "127.0.0.1", 18080, "pod_to_pod", count=3)]
-    outcome = dial_from(None, "ns", SRC, targets, 500, run_exec=run_exec)
+    outcome = dial_from(None, "ns", SRC, targets, 500, runner=run_exec)
     assert outcome.error is None and outcome.tries == 2 and len(calls) == 2
     assert outcome.results[0].ok
 
 
 def test_transport_error_twice_is_reported_not_judged() -> None:
     run_exec, calls = flaky(2, loopback())
-    outcome = dial_from(None, "ns", SRC, [], 500, run_exec=run_exec)
+    outcome = dial_from(None, "ns", SRC, [], 500, runner=run_exec)
     assert outcome.error == "exec failed: Handshake status 500" and outcome.results == [] and len(calls) == 2
 
 
@@ -186,7 +183,7 @@ def test_bad_output_is_retried_too() -> None:
         calls.append(1)
         return "OCI runtime exec failed"
 
-    outcome = dial_from(None, "ns", SRC, [], 500, run_exec=run_exec)
+    outcome = dial_from(None, "ns", SRC, [], 500, runner=run_exec)
     assert outcome.error.startswith("output is not JSON") and len(calls) == 2
 
 
@@ -219,9 +216,9 @@ def test_plan_is_one_batch_per_client_and_grows_linearly_per_client() -> None:
         assert len(ids) == len(set(ids)) == 4 * 3 + 4 + 5
     first = plan[Source("nc-client-1", "10.244.1.20", "lab-node-1")]
     by_id = {t.id: t for t in first}
-    assert by_id[POD_TCP + "lab-node-3"].host == "10.244.3.10"
-    assert by_id[POD_UDP + "lab-node-3"].port == 8081
-    assert by_id[SERVICE_TCP].count == 18
+    assert by_id[pod_target("tcp", "lab-node-3")].host == "10.244.3.10"
+    assert by_id[pod_target("udp", "lab-node-3")].port == 8081
+    assert by_id[service_target("tcp")].count == 18
     assert by_id["stability:nodeport"].host == "10.99.0.12" and by_id["stability:nodeport"].count == 100
     assert by_id["dns:fqdn"].host == "nc-server.netconform-ab12cd34.svc.cluster.local"
 

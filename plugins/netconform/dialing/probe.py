@@ -1,0 +1,67 @@
+"""The probe's wire format: the spec `probe dial --spec -` reads on stdin, and the JSON it prints."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from netconform.dialing.model import Attempt, DialResult, Source, Target
+from netconform.errors import ProbeRunError
+from netconform.workload.labels import PROBE_BINARY
+
+__all__ = ["DIAL_COMMAND", "build_spec", "parse_output", "worst_case_seconds"]
+
+# The spec travels on stdin, not in an argument: no size limit (a 1000-node plan is megabytes).
+DIAL_COMMAND = [PROBE_BINARY, "dial", "--spec", "-"]
+
+
+def build_spec(targets: list[Target], timeout_ms: int, concurrency: int = 64) -> dict[str, Any]:
+    return {"timeout_ms": timeout_ms, "concurrency": concurrency, "targets": [t.spec() for t in targets]}
+
+
+def worst_case_seconds(targets: list[Target], timeout_ms: int, concurrency: int = 64) -> float:
+    """How long `probe dial` may legitimately take if every attempt times out (bounds the exec wait)."""
+    if not targets:
+        return 0.0
+    # dns lookups may try every search domain; allow a few resolver timeouts
+    per_target = [t.count * timeout_ms / 1000 * (3 if t.proto == "dns" else 1) for t in targets]
+    return max(per_target) + sum(per_target) / concurrency
+
+
+def parse_output(source: Source, targets: list[Target], stdout: str, timeout_ms: int) -> list[DialResult]:
+    """Turn `probe dial` stdout into one DialResult per target. Raises ProbeRunError if it is not the probe's JSON."""
+    try:
+        doc = json.loads(stdout)
+    except ValueError:
+        snippet = stdout.strip().replace("\n", " ")[:160] or "nothing"
+        raise ProbeRunError(f"output is not JSON: {snippet}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
+        raise ProbeRunError("output has no 'results' list")
+    by_id = {r.get("id"): r for r in doc["results"] if isinstance(r, dict)}
+    results = []
+    for target in targets:
+        raw = by_id.get(target.id)
+        if raw is None:
+            attempts = [Attempt(ok=False, error="other", detail="the probe returned no result for this target")]
+            addresses: list[str] = []
+        else:
+            attempts = [Attempt.from_probe(a) for a in raw.get("attempts") or []]
+            addresses = [str(a) for a in raw.get("addresses") or []]
+        results.append(
+            DialResult(
+                source_pod=source.pod,
+                source_ip=source.ip,
+                source_node=source.node,
+                target_id=target.id,
+                check=target.check,
+                proto=target.proto,
+                host=target.host,
+                port=target.port,
+                dest_node=target.dst_node,
+                dest_label=target.dst_label,
+                attempts=attempts,
+                timeout_ms=timeout_ms,
+                addresses=addresses,
+            )
+        )
+    return results

@@ -1,0 +1,181 @@
+"""Which cluster, and the one way to make an API client for it.
+
+Selection works like kubectl: --kubeconfig, then $KUBECONFIG, then ~/.kube/config, then the
+in-cluster service account; --context picks a context. Every client comes from `make_api_client`:
+each REST call is bounded in time and counted (the terminal summary and the benchmark report the
+counts), and a refused connection is retried once, so an unreachable API fails in seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import urllib3
+import yaml
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.config.config_exception import ConfigException
+
+from netconform.errors import UsageError, api_error_sentence
+
+__all__ = [
+    "API_CONNECT_TIMEOUT_S",
+    "ClusterTarget",
+    "count_exec",
+    "make_api_client",
+    "request_counts",
+    "resolve_target",
+    "server_version",
+]
+
+API_CONNECT_TIMEOUT_S = 3.0  # an unreachable API must fail fast, not after the OS's 2-minute SYN retries
+API_READ_TIMEOUT_S = 30.0
+INCLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+
+_counts = {"api": 0, "exec": 0}
+_counts_lock = threading.Lock()
+
+
+def _count(kind: str) -> None:
+    with _counts_lock:
+        _counts[kind] += 1
+
+
+def count_exec() -> None:
+    """One pod exec (a websocket, not a REST call): counted apart from API requests."""
+    _count("exec")
+
+
+def request_counts() -> dict[str, int]:
+    """API requests and pod execs made by this process so far."""
+    with _counts_lock:
+        return dict(_counts)
+
+
+class _CountingApiClient(k8s.ApiClient):  # type: ignore[misc]  # the client package is untyped
+    """Bounds every REST call in time and counts it."""
+
+    def call_api(self, *args: Any, **kwargs: Any) -> Any:
+        _count("api")
+        if kwargs.get("_request_timeout") is None:
+            kwargs["_request_timeout"] = (API_CONNECT_TIMEOUT_S, API_READ_TIMEOUT_S)
+        return super().call_api(*args, **kwargs)
+
+
+def make_api_client(configuration: k8s.Configuration) -> k8s.ApiClient:
+    """The only ApiClient factory: bounded, counted, one quick connect retry."""
+    configuration.retries = urllib3.Retry(total=1, connect=1, read=0, status=0, other=0, redirect=0)
+    return _CountingApiClient(configuration)
+
+
+@dataclass(frozen=True)
+class ClusterTarget:
+    """Where the kubeconfig (or the pod's service account) points."""
+
+    configuration: k8s.Configuration
+    context: str
+    cluster_name: str
+
+
+def resolve_target(kubeconfig: str | None, context: str | None, env: dict[str, str] | None = None) -> ClusterTarget:
+    """Pick the cluster like kubectl does; every failure is a UsageError with one sentence."""
+    env = dict(os.environ) if env is None else env
+    source = "--kubeconfig"
+    path = kubeconfig
+    if not path and env.get("KUBECONFIG"):
+        path, source = env["KUBECONFIG"], "$KUBECONFIG"
+    if not path:
+        default = Path(env.get("HOME", "~")).expanduser() / ".kube" / "config"
+        if default.is_file():
+            path, source = str(default), "~/.kube/config"
+    if not path:
+        return _in_cluster(env, context)
+    files = [p for p in path.split(os.pathsep) if p]
+    missing = [p for p in files if not Path(p).is_file()]
+    if missing and len(missing) == len(files):
+        raise UsageError(f"kubeconfig {missing[0]} (from {source}) does not exist")
+    path = os.pathsep.join(p for p in files if p not in missing)
+    contexts, current = _read_contexts(files)
+    names = list(contexts)
+    chosen = context or current
+    if not chosen:
+        raise UsageError(
+            f"kubeconfig {path} has no current-context; pass --context ({', '.join(names) or 'none defined'})"
+        )
+    if chosen not in contexts:
+        raise UsageError(
+            f"context {chosen!r} is not in kubeconfig {path}; known contexts: {', '.join(names) or 'none'}"
+        )
+    cfg = k8s.Configuration()
+    try:
+        k8s_config.load_kube_config(config_file=path, context=chosen, client_configuration=cfg, persist_config=False)
+    except (ConfigException, OSError, ValueError) as exc:
+        raise UsageError(f"cannot use context {chosen!r} from {path}: {_first_line(exc)}") from None
+    return ClusterTarget(cfg, chosen, contexts[chosen] or chosen)
+
+
+def _in_cluster(env: dict[str, str], context: str | None) -> ClusterTarget:
+    if env.get("KUBERNETES_SERVICE_HOST") and INCLUSTER_TOKEN.is_file():
+        if context:
+            raise UsageError(f"--context {context} needs a kubeconfig, but netconform runs in-cluster")
+        cfg = k8s.Configuration()
+        k8s_config.load_incluster_config(client_configuration=cfg)
+        return ClusterTarget(cfg, "in-cluster", "in-cluster")
+    raise UsageError(
+        "no cluster configured: pass --kubeconfig, set KUBECONFIG, create ~/.kube/config or run netconform inside a pod"
+    )
+
+
+def _read_contexts(files: list[str]) -> tuple[dict[str, str], str | None]:
+    """Context name -> cluster name, and the current context, merged like kubectl (first file wins)."""
+    contexts: dict[str, str] = {}
+    current = None
+    for name in files:
+        try:
+            doc = yaml.safe_load(Path(name).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise UsageError(f"cannot read kubeconfig {name}: {_first_line(exc)}") from None
+        if not isinstance(doc, dict):
+            raise UsageError(f"kubeconfig {name} is not a kubeconfig (no mapping at the top)")
+        for entry in doc.get("contexts") or []:
+            if isinstance(entry, dict) and entry.get("name"):
+                contexts.setdefault(entry["name"], (entry.get("context") or {}).get("cluster", ""))
+        current = current or doc.get("current-context") or None
+    return contexts, current
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def server_version(api: k8s.ApiClient, target: ClusterTarget) -> str:
+    """First call to the API; turns 'cannot reach' into one sentence."""
+    try:
+        return str(k8s.VersionApi(api).get_code().git_version)
+    except urllib3.exceptions.HTTPError as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise UsageError(
+            f"cannot reach the Kubernetes API at {target.configuration.host} (context {target.context}): "
+            f"{_unreachable_reason(reason)}"
+        ) from None
+    except k8s.ApiException as exc:
+        raise UsageError(api_error_sentence(exc, f"read the server version from {target.configuration.host}")) from None
+
+
+def _unreachable_reason(reason: object) -> str:
+    text = str(reason)
+    for needle, words in (
+        ("Connection refused", "connection refused"),
+        ("timed out", f"no answer within {API_CONNECT_TIMEOUT_S:g}s"),
+        ("Name or service not known", "unknown host name"),
+        ("CERTIFICATE_VERIFY_FAILED", "TLS certificate verification failed"),
+        ("No route to host", "no route to host"),
+    ):
+        if needle in text:
+            return words
+    return text.splitlines()[0][:200]

@@ -1,0 +1,137 @@
+"""The nodes: what netconform knows of each (`NodeInfo`), which ones a run uses, who owns an address."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from kubernetes import client as k8s
+
+from netconform.errors import UsageError, api_error_sentence
+
+__all__ = [
+    "FLANNEL_BACKEND_DATA",
+    "FLANNEL_PUBLIC_IP",
+    "NodeInfo",
+    "explain_no_nodes",
+    "list_nodes",
+    "ownership_of",
+    "select_nodes",
+]
+
+FLANNEL_BACKEND_DATA = "flannel.alpha.coreos.com/backend-data"
+FLANNEL_PUBLIC_IP = "flannel.alpha.coreos.com/public-ip"
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    name: str
+    internal_ip: str
+    pod_cidrs: tuple[str, ...]
+    ready: bool
+    schedulable: bool
+    kernel: str = ""
+    os_image: str = ""
+    kubelet_version: str = ""
+    labels: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    annotations: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def flannel_vtep_mac(self) -> str | None:
+        """The flannel.1 MAC this node announces (VXLAN backend), from its annotation."""
+        raw = self.annotations.get(FLANNEL_BACKEND_DATA)
+        try:
+            mac = json.loads(raw).get("VtepMAC") if raw else None
+        except (ValueError, AttributeError):
+            return None
+        return str(mac) if mac else None
+
+    @property
+    def flannel_public_ip(self) -> str | None:
+        return self.annotations.get(FLANNEL_PUBLIC_IP)
+
+    @classmethod
+    def from_api(cls, node: k8s.V1Node) -> NodeInfo:
+        meta = node.metadata or k8s.V1ObjectMeta()
+        spec = node.spec or k8s.V1NodeSpec()
+        status = node.status or k8s.V1NodeStatus()
+        addresses = {a.type: a.address for a in status.addresses or []}
+        conditions = {c.type: c.status for c in status.conditions or []}
+        # the generated client renamed pod_cid_rs -> pod_cidrs; accept both
+        many = getattr(spec, "pod_cidrs", None) or getattr(spec, "pod_cid_rs", None)
+        cidrs = tuple(many or ([spec.pod_cidr] if spec.pod_cidr else []))
+        info = status.node_info
+        return cls(
+            name=meta.name or "",
+            internal_ip=addresses.get("InternalIP", ""),
+            pod_cidrs=cidrs,
+            ready=conditions.get("Ready") == "True",
+            schedulable=not spec.unschedulable,
+            kernel=info.kernel_version if info else "",
+            os_image=info.os_image if info else "",
+            kubelet_version=info.kubelet_version if info else "",
+            labels=dict(meta.labels or {}),
+            annotations=dict(meta.annotations or {}),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NodeInfo:
+        return cls(**{**data, "pod_cidrs": tuple(data["pod_cidrs"])})
+
+
+def list_nodes(api: k8s.ApiClient, label_selector: str | None = None) -> list[NodeInfo]:
+    """Every node (or those matching the selector), sorted by name; UsageError with one sentence."""
+    try:
+        items = k8s.CoreV1Api(api).list_node(label_selector=label_selector or "").items
+    except k8s.ApiException as exc:
+        if exc.status == 400 and label_selector:
+            raise UsageError(f"--node-selector {label_selector!r} is not a valid label selector") from None
+        raise UsageError(api_error_sentence(exc, "list nodes")) from None
+    return sorted((NodeInfo.from_api(n) for n in items), key=lambda n: n.name)
+
+
+def select_nodes(all_nodes: list[NodeInfo], matching: list[str] | None, limit: int | None) -> list[NodeInfo]:
+    """Schedulable Ready nodes, optionally only those matching the selector, the first `limit` by name."""
+    chosen = [n for n in all_nodes if n.ready and n.schedulable and (matching is None or n.name in matching)]
+    return chosen[:limit] if limit else chosen
+
+
+def explain_no_nodes(all_nodes: list[NodeInfo], selector: str | None) -> str:
+    if not all_nodes:
+        return "the cluster has no nodes"
+    if selector:
+        return f"no schedulable Ready node matches --node-selector {selector!r}"
+    states = ", ".join(f"{n.name} ({'cordoned' if not n.schedulable else 'NotReady'})" for n in all_nodes[:10])
+    return f"no node is both Ready and schedulable: {states}"
+
+
+def ownership_of(ip: str, nodes: list[NodeInfo]) -> str | None:
+    """Name the node that owns `ip` and in which role, the way an operator would look for it.
+
+    A source IP seen in place of a pod IP is almost always a node's own address: its InternalIP,
+    the `.0` of its podCIDR (flannel.1 in VXLAN mode) or the `.1` (the cni0 bridge).
+    """
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    for node in nodes:
+        if node.internal_ip == ip:
+            return f"{node.name}'s InternalIP"
+    for node in nodes:
+        for cidr in node.pod_cidrs:
+            net = ipaddress.ip_network(cidr, strict=False)
+            if addr.version != net.version:
+                continue
+            if addr == net.network_address:
+                return f"{node.name}'s flannel.1 address (.0 of its podCIDR {cidr})"
+            if addr == net.network_address + 1:
+                return f"{node.name}'s cni0 bridge address (.1 of its podCIDR {cidr})"
+            if addr in net:
+                return f"a pod address on {node.name} (podCIDR {cidr})"
+    return None

@@ -1,0 +1,11 @@
+"""The pytest11 entry point `netconform`: pulls in netconform's pytest plugins, the only modules with
+options, hooks and fixtures (`pytest -p no:netconform` turns them all off)."""
+
+pytest_plugins = [
+    "netconform.plugin.session",
+    "netconform.plugin.probes",
+    "netconform.plugin.dial",
+    "netconform.nodes",
+    "netconform.diagnose",
+    "netconform.reporting",
+]

@@ -1,0 +1,237 @@
+"""The one fan-out of a run and the suites' view of it: options, the `dials`, `src` and `host_dials`
+fixtures, and the parametrization of suite tests from the node inventory.
+
+A suite test names what it checks through its arguments and one marker:
+`src` (a client pod, one case per node), `dst` (a node), and for tests taking both,
+`@pytest.mark.pairs("same-node" | "cross-node" | "all")`. Renaming a test changes nothing it covers.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from kubernetes import client as k8s
+
+from netconform.dialing.fanout import dial_all
+from netconform.dialing.host import HostDials, dial_nodeports_from_host
+from netconform.dialing.model import DialResult, Source, SourceOutcome, Target
+from netconform.dialing.path import PathInfo, record_path
+from netconform.dialing.plan import build_plan
+from netconform.dialing.probe import worst_case_seconds
+from netconform.kube.inventory import NodeInfo
+from netconform.plugin.options import duration_s, positive_int
+from netconform.plugin.session import Cluster, run_id, selected_nodes
+from netconform.plugin.shared import fail_run, once_per_run, shared_dir
+from netconform.workload.deploy import Deployment
+
+PAIR_KINDS = ("same-node", "cross-node", "all")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("netconform", "netconform: which cluster and nodes")
+    group.addoption(
+        "--dial-timeout",
+        metavar="DURATION",
+        type=duration_s,
+        default="2s",
+        help="timeout of one connection attempt or DNS lookup, e.g. 2s, 500ms (default 2s)",
+    )
+    group.addoption(
+        "--stability-count",
+        metavar="N",
+        type=positive_int,
+        default=100,
+        help="consecutive new connections per stability check (default 100)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "pairs(kind): which (src, dst) node pairs a suite test checks: same-node, cross-node or all"
+    )
+
+
+# ---------------------------------------------------------------- the fan-out, once per run
+
+
+@dataclass
+class DialBook:
+    """Every client pod's outcome, by node name, computed once per run."""
+
+    outcomes: dict[str, SourceOutcome]
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"outcomes": {n: o.to_dict() for n, o in self.outcomes.items()}, "seconds": self.seconds}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DialBook:
+        return cls({n: SourceOutcome.from_dict(o) for n, o in data["outcomes"].items()}, data["seconds"])
+
+
+def _dial_everything(
+    configuration: k8s.Configuration, namespace: str, plan: dict[Source, list[Target]], timeout_ms: int
+) -> dict[str, Any]:
+    started = time.monotonic()
+    outcomes = dial_all(configuration, namespace, plan, timeout_ms)
+    return DialBook({o.source.node: o for o in outcomes}, round(time.monotonic() - started, 3)).to_dict()
+
+
+@pytest.fixture(scope="session")
+def dials(
+    request: pytest.FixtureRequest,
+    pytestconfig: pytest.Config,
+    cluster: Cluster,
+    probes: Deployment,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> DialBook:
+    """The one fan-out of the run: every client pod dials every target; tests assert on their slice."""
+    timeout_ms = int(pytestconfig.getoption("dial_timeout") * 1000)
+    plan = build_plan(probes, cluster.nodes, pytestconfig.getoption("stability_count"))
+    # other workers wait for the first one's fan-out: at most two exec tries, each bounded by the worst case
+    worst = max(worst_case_seconds(t, timeout_ms) for t in plan.values()) * 2 + 60
+    data = once_per_run(
+        shared_dir(tmp_path_factory, run_id(pytestconfig)),
+        "dials",
+        lambda: _dial_everything(cluster.configuration, probes.namespace, plan, timeout_ms),
+        wait_s=worst,
+        what="dialing from every client pod",
+    )
+    if "error" in data:
+        fail_run(request, data["error"])
+    return DialBook.from_dict(data)
+
+
+# ---------------------------------------------------------------- what a test sees
+
+
+class SourceView:
+    """A test's view of one client pod's results. Each result it hands out is recorded as the path
+    the test checked (netconform.dialing.path), so diagnosis and reporting see it."""
+
+    def __init__(self, outcome: SourceOutcome, node: NodeInfo, item: pytest.Item) -> None:
+        self.outcome, self.node, self._item = outcome, node, item
+        self._by_id = {r.target_id: r for r in outcome.results}
+
+    @property
+    def pod(self) -> str:
+        return self.outcome.source.pod
+
+    @property
+    def ip(self) -> str:
+        return self.outcome.source.ip
+
+    def result(self, target_id: str, check: str | None = None) -> DialResult:
+        result = self._by_id[target_id]
+        record_path(self._item.user_properties, result.path_info(check))
+        return result
+
+    def __repr__(self) -> str:
+        return f"{self.pod} ({self.ip}, {self.node.name})"
+
+
+def _check_of(request: pytest.FixtureRequest) -> str:
+    """The check a suite module is about: suites/test_<check>.py."""
+    name: str = request.module.__name__
+    return name.rsplit(".", 1)[-1].removeprefix("test_")
+
+
+@pytest.fixture
+def src(request: pytest.FixtureRequest, dials: DialBook, cluster: Cluster) -> SourceView:
+    """The client pod on the node named by the indirect parameter, with its dial results.
+
+    If the probe could not be run there, the test errors (not fails): that is no network verdict.
+    """
+    node = cluster.node(request.param)
+    outcome = dials.outcomes.get(node.name)
+    if outcome is None:
+        pytest.fail(f"netconform: no client pod on {node.name}", pytrace=False)
+    if outcome.error:
+        record_path(request.node.user_properties, PathInfo(_check_of(request), node.name, error="probe_not_run"))
+        pytest.fail(
+            f"could not run the probe in {outcome.source.pod} ({node.name}): {outcome.error} (tried {outcome.tries}x)",
+            pytrace=False,
+        )
+    return SourceView(outcome, node, request.node)
+
+
+class HostView:
+    """A test's view of the NodePort dials made from this machine; records the path like SourceView."""
+
+    def __init__(self, dials: HostDials, item: pytest.Item) -> None:
+        self.dials, self._item = dials, item
+
+    def result(self, dst: NodeInfo, target_id: str) -> DialResult:
+        """The dial of `target_id` on `dst`; skips the test when this machine cannot reach `dst` at all."""
+        if dst.name in self.dials.skip:
+            pytest.skip(self.dials.skip[dst.name])
+        result = next(r for r in self.dials.results[dst.name] if r.target_id == target_id)
+        record_path(self._item.user_properties, result.path_info())
+        return result
+
+
+@pytest.fixture(scope="session")
+def _host_dials(
+    pytestconfig: pytest.Config, cluster: Cluster, probes: Deployment, tmp_path_factory: pytest.TempPathFactory
+) -> HostDials:
+    timeout_s = pytestconfig.getoption("dial_timeout")
+    data = once_per_run(
+        shared_dir(tmp_path_factory, run_id(pytestconfig)),
+        "host-dials",
+        lambda: dial_nodeports_from_host(probes, cluster.nodes, timeout_s).to_dict(),
+        wait_s=timeout_s * 3 * len(cluster.nodes) + 60,
+        what="dialing NodePorts from this machine",
+    )
+    return HostDials.from_dict(data)
+
+
+@pytest.fixture
+def host_dials(request: pytest.FixtureRequest, _host_dials: HostDials) -> HostView:
+    """NodePort of every node dialed from this machine (once per run, shared with xdist workers)."""
+    return HostView(_host_dials, request.node)
+
+
+# ---------------------------------------------------------------- parametrization of suite tests
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`src` and `dst` from the node inventory; tests taking both name their pair kind with a marker."""
+    names = metafunc.fixturenames
+    if "src" in names and "dst" in names:
+        _parametrize_pairs(metafunc, _pair_kind(metafunc))
+    elif "src" in names:
+        nodes = selected_nodes(metafunc.config)
+        metafunc.parametrize("src", [n.name for n in nodes], ids=[f"from-{n.name}" for n in nodes], indirect=True)
+    elif "dst" in names:
+        nodes = selected_nodes(metafunc.config)
+        metafunc.parametrize("dst", nodes, ids=[f"to-{n.name}" for n in nodes])
+
+
+def _pair_kind(metafunc: pytest.Metafunc) -> str:
+    mark = metafunc.definition.get_closest_marker("pairs")
+    kind = mark.args[0] if mark and mark.args else None
+    if kind not in PAIR_KINDS:
+        raise pytest.UsageError(
+            f"{metafunc.definition.nodeid} takes src and dst: mark it @pytest.mark.pairs(KIND), KIND one of {', '.join(PAIR_KINDS)}"
+        )
+    return str(kind)
+
+
+def _parametrize_pairs(metafunc: pytest.Metafunc, kind: str) -> None:
+    """Each node with itself (same-node), every ordered pair of distinct nodes (cross-node), or both.
+    With a single node there is no cross-node pair: one skipped case says so."""
+    nodes = selected_nodes(metafunc.config)
+    pairs = [
+        pytest.param(a.name, b, id=f"{a.name}-to-{b.name}")
+        for a in nodes
+        for b in nodes
+        if kind == "all" or (a == b) == (kind == "same-node")
+    ]
+    if kind == "cross-node" and len(nodes) == 1:
+        only = nodes[0].name
+        reason = f"only one node selected ({only}): cross-node paths need two"
+        pairs = [pytest.param(only, nodes[0], id="cross-node", marks=pytest.mark.skip(reason=reason))]
+    metafunc.parametrize(("src", "dst"), pairs, indirect=["src"])

@@ -1,0 +1,210 @@
+"""The probe workload of a run: its options, the leftover sweep, the `probes` fixture (deployed once
+per run, whichever xdist worker needs it first), teardown on the controller, and the API-request and
+exec counts of the run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from typing import Any
+
+import pytest
+
+from netconform.errors import API_ERRORS, ProbeSetupError, api_error_sentence
+from netconform.kube.connect import request_counts
+from netconform.kube.inventory import NodeInfo
+from netconform.plugin import session as cl
+from netconform.plugin.options import duration_s
+from netconform.plugin.session import Cluster
+from netconform.plugin.shared import fail_run, once_per_run, shared_dir
+from netconform.workload.deploy import Deployment, DeployRequest, deploy
+from netconform.workload.images import DEFAULT_IMAGES, image_ref
+from netconform.workload.labels import namespace_name
+from netconform.workload.namespace import delete_namespace, sweep
+
+_SWEPT = pytest.StashKey[list[str]]()
+_CALLS = pytest.StashKey[dict[str, int]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("netconform", "netconform: which cluster and nodes")
+    group.addoption(
+        "--image-repo",
+        metavar="REPO",
+        help="pull every netconform image from REPO (e.g. registry.local/mirror) instead of its public registry",
+    )
+    group.addoption("--probe-image", metavar="REF", help=f"probe image (default {DEFAULT_IMAGES['probe']})")
+    group.addoption("--agent-image", metavar="REF", help=f"node agent image (default {DEFAULT_IMAGES['agent']})")
+    group.addoption("--keep", action="store_true", help="leave the run namespace and its probes in place")
+    group.addoption(
+        "--sweep-age",
+        metavar="AGE",
+        type=duration_s,
+        default="1h",
+        help="remove leftover netconform namespaces older than AGE, e.g. 30m, 2h (default 1h)",
+    )
+    group.addoption(
+        "--ready-timeout",
+        metavar="DURATION",
+        type=duration_s,
+        default="120s",
+        help="how long to wait for the probes to become Ready, e.g. 90s, 5m (default 120s)",
+    )
+    group.addoption(
+        "--cluster-domain",
+        metavar="DOMAIN",
+        default="cluster.local",
+        help="cluster DNS domain for FQDN checks (default cluster.local)",
+    )
+
+
+def _deploy_request(config: pytest.Config, cluster: Cluster) -> DeployRequest:
+    ns = namespace_name(cl.run_id(config))
+    extra = config.hook.pytest_netconform_extra_manifests(config=config, namespace=ns, nodes=cluster.nodes)
+    return DeployRequest(
+        run_id=cl.run_id(config),
+        node_names=[n.name for n in cluster.nodes],
+        probe_image=images(config)["probe"],
+        keep=config.getoption("keep"),
+        ready_timeout_s=config.getoption("ready_timeout"),
+        cluster_domain=config.getoption("cluster_domain"),
+        extra_manifests=[m for result in extra if result for m in result],
+    )
+
+
+def images(config: pytest.Config) -> dict[str, str]:
+    repo = config.getoption("image_repo")
+    return {
+        "probe": image_ref(DEFAULT_IMAGES["probe"], repo, config.getoption("probe_image")),
+        "agent": image_ref(DEFAULT_IMAGES["agent"], repo, config.getoption("agent_image")),
+    }
+
+
+class NetconformHookspecs:
+    @pytest.hookspec
+    def pytest_netconform_extra_manifests(self, config: pytest.Config, namespace: str, nodes: list[NodeInfo]) -> Any:
+        """Return manifests (dicts) to create in the run namespace next to the probes (e.g. the node agent).
+
+        They are created once with the probes and removed with the namespace; netconform does not wait for them.
+        """
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(NetconformHookspecs)
+
+
+def _deploy_shared(config: pytest.Config, cluster: Cluster) -> dict[str, Any]:
+    try:
+        return deploy(cluster.api_client, _deploy_request(config, cluster)).to_dict()
+    except ProbeSetupError as exc:
+        return {"error": str(exc)}
+
+
+@pytest.fixture(scope="session")
+def probes(
+    request: pytest.FixtureRequest,
+    pytestconfig: pytest.Config,
+    cluster: Cluster,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Deployment:
+    """The probe workload of this run (deployed by whichever process needs it first)."""
+    run = cl.run_id(pytestconfig)
+    data = once_per_run(
+        shared_dir(tmp_path_factory, run),
+        "deployment",
+        lambda: _deploy_shared(pytestconfig, cluster),
+        wait_s=pytestconfig.getoption("ready_timeout") + 120,
+        what="deploying the probes",
+    )
+    if "error" in data:
+        fail_run(request, data["error"])
+    return Deployment.from_dict(data)
+
+
+@pytest.fixture(scope="session")
+def probe_namespace(probes: Deployment) -> str:
+    """Name of the run namespace, with the probes deployed and Ready."""
+    return probes.namespace
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    config = session.config
+    if not (cl.is_active(config) and cl.is_controller(config)):
+        return
+    try:
+        config.stash[_SWEPT] = sweep(cl.get_cluster(config).core, cl.run_id(config), config.getoption("sweep_age"))
+    except API_ERRORS as exc:
+        config.stash[_SWEPT] = [f"could not sweep leftovers: {api_error_sentence(exc, 'list namespaces')}"]
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return [f"netconform: {line}" for line in config.stash.get(_SWEPT, [])]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    if not cl.is_active(config):
+        return
+    if not cl.is_controller(config):
+        config.workeroutput["netconform_calls"] = _own_calls()  # type: ignore[attr-defined]
+        return
+    ns = namespace_name(cl.run_id(config))
+    timings = _timings_and_forget(config, ns)
+    if timings:
+        _say(config, timings)
+    if config.getoption("keep"):
+        said: str | None = f"kept namespace {ns} (--keep); remove it with: kubectl delete namespace {ns}"
+    else:
+        said = delete_namespace(cl.get_cluster(config).core, ns)
+    if said:
+        _say(config, said)
+    totals = config.stash.setdefault(_CALLS, {"api": 0, "exec": 0})
+    for key, value in _own_calls().items():
+        totals[key] += value
+
+
+def _timings_and_forget(config: pytest.Config, ns: str) -> str | None:
+    """Read how long setup and the fan-out took from the run's shared files, then remove them.
+
+    Workers share the parent of their basetemp, which is the controller's own basetemp; without
+    xdist it is the parent of the controller's basetemp.
+    """
+    basetemp = config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+    parts = []
+    for directory in (basetemp / ns, basetemp.parent / ns):
+        for key, words in (("deployment", "probes Ready in"), ("dials", "dial fan-out")):
+            try:
+                seconds = json.loads((directory / f"{key}.json").read_text()).get("seconds")
+            except (OSError, ValueError):
+                continue
+            if seconds is not None:
+                parts.append(f"{words} {seconds:.1f}s")
+        shutil.rmtree(directory, ignore_errors=True)
+    return ", ".join(parts) or None
+
+
+def _own_calls() -> dict[str, int]:
+    return request_counts()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist: add each worker's API call counts to the controller's."""
+    calls = getattr(node, "workeroutput", {}).get("netconform_calls")
+    if calls:
+        totals = node.config.stash.setdefault(_CALLS, {"api": 0, "exec": 0})
+        for key, value in calls.items():
+            totals[key] += value
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if cl.is_active(config) and cl.is_controller(config):
+        calls = config.stash.get(_CALLS, None)
+        if calls:
+            terminalreporter.write_line(f"netconform: {calls['api']} API requests, {calls['exec']} probe execs")
+
+
+def _say(config: pytest.Config, line: str) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"netconform: {line}")

@@ -1,0 +1,178 @@
+"""Waiting, bounded, until the probes are Ready and every Service lists every server; and saying why not.
+
+A pod that is not Ready is named with the reason kubectl would show (image pull with the image,
+scheduler message, last exit code, sandbox/CNI event), pods stuck for the same reason together.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client as k8s
+
+from netconform.errors import API_ERRORS, ProbeSetupError, api_error_sentence
+from netconform.workload.labels import HTTP_PORT, ROLE_LABEL, SERVICES
+
+__all__ = ["PodRef", "not_ready_message", "pod_problem", "wait_ready"]
+
+# kube-proxy applies EndpointSlice changes asynchronously (iptables min-sync-period is 1s by default);
+# dialing the moment the slices list every server found nodes still balancing over the old set.
+KUBE_PROXY_SETTLE_S = 3.0
+
+
+@dataclass(frozen=True)
+class PodRef:
+    name: str
+    ip: str
+    node: str
+
+
+def _is_ready(pod: Any) -> bool:
+    return pod.status is not None and any(
+        c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or [])
+    )
+
+
+def pod_problem(pod: Any, warnings: dict[str, str]) -> str:
+    """Why a probe pod is not Ready, in the words kubectl would show (plus the image or message that matters)."""
+    status = pod.status
+    where = f"{pod.metadata.name} on {pod.spec.node_name or 'no node'}"
+    for c in (status.conditions if status else None) or []:
+        if c.type == "PodScheduled" and c.status == "False":
+            return f"{where}: {c.reason or 'Unschedulable'} ({c.message or 'no scheduler message'})"
+    for cs in (status.container_statuses if status else None) or []:
+        waiting = cs.state.waiting if cs.state else None
+        if waiting and waiting.reason in ("ImagePullBackOff", "ErrImagePull", "ErrImageNeverPull", "InvalidImageName"):
+            return f"{where}: {waiting.reason} for image {cs.image}" + (
+                f" ({_short(waiting.message)})" if waiting.message else ""
+            )
+        if waiting and waiting.reason == "CrashLoopBackOff":
+            last = cs.last_state.terminated if cs.last_state else None
+            tail = (
+                f"last exit code {last.exit_code}" + (f" ({last.reason})" if last and last.reason else "")
+                if last
+                else "no exit recorded"
+            )
+            return f"{where}: CrashLoopBackOff, {tail}, {cs.restart_count} restarts"
+        if waiting and waiting.reason:
+            extra = warnings.get(pod.metadata.name) or waiting.message
+            return f"{where}: {waiting.reason}" + (f" ({_short(extra)})" if extra else "")
+        if cs.state and cs.state.running and not cs.ready:
+            return f"{where}: running but not Ready (readiness probe on :{HTTP_PORT}/healthz failing)"
+    phase = status.phase if status else "Unknown"
+    extra = warnings.get(pod.metadata.name)
+    return f"{where}: {phase}" + (f" ({_short(extra)})" if extra else "")
+
+
+def _short(text: str, limit: int = 240) -> str:
+    """One line; long kubelet/runtime messages keep their start and their end, where the cause is."""
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return text
+    head = limit // 4
+    return f"{text[:head]} ... {text[-(limit - head - 5) :]}"
+
+
+def _latest_warnings(core: k8s.CoreV1Api, namespace: str) -> dict[str, str]:
+    """Newest Warning event message per pod (sandbox/CNI failures only show up there)."""
+    try:
+        events = core.list_namespaced_event(namespace, field_selector="type=Warning").items
+    except API_ERRORS:
+        return {}
+    latest: dict[str, tuple[float, str]] = {}
+    for ev in events:
+        obj = ev.involved_object
+        if not obj or obj.kind != "Pod" or not obj.name:
+            continue
+        stamp = ev.last_timestamp or ev.event_time or ev.metadata.creation_timestamp
+        key = stamp.timestamp() if stamp else 0.0
+        if obj.name not in latest or key >= latest[obj.name][0]:
+            latest[obj.name] = (key, f"{ev.reason}: {ev.message}")
+    return {name: text for name, (_, text) in latest.items()}
+
+
+def _placement(pods: list[Any], nodes: list[str]) -> tuple[dict[str, dict[str, Any]], list[Any]]:
+    """Newest pod per (role, node), and the pods that are not Ready."""
+    chosen: dict[str, dict[str, Any]] = {"server": {}, "client": {}}
+    for pod in sorted(pods, key=lambda p: p.metadata.creation_timestamp or 0):
+        role = (pod.metadata.labels or {}).get(ROLE_LABEL)
+        if role in chosen and pod.spec.node_name in nodes and pod.metadata.deletion_timestamp is None:
+            chosen[role][pod.spec.node_name] = pod
+    not_ready = [p for p in pods if p.metadata.deletion_timestamp is None and not _is_ready(p)]
+    return chosen, not_ready
+
+
+def not_ready_message(
+    pods: list[Any], nodes: list[str], warnings: dict[str, str], waited_s: float, slices_ok: bool
+) -> str:
+    chosen, not_ready = _placement(pods, nodes)
+    # pods stuck for the same reason are named together, the reason once
+    by_reason: dict[str, list[str]] = {}
+    for pod in sorted(not_ready, key=lambda p: p.metadata.name):
+        where, _, reason = pod_problem(pod, warnings).partition(": ")
+        by_reason.setdefault(reason, []).append(where)
+    problems = [f"{', '.join(wheres)}: {reason}" for reason, wheres in by_reason.items()]
+    for role in ("server", "client"):
+        for node in nodes:
+            if node not in chosen[role]:
+                problems.append(f"no nc-{role} pod on {node}")
+    if not problems and not slices_ok:
+        problems.append("the Services have no ready endpoints for every server pod yet (EndpointSlices)")
+    return f"probes not Ready after {waited_s:.0f}s: " + "; ".join(problems)
+
+
+def wait_ready(
+    core: k8s.CoreV1Api, namespace: str, nodes: list[str], timeout_s: float
+) -> tuple[dict[str, PodRef], dict[str, PodRef]]:
+    """Wait (bounded) until every selected node has a Ready server and client and the Services list them all."""
+    discovery = k8s.DiscoveryV1Api(core.api_client)
+    started = time.monotonic()
+    pods: list[Any] = []
+    api_error = None
+    covered_since: float | None = None
+    while True:
+        slices_ok = False
+        try:
+            pods = core.list_namespaced_pod(namespace, label_selector=ROLE_LABEL).items
+            chosen, _ = _placement(pods, nodes)
+            all_ready = all(
+                node in chosen[role] and _is_ready(chosen[role][node])
+                for role in ("server", "client")
+                for node in nodes
+            )
+            if all_ready:
+                server_ips = {chosen["server"][n].status.pod_ip for n in nodes}
+                slices_ok = _endpoints_cover(discovery, namespace, server_ips)
+            covered_since = (covered_since or time.monotonic()) if slices_ok else None
+            if covered_since is not None and time.monotonic() - covered_since >= KUBE_PROXY_SETTLE_S:
+                refs = {
+                    role: {n: PodRef(p.metadata.name, p.status.pod_ip, n) for n, p in chosen[role].items()}
+                    for role in chosen
+                }
+                return refs["server"], refs["client"]
+            api_error = None
+        except API_ERRORS as exc:
+            # keep polling through a blip of the API; say so if it lasts until the deadline
+            api_error = api_error_sentence(exc, f"list the probe pods in {namespace}")
+        waited = time.monotonic() - started
+        if waited >= timeout_s:
+            if api_error:
+                raise ProbeSetupError(f"probes not Ready after {waited:.0f}s: {api_error}")
+            raise ProbeSetupError(not_ready_message(pods, nodes, _latest_warnings(core, namespace), waited, slices_ok))
+        time.sleep(0.5 if covered_since else 1.0)
+
+
+def _endpoints_cover(discovery: k8s.DiscoveryV1Api, namespace: str, server_ips: set[str]) -> bool:
+    """Every Service lists every server pod as a ready endpoint (else early dials race kube-proxy)."""
+    slices = discovery.list_namespaced_endpoint_slice(namespace).items
+    ready: dict[str, set[str]] = {name: set() for name in SERVICES.values()}
+    for s in slices:
+        svc = ((s.metadata and s.metadata.labels) or {}).get("kubernetes.io/service-name")
+        if svc not in ready:
+            continue
+        for ep in s.endpoints or []:
+            if ep.conditions is None or ep.conditions.ready is not False:
+                ready[svc].update(ep.addresses or [])
+    return all(server_ips <= ips for ips in ready.values())
