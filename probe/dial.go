@@ -247,8 +247,8 @@ func (d *dialer) run(ctx context.Context, spec Spec) []Result {
 	sem := make(chan struct{}, spec.Concurrency)
 	var wg sync.WaitGroup
 	for i, t := range spec.Targets {
+		sem <- struct{}{} // before starting it: a 40000-target spec runs concurrency goroutines, not 40000
 		wg.Go(func() {
-			sem <- struct{}{}
 			defer func() { <-sem }()
 			results[i] = d.target(ctx, t)
 		})
