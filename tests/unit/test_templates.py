@@ -206,6 +206,21 @@ def test_github_probe_step_accepts_the_built_digest_on_every_node(tmp_path: Path
     assert github_env.read_text() == "PROBE_IMAGE=ghcr.io/netconform/probe:0.1.0\n"
 
 
+def test_github_probe_step_pasted_into_a_shell_outside_actions(tmp_path: Path) -> None:
+    script, github_env, env = probe_step_env(tmp_path, "sha256:" + "a" * 64)
+    del env["GITHUB_ENV"]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
+    done = subprocess.run(
+        ["bash", "-eo", "pipefail", "-c", script + 'echo "then: $PROBE_IMAGE"\n'],
+        cwd=tmp_path,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "then: ghcr.io/netconform/probe:0.1.0" in done.stdout
+
+
 def test_github_probe_step_fails_when_a_node_has_another_image(tmp_path: Path) -> None:
     script, github_env, env = probe_step_env(tmp_path, "sha256:" + "b" * 64)
     done = bash(script, tmp_path, env)
