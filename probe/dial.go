@@ -401,6 +401,12 @@ func (d *dialer) udp(ctx context.Context, t Target) (a Attempt) {
 			phase += fmt.Sprintf(" (%d-byte payload, route MTU %d)", t.PayloadBytes, routeMTU(conn))
 		case kind == kindTimeout:
 			phase = fmt.Sprintf("no reply within %v", d.timeout)
+			if t.PayloadBytes > 0 {
+				phase += fmt.Sprintf(" to a %d-byte payload", t.PayloadBytes)
+			}
+			if t.DF {
+				phase += " with DF"
+			}
 		}
 		f := failed(kind, phase, err)
 		f.LocalPort = a.LocalPort

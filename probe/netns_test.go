@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,9 @@ import (
 //     back: timeout (a PMTU black hole).
 //   - B -> A, DF, bigger than 1280: B's own route MTU refuses it: too_big,
 //     naming MTU 1280. Without DF the same datagram is fragmented and arrives.
+//   - C -> A through B: C (a pod, MTU 1500) routes via B (its node), whose
+//     link to A has MTU 1280; B answers with ICMP "fragmentation needed" and
+//     the DF datagram fails on the read as too_big, naming MTU 1280.
 //   - TCP A -> B: B advertises an MSS for 1500 (advmss 1460) and A sends real
 //     full-size segments (TSO/GSO off): a small request passes, a 100 kB
 //     payload hangs.
@@ -30,14 +34,14 @@ func TestPathMTUInNamespacePair(t *testing.T) {
 		t.Skip("needs iproute2's ip")
 	}
 	suffix := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%1e9)
-	a, b := "nctest-"+suffix+"-a", "nctest-"+suffix+"-b"
+	a, b, c := "nctest-"+suffix+"-a", "nctest-"+suffix+"-b", "nctest-"+suffix+"-c"
 	run := func(args ...string) {
 		t.Helper()
 		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
 			t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
 		}
 	}
-	for _, ns := range []string{a, b} {
+	for _, ns := range []string{a, b, c} {
 		if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
 			t.Skipf("cannot create a network namespace here: %v: %s", err, out)
 		}
@@ -52,6 +56,19 @@ func TestPathMTUInNamespacePair(t *testing.T) {
 	run("ip", "-n", a, "link", "set", "veth0", "up")
 	run("ip", "-n", b, "link", "set", "veth1", "up")
 	run("ip", "-n", b, "route", "replace", "198.18.251.0/30", "dev", "veth1", "advmss", "1460")
+	// C behind B: B forwards, A routes C's subnets back through B.
+	run("ip", "-n", c, "link", "add", "veth3", "type", "veth", "peer", "name", "veth2", "netns", b)
+	run("ip", "-n", c, "addr", "add", "198.18.251.9/30", "dev", "veth3")
+	run("ip", "-n", c, "addr", "add", "fd8c:5b::1/64", "dev", "veth3", "nodad")
+	run("ip", "-n", b, "addr", "add", "198.18.251.10/30", "dev", "veth2")
+	run("ip", "-n", b, "addr", "add", "fd8c:5b::2/64", "dev", "veth2", "nodad")
+	run("ip", "-n", c, "link", "set", "veth3", "up")
+	run("ip", "-n", b, "link", "set", "veth2", "up")
+	run("ip", "-n", c, "route", "add", "default", "via", "198.18.251.10")
+	run("ip", "-n", c, "route", "add", "default", "via", "fd8c:5b::2")
+	run("ip", "-n", a, "route", "add", "198.18.251.8/30", "via", "198.18.251.2")
+	run("ip", "-n", a, "route", "add", "fd8c:5b::/64", "via", "fd8c:5a::2")
+	run("ip", "netns", "exec", b, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
 	tcpBlackHole := exec.Command("ip", "netns", "exec", a, "ethtool", "-K", "veth0", "tso", "off", "gso", "off").Run() == nil
 
 	nsServe(t, a)
@@ -66,15 +83,18 @@ func TestPathMTUInNamespacePair(t *testing.T) {
 		udp("dropped6", "fd8c:5a::2", 1400, true), tcp("tcp-small", 500), tcp("tcp-large", 100000))
 	fromB := nsDial(t, b, udp("too-big", "198.18.251.1", 1400, true), udp("too-big6", "fd8c:5a::1", 1400, true),
 		udp("fragmented", "198.18.251.1", 1400, false))
+	fromC := nsDial(t, c, udp("icmp-too-big", "198.18.251.1", 1400, true), udp("icmp-too-big6", "fd8c:5a::1", 1400, true),
+		udp("routed", "198.18.251.1", 1200, true))
 
 	want := map[string]string{"fits": "", "dropped": kindTimeout, "dropped6": kindTimeout, "tcp-small": "",
-		"too-big": kindTooBig, "too-big6": kindTooBig, "fragmented": ""}
+		"too-big": kindTooBig, "too-big6": kindTooBig, "fragmented": "",
+		"icmp-too-big": kindTooBig, "icmp-too-big6": kindTooBig, "routed": ""}
 	if tcpBlackHole {
 		want["tcp-large"] = kindTimeout
 	} else {
 		t.Log("no ethtool: cannot turn off TSO/GSO on the veth, so the TCP black hole is not checked")
 	}
-	for _, r := range append(fromA, fromB...) {
+	for _, r := range slices.Concat(fromA, fromB, fromC) {
 		kind, ok := want[r.ID]
 		if !ok {
 			continue
@@ -84,8 +104,14 @@ func TestPathMTUInNamespacePair(t *testing.T) {
 		if at.Error != kind || (kind == "" && at.ServerBytes != at.PayloadBytes) {
 			t.Errorf("%s: %+v; want error %q", r.ID, at, kind)
 		}
+		if strings.HasPrefix(r.ID, "icmp-") && !strings.HasPrefix(at.Detail, "read reply ") {
+			t.Errorf("%s: detail %q; want too_big reported by the read (ICMP from the router)", r.ID, at.Detail)
+		}
 		if kind == kindTooBig && !strings.Contains(at.Detail, "(1400-byte payload, route MTU 1280)") {
 			t.Errorf("%s: detail %q; want it to name the payload and MTU 1280", r.ID, at.Detail)
+		}
+		if r.Proto == "udp" && kind == kindTimeout && !strings.HasPrefix(at.Detail, "no reply within 1s to a 1400-byte payload with DF: ") {
+			t.Errorf("%s: detail %q; want it to name the payload and DF", r.ID, at.Detail)
 		}
 	}
 }
