@@ -105,9 +105,10 @@ def lab(*args: str, check: bool = True, timeout: float = 300) -> subprocess.Comp
 
 
 def suite_command(kubeconfig: str, *args: str) -> list[str]:
-    """`pytest suites/` as a subprocess against kubeconfig, with no state carried between runs."""
+    """`pytest suites/` as a subprocess against kubeconfig, with no state carried between runs; it waits
+    until its namespace is gone (--wait-cleanup), so a test can check that nothing is left."""
     return [sys.executable, "-m", "pytest", str(REPO / "suites"), "-p", "no:cacheprovider", "-p", "no:randomly",
-            f"--kubeconfig={kubeconfig}", *args]  # fmt: skip
+            f"--kubeconfig={kubeconfig}", "--wait-cleanup", *args]  # fmt: skip
 
 
 def run_suite(kubeconfig: str, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:

@@ -38,6 +38,7 @@ def run_suite(kubeconfig: str, tmp_path: Path, *args: str) -> tuple[subprocess.C
             "pytest",
             str(SUITES),
             f"--kubeconfig={kubeconfig}",
+            "--wait-cleanup",
             f"--basetemp={tmp_path / 'bt'}",
             "-p",
             "no:cacheprovider",

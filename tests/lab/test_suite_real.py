@@ -24,6 +24,8 @@ from typing import Any
 
 import pytest
 import yaml
+from netconform.workload.manifests import namespace_manifest
+from netconform.workload.namespace import owner_token
 
 from tests.lab.conftest import REPO, lab, lab_lock, run_suite, suite_command
 
@@ -194,8 +196,6 @@ def assert_run_namespace_gone(kubeconfig: str, out: str) -> None:
 def test_healthy_xdist_run_sets_up_once_dials_once_sweeps_dead_runs_and_leaves_nothing(
     lab_kubeconfig: str, tmp_path: Path
 ) -> None:
-    from netconform.probes import namespace_manifest, owner_token
-
     api = core(lab_kubeconfig)
     tag = secrets.token_hex(2)
     old = namespace_manifest(f"0ld{tag}", keep=False)
@@ -572,8 +572,8 @@ def test_missing_permissions_are_named(lab_kubeconfig: str, tmp_path: Path) -> N
 
 
 def test_selector_matching_no_node(lab_kubeconfig: str) -> None:
-    run = run_suite(lab_kubeconfig, "--nodes=pool=none", "--no-allure", "--no-diagnose")
-    assert_one_sentence(run, re.escape("no schedulable Ready node matches --nodes 'pool=none'"))
+    run = run_suite(lab_kubeconfig, "--node-selector=pool=none", "--no-allure", "--no-diagnose")
+    assert_one_sentence(run, re.escape("no schedulable Ready node matches --node-selector 'pool=none'"))
 
 
 def test_no_schedulable_node_names_every_node(lab_kubeconfig: str) -> None:

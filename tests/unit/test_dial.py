@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from netconform.dialing.coverage import backend_tries, false_failure_bound
 from netconform.dialing.fanout import dial_from
 from netconform.dialing.model import Attempt, DialResult, Source, Target, connection_summary, percentile
 from netconform.dialing.path import PATH_PROPERTY, read_paths, record_path
@@ -218,7 +219,9 @@ def test_plan_is_one_batch_per_client_and_grows_linearly_per_client() -> None:
     by_id = {t.id: t for t in first}
     assert by_id[pod_target("tcp", "lab-node-3")].host == "10.244.3.10"
     assert by_id[pod_target("udp", "lab-node-3")].port == 8081
-    assert by_id[service_target("tcp")].count == 18
+    service = by_id[service_target("tcp")]
+    assert service.want_backends == 3 and service.count == backend_tries(3, checks=6) == 59
+    assert service.spec()["want_backends"] == 3 and "df" not in service.spec()
     assert by_id["stability:nodeport"].host == "10.99.0.12" and by_id["stability:nodeport"].count == 100
     assert by_id["dns:fqdn"].host == "nc-server.netconform-ab12cd34.svc.cluster.local"
 
@@ -232,3 +235,14 @@ def test_stability_ring_gives_every_node_one_remote_client() -> None:
 def test_exec_wait_is_bounded_by_the_worst_case() -> None:
     targets = [Target("a", "tcp", "h", 1, "stability", count=100), Target("b", "tcp", "h", 1, "pod_to_pod")]
     assert worst_case_seconds(targets, 2000) == pytest.approx(200 + 202 / 64)
+
+
+@pytest.mark.parametrize("backends", [2, 3, 12, 100, 1000])
+def test_backend_bound_keeps_a_whole_run_below_one_in_a_billion(backends: int) -> None:
+    checks = 2 * backends
+    tries = backend_tries(backends, checks)
+    assert false_failure_bound(backends, tries, checks) <= 1e-9 < false_failure_bound(backends, tries - 1, checks)
+
+
+def test_one_backend_needs_no_luck() -> None:
+    assert backend_tries(1, checks=2) == 3 and false_failure_bound(1, 3) == 0.0

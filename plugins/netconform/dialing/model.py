@@ -50,11 +50,28 @@ class Target:
     dst_node: str | None = None
     dst_label: str = ""  # what `host` is when it is not a pod on dst_node, e.g. "ClusterIP nc-server"
     max_failures: int = 0  # the probe stops this target after so many failures (0: never)
+    want_backends: int = 0  # stop once this many distinct servers answered; `count` is then the bound
+    payload_bytes: int = 0  # udp: exact datagram payload; tcp: POST /echo-size body (0: the small request)
+    df: bool = False  # udp: never fragment (path MTU checks)
+    family: str = ""  # dns/names: "4" (A only), "6" (AAAA only), "" (both)
 
     def spec(self) -> dict[str, Any]:
-        spec = {"id": self.id, "proto": self.proto, "host": self.host, "port": self.port, "count": self.count}
-        if self.max_failures:
-            spec["max_failures"] = self.max_failures
+        """What the probe reads for this target (probe/README.md has the format)."""
+        spec: dict[str, Any] = {
+            "id": self.id,
+            "proto": self.proto,
+            "host": self.host,
+            "port": self.port,
+            "count": self.count,
+        }
+        optional = {
+            "max_failures": self.max_failures,
+            "want_backends": self.want_backends,
+            "payload_bytes": self.payload_bytes,
+            "df": self.df,
+            "family": self.family,
+        }
+        spec.update({key: value for key, value in optional.items() if value})
         return spec
 
 
@@ -68,11 +85,23 @@ class Attempt:
     server_hostname: str = ""
     server_node: str = ""
     client_ip_seen: str = ""
+    index: int = 0  # 1-based position among the target's attempts
+    start_ms: float = 0.0  # since the target's first attempt started
+    local_port: int = 0  # tcp/udp source port (match it in a capture)
+    client_port_seen: int = 0  # the port the server saw (differs from local_port behind a NAT)
+    payload_bytes: int = 0
+    server_bytes: int = 0
 
     @classmethod
     def from_probe(cls, raw: dict[str, Any]) -> Attempt:
         return cls(
             ok=bool(raw.get("ok")),
+            index=int(raw.get("index") or 0),
+            start_ms=float(raw.get("start_ms") or 0.0),
+            local_port=int(raw.get("local_port") or 0),
+            client_port_seen=int(raw.get("client_port_seen") or 0),
+            payload_bytes=int(raw.get("payload_bytes") or 0),
+            server_bytes=int(raw.get("server_bytes") or 0),
             error=str(raw.get("error") or ""),
             detail=str(raw.get("detail") or ""),
             connect_ms=float(raw.get("connect_ms") or 0.0),
@@ -98,6 +127,8 @@ class DialResult:
     dest_label: str = ""
     timeout_ms: int = 0
     addresses: list[str] = field(default_factory=list)  # dns only
+    stopped: str = ""  # why the probe stopped: backends | count | max_failures ("" for one attempt)
+    bound: int = 0  # the most attempts the target was allowed (count)
 
     @property
     def ok(self) -> bool:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+from netconform.dialing import coverage
 from netconform.dialing.model import STOP_AFTER_FAILURES, Source, Target
+from netconform.dialing.pairs import PairChoice
 from netconform.kube.inventory import NodeInfo
 from netconform.workload.deploy import Deployment
 from netconform.workload.labels import HTTP_PORT, SERVICES, UDP_PORT
@@ -105,7 +107,9 @@ def _pair_targets(dep: Deployment, dst: NodeInfo) -> list[Target]:
 def _many_targets(dep: Deployment, peer: NodeInfo, backend_tries: int, stability_count: int) -> list[Target]:
     clusterip = f"ClusterIP {SERVICES['clusterip']}"
 
-    def many(target_id: str, proto: str, host: str, port: int, check: str, count: int, **where: str) -> Target:
+    def many(
+        target_id: str, proto: str, host: str, port: int, check: str, count: int, want: int = 0, **where: str
+    ) -> Target:
         label = where.get("dst_label", clusterip)
         return Target(
             target_id,
@@ -117,12 +121,13 @@ def _many_targets(dep: Deployment, peer: NodeInfo, backend_tries: int, stability
             dst_node=where.get("dst_node"),
             dst_label=label,
             max_failures=STOP_AFTER_FAILURES,
+            want_backends=want,
         )
 
     ip, stab = dep.cluster_ip, stability_count
     return [
-        many(service_target("tcp"), "tcp", ip, HTTP_PORT, "service", backend_tries),
-        many(service_target("udp"), "udp", ip, UDP_PORT, "service", backend_tries),
+        many(service_target("tcp"), "tcp", ip, HTTP_PORT, "service", backend_tries, want=len(dep.servers)),
+        many(service_target("udp"), "udp", ip, UDP_PORT, "service", backend_tries, want=len(dep.servers)),
         many(
             stability_target("nodeport"),
             "tcp",
@@ -137,13 +142,19 @@ def _many_targets(dep: Deployment, peer: NodeInfo, backend_tries: int, stability
     ]
 
 
-def build_plan(dep: Deployment, nodes: list[NodeInfo], stability_count: int) -> dict[Source, list[Target]]:
-    """Every target of every check, per client pod (one exec each). Deterministic: nodes in name order."""
-    backend_tries = 6 * len(nodes)  # P(missing one of N backends) ~ N*e^-6 with uniform balancing
+def build_plan(
+    dep: Deployment, nodes: list[NodeInfo], stability_count: int, pairs: PairChoice | None = None
+) -> dict[Source, list[Target]]:
+    """Every target of every check, per client pod (one exec each). Deterministic: nodes in name order.
+    `pairs` limits the cross-node destinations (default: all of them)."""
+    # dial until every backend answered, at most this often (the arithmetic: netconform.dialing.coverage)
+    backend_tries = coverage.backend_tries(len(dep.servers), checks=2 * len(nodes))
     plan: dict[Source, list[Target]] = {}
     for node in nodes:
         client = dep.clients[node.name]
-        targets = [t for dst in nodes for t in _pair_targets(dep, dst)]
+        targets = [
+            t for dst in nodes if pairs is None or pairs.covers(node.name, dst.name) for t in _pair_targets(dep, dst)
+        ]
         targets += _many_targets(dep, stability_peer(nodes, node), backend_tries, stability_count)
         names = dns_names(dep.namespace, dep.cluster_domain)
         targets += [

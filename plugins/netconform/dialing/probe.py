@@ -23,9 +23,17 @@ def worst_case_seconds(targets: list[Target], timeout_ms: int, concurrency: int 
     """How long `probe dial` may legitimately take if every attempt times out (bounds the exec wait)."""
     if not targets:
         return 0.0
-    # dns lookups may try every search domain; allow a few resolver timeouts
-    per_target = [t.count * timeout_ms / 1000 * (3 if t.proto == "dns" else 1) for t in targets]
+    per_target = [_worst_case_target(t, timeout_ms / 1000) for t in targets]
     return max(per_target) + sum(per_target) / concurrency
+
+
+def _worst_case_target(target: Target, timeout_s: float) -> float:
+    if target.proto == "dns":
+        return 3 * timeout_s  # a lookup may try every search domain: allow a few resolver timeouts
+    # failures stop at max_failures; the other attempts answered (allow 250 ms each: a loaded node;
+    # slower than that for hundreds of connections, "did not finish within" is the right verdict)
+    failing = min(target.count, target.max_failures) if target.max_failures else target.count
+    return failing * timeout_s + (target.count - failing) * 0.25
 
 
 def parse_output(source: Source, targets: list[Target], stdout: str, timeout_ms: int) -> list[DialResult]:
@@ -44,9 +52,11 @@ def parse_output(source: Source, targets: list[Target], stdout: str, timeout_ms:
         if raw is None:
             attempts = [Attempt(ok=False, error="other", detail="the probe returned no result for this target")]
             addresses: list[str] = []
+            stopped = ""
         else:
             attempts = [Attempt.from_probe(a) for a in raw.get("attempts") or []]
             addresses = [str(a) for a in raw.get("addresses") or []]
+            stopped = str(raw.get("stopped") or "")
         results.append(
             DialResult(
                 source_pod=source.pod,
@@ -62,6 +72,8 @@ def parse_output(source: Source, targets: list[Target], stdout: str, timeout_ms:
                 attempts=attempts,
                 timeout_ms=timeout_ms,
                 addresses=addresses,
+                stopped=stopped,
+                bound=target.count,
             )
         )
     return results

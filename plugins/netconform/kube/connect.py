@@ -56,7 +56,7 @@ def request_counts() -> dict[str, int]:
         return dict(_counts)
 
 
-class _CountingApiClient(k8s.ApiClient):  # type: ignore[misc]  # the client package is untyped
+class _CountingApiClient(k8s.ApiClient):
     """Bounds every REST call in time and counts it."""
 
     def call_api(self, *args: Any, **kwargs: Any) -> Any:

@@ -7,6 +7,7 @@ packet captures. A transport or API failure, or a command still running at the d
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
@@ -63,6 +64,8 @@ def run_in_pod(
             resp.close()
     except k8s.ApiException as exc:
         raise ExecError(f"exec into {where} failed: {exc.status} {(exc.reason or '').strip()}") from None
+    except websocket.WebSocketBadStatusException as exc:
+        raise ExecError(f"exec into {where} refused: {_handshake_sentence(exc)}") from None
     except (websocket.WebSocketException, OSError, ValueError, KeyError, TypeError) as exc:
         raise ExecError(f"exec into {where} failed: {type(exc).__name__}: {_first_line(exc)}") from None
     finally:
@@ -120,6 +123,16 @@ def _collect(resp: WSClient, deadline: float, where: str, timeout_s: float) -> t
     out.append(resp.read_stdout() if resp.peek_stdout() else "")
     err.append(resp.read_stderr() if resp.peek_stderr() else "")
     return "".join(out), "".join(err)
+
+
+def _handshake_sentence(exc: websocket.WebSocketBadStatusException) -> str:
+    """`403 Forbidden: pods "x" is forbidden: ...` from the API's Status body, never the header dump."""
+    words = f"{exc.status_code} {exc.status_message or ''}".strip()
+    try:
+        message = json.loads(exc.resp_body or b"{}").get("message", "")
+    except (ValueError, AttributeError):
+        message = ""
+    return f"{words}: {message}" if message else words
 
 
 def _first_line(exc: BaseException) -> str:

@@ -5,7 +5,7 @@ pytest_plugins = [
     "netconform.plugin.session",
     "netconform.plugin.probes",
     "netconform.plugin.dial",
-    "netconform.nodes",
-    "netconform.diagnose",
-    "netconform.reporting",
+    "netconform.plugin.nodes",
+    "netconform.plugin.diagnose",
+    "netconform.plugin.reporting",
 ]

@@ -8,6 +8,7 @@ A suite test names what it checks through its arguments and one marker:
 
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,12 +19,13 @@ from kubernetes import client as k8s
 from netconform.dialing.fanout import dial_all
 from netconform.dialing.host import HostDials, dial_nodeports_from_host
 from netconform.dialing.model import DialResult, Source, SourceOutcome, Target
+from netconform.dialing.pairs import ALL_PAIRS_UP_TO, MODES, PairChoice, choose_pairs
 from netconform.dialing.path import PathInfo, record_path
 from netconform.dialing.plan import build_plan
 from netconform.dialing.probe import worst_case_seconds
 from netconform.kube.inventory import NodeInfo
 from netconform.plugin.options import duration_s, positive_int
-from netconform.plugin.session import Cluster, run_id, selected_nodes
+from netconform.plugin.session import Cluster, is_active, run_id, selected_nodes
 from netconform.plugin.shared import fail_run, once_per_run, shared_dir
 from netconform.workload.deploy import Deployment
 
@@ -40,6 +42,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="timeout of one connection attempt or DNS lookup, e.g. 2s, 500ms (default 2s)",
     )
     group.addoption(
+        "--pairs",
+        choices=MODES,
+        default="auto",
+        help=f"cross-node pairs to check: all, ring (each node to its next --pairs-per-node by name), sample "
+        f"(the same over a seeded shuffle, new peers each run); auto = all up to {ALL_PAIRS_UP_TO} nodes, else sample",
+    )
+    group.addoption(
+        "--pairs-per-node",
+        metavar="K",
+        type=positive_int,
+        default=4,
+        help="ring/sample: every node is a source and a destination at least K times (default 4)",
+    )
+    group.addoption("--pairs-seed", metavar="N", type=int, help="sample: repeat the pairs of an earlier run")
+    group.addoption(
         "--stability-count",
         metavar="N",
         type=positive_int,
@@ -52,6 +69,38 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "pairs(kind): which (src, dst) node pairs a suite test checks: same-node, cross-node or all"
     )
+    given = config.getoption("pairs_seed")
+    handed = getattr(config, "workerinput", {}).get("netconform_pairs_seed")
+    config.stash[_SEED] = given if given is not None else handed if handed is not None else secrets.randbelow(10**6)
+
+
+_SEED = pytest.StashKey[int]()
+_PAIRS = pytest.StashKey[PairChoice]()
+
+
+def pair_choice(config: pytest.Config) -> PairChoice:
+    """The cross-node pairs of this run: the same in every xdist worker (the controller's seed)."""
+    if _PAIRS not in config.stash:
+        nodes = selected_nodes(config)
+        config.stash[_PAIRS] = choose_pairs(
+            [n.name for n in nodes],
+            config.getoption("pairs"),
+            config.getoption("pairs_per_node"),
+            config.stash[_SEED],
+            {n.name: n.labels for n in nodes},
+        )
+    return config.stash[_PAIRS]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist: every worker samples the same pairs."""
+    node.workerinput["netconform_pairs_seed"] = node.config.stash[_SEED]
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    nodes = selected_nodes(config) if is_active(config) else []
+    return [f"netconform: {pair_choice(config).describe(len(nodes))}"] if len(nodes) > 1 else []
 
 
 # ---------------------------------------------------------------- the fan-out, once per run
@@ -90,7 +139,7 @@ def dials(
 ) -> DialBook:
     """The one fan-out of the run: every client pod dials every target; tests assert on their slice."""
     timeout_ms = int(pytestconfig.getoption("dial_timeout") * 1000)
-    plan = build_plan(probes, cluster.nodes, pytestconfig.getoption("stability_count"))
+    plan = build_plan(probes, cluster.nodes, pytestconfig.getoption("stability_count"), pair_choice(pytestconfig))
     # other workers wait for the first one's fan-out: at most two exec tries, each bounded by the worst case
     worst = max(worst_case_seconds(t, timeout_ms) for t in plan.values()) * 2 + 60
     data = once_per_run(
@@ -224,11 +273,12 @@ def _parametrize_pairs(metafunc: pytest.Metafunc, kind: str) -> None:
     """Each node with itself (same-node), every ordered pair of distinct nodes (cross-node), or both.
     With a single node there is no cross-node pair: one skipped case says so."""
     nodes = selected_nodes(metafunc.config)
+    chosen = pair_choice(metafunc.config)
     pairs = [
         pytest.param(a.name, b, id=f"{a.name}-to-{b.name}")
         for a in nodes
         for b in nodes
-        if kind == "all" or (a == b) == (kind == "same-node")
+        if (kind == "all" or (a == b) == (kind == "same-node")) and chosen.covers(a.name, b.name)
     ]
     if kind == "cross-node" and len(nodes) == 1:
         only = nodes[0].name

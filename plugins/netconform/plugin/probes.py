@@ -20,7 +20,7 @@ from netconform.plugin.shared import fail_run, once_per_run, shared_dir
 from netconform.workload.deploy import Deployment, DeployRequest, deploy
 from netconform.workload.images import DEFAULT_IMAGES, image_ref
 from netconform.workload.labels import namespace_name
-from netconform.workload.namespace import delete_namespace, sweep
+from netconform.workload.namespace import NAMESPACE_GONE_WAIT_S, delete_namespace, sweep
 
 _SWEPT = pytest.StashKey[list[str]]()
 _CALLS = pytest.StashKey[dict[str, int]]()
@@ -36,6 +36,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--probe-image", metavar="REF", help=f"probe image (default {DEFAULT_IMAGES['probe']})")
     group.addoption("--agent-image", metavar="REF", help=f"node agent image (default {DEFAULT_IMAGES['agent']})")
     group.addoption("--keep", action="store_true", help="leave the run namespace and its probes in place")
+    group.addoption(
+        "--wait-cleanup",
+        action="store_true",
+        help="wait (up to 60s) until the run namespace is gone before exiting; by default the delete is "
+        "issued and the run ends (the next run's sweep reports a namespace that did not go)",
+    )
     group.addoption(
         "--sweep-age",
         metavar="AGE",
@@ -155,7 +161,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if config.getoption("keep"):
         said: str | None = f"kept namespace {ns} (--keep); remove it with: kubectl delete namespace {ns}"
     else:
-        said = delete_namespace(cl.get_cluster(config).core, ns)
+        wait_s = NAMESPACE_GONE_WAIT_S if config.getoption("wait_cleanup") else 0.0
+        said = delete_namespace(cl.get_cluster(config).core, ns, wait_s)
     if said:
         _say(config, said)
     totals = config.stash.setdefault(_CALLS, {"api": 0, "exec": 0})

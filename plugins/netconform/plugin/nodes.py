@@ -1,0 +1,66 @@
+"""pytest plugin: how the diagnosis reaches nodes (`--node-access`, `--agent-timeout`).
+
+The access itself is `netconform.nodes`; this module holds the options and builds the `NodeHosts`
+of a run from them.
+"""
+
+from __future__ import annotations
+
+import pytest
+from kubernetes import client as k8s
+
+from netconform.errors import UsageError
+from netconform.nodes import AccessSpec, AgentFleet, NodeHosts, parse_node_access
+from netconform.plugin.probes import images
+
+__all__ = ["access_spec", "agent_image", "node_hosts"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("netconform-nodes", "netconform node access (diagnosis)")
+    group.addoption(
+        "--node-access",
+        metavar="HOW",
+        default="agent",
+        help="how diagnosis reaches nodes: agent (privileged DaemonSet, default), "
+        "ssh://user@{node}, docker://{node} (kind), or none",
+    )
+    group.addoption(
+        "--agent-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=90.0,
+        help="how long to wait for the node agent pod on a node (default 90)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    access_spec(config)  # fail early on a bad value
+
+
+def access_spec(config: pytest.Config) -> AccessSpec:
+    """--node-access, validated; pytest.UsageError with one sentence."""
+    try:
+        return parse_node_access(config.getoption("node_access"))
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def agent_image(config: pytest.Config) -> str:
+    """The node agent's image after --image-repo / --agent-image (options of netconform.plugin.probes)."""
+    return images(config)["agent"]
+
+
+def node_hosts(
+    config: pytest.Config,
+    configuration: k8s.Configuration,
+    namespace: str,
+    node_names: list[str],
+    node_ips: dict[str, str | None],
+) -> NodeHosts:
+    """The run's node hosts: the agent fleet in the run namespace, or testinfra URLs, or none."""
+    spec = access_spec(config)
+    fleet = None
+    if spec.kind == "agent":
+        fleet = AgentFleet(configuration, namespace, agent_image(config), node_names, config.getoption("agent_timeout"))
+    return NodeHosts(spec, fleet, node_ips)
