@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -412,4 +413,49 @@ func mustRef(t *testing.T, s string) name.Reference {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// The commands as ci/images runs them: build output -> `push REPO` -> `mirror SRC DST`, each printing NAME@DIGEST.
+func TestPushAndMirrorCommands(t *testing.T) {
+	reg := httptest.NewServer(registry.New(registry.Logger(nilLogger())))
+	defer reg.Close()
+	host := strings.TrimPrefix(reg.URL, "http://")
+	idx, err := Index(testInputs("probe"), testMeta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	built, err := WriteOutputs(idx, testMeta, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := built[strings.Index(built, "@")+1:]
+	var buf bytes.Buffer
+	stdout = &buf
+	defer func() { stdout = os.Stdout }()
+	if err := cmdPush([]string{"--layout", filepath.Join(out, "probe-oci"), "--timeout", "30s", host + "/ops"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.TrimSpace(buf.String()), host+"/ops/probe:1.2.3@"+digest; got != want {
+		t.Fatalf("push printed %q, want %q", got, want)
+	}
+	buf.Reset()
+	if err := cmdMirror([]string{host + "/ops/probe:1.2.3", host + "/mirror/probe:1.2.3"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.TrimSpace(buf.String()), host+"/mirror/probe:1.2.3@"+digest; got != want {
+		t.Fatalf("mirror printed %q, want %q", got, want)
+	}
+	var u usageError
+	if err := cmdPush([]string{"--layout", filepath.Join(out, "probe-oci")}); !errors.As(err, &u) {
+		t.Fatalf("push without REPO: %v", err)
+	}
+	if err := cmdPush([]string{"--layout", t.TempDir(), host}); err == nil || !strings.Contains(err.Error(), "not an OCI layout") {
+		t.Fatalf("push of an empty directory: %v", err)
+	}
+	// Nothing listens on port 1 of loopback: one sentence, bounded.
+	if err := cmdPush([]string{"--layout", filepath.Join(out, "probe-oci"), "--timeout", "10s", "127.0.0.1:1/x"}); err == nil ||
+		!strings.Contains(err.Error(), "pushing to 127.0.0.1:1/x/probe:1.2.3") {
+		t.Fatalf("push to a closed port: %v", err)
+	}
 }

@@ -39,6 +39,9 @@ const (
 	annRefName        = "org.opencontainers.image.ref.name"
 )
 
+// stdout receives the result lines (tests read them).
+var stdout io.Writer = os.Stdout
+
 type usageError struct{ msg string }
 
 func (u usageError) Error() string { return u.msg }
@@ -156,7 +159,7 @@ func cmdBuild(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Println(ref)
+	fmt.Fprintln(stdout, ref)
 	return nil
 }
 
@@ -383,7 +386,7 @@ func cmdPush(args []string) error {
 		return fmt.Errorf("pushing to %s failed: %v", ref, err)
 	}
 	d, _ := idx.Digest()
-	fmt.Println(ref.String() + "@" + d.String())
+	fmt.Fprintln(stdout, ref.String()+"@"+d.String())
 	return nil
 }
 
@@ -404,7 +407,7 @@ func cmdMirror(args []string) error {
 		}
 		return err
 	}
-	fmt.Println(pos[1] + "@" + d)
+	fmt.Fprintln(stdout, pos[1]+"@"+d)
 	return nil
 }
 

@@ -82,3 +82,52 @@ def test_image_build_go_tests():
         timeout=900,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+
+
+@needs_go
+def test_push_and_mirror_round_trip_through_ci_images(tmp_path):
+    """`ci/images build`, `push` and `mirror` for real against go-containerregistry's registry on loopback:
+    the pushed and the mirrored index have the digest the build printed."""
+    registry_bin = tmp_path / "registry"
+    done = subprocess.run(
+        ["go", "build", "-o", str(registry_bin), "github.com/google/go-containerregistry/cmd/registry"],
+        cwd=REPO / "ci/image-build",
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    server = subprocess.Popen([str(registry_bin), "-port", "0"], stderr=subprocess.PIPE, text=True)
+    try:
+        line = server.stderr.readline()  # "... serving on port N", printed before it serves
+        port = re.search(r"serving on port (\d+)", line)
+        assert port, f"the registry said {line!r}"
+        host = f"localhost:{port.group(1)}"
+        images = [sys.executable, str(REPO / "ci/images")]
+        out = tmp_path / "out"
+        built = subprocess.run([*images, "build", "--out", str(out)], capture_output=True, text=True, timeout=1200)
+        assert built.returncode == 0, built.stderr
+        digest = built.stdout.strip().splitlines()[-1].split("@")[1]
+        version = package_version()
+        pushed = subprocess.run(
+            [*images, "push", f"{host}/ops", "--out", str(out)], capture_output=True, text=True, timeout=120
+        )
+        assert pushed.returncode == 0, pushed.stderr
+        assert pushed.stdout.strip().splitlines()[-1] == f"{host}/ops/probe:{version}@{digest}"
+        mirrored = subprocess.run(
+            [*images, "mirror", f"{host}/ops/probe:{version}", f"{host}/private/netconform/probe:{version}"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert mirrored.returncode == 0, mirrored.stderr
+        assert mirrored.stdout.strip().splitlines()[-1] == f"{host}/private/netconform/probe:{version}@{digest}"
+        missing = subprocess.run(
+            [*images, "mirror", f"{host}/nothing:here", f"{host}/x:y"], capture_output=True, text=True, timeout=120
+        )
+        assert missing.returncode == 1
+        assert missing.stderr.strip().startswith("image-build: cannot read")
+        assert len(missing.stderr.strip().splitlines()) == 1
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
