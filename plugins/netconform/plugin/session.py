@@ -7,10 +7,12 @@ so every worker collects the same tests in the same order and none of them lists
 
 from __future__ import annotations
 
+import importlib.util
 import secrets
 import signal
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -80,9 +82,16 @@ def is_controller(config: pytest.Config) -> bool:
     return not hasattr(config, "workerinput")
 
 
+def suites_dir() -> Path:
+    """Where the suites are: suites/ of a clone (editable install) or netconform/suites of a wheel."""
+    spec = importlib.util.find_spec("netconform.suites")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    return Path(locations[0]).resolve() if locations else Path("suites").resolve()
+
+
 def wants_cluster(config: pytest.Config) -> bool:
-    """True when the run collects the cluster suite (suites/), so `pytest tests/` never dials a cluster."""
-    suites = (config.rootpath / "suites").resolve()
+    """True when the run collects the cluster suite, so `pytest tests/` never dials a cluster."""
+    suites = suites_dir()
     for arg in config.args:
         path = (config.invocation_params.dir / arg.split("::")[0]).resolve()
         if path == suites or suites in path.parents or path in suites.parents:

@@ -1,0 +1,1 @@
+"""The checks an operator reads, one module per network path (shipped in the package as netconform.suites)."""
