@@ -226,8 +226,15 @@ func WriteOutputs(idx v1.ImageIndex, meta Meta, out string) (string, error) {
 		return "", fmt.Errorf("cannot create %s: %w", out, err)
 	}
 	layoutDir := filepath.Join(out, base+"-oci")
-	partial := layoutDir + ".partial"
-	os.RemoveAll(partial)
+	// Unique scratch names: two builds into the same directory (the lab and a person) do not collide.
+	partial, err := os.MkdirTemp(out, "."+base+"-oci-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(partial)
+	if err := os.Chmod(partial, 0o755); err != nil {
+		return "", err
+	}
 	lp, err := layout.Write(partial, empty.Index)
 	if err != nil {
 		return "", fmt.Errorf("cannot write the OCI layout: %w", err)
@@ -243,13 +250,19 @@ func WriteOutputs(idx v1.ImageIndex, meta Meta, out string) (string, error) {
 		return "", err
 	}
 	archive := filepath.Join(out, base+".oci.tar")
-	if err := tarDir(layoutDir, archive+".partial", meta.Epoch); err != nil {
+	tmpTar := fmt.Sprintf("%s.%d.partial", archive, os.Getpid())
+	defer os.Remove(tmpTar)
+	if err := tarDir(layoutDir, tmpTar, meta.Epoch); err != nil {
 		return "", fmt.Errorf("cannot write %s: %w", archive, err)
 	}
-	if err := os.Rename(archive+".partial", archive); err != nil {
+	if err := os.Rename(tmpTar, archive); err != nil {
 		return "", err
 	}
-	if err := os.WriteFile(filepath.Join(out, base+".ref"), []byte(ref+"\n"), 0o644); err != nil {
+	refFile := filepath.Join(out, base+".ref")
+	if err := os.WriteFile(refFile+".partial", []byte(ref+"\n"), 0o644); err != nil {
+		return "", err
+	}
+	if err := os.Rename(refFile+".partial", refFile); err != nil {
 		return "", err
 	}
 	return ref, nil
