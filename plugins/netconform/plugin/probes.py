@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from typing import Any
 
 import pytest
@@ -75,6 +76,7 @@ def _deploy_request(config: pytest.Config, cluster: Cluster) -> DeployRequest:
         ready_timeout_s=config.getoption("ready_timeout"),
         cluster_domain=config.getoption("cluster_domain"),
         extra_manifests=[m for result in extra if result for m in result],
+        progress=lambda line: _say(config, line),
     )
 
 
@@ -212,6 +214,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 
 def _say(config: pytest.Config, line: str) -> None:
+    """A line on the terminal; from an xdist worker (no terminal of its own) on stderr."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
+    if reporter is not None and cl.is_controller(config):
         reporter.write_line(f"netconform: {line}")
+    else:
+        print(f"netconform: {line}", file=sys.stderr, flush=True)

@@ -14,7 +14,7 @@ from kubernetes import utils as k8s_utils
 from netconform.errors import API_ERRORS, ProbeSetupError, api_error_sentence
 from netconform.workload.labels import SERVICES, namespace_name
 from netconform.workload.manifests import namespace_manifest, workload_manifests
-from netconform.workload.readiness import PodRef, wait_ready
+from netconform.workload.readiness import PodRef, Progress, wait_ready
 
 __all__ = ["DeployRequest", "Deployment", "deploy"]
 
@@ -65,6 +65,7 @@ class DeployRequest:
     ready_timeout_s: float
     cluster_domain: str
     extra_manifests: list[dict[str, Any]]
+    progress: Progress | None = None  # hears what the readiness wait still waits for
 
 
 def deploy(api: k8s.ApiClient, want: DeployRequest) -> Deployment:
@@ -87,7 +88,7 @@ def deploy(api: k8s.ApiClient, want: DeployRequest) -> Deployment:
     kubernetes_ip = _create(
         "read service kubernetes in default", lambda: core.read_namespaced_service("kubernetes", "default")
     ).spec.cluster_ip
-    servers, clients = wait_ready(core, ns, want.node_names, want.ready_timeout_s)
+    servers, clients = wait_ready(core, ns, want.node_names, want.ready_timeout_s, want.progress)
     return Deployment(
         namespace=ns,
         servers=servers,

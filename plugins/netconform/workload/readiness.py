@@ -7,6 +7,7 @@ scheduler message, last exit code, sandbox/CNI event), pods stuck for the same r
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,8 @@ __all__ = ["PodRef", "not_ready_message", "pod_problem", "wait_ready"]
 # kube-proxy applies EndpointSlice changes asynchronously (iptables min-sync-period is 1s by default);
 # dialing the moment the slices list every server found nodes still balancing over the old set.
 KUBE_PROXY_SETTLE_S = 3.0
+PROGRESS_EVERY_S = 5.0
+Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -124,11 +127,15 @@ def not_ready_message(
 
 
 def wait_ready(
-    core: k8s.CoreV1Api, namespace: str, nodes: list[str], timeout_s: float
+    core: k8s.CoreV1Api, namespace: str, nodes: list[str], timeout_s: float, progress: Progress | None = None
 ) -> tuple[dict[str, PodRef], dict[str, PodRef]]:
-    """Wait (bounded) until every selected node has a Ready server and client and the Services list them all."""
+    """Wait (bounded) until every selected node has a Ready server and client and the Services list them all.
+
+    `progress` hears what is still pending every PROGRESS_EVERY_S seconds.
+    """
     discovery = k8s.DiscoveryV1Api(core.api_client)
     started = time.monotonic()
+    next_word = started + PROGRESS_EVERY_S
     pods: list[Any] = []
     api_error = None
     covered_since: float | None = None
@@ -157,11 +164,26 @@ def wait_ready(
             # keep polling through a blip of the API; say so if it lasts until the deadline
             api_error = api_error_sentence(exc, f"list the probe pods in {namespace}")
         waited = time.monotonic() - started
+        if progress and time.monotonic() >= next_word:
+            next_word += PROGRESS_EVERY_S
+            progress(_pending(pods, nodes, slices_ok, api_error) + f" ({waited:.0f}s of {timeout_s:.0f}s)")
         if waited >= timeout_s:
             if api_error:
                 raise ProbeSetupError(f"probes not Ready after {waited:.0f}s: {api_error}")
             raise ProbeSetupError(not_ready_message(pods, nodes, _latest_warnings(core, namespace), waited, slices_ok))
         time.sleep(0.5 if covered_since else 1.0)
+
+
+def _pending(pods: list[Any], nodes: list[str], slices_ok: bool, api_error: str | None) -> str:
+    """What the wait still waits for, in one line: `waiting for probes: 2/3 servers Ready, 3/3 clients Ready`."""
+    if api_error:
+        return f"waiting for probes: {api_error}"
+    chosen, _ = _placement(pods, nodes)
+    counts = [
+        f"{sum(1 for n in nodes if n in chosen[role] and _is_ready(chosen[role][n]))}/{len(nodes)} {role}s Ready"
+        for role in ("server", "client")
+    ]
+    return "waiting for probes: " + ", ".join(counts) + ("" if slices_ok else ", Services not yet listing every server")
 
 
 def _endpoints_cover(discovery: k8s.DiscoveryV1Api, namespace: str, server_ips: set[str]) -> bool:
