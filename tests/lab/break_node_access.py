@@ -11,14 +11,13 @@ import os
 from typing import Any
 
 import pytest
+from netconform import nodes
 
 
 def pytest_configure(config: pytest.Config) -> None:
     broken = os.environ.get("NETCONFORM_BREAK_NODE")
     if not broken:
         return
-    from netconform import nodes
-
     real = nodes.NodeHosts.run
 
     def run(self: Any, node: str, command: str, timeout_s: float = nodes.COMMAND_TIMEOUT_S) -> Any:

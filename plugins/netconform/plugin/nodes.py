@@ -13,7 +13,7 @@ from netconform.errors import UsageError
 from netconform.nodes import AccessSpec, AgentFleet, NodeHosts, parse_node_access
 from netconform.plugin.probes import images
 
-__all__ = ["access_spec", "agent_image", "node_hosts"]
+__all__ = ["node_hosts"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -35,10 +35,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    access_spec(config)  # fail early on a bad value
+    _access_spec(config)  # fail early on a bad value
 
 
-def access_spec(config: pytest.Config) -> AccessSpec:
+def _access_spec(config: pytest.Config) -> AccessSpec:
     """--node-access, validated; pytest.UsageError with one sentence."""
     try:
         return parse_node_access(config.getoption("node_access"))
@@ -46,7 +46,7 @@ def access_spec(config: pytest.Config) -> AccessSpec:
         raise pytest.UsageError(str(exc)) from None
 
 
-def agent_image(config: pytest.Config) -> str:
+def _agent_image(config: pytest.Config) -> str:
     """The node agent's image after --image-repo / --agent-image (options of netconform.plugin.probes)."""
     return images(config)["agent"]
 
@@ -59,8 +59,10 @@ def node_hosts(
     node_ips: dict[str, str | None],
 ) -> NodeHosts:
     """The run's node hosts: the agent fleet in the run namespace, or testinfra URLs, or none."""
-    spec = access_spec(config)
+    spec = _access_spec(config)
     fleet = None
     if spec.kind == "agent":
-        fleet = AgentFleet(configuration, namespace, agent_image(config), node_names, config.getoption("agent_timeout"))
+        fleet = AgentFleet(
+            configuration, namespace, _agent_image(config), node_names, config.getoption("agent_timeout")
+        )
     return NodeHosts(spec, fleet, node_ips)

@@ -2,8 +2,9 @@
 
 import pytest
 import testinfra
-
 from netconform import nodes
+from netconform.errors import UsageError
+from netconform.workload.manifests import agent_daemonset
 
 
 def test_parse_node_access():
@@ -12,12 +13,12 @@ def test_parse_node_access():
     assert spec.kind == "ssh" and spec.hostspec("lab-node-2", "192.0.2.12") == "ssh://core@lab-node-2"
     assert nodes.parse_node_access("ssh://root@{ip}").hostspec("n", "192.0.2.12") == "ssh://root@192.0.2.12"
     for bad in ("ssh://core@host", "ftp://{node}", "kubectl"):
-        with pytest.raises(pytest.UsageError):
+        with pytest.raises(UsageError):
             nodes.parse_node_access(bad)
 
 
 def test_agent_manifest_shape():
-    m = nodes.agent_manifest("netconform-ab12", "reg.local/netshoot:v0.13", ["lab-node-1", "lab-node-2"])
+    m = agent_daemonset("netconform-ab12", "reg.local/netshoot:v0.13", ["lab-node-1", "lab-node-2"])
     spec = m["spec"]["template"]["spec"]
     c = spec["containers"][0]
     assert m["metadata"]["name"] == "nc-agent" and m["metadata"]["namespace"] == "netconform-ab12"
@@ -50,3 +51,10 @@ def test_unreachable_ssh_is_an_access_error():
 def test_access_none_refuses_politely():
     with pytest.raises(nodes.AccessError, match="--node-access none"):
         nodes.NodeHosts(nodes.parse_node_access("none")).run("lab-node-1", "true")
+
+
+def test_a_bad_node_access_is_a_usage_error_of_the_run(pytester: pytest.Pytester):
+    pytester.makepyfile("def test_x(): pass")
+    res = pytester.runpytest("-p", "no:netconform", "-p", "netconform.plugin.nodes", "--node-access", "ftp://{node}")
+    assert res.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--node-access 'ftp://{node}': unknown scheme 'ftp'" in res.stderr.str()

@@ -1,0 +1,51 @@
+"""Run a command on any testinfra host, bounded in time (testinfra itself has no timeout)."""
+
+from __future__ import annotations
+
+import shlex
+import threading
+from typing import Any
+
+import testinfra.host
+from testinfra.backend import base as tbase
+
+from .backend import COMMAND_TIMEOUT_S, ExecBackend
+from .spec import AccessError
+
+__all__ = ["one_line", "run_bounded"]
+
+
+def run_bounded(host: testinfra.host.Host, command: str, timeout_s: float = COMMAND_TIMEOUT_S) -> tbase.CommandResult:
+    """Run `command` on `host`, giving up after timeout_s; AccessError when the host cannot be reached."""
+    backend = host.backend
+    if isinstance(backend, ExecBackend):
+        return backend.run_with_timeout(command, timeout_s)
+    inner = f"timeout {int(timeout_s)} sh -c {shlex.quote(command)}"
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = host.run(inner)
+        except Exception as exc:  # boundary: paramiko/ssh/docker backends raise anything; it becomes one sentence
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, daemon=True)  # a hung ssh must not keep pytest alive
+    worker.start()
+    worker.join(timeout_s + 5)
+    if worker.is_alive():
+        raise AccessError(f"no answer within {timeout_s + 5:.0f}s")
+    if "error" in box:
+        raise AccessError(one_line(box["error"]))
+    result: tbase.CommandResult = box["result"]
+    if result.rc == 255 and backend.get_connection_type() in ("ssh", "paramiko", "safe-ssh"):
+        raise AccessError(f"ssh failed: {one_line(result.stderr) or 'rc 255'}")
+    docker = backend.get_connection_type() in ("docker", "podman")
+    if docker and result.rc in (125, 126, 127) and ("No such container" in result.stderr or "Error" in result.stderr):
+        raise AccessError(one_line(result.stderr))
+    return result
+
+
+def one_line(x: object) -> str:
+    """The last line of an error's text, at most 300 characters (the type's name when it says nothing)."""
+    text = str(x).strip()
+    return text.splitlines()[-1][:300] if text else type(x).__name__
