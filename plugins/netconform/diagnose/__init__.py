@@ -1,6 +1,12 @@
-"""Root-cause diagnosis: node evidence -> rules -> findings -> correlation with failed paths.
+"""Root-cause diagnosis: node evidence -> rules (one module per cause) -> findings -> correlation with
+the failed paths; packet capture analysed with scapy; the public `Diagnosis` of one failed test.
 
-Loaded by the root conftest as `plugins.diagnose`; the hooks live in plugins.diagnose.plugin.
+Options and hooks live in `netconform.plugin.diagnose`; reports read a test's diagnosis with
+`Diagnosis.of(report)` and nothing else of this package's state.
 """
 
-pytest_plugins = ["netconform.diagnose.plugin"]
+from .diagnoser import Diagnoser, render
+from .diagnosis import CAUSE_PROPERTY, SECTION, Diagnosis
+from .model import Finding
+
+__all__ = ["CAUSE_PROPERTY", "SECTION", "Diagnoser", "Diagnosis", "Finding", "render"]

@@ -8,19 +8,30 @@ from __future__ import annotations
 
 import base64
 import io
-import json
+import ipaddress
 import shlex
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from kubernetes import client as k8s
+
+from netconform.dialing.fanout import dial_from
+from netconform.dialing.model import Source, Target
+from netconform.kube.connect import make_api_client
+from netconform.nodes import NodeHosts
+from netconform.workload.labels import role_selector
+
+from .facts import ClusterFacts
 from .model import PathRef
 
-if TYPE_CHECKING:
-    from .plugin import Diagnoser
+__all__ = ["Analysis", "analyse", "capture_path"]
 
 VXLAN_PORT = 8472
+REDIAL_TIMEOUT_MS = 2000
+REDIAL_COUNT = 3
 
 
 @dataclass
@@ -47,16 +58,6 @@ class Analysis:
         return out
 
 
-def _layers() -> None:
-    from scapy.layers.inet import UDP
-    from scapy.layers.vxlan import VXLAN
-    from scapy.packet import bind_layers
-
-    # flannel's VXLAN port is not IANA's 4789
-    bind_layers(UDP, VXLAN, dport=VXLAN_PORT)
-    bind_layers(UDP, VXLAN, sport=VXLAN_PORT)
-
-
 def analyse(
     pcap: bytes,
     expected_vtep: dict[str, str] | None = None,
@@ -65,20 +66,22 @@ def analyse(
 ) -> Analysis:
     """expected_vtep: outer destination IP -> the VtepMAC of the node that owns it.
     overlay_macs: pod CIDR -> VtepMAC of its node, to judge frames captured on flannel.1 itself."""
-    import ipaddress
-
-    from scapy.layers.inet import IP, TCP
+    # scapy takes most of a second to import: only a capture pays for it, not every pytest start
+    from scapy.layers.inet import IP, TCP, UDP
     from scapy.layers.l2 import Ether
     from scapy.layers.vxlan import VXLAN
+    from scapy.packet import bind_layers
     from scapy.utils import PcapReader
 
-    _layers()
+    # flannel's VXLAN port is not IANA's 4789
+    bind_layers(UDP, VXLAN, dport=VXLAN_PORT)
+    bind_layers(UDP, VXLAN, sport=VXLAN_PORT)
     a = Analysis()
     expected_vtep = {k: v.lower() for k, v in (expected_vtep or {}).items()}
     seen_seg: set[tuple[Any, ...]] = set()
     syn_flows: dict[tuple[Any, ...], bool] = {}
     last_ts: dict[tuple[Any, str], tuple[int, tuple[Any, ...]]] = {}
-    for pkt in PcapReader(io.BytesIO(pcap)):
+    for pkt in PcapReader(io.BytesIO(pcap)):  # type: ignore[arg-type]  # scapy reads file objects too
         a.packets += 1
         view = getattr(pkt, "ifindex", None) if hasattr(pkt, "ifindex") else None  # SLL2 (-i any)
         tcp_ip = None
@@ -138,7 +141,7 @@ def analyse(
     return a
 
 
-# ---------------------------------------------------------------- live capture through the agent
+# ---------------------------------------------------------------- live capture through the node hosts
 
 
 def _tcpdump_cmd(seconds: int, bpf: str, iface: str = "any", tag: str = "") -> str:
@@ -151,14 +154,28 @@ def _tcpdump_cmd(seconds: int, bpf: str, iface: str = "any", tag: str = "") -> s
     )
 
 
-def capture_for_report(diag: Diagnoser, paths: list[PathRef], report: Any) -> str:
-    """Retry the first failing TCP path under tcpdump; returns text for the diagnosis section."""
+@dataclass
+class Captured:
+    """What `capture_path` produced: lines for the diagnosis section and the pcaps by capture name."""
+
+    text: str
+    pcaps: dict[str, bytes] = field(default_factory=dict)
+
+
+def capture_path(
+    hosts: NodeHosts,
+    facts: ClusterFacts,
+    configuration: k8s.Configuration,
+    namespace: str,
+    paths: list[PathRef],
+    seconds: int,
+    save: Callable[[str, bytes], str | None],
+) -> Captured:
+    """Retry the first failing TCP path under tcpdump on its nodes; `save(name, data)` keeps a pcap."""
     path = next((p for p in paths if p.target_port and p.check != "dns"), None)
     if path is None or not path.src_node:
-        return "capture: no TCP path to retry\n"
-    facts = diag.facts()
+        return Captured("capture: no TCP path to retry\n")
     nodes = sorted({n for n in (path.src_node, path.dst_node or facts.node_of_ip(path.target_ip)) if n})
-    seconds = int(diag.config.getoption("capture_seconds"))
     bpf = f"host {path.target_ip} or udp port {VXLAN_PORT}"
     try:
         # -i any has cooked headers (no destination MAC): flannel.1 itself is captured with its Ethernet
@@ -167,82 +184,55 @@ def capture_for_report(diag: Diagnoser, paths: list[PathRef], report: Any) -> st
             (n, _tcpdump_cmd(seconds, f"tcp port {path.target_port}", "flannel.1", "-fl")) for n in nodes
         ]
         with ThreadPoolExecutor(len(start)) as pool:
-            list(pool.map(lambda nc: diag.hosts.run(nc[0], nc[1], 20), start))
-        retry_note = _redial(diag, path)
+            list(pool.map(lambda nc: hosts.run(nc[0], nc[1], 20), start))
+        retry_note = _redial(configuration, namespace, path)
         time.sleep(1)
         pcaps: dict[str, bytes] = {}
         logs: dict[str, str] = {}  # tcpdump's own words: why a capture came back empty
         for n in nodes:
             for tag, key in (("", n), ("-fl", f"{n}-flannel.1")):
                 f = f"/tmp/nc-cap{tag}"
-                diag.hosts.run(n, f"kill -INT $(cat {f}.pid) 2>/dev/null; sleep 1; true", 15)
-                res = diag.hosts.run(n, f"base64 {f}.pcap && rm -f {f}.pcap {f}.pid", 30)
+                hosts.run(n, f"kill -INT $(cat {f}.pid) 2>/dev/null; sleep 1; true", 15)
+                res = hosts.run(n, f"base64 {f}.pcap && rm -f {f}.pcap {f}.pid", 30)
                 pcaps[key] = base64.b64decode("".join(res.stdout.split()) or b"")
-                logs[key] = diag.hosts.run(n, f"tail -3 {f}.log 2>/dev/null; true", 15).stdout.strip()
-    except Exception as exc:  # capture is best effort: say why, never fail the report
-        return f"capture failed: {exc}\n"
+                logs[key] = hosts.run(n, f"tail -3 {f}.log 2>/dev/null; true", 15).stdout.strip()
+    except Exception as exc:  # boundary: capture is best effort; say why, never lose the diagnosis made
+        return Captured(f"capture failed: {exc}\n")
     expected = {nf.public_ip or nf.internal_ip or "": nf.vtep_mac for nf in facts.nodes.values() if nf.vtep_mac}
     overlay = {c: nf.vtep_mac for nf in facts.nodes.values() if nf.vtep_mac for c in nf.pod_cidrs}
     lines = [f"capture ({seconds}s, retry: {retry_note}):"]
-    report.netconform_pcaps = {}
     for n, data in pcaps.items():
-        report.netconform_pcaps[n] = base64.b64encode(data).decode()  # for allure attachments
         if not data:
             lines.append(f"  {n}: empty capture")
             continue
-        saved = _save(diag, report.nodeid, n, data)
+        saved = save(n, data)
         if saved:
             lines.append(f"  {n}: pcap {saved}")
         an = analyse(data, expected, path.target_port, overlay)
         lines += [f"  {n}: {line}" for line in an.lines()]
         if not an.packets and logs.get(n):
             lines += [f"  {n}: tcpdump: {x}" for x in logs[n].splitlines()]
-    return "\n".join(lines) + "\n"
+    return Captured("\n".join(lines) + "\n", pcaps)
 
 
-def _save(diag: Diagnoser, nodeid: str, node: str, data: bytes) -> str | None:
-    """Write the pcap where the operator can open it: --diagnose-record DIR/pcap, else a temp directory."""
-    import re
-    import tempfile
-    from pathlib import Path
-
-    try:
-        where = diag.config.getoption("diagnose_record", None)
-        if not getattr(diag, "pcap_dir", None):
-            diag.pcap_dir = str(Path(where) / "pcap") if where else tempfile.mkdtemp(prefix="netconform-pcap-")
-        d = Path(diag.pcap_dir)
-        d.mkdir(parents=True, exist_ok=True)
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid.rpartition("::")[2])[:80]
-        f = d / f"{name}-{node}.pcap"
-        f.write_bytes(data)
-        return str(f)
-    except (OSError, ValueError):
-        return None
-
-
-def _redial(diag: Diagnoser, path: PathRef) -> str:
-    """Dial the failed target again from the client pod on the source node (probe dial)."""
-    from kubernetes import client
-
-    from netconform.nodes import K8sExecBackend
-
-    core = client.CoreV1Api(diag.api_factory())
+def _redial(configuration: k8s.Configuration, namespace: str, path: PathRef) -> str:
+    """Dial the failed target again from the client pod on the source node (one `probe dial`)."""
+    core = k8s.CoreV1Api(make_api_client(configuration))
     pods = core.list_namespaced_pod(
-        diag.namespace,
-        label_selector="netconform.io/role=client",
+        namespace,
+        label_selector=role_selector("client"),
         field_selector=f"spec.nodeName={path.src_node}",
         _request_timeout=10,
     ).items
-    if not pods:
+    if not pods or not path.src_node or path.target_port is None:
         return f"no client pod on {path.src_node}"
-    spec = {
-        "timeout_ms": 2000,
-        "targets": [{"id": "retry", "proto": "tcp", "host": path.target_ip, "port": path.target_port, "count": 3}],
-    }
-    be = K8sExecBackend(pods[0].metadata.name, diag.namespace, "probe", diag.api_factory)
-    res = be.run_with_timeout(f"/probe dial --spec {shlex.quote(json.dumps(spec))}", 30)
-    try:
-        attempts = json.loads(res.stdout)["results"][0]["attempts"]
-        return f"{sum(1 for x in attempts if x['ok'])}/{len(attempts)} ok"
-    except (ValueError, KeyError, IndexError):
-        return f"probe said: {res.stdout.strip()[:120] or res.stderr.strip()[:120]}"
+    pod = pods[0]
+    name = pod.metadata.name if pod.metadata else None
+    ip = pod.status.pod_ip if pod.status else None
+    source = Source(str(name), str(ip or ""), path.src_node)
+    target = Target("retry", "tcp", path.target_ip, path.target_port, path.check, count=REDIAL_COUNT)
+    outcome = dial_from(configuration, namespace, source, [target], REDIAL_TIMEOUT_MS)
+    if outcome.error is not None or not outcome.results:
+        return f"probe said: {(outcome.error or 'no result')[:120]}"
+    attempts = outcome.results[0].attempts
+    return f"{sum(1 for a in attempts if a.ok)}/{len(attempts)} ok"

@@ -6,11 +6,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .evidence import ClusterFacts
+from netconform.dialing.path import read_paths
+
+from .facts import ClusterFacts
 from .model import Finding, Hop, PathRef, Scope
 
 
-def dns_nodes(facts: ClusterFacts) -> list[str]:
+def _dns_nodes(facts: ClusterFacts) -> list[str]:
     """Nodes hosting CoreDNS endpoints (a DNS failure is a failure of the path to them)."""
     svc = facts.services.get(facts.dns_service)
     nodes = {e.node for e in (svc.ready_endpoints if svc else ()) if e.node}
@@ -23,7 +25,7 @@ def hops_for(path: PathRef, facts: ClusterFacts) -> list[Hop]:
     """The node-to-node legs a failed path depends on."""
     src = path.src_node
     if path.check == "dns":
-        return [Hop(src, n) for n in dns_nodes(facts)] or [Hop(src, None)]
+        return [Hop(src, n) for n in _dns_nodes(facts)] or [Hop(src, None)]
     ip = path.target_ip
     if ip and facts.is_node_ip(ip):
         # NodePort: client -> node (underlay), then kube-proxy on that node -> a backend (overlay)
@@ -57,11 +59,11 @@ def _backends_by_port(facts: ClusterFacts, port: int | None, via: str | None = N
     return []
 
 
-def specificity(s: Scope) -> int:
+def _specificity(s: Scope) -> int:
     return 3 if s.pairs else 2 if (s.src_nodes or s.dst_nodes) else 1 if s.nodes else 0
 
 
-def checks_of(path: PathRef, facts: ClusterFacts) -> tuple[str, ...]:
+def _checks_of(path: PathRef, facts: ClusterFacts) -> tuple[str, ...]:
     """The check a path belongs to, plus what it is underneath: a stability run is a NodePort or a
     ClusterIP path, and every finding about those explains it too."""
     if path.check == "stability":
@@ -75,19 +77,19 @@ def explains(f: Finding, path: PathRef, facts: ClusterFacts) -> bool:
         sc.matches(c, path.error, h, path.target_port)
         for sc in f.explains
         for h in hops
-        for c in checks_of(path, facts)
+        for c in _checks_of(path, facts)
     )
 
 
 def explaining(findings: Iterable[Finding], paths: list[PathRef], facts: ClusterFacts) -> list[Finding]:
     """Findings that explain at least one of a test's failed paths, most convincing first."""
     out = [f for f in findings if any(explains(f, p, facts) for p in paths)]
-    return sorted(out, key=lambda f: (-f.confidence, -max((specificity(s) for s in f.explains), default=0), f.cause))
+    return sorted(out, key=lambda f: (-f.confidence, -max((_specificity(s) for s in f.explains), default=0), f.cause))
 
 
 def failed_paths(user_properties: Iterable[tuple[str, Any]], nodeid: str = "") -> list[PathRef]:
     """The test's `netconform_path` entries; those that carry an error when any does."""
-    paths = [PathRef.from_property(v, nodeid) for k, v in user_properties if k == "netconform_path"]
+    paths = [PathRef.from_info(info, nodeid) for info in read_paths(user_properties)]
     paths = [p for p in paths if p.error != "probe_not_run"]  # the probe did not run: no network verdict
     with_error = [p for p in paths if p.error and p.error != "None"]
     return with_error or paths

@@ -70,9 +70,9 @@ def parse_iptables_save(text: str, backend: str = "") -> Tables:
             if m:
                 pol = None if m.group(2) == "-" else m.group(2)
                 chain = tables[table].get(m.group(1))
-                pkts = int(m.group(3)) if m.group(3) else None
+                counted = int(m.group(3)) if m.group(3) else None
                 if chain is None:
-                    tables[table][m.group(1)] = Chain(m.group(1), pol, pkts, raw=line)
+                    tables[table][m.group(1)] = Chain(m.group(1), pol, counted, raw=line)
                 else:  # same chain in a second backend dump: keep rules, merge policy
                     chain.policy = chain.policy or pol
             continue
@@ -144,7 +144,7 @@ def _in_net(ip: str, net: str) -> bool:
     try:
         return ipaddress.ip_address(ip) in ipaddress.ip_network(net, strict=False)
     except ValueError:
-        raise _Unknown(net)
+        raise _Unknown(net) from None
 
 
 def _iface_match(pattern: str, iface: str | None) -> bool:
@@ -174,7 +174,7 @@ def _mark_match(spec: str, mark: int) -> bool:
     return (mark & m) == int(val, 0)
 
 
-def rule_matches(rule: Rule, pkt: Packet) -> bool:
+def _rule_matches(rule: Rule, pkt: Packet) -> bool:
     """Raise _Unknown for matches we cannot evaluate."""
     a = list(rule.args)
     i = 0
@@ -272,7 +272,7 @@ def evaluate(tables: Tables, table: str, chain: str, pkt: Packet, _depth: int = 
         for rule in ch.rules:
             p = Packet(**{**pkt.__dict__, "mark": mark})
             try:
-                if not rule_matches(rule, p):
+                if not _rule_matches(rule, p):
                     continue
             except _Unknown:
                 uncertain.append(rule)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from netconform.dialing.path import PathInfo
 
 CHECKS = ("pod_to_pod", "service", "nodeport", "stability", "source_ip", "dns")
 
@@ -19,19 +20,19 @@ class PathRef:
     dst_node: str | None = None
     target: str = ""
     error: str = ""
-    seen_ip: str | None = None
+    seen_ip: str | list[str] | None = None
     nodeid: str = ""
 
     @classmethod
-    def from_property(cls, value: str | Mapping[str, Any], nodeid: str = "") -> PathRef:
-        data = json.loads(value) if isinstance(value, str) else dict(value)
+    def from_info(cls, info: PathInfo, nodeid: str = "") -> PathRef:
+        """The parts of a `netconform_path` (read by dialing.path, its only reader) the rules use."""
         return cls(
-            check=str(data.get("check", "")),
-            src_node=data.get("src_node"),
-            dst_node=data.get("dst_node"),
-            target=str(data.get("target") or ""),
-            error=str(data.get("error") or ""),
-            seen_ip=data.get("seen_ip"),
+            check=info.check,
+            src_node=info.src_node,
+            dst_node=info.dst_node,
+            target=str(info.target or ""),
+            error=str(info.error or ""),
+            seen_ip=info.seen_ip,
             nodeid=nodeid,
         )
 
@@ -93,10 +94,9 @@ class Scope:
             return False
         if self.dst_nodes is not None and hop.dst not in self.dst_nodes:
             return False
-        if self.pairs is not None:
-            if hop.src is None or hop.dst is None or frozenset((hop.src, hop.dst)) not in self.pairs:
-                return False
-        return True
+        return self.pairs is None or (
+            hop.src is not None and hop.dst is not None and frozenset((hop.src, hop.dst)) in self.pairs
+        )
 
 
 def scope(

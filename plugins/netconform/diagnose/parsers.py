@@ -61,9 +61,8 @@ def parse_ip_link(text: str) -> dict[str, Link]:
                 details["learning"] = "0" if "nolearning" in w else "1"
             elif w[0] in ("bridge", "veth", "dummy", "ipip", "geneve") and kind is None:
                 kind = w[0]
-            elif w[0] == "bridge_slave":
-                if "hairpin" in w:
-                    details["hairpin"] = w[w.index("hairpin") + 1]
+            elif w[0] == "bridge_slave" and "hairpin" in w:
+                details["hairpin"] = w[w.index("hairpin") + 1]
         links[name] = Link(
             name=name,
             mtu=mtu,

@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 
 import pytest
-
 from netconform.diagnose import correlate
-from netconform.diagnose.evidence import ClusterEvidence, NodeEvidence, facts_from_dict
+from netconform.diagnose.evidence import ClusterEvidence, NodeEvidence
+from netconform.diagnose.facts import facts_from_dict
 from netconform.diagnose.rules import run_rules
 
 LAB = Path(__file__).resolve().parents[2] / "data" / "recorded" / "lab"

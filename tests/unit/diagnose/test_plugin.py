@@ -1,30 +1,32 @@
 """The pytest plugin end to end in pytester, with node evidence from the recorded stale_arp case."""
 
+import netconform.plugin.diagnose as P
 import pytest
+from netconform.diagnose import Diagnosis
 
 pytest_plugins = ["pytester"]
 
 CONFTEST = '''
+import json
 import pytest
-import netconform.diagnose.plugin as P
+import netconform.plugin.diagnose as P
+from netconform.diagnose import Diagnoser
+from netconform.nodes import AccessSpec, NodeHosts
 from tests.unit.diagnose.conftest import load_case
 
-pytest_plugins = ["netconform.nodes", "netconform.diagnose.plugin"]
+pytest_plugins = ["netconform.plugin.nodes", "netconform.plugin.diagnose"]
 
-class RecordedDiagnoser(P.Diagnoser):
+class RecordedDiagnoser(Diagnoser):
     """Real Diagnoser logic; only where evidence comes from is replaced (no cluster here)."""
-    def __init__(self, config, all_nodes=False):
-        import threading
-        self.config, self._lock, self._evidence = config, threading.Lock(), {}
-        self.recorded = load_case("stale_arp", extra=__import__("json").loads(config.getini("extra_nodes") or "{}"))
-        self.gathered = []
-        from netconform.nodes import AccessSpec, NodeHosts
-        self.hosts = NodeHosts(AccessSpec("none"))  # never used: _gather is replaced
-        self.node_names = sorted(self.recorded.nodes)
+    def __init__(self, config):
+        self.recorded = load_case("stale_arp", extra=json.loads(config.getini("extra_nodes") or "{}"))
+        self.gathered_nodes = []
+        # node access none: never used, _gather is replaced
+        super().__init__(None, NodeHosts(AccessSpec("none")), "netconform-test", [], sorted(self.recorded.nodes))
     def facts(self):
         return self.recorded.facts
     def _gather(self, node):
-        self.gathered.append(node)
+        self.gathered_nodes.append(node)
         return self.recorded.nodes[node]
 
 def pytest_addoption(parser):
@@ -92,20 +94,24 @@ def test_sections_and_root_cause_summary(suite: pytest.Pytester):
 def test_findings_exposed_on_the_report(suite: pytest.Pytester):
     rec = suite.inline_run("-p", "no:cacheprovider", "-p", "no:netconform")
     reps = {r.nodeid.split("::")[-1]: r for r in rec.getreports("pytest_runtest_logreport") if r.when == "call"}
-    f = reps["test_service"].netconform_findings[0]
+    service = Diagnosis.of(reps["test_service"])
+    assert service is not None
+    f = service.findings[0]
     assert f["cause"] == "stale-flannel-arp" and f["node"] == "lab-node-1" and f["evidence"]
-    assert reps["test_same_node_unexplained"].netconform_findings == []
-    assert not hasattr(reps["test_without_path_is_left_alone"], "netconform_findings")
-    assert not hasattr(reps["test_passes"], "netconform_findings")
+    assert service.causes == ["stale-flannel-arp@lab-node-1"] and service.error is None
+    assert sorted(service.evidence) == ["lab-node-1"]  # the nodes on its paths and findings that were read
+    assert "### neigh_flannel (rc=0)" in service.evidence["lab-node-1"]
+    unexplained = Diagnosis.of(reps["test_same_node_unexplained"])
+    assert unexplained is not None and unexplained.findings == []
+    assert Diagnosis.of(reps["test_without_path_is_left_alone"]) is None
+    assert Diagnosis.of(reps["test_passes"]) is None
     assert ("netconform_cause", '["stale-flannel-arp@lab-node-1"]') in reps["test_service"].user_properties
 
 
 def test_evidence_gathered_once_per_node(suite: pytest.Pytester):
     rec = suite.inline_run("-p", "no:cacheprovider", "-p", "no:netconform")
-    import netconform.diagnose.plugin as P
-
     diag = rec.getcalls("pytest_unconfigure")[0].config.stash[P._DIAG]
-    assert sorted(diag.gathered) == ["lab-node-1", "lab-node-2"]
+    assert sorted(diag.gathered_nodes) == ["lab-node-1", "lab-node-2"]
 
 
 def test_diagnose_only_runs_rules_without_tests(suite: pytest.Pytester):

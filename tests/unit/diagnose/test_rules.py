@@ -1,7 +1,6 @@
 """Every rule against recorded healthy and broken node outputs (tests/data/recorded/README.md)."""
 
 import pytest
-
 from netconform.diagnose.rules import ALL_RULES, run_rules
 
 from .conftest import load_case

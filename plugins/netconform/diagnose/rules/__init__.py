@@ -28,6 +28,8 @@ from . import (
     vxlan_port,
 )
 
+__all__ = ["ALL_RULES", "Rule", "run_rules"]
+
 Rule = Callable[[ClusterEvidence], list[Finding]]
 
 ALL_RULES: dict[str, Rule] = {
@@ -61,7 +63,7 @@ def run_rules(ev: ClusterEvidence, rules: dict[str, Rule] | None = None) -> list
     for cause, fn in (rules or ALL_RULES).items():
         try:
             out.extend(fn(ev))
-        except Exception as exc:  # a bug in one rule must not hide the others
+        except Exception as exc:  # boundary: a bug in one rule must not hide the others
             last = traceback.format_exception_only(type(exc), exc)[-1].strip()
             out.append(Finding("rule-error", f"rule {cause} failed: {last}", 0.0, None, (), "", (NOTHING,)))
     return out

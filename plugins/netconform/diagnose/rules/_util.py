@@ -5,7 +5,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 
-from ..evidence import ClusterEvidence, NodeEvidence, NodeFacts
+from ..evidence import ClusterEvidence, NodeEvidence
+from ..facts import NodeFacts
 from ..iptables import Rule
 
 

@@ -17,9 +17,9 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
         if not drop and not failed:
             continue
         lines = [
-            l.strip()
-            for l in ne.text("conntrack").splitlines()
-            if any(f"{k}=" in l and f"{k}=0 " not in l + " " for k in ("drop", "insert_failed"))
+            line.strip()
+            for line in ne.text("conntrack").splitlines()
+            if any(f"{k}=" in line and f"{k}=0 " not in line + " " for k in ("drop", "insert_failed"))
         ]
         out.append(
             Finding(
@@ -27,7 +27,7 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                 f"{ne.node}: conntrack dropped {drop} packets, {failed} insert failures (counters since boot)",
                 0.4,
                 ne.node,
-                tuple(f"{ne.node}$ conntrack -S: {l}" for l in lines[:4]),
+                tuple(f"{ne.node}$ conntrack -S: {line}" for line in lines[:4]),
                 "table full: raise net.netfilter.nf_conntrack_max; insert races (5 s DNS): "
                 "options single-request-reopen / NodeLocal DNSCache / newer kernel",
                 (scope(checks=["stability", "dns"], nodes=[ne.node]),),

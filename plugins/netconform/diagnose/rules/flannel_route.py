@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..evidence import ClusterEvidence
+from ..evidence import ClusterEvidence, NodeEvidence
 from ..model import Finding, scope
 from ._util import inspected
 
@@ -11,7 +11,7 @@ CAUSE = "missing-flannel-route"
 
 def rule(ev: ClusterEvidence) -> list[Finding]:
     out: list[Finding] = []
-    for ne, nf in inspected(ev):
+    for ne, _ in inspected(ev):
         if not ne.has("route") or not ne.has("link"):
             continue
         if "flannel.1" not in ne.links:
@@ -63,7 +63,7 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
     return out
 
 
-def _subnet_env_evidence(ne) -> tuple[str, ...]:  # type: ignore[no-untyped-def]
+def _subnet_env_evidence(ne: NodeEvidence) -> tuple[str, ...]:
     s = ne.sections.get("subnet_env")
     if s is not None and not s.ok:
         return (f"{ne.node}$ cat /run/flannel/subnet.env: {s.text.strip()}",)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from ..evidence import ClusterEvidence, ServiceFacts
+from ..evidence import ClusterEvidence
+from ..facts import ServiceFacts
 from ..iptables import Rule, rules_in
 from ..model import Finding, scope
 from ._util import inspected
@@ -19,7 +20,7 @@ def _svc_checks(svc: ServiceFacts, dns_key: str) -> list[str]:
 def rule(ev: ClusterEvidence) -> list[Finding]:
     out: list[Finding] = []
     services = [s for k, s in ev.facts.services.items() if k in ev.facts.probe_services or k == ev.facts.dns_service]
-    for ne, nf in inspected(ev):
+    for ne, _ in inspected(ev):
         if not ne.has("iptables"):
             continue
         nat = ne.tables.get("nat", {})

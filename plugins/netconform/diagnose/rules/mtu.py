@@ -19,12 +19,12 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
         evidence: list[str] = []
         limit = fl.mtu
         want = ne.subnet_env.get("FLANNEL_MTU")
-        ports = [l for l in ne.links.values() if l.master == "cni0"]
+        ports = [link for link in ne.links.values() if link.master == "cni0"]
         # a bridge without ports reports the kernel default (1500), not what pods use: judge it only with pods
         pod_side = ports + ([ne.links["cni0"]] if ports and "cni0" in ne.links else [])
-        big = [l for l in pod_side if l.mtu is not None and l.mtu > limit]
-        for l in big:
-            evidence.append(f"{ne.node}$ ip link show {l.name}: mtu {l.mtu} > flannel.1 mtu {limit}")
+        big = [link for link in pod_side if link.mtu is not None and link.mtu > limit]
+        for link in big:
+            evidence.append(f"{ne.node}$ ip link show {link.name}: mtu {link.mtu} > flannel.1 mtu {limit}")
         # pods get FLANNEL_MTU from the CNI plugin: above flannel.1's MTU it is wrong even before a pod exists
         if want and want.isdigit() and int(want) > limit and not big:
             evidence.append(

@@ -1,0 +1,330 @@
+"""Cluster facts the rules read from the API: nodes (flannel annotations), the suite's Services and
+their endpoints, CoreDNS and kube-proxy pods; and their plain-data form (--diagnose-record, unit tests).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client as k8s
+
+from netconform.kube.inventory import FLANNEL_BACKEND_DATA, FLANNEL_PUBLIC_IP, NodeInfo, list_nodes
+
+__all__ = [
+    "ClusterFacts",
+    "Endpoint",
+    "NodeFacts",
+    "PodFacts",
+    "ServiceFacts",
+    "ServicePort",
+    "facts_from_api",
+    "facts_from_dict",
+    "facts_to_dict",
+]
+
+
+@dataclass(frozen=True)
+class NodeFacts:
+    name: str
+    internal_ip: str | None
+    pod_cidrs: tuple[str, ...]
+    vtep_mac: str | None
+    public_ip: str | None
+    ready: bool = True
+    backend_data: str = ""  # the annotation verbatim (quoted as evidence)
+
+    @classmethod
+    def from_node(cls, node: NodeInfo) -> NodeFacts:
+        """What the rules need of a node; node parsing (addresses, CIDRs, annotations) is kube.inventory's."""
+        mac = node.flannel_vtep_mac
+        return cls(
+            node.name,
+            node.internal_ip or None,
+            tuple(node.pod_cidrs),
+            mac.lower() if mac else None,
+            node.flannel_public_ip,
+            node.ready,
+            node.annotations.get(FLANNEL_BACKEND_DATA, ""),
+        )
+
+    @property
+    def subnet_gw(self) -> str | None:
+        """flannel's per-node overlay address: the `.0` of the podCIDR."""
+        for c in self.pod_cidrs:
+            net = ipaddress.ip_network(c, strict=False)
+            if net.version == 4:
+                return str(net.network_address)
+        return None
+
+    @property
+    def pod_cidr(self) -> str | None:
+        for c in self.pod_cidrs:
+            if ipaddress.ip_network(c, strict=False).version == 4:
+                return c
+        return None
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    ip: str
+    node: str | None
+    ready: bool = True
+    pod: str = ""
+
+
+@dataclass(frozen=True)
+class ServicePort:
+    name: str
+    port: int
+    protocol: str = "TCP"
+    node_port: int | None = None
+
+
+@dataclass(frozen=True)
+class ServiceFacts:
+    namespace: str
+    name: str
+    cluster_ip: str | None
+    type: str = "ClusterIP"
+    ports: tuple[ServicePort, ...] = ()
+    endpoints: tuple[Endpoint, ...] = ()
+    external_traffic_policy: str = "Cluster"
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def ready_endpoints(self) -> tuple[Endpoint, ...]:
+        return tuple(e for e in self.endpoints if e.ready)
+
+
+@dataclass(frozen=True)
+class PodFacts:
+    namespace: str
+    name: str
+    node: str | None
+    phase: str
+    ready: bool
+    restarts: int = 0
+    reason: str = ""  # waiting/terminated reason, e.g. CrashLoopBackOff
+    ip: str | None = None
+
+
+@dataclass
+class ClusterFacts:
+    nodes: dict[str, NodeFacts] = field(default_factory=dict)
+    services: dict[str, ServiceFacts] = field(default_factory=dict)  # "ns/name"
+    coredns: list[PodFacts] = field(default_factory=list)
+    kube_proxy: list[PodFacts] = field(default_factory=list)
+    dns_service: str = "kube-system/kube-dns"
+    probe_services: tuple[str, ...] = ()  # keys of the suite's Services
+    cluster_cidr: str | None = None  # flannel FLANNEL_NETWORK when known
+
+    def node_of_ip(self, ip: str) -> str | None:
+        """Node owning an IP: node address or pod CIDR."""
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return None
+        for n in self.nodes.values():
+            if ip in (n.internal_ip, n.public_ip):
+                return n.name
+        for n in self.nodes.values():
+            for c in n.pod_cidrs:
+                if addr in ipaddress.ip_network(c, strict=False):
+                    return n.name
+        return None
+
+    def is_node_ip(self, ip: str) -> bool:
+        return any(ip in (n.internal_ip, n.public_ip) for n in self.nodes.values())
+
+    def service_by_ip(self, ip: str) -> ServiceFacts | None:
+        for s in self.services.values():
+            if s.cluster_ip == ip:
+                return s
+        return None
+
+
+# ---------------------------------------------------------------- from the API
+
+
+def _pod_facts(p: Any) -> PodFacts:
+    st = p.status
+    ready = any(c.type == "Ready" and c.status == "True" for c in (st.conditions or []))
+    restarts, reason = 0, ""
+    for cs in st.container_statuses or []:
+        restarts += cs.restart_count or 0
+        if cs.state and cs.state.waiting and cs.state.waiting.reason:
+            reason = cs.state.waiting.reason
+        elif cs.state and cs.state.terminated and cs.state.terminated.reason:
+            reason = cs.state.terminated.reason
+    return PodFacts(
+        p.metadata.namespace, p.metadata.name, p.spec.node_name, st.phase or "", ready, restarts, reason, st.pod_ip
+    )
+
+
+def _service_facts(
+    core: k8s.CoreV1Api, discovery: k8s.DiscoveryV1Api, namespace: str, name: str
+) -> ServiceFacts | None:
+    try:
+        svc = core.read_namespaced_service(name, namespace, _request_timeout=10)
+    except k8s.ApiException:
+        return None
+    spec = svc.spec or k8s.V1ServiceSpec()
+    ports = tuple(ServicePort(p.name or "", p.port, p.protocol or "TCP", p.node_port) for p in spec.ports or [])
+    eps: list[Endpoint] = []
+    slices = discovery.list_namespaced_endpoint_slice(
+        namespace, label_selector=f"kubernetes.io/service-name={name}", _request_timeout=10
+    )
+    for sl in slices.items:
+        for e in sl.endpoints or []:
+            ready = e.conditions.ready if e.conditions and e.conditions.ready is not None else True
+            pod = (e.target_ref.name or "") if e.target_ref else ""
+            for a in e.addresses:
+                eps.append(Endpoint(a, e.node_name, bool(ready), pod))
+    return ServiceFacts(
+        namespace,
+        name,
+        spec.cluster_ip,
+        spec.type or "ClusterIP",
+        ports,
+        tuple(sorted(set(eps), key=lambda x: x.ip)),
+        spec.external_traffic_policy or "Cluster",
+    )
+
+
+def facts_from_api(
+    api_client: k8s.ApiClient,
+    probe_namespace: str | None,
+    probe_services: tuple[str, ...] = ("nc-server", "nc-nodeport", "nc-nodeport-local"),
+) -> ClusterFacts:
+    """Read nodes, Services/EndpointSlices, CoreDNS and kube-proxy pods (bounded calls)."""
+    core = k8s.CoreV1Api(api_client)
+    discovery = k8s.DiscoveryV1Api(api_client)
+    facts = ClusterFacts()
+    for node in list_nodes(api_client):
+        facts.nodes[node.name] = NodeFacts.from_node(node)
+    keys = [("kube-system", "kube-dns")] + [(probe_namespace, s) for s in probe_services if probe_namespace]
+    for ns, name in keys:
+        sf = _service_facts(core, discovery, ns, name)
+        if sf is not None:
+            facts.services[sf.key] = sf
+    facts.probe_services = tuple(
+        f"{probe_namespace}/{s}" for s in probe_services if f"{probe_namespace}/{s}" in facts.services
+    )
+    facts.coredns = [
+        _pod_facts(p)
+        for p in core.list_namespaced_pod("kube-system", label_selector="k8s-app=kube-dns", _request_timeout=10).items
+    ]
+    facts.kube_proxy = [
+        _pod_facts(p)
+        for p in core.list_namespaced_pod("kube-system", label_selector="k8s-app=kube-proxy", _request_timeout=10).items
+    ]
+    return facts
+
+
+def facts_from_dict(data: dict[str, Any]) -> ClusterFacts:
+    """ClusterFacts from plain data (tests, saved evidence); the shape of tests/data/recorded/facts.json."""
+    facts = ClusterFacts()
+    for n in data.get("nodes", []):
+        node = NodeInfo(
+            name=n["name"],
+            internal_ip=n.get("internal_ip") or "",
+            pod_cidrs=tuple(n.get("pod_cidrs", ())),
+            ready=n.get("ready", True),
+            schedulable=True,
+            annotations=dict(n.get("annotations", {})),
+        )
+        facts.nodes[node.name] = NodeFacts.from_node(node)
+    for s in data.get("services", []):
+        sf = ServiceFacts(
+            s["namespace"],
+            s["name"],
+            s.get("cluster_ip"),
+            s.get("type", "ClusterIP"),
+            tuple(
+                ServicePort(p.get("name", ""), p["port"], p.get("protocol", "TCP"), p.get("node_port"))
+                for p in s.get("ports", [])
+            ),
+            tuple(
+                Endpoint(e["ip"], e.get("node"), e.get("ready", True), e.get("pod", "")) for e in s.get("endpoints", [])
+            ),
+            s.get("external_traffic_policy", "Cluster"),
+        )
+        facts.services[sf.key] = sf
+    facts.probe_services = tuple(data.get("probe_services", ()))
+    for key in ("coredns", "kube_proxy"):
+        setattr(
+            facts,
+            key,
+            [
+                PodFacts(
+                    p["namespace"],
+                    p["name"],
+                    p.get("node"),
+                    p.get("phase", "Running"),
+                    p.get("ready", True),
+                    p.get("restarts", 0),
+                    p.get("reason", ""),
+                    p.get("ip"),
+                )
+                for p in data.get(key, [])
+            ],
+        )
+    facts.cluster_cidr = data.get("cluster_cidr")
+    return facts
+
+
+def facts_to_dict(facts: ClusterFacts) -> dict[str, Any]:
+    """The inverse of facts_from_dict (saved by --diagnose-record, replayed by unit tests)."""
+
+    def pods(ps: list[PodFacts]) -> list[dict[str, Any]]:
+        return [
+            {
+                "namespace": p.namespace,
+                "name": p.name,
+                "node": p.node,
+                "phase": p.phase,
+                "ready": p.ready,
+                "restarts": p.restarts,
+                "reason": p.reason,
+                "ip": p.ip,
+            }
+            for p in ps
+        ]
+
+    return {
+        "nodes": [
+            {
+                "name": n.name,
+                "internal_ip": n.internal_ip,
+                "pod_cidrs": list(n.pod_cidrs),
+                "ready": n.ready,
+                "annotations": {
+                    k: v for k, v in ((FLANNEL_BACKEND_DATA, n.backend_data), (FLANNEL_PUBLIC_IP, n.public_ip)) if v
+                },
+            }
+            for n in facts.nodes.values()
+        ],
+        "services": [
+            {
+                "namespace": s.namespace,
+                "name": s.name,
+                "cluster_ip": s.cluster_ip,
+                "type": s.type,
+                "ports": [
+                    {"name": p.name, "port": p.port, "protocol": p.protocol, "node_port": p.node_port} for p in s.ports
+                ],
+                "endpoints": [{"ip": e.ip, "node": e.node, "ready": e.ready, "pod": e.pod} for e in s.endpoints],
+                "external_traffic_policy": s.external_traffic_policy,
+            }
+            for s in facts.services.values()
+        ],
+        "probe_services": list(facts.probe_services),
+        "coredns": pods(facts.coredns),
+        "kube_proxy": pods(facts.kube_proxy),
+        "cluster_cidr": facts.cluster_cidr,
+    }
