@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from netconform.reporting import labels as lb
 from netconform.reporting import matrix as mx
 from netconform.reporting.outcomes import RunVerdicts, write_outcomes
 
-__all__ = ["clean_results", "matrix_path", "write_environment", "write_matrix"]
+__all__: list[str] = []  # hooks only
 
 _RESULTS = pytest.StashKey[Path]()
 _COLLECTOR = pytest.StashKey["_Collector"]()
@@ -61,7 +60,7 @@ def _allure_on(config: pytest.Config) -> bool:
     return config.pluginmanager.has_plugin("allure_listener") or bool(getattr(config.option, "allure_report_dir", None))
 
 
-def clean_results(path: Path) -> None:
+def _clean_results(path: Path) -> None:
     """Empty the results directory (keep the directory: a CI cache or volume may point at it)."""
     path.mkdir(parents=True, exist_ok=True)
     for child in path.iterdir():
@@ -92,7 +91,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     path = Path(given).resolve() if given else _reports_dir(config) / "allure-results"
     if not given or config.option.clean_alluredir:
-        clean_results(path)
+        _clean_results(path)
     path.mkdir(parents=True, exist_ok=True)
     config.option.allure_report_dir = str(path)
     config.option.clean_alluredir = False
@@ -317,11 +316,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if results is not None:
         if is_active(config) and _connected(config):
             try:
-                lines.append(write_environment(config, results))
+                lines.append(_write_environment(config, results))
             except Exception as exc:  # boundary: an unreadable cluster must not hide the results
                 lines.append(f"environment.properties not written: {type(exc).__name__}: {exc}")
         if collector.run.records:
-            lines.append(write_matrix(config, collector.run.records))
+            lines.append(_write_matrix(config, collector.run.records))
         lines.append(f"Allure results in {results}; HTML report: ci/report")
     config.stash[_SUMMARY] = lines
 
@@ -339,12 +338,12 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_line(f"netconform: {line}")
 
 
-def matrix_path(config: pytest.Config) -> Path:
+def _matrix_path(config: pytest.Config) -> Path:
     given = config.getoption("matrix")
     return Path(given).resolve() if given else _reports_dir(config) / "matrix.svg"
 
 
-def write_matrix(config: pytest.Config, records: list[mx.Record]) -> str:
+def _write_matrix(config: pytest.Config, records: list[mx.Record]) -> str:
     try:
         nodes = [n.name for n in get_cluster(config).nodes]
     except UsageError:
@@ -352,7 +351,7 @@ def write_matrix(config: pytest.Config, records: list[mx.Record]) -> str:
     m = mx.build(nodes, records)
     run = run_id(config) if _connected(config) else "(no cluster)"
     svg = mx.render_svg(m, f"netconform run {run}: node x node")
-    path = matrix_path(config)
+    path = _matrix_path(config)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(svg)
     allure.global_attach(svg, "node x node matrix", allure.attachment_type.SVG)
@@ -360,7 +359,7 @@ def write_matrix(config: pytest.Config, records: list[mx.Record]) -> str:
     return f"matrix picture ({verdict}) in {path}"
 
 
-def write_environment(config: pytest.Config, results: Path) -> str:
+def _write_environment(config: pytest.Config, results: Path) -> str:
     c = get_cluster(config)
     daemonsets = _kube_system_daemonsets(c)
     props = env.properties(
@@ -387,7 +386,7 @@ def _kube_system_daemonsets(c: Cluster) -> list[tuple[str, list[str]]]:
     for ds in items:
         spec = ds.spec.template.spec if ds.spec and ds.spec.template else None
         argv = [a for k in (spec.containers if spec else []) for a in [*(k.command or []), *(k.args or [])]]
-        out.append((ds.metadata.name if ds.metadata else "", argv))
+        out.append(((ds.metadata.name or "") if ds.metadata else "", argv))
     return out
 
 

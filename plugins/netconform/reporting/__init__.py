@@ -1,15 +1,23 @@
-"""netconform reporting: Allure labels/steps/attachments, environment, categories, node x node matrix.
-
-Loaded by the root conftest.py as the pytest plugin `plugins.reporting`; the hooks live in plugin.py.
+"""netconform reporting as pure functions: Allure labels and parameters of a check, environment.properties,
+the node x node matrix. The pytest side (options, hooks, attachments) is `netconform.plugin.reporting`.
 """
 
-from .plugin import (  # noqa: F401  (pytest finds hooks by name in this module)
-    pytest_addoption,
-    pytest_collection_modifyitems,
-    pytest_configure,
-    pytest_configure_node,
-    pytest_runtest_makereport,
-    pytest_runtest_setup,
-    pytest_sessionfinish,
-    pytest_terminal_summary,
-)
+from .environment import properties, render_properties
+from .labels import Labels, labels_for, path_properties, root_cause_line
+from .matrix import Record, build, records_from_report, render_svg
+from .outcomes import RunVerdicts, write_outcomes
+
+__all__ = [
+    "Labels",
+    "Record",
+    "RunVerdicts",
+    "build",
+    "labels_for",
+    "path_properties",
+    "properties",
+    "records_from_report",
+    "render_properties",
+    "render_svg",
+    "root_cause_line",
+    "write_outcomes",
+]

@@ -82,6 +82,28 @@ def proxy_mode_from_iptables(iptables_save: str, nft_ruleset: str = "", links: s
     return None
 
 
+def proxy_mode(
+    configs: Iterable[str],
+    daemonsets: Iterable[tuple[str, list[str]]],
+    node_rules: Iterable[tuple[str, str, str]],
+) -> str:
+    """kube-proxy's mode and where it was read: its ConfigMap texts, else the arguments of a kube-proxy
+    DaemonSet (name, argv), else a node's own rules (node, iptables-save, ip link); else unknown, and why."""
+    for text in configs:
+        mode = proxy_mode_from_config(text)
+        if mode:
+            return f"{mode} (ConfigMap kube-system/kube-proxy)"
+    for name, argv in daemonsets:
+        mode = proxy_mode_from_args(argv) if "kube-proxy" in name else None
+        if mode:
+            return f"{mode} (DaemonSet kube-system/{name})"
+    for node, iptables_save, links in node_rules:
+        mode = proxy_mode_from_iptables(iptables_save, "", links)
+        if mode:
+            return f"{mode} (rules on {node})"
+    return "unknown (no kube-proxy ConfigMap or DaemonSet in kube-system; a diagnosis reads it from the nodes)"
+
+
 def summarize(values: Iterable[str]) -> str:
     """`6.1.0 (lab-node-1, lab-node-2)` style: distinct values with counts, most common first."""
     counts = Counter(v or "unknown" for v in values)

@@ -7,11 +7,12 @@ change every run and would split a test's history, so they are added as *exclude
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from netconform.dialing.path import read_paths
 
 # suite module (without test_) -> (epic, severity). Pod to pod is what every other path rides on.
 PATHS: dict[str, tuple[str, str]] = {
@@ -40,7 +41,7 @@ def check_of(module_name: str) -> str:
     return module_name.rsplit(".", 1)[-1].removeprefix("test_")
 
 
-def feature_of(function_name: str) -> str:
+def _feature_of(function_name: str) -> str:
     """`test_tcp_cross_node` -> `TCP cross node` (the case in words)."""
     words = function_name.removeprefix("test_").split("_")
     upper = {"tcp", "udp", "dns", "ip", "fqdn", "api"}
@@ -85,36 +86,12 @@ def labels_for(module_name: str, function_name: str, params: Mapping[str, Any]) 
         story = "cluster"
     if others:
         story += " (" + ", ".join(str(v) for _, v in sorted(others.items())) + ")"
-    return Labels(epic, feature_of(function_name), story, severity, parameters, excluded)
+    return Labels(epic, _feature_of(function_name), story, severity, parameters, excluded)
 
 
 def path_properties(user_properties: Iterable[tuple[str, Any]]) -> list[dict[str, Any]]:
-    """The `netconform_path` entries of a report (dicts, or JSON strings after some serializers)."""
-    out = []
-    for key, value in user_properties:
-        if key != "netconform_path":
-            continue
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                continue
-        if isinstance(value, Mapping):
-            out.append(dict(value))
-    return out
-
-
-def causes(user_properties: Iterable[tuple[str, Any]]) -> list[str]:
-    """The diagnosed causes of a report, best first: `["stale-flannel-arp@lab-node-2", ...]`."""
-    for key, value in user_properties:
-        if key != "netconform_cause":
-            continue
-        try:
-            data = json.loads(value) if isinstance(value, str) else value
-        except ValueError:
-            return []
-        return [str(c) for c in data] if isinstance(data, list) else []
-    return []
+    """The paths a test recorded (read by dialing.path, the property's only reader), as plain dicts."""
+    return [p.to_dict() for p in read_paths(user_properties)]
 
 
 def cause_id(cause: str) -> str:

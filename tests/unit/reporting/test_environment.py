@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from netconform.cluster import NodeInfo
 from netconform.diagnose.evidence import NodeEvidence
+from netconform.kube.inventory import NodeInfo
 from netconform.reporting import environment as env
 
 DATA = Path(__file__).parent / "data"
@@ -75,3 +75,13 @@ def test_properties_from_the_lab_inventory() -> None:
 def test_properties_file_escapes_keys_and_newlines() -> None:
     text = env.render_properties({"a key": "line1\nline2", "CNI": "flannel (vxlan)"})
     assert text == "a\\ key=line1\\nline2\nCNI=flannel (vxlan)\n"
+
+
+def test_proxy_mode_says_where_it_was_read_in_order() -> None:
+    config = (DATA / "lab-kube-proxy.json").read_text()
+    kube_proxy_ds = [("kube-proxy", ["kube-proxy", "--proxy-mode=ipvs"]), ("flannel", ["--iface=eth0"])]
+    rules = [("lab-node-1", ":KUBE-SERVICES - [0:0]\n", "")]
+    assert env.proxy_mode([config], kube_proxy_ds, rules) == "iptables (ConfigMap kube-system/kube-proxy)"
+    assert env.proxy_mode(["mode: x\n"], kube_proxy_ds, rules) == "ipvs (DaemonSet kube-system/kube-proxy)"
+    assert env.proxy_mode([], kube_proxy_ds[1:], rules) == "iptables (rules on lab-node-1)"
+    assert env.proxy_mode([], [], []).startswith("unknown (no kube-proxy ConfigMap or DaemonSet")

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from netconform.cluster import NodeInfo
+from netconform.kube.inventory import NodeInfo
 from netconform.reporting import labels as lb
 
 
@@ -70,7 +69,7 @@ def test_volatile_parameters_are_pods_ips_and_targets() -> None:
 
 
 def test_root_cause_line_names_cause_node_and_title() -> None:
-    causes = lb.causes([("netconform_cause", json.dumps(["stale-flannel-arp@lab-node-2", "vxlan-port-blocked"]))])
+    causes = ["stale-flannel-arp@lab-node-2", "vxlan-port-blocked"]  # Diagnosis.causes (tests/unit/diagnose)
     findings = [{"cause": "stale-flannel-arp", "node": "lab-node-2", "title": "lab-node-2 has a stale ARP entry"}]
     line = lb.root_cause_line(causes, findings)
     assert line == "root cause: stale-flannel-arp on lab-node-2 — lab-node-2 has a stale ARP entry"

@@ -13,21 +13,29 @@ import pytest
 REPO = Path(__file__).resolve().parents[3]
 
 CONFTEST = """
-import json
+from pathlib import Path
+
 import pytest
 
-pytest_plugins = ["netconform.reporting"]
+import netconform.plugin.session
+from netconform.diagnose import Diagnosis
+
+pytest_plugins = ["netconform.plugin.reporting"]
+
+# the stand-in suite below plays the cluster suite (wants_cluster looks for the installed suites)
+netconform.plugin.session.suites_dir = lambda: Path(__file__).resolve().parent / "suites"
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    # what plugins/diagnose does for a failed test with a path: a section, findings, the cause property
+    # what netconform.plugin.diagnose does for a failed test with a path: attach its Diagnosis
     outcome = yield
     report = outcome.get_result()
     if report.when == "call" and report.failed:
-        report.sections.append(("netconform diagnosis", "most likely: stale-flannel-arp on lab-node-3 - stale entry\\n"))
-        report.netconform_findings = [{"cause": "stale-flannel-arp", "node": "lab-node-3", "title": "stale entry"}]
-        report.user_properties.append(("netconform_cause", json.dumps(["stale-flannel-arp@lab-node-3"])))
+        Diagnosis(
+            text="most likely: stale-flannel-arp on lab-node-3 - stale entry\\n",
+            findings=[{"cause": "stale-flannel-arp", "node": "lab-node-3", "title": "stale entry"}],
+        ).attach(report)
 """
 
 SUITE = """
