@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from netconform.reporting import html
+from netconform.report import html
 
 
 def test_config_asks_for_one_file_grouped_by_path_and_case_with_our_categories(tmp_path: Path) -> None:

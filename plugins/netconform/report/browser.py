@@ -20,6 +20,8 @@ from typing import Any
 
 import websocket
 
+__all__ = ["BrowserError", "Chromium", "find_chromium"]
+
 QUIET_FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -53,9 +55,10 @@ class Chromium:
     """One headless browser with one page. Use as a context manager; every wait is bounded."""
 
     def __init__(self, binary: str | None = None, width: int = 1400, height: int = 1000) -> None:
-        self.binary = binary or find_chromium()
-        if not self.binary:
+        found = binary or find_chromium()
+        if not found:
             raise BrowserError("no chromium binary found (install Debian's `chromium`: ci/report --install-browser)")
+        self.binary: str = found
         self.width, self.height = width, height
         self._profile = tempfile.mkdtemp(prefix="nc-chromium-")
         self._proc: subprocess.Popen[str] | None = None

@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .browser import BrowserError, Chromium, find_chromium
+
+__all__ = ["ReportError", "Rendered", "Seen", "ensure_allure", "ensure_chromium", "look", "render"]
+
 REPO = Path(__file__).resolve().parents[3]
 TOOLS = REPO / "ci" / "report-tools"
 CATEGORIES = REPO / "reports" / "categories.json"
@@ -31,7 +35,7 @@ class ReportError(Exception):
 # ---------------------------------------------------------------- install
 
 
-def allure_cli(tools: Path = TOOLS) -> Path:
+def _allure_cli(tools: Path = TOOLS) -> Path:
     return tools / "node_modules" / "allure" / "cli.js"
 
 
@@ -42,8 +46,8 @@ def ensure_allure(tools: Path = TOOLS) -> Path:
         raise ReportError(f"{lock} is missing: it pins the Allure version ci/report installs")
     stamp = tools / "node_modules" / ".netconform-lock-sha256"
     want = hashlib.sha256(lock.read_bytes()).hexdigest()
-    if allure_cli(tools).is_file() and stamp.is_file() and stamp.read_text().strip() == want:
-        return allure_cli(tools)
+    if _allure_cli(tools).is_file() and stamp.is_file() and stamp.read_text().strip() == want:
+        return _allure_cli(tools)
     if shutil.which("npm") is None or shutil.which("node") is None:
         raise ReportError("node and npm are needed to install Allure 3 (Debian: apt-get install nodejs npm)")
     cmd = ["nice", "npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"]
@@ -51,17 +55,15 @@ def ensure_allure(tools: Path = TOOLS) -> Path:
         done = subprocess.run(cmd, cwd=tools, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise ReportError(f"npm ci in {tools} did not finish within {INSTALL_TIMEOUT_S}s") from None
-    if done.returncode != 0 or not allure_cli(tools).is_file():
+    if done.returncode != 0 or not _allure_cli(tools).is_file():
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         raise ReportError(f"npm ci in {tools} failed: {tail[0]}")
     stamp.write_text(want + "\n")
-    return allure_cli(tools)
+    return _allure_cli(tools)
 
 
 def ensure_chromium() -> str:
     """Debian's chromium, installed with apt-get when missing (the only browser source here)."""
-    from .browser import find_chromium
-
     found = find_chromium()
     if found:
         return found
@@ -145,10 +147,10 @@ def render(results: Path, output: Path, name: str = "netconform", history: Path 
             tests = json.loads(listing.read_text()).get("byId", {})
         output.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(index, output)
-    return Rendered(output.resolve(), tests, round(time.monotonic() - started, 2), captured_tests(results))
+    return Rendered(output.resolve(), tests, round(time.monotonic() - started, 2), _captured_tests(results))
 
 
-def captured_tests(results: Path) -> set[str]:
+def _captured_tests(results: Path) -> set[str]:
     """Failed tests with a pcap attachment (diagnosis captures once per cause, not for every failure)."""
     names = set()
     for path in results.glob("*-result.json"):
@@ -186,7 +188,8 @@ def pick_failed(rendered: Rendered) -> dict[str, Any] | None:
     failed = sorted(rendered.failed(), key=lambda t: t.get("name", ""))
     captured = [t for t in failed if t.get("name") in rendered.with_pcap]
     preferred = [t for t in failed if "cross_node" in t.get("name", "") and "tcp" in t.get("name", "")]
-    return (captured or preferred or failed or [None])[0]
+    chosen = captured or preferred or failed
+    return chosen[0] if chosen else None
 
 
 def look(
@@ -197,8 +200,6 @@ def look(
 ) -> Seen:
     """Open the report in headless Chromium: overview lists the tests, a failed test shows its diagnosis,
     Global Attachments shows the matrix picture. Screenshot keys: overview, failed, matrix."""
-    from .browser import BrowserError, Chromium
-
     shots = screenshots or {}
     seen = Seen()
     url = rendered.html.as_uri()
