@@ -17,20 +17,62 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 LAB_LOCK = Path("/tmp/netconform-lab.lock")
 LOCK_WAIT_S = 1200.0
+KUBE = Path("/var/lib/netconform-lab/bin/kube")
 
 
 @pytest.fixture(scope="session")
-def lab_kubeconfig() -> str:
+def admin_kubeconfig() -> str:
+    """The lab's admin kubeconfig: only for what an operator's admin does (RBAC, faults, cleanup checks)."""
     path = os.environ.get("NETCONFORM_LAB_KUBECONFIG")
     if not path:
         pytest.skip("NETCONFORM_LAB_KUBECONFIG is not set (bring the lab up: ci/lab up, or ci/test --lab)")
     if not Path(path).is_file():
         pytest.skip(f"NETCONFORM_LAB_KUBECONFIG={path} does not exist")
     return path
+
+
+@pytest.fixture(scope="session")
+def lab_kubeconfig(admin_kubeconfig: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """What netconform runs with in these tests: a token of the suites/rbac.yaml ServiceAccount, as an
+    operator would run it (the admin kubeconfig only applies suites/rbac.yaml and asks for the token)."""
+    kubectl_admin(admin_kubeconfig, "apply", "-f", str(REPO / "suites" / "rbac.yaml"))
+    path = tmp_path_factory.mktemp("rbac") / "kubeconfig"
+    path.write_text(token_kubeconfig(admin_kubeconfig, "netconform-system", "netconform", "netconform-sa"))
+    return str(path)
+
+
+def kubectl_admin(kubeconfig: str, *args: str, stdin: str | None = None) -> str:
+    done = subprocess.run(
+        [str(KUBE), "kubectl", f"--kubeconfig={kubeconfig}", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=120,
+    )
+    if done.returncode != 0:
+        pytest.fail(f"kubectl {' '.join(args)} failed: {(done.stderr or done.stdout).strip()[-500:]}")
+    return done.stdout
+
+
+def token_kubeconfig(admin: str, namespace: str, account: str, context: str) -> str:
+    """A kubeconfig for ServiceAccount namespace/account (a 3h token), pointing where `admin` points."""
+    token = kubectl_admin(admin, "-n", namespace, "create", "token", account, "--duration=3h").strip()
+    cluster = yaml.safe_load(Path(admin).read_text())["clusters"][0]
+    return yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": context,
+            "clusters": [cluster],
+            "users": [{"name": account, "user": {"token": token}}],
+            "contexts": [{"name": context, "context": {"cluster": cluster["name"], "user": account}}],
+        }
+    )
 
 
 def lock_holders(path: Path = LAB_LOCK, locks: str | None = None) -> set[int]:

@@ -27,7 +27,7 @@ import yaml
 from netconform.workload.manifests import namespace_manifest
 from netconform.workload.namespace import owner_token
 
-from tests.lab.conftest import REPO, lab, lab_lock, run_suite, suite_command
+from tests.lab.conftest import REPO, lab, lab_lock, run_suite, suite_command, token_kubeconfig
 
 pytestmark = pytest.mark.lab
 NODES = ("lab-node-1", "lab-node-2", "lab-node-3")
@@ -194,9 +194,9 @@ def assert_run_namespace_gone(kubeconfig: str, out: str) -> None:
 
 
 def test_healthy_xdist_run_sets_up_once_dials_once_sweeps_dead_runs_and_leaves_nothing(
-    lab_kubeconfig: str, tmp_path: Path
+    lab_kubeconfig: str, admin_kubeconfig: str, tmp_path: Path
 ) -> None:
-    api = core(lab_kubeconfig)
+    api = core(admin_kubeconfig)
     tag = secrets.token_hex(2)
     old = namespace_manifest(f"0ld{tag}", keep=False)
     old.metadata.annotations["netconform.io/created"] = str(int(time.time()) - 3 * 3600)  # a run 3h ago
@@ -208,20 +208,22 @@ def test_healthy_xdist_run_sets_up_once_dials_once_sweeps_dead_runs_and_leaves_n
         try:
             for ns in (old, dead, alive):
                 api.create_namespace(ns)
-            with NamespaceWatcher(lab_kubeconfig, ignore=seeded) as watcher:
+            with NamespaceWatcher(admin_kubeconfig, ignore=seeded) as watcher:
                 run = run_suite(lab_kubeconfig, "-n", "2", "-v", "-rs", "--no-allure", f"--basetemp={tmp_path / 'bt'}")
             out = run.stdout + run.stderr
             assert run.returncode == 0, out[-5000:]
             swept = {old.metadata.name, dead.metadata.name}
             left = wait_for(
                 "the swept namespaces to go",
-                lambda: (names := set(run_namespaces(lab_kubeconfig))) and not names & swept and names,
+                lambda: (names := set(run_namespaces(admin_kubeconfig))) and not names & swept and names,
                 timeout_s=60,
                 every_s=1,
             )
         finally:
             for name in seeded:
-                kubectl(lab_kubeconfig, "delete", "namespace", name, "--ignore-not-found", "--wait=false", check=False)
+                kubectl(
+                    admin_kubeconfig, "delete", "namespace", name, "--ignore-not-found", "--wait=false", check=False
+                )
     assert alive.metadata.name in left  # a live run's namespace is not a leftover
     for line in (
         f"netconform: removed leftover namespace {old.metadata.name} (created 3h ago)",
@@ -243,7 +245,7 @@ def test_healthy_xdist_run_sets_up_once_dials_once_sweeps_dead_runs_and_leaves_n
     assert len(watcher.seen) == 1, watcher.seen
     assert re.search(r"^netconform: \d+ API requests, 3 probe execs$", out, re.M), out[-2000:]
     assert f"netconform: removed namespace {next(iter(watcher.seen))} (" in out
-    assert_run_namespace_gone(lab_kubeconfig, out)
+    assert_run_namespace_gone(admin_kubeconfig, out)
 
 
 def test_k_selects_by_node_id(lab_kubeconfig: str) -> None:
@@ -256,7 +258,7 @@ def test_k_selects_by_node_id(lab_kubeconfig: str) -> None:
 
 
 def test_single_node_run_skips_cross_node_with_reason_and_keep_leaves_the_namespace(
-    lab_kubeconfig: str, tmp_path: Path
+    lab_kubeconfig: str, admin_kubeconfig: str, tmp_path: Path
 ) -> None:
     """Also: --no-allure turns the reporting off, the matrix included."""
     matrix = tmp_path / "m.svg"
@@ -275,11 +277,11 @@ def test_single_node_run_skips_cross_node_with_reason_and_keep_leaves_the_namesp
         out = run.stdout + run.stderr
         kept = re.findall(r"^netconform: kept namespace (netconform-\w+) \(--keep\)", out, re.M)
         try:
-            present = [ns for ns in kept if ns in run_namespaces(lab_kubeconfig)]
-            pods = [p for ns in present for p in core(lab_kubeconfig).list_namespaced_pod(ns).items]
+            present = [ns for ns in kept if ns in run_namespaces(admin_kubeconfig)]
+            pods = [p for ns in present for p in core(admin_kubeconfig).list_namespaced_pod(ns).items]
         finally:
             for ns in kept:
-                kubectl(lab_kubeconfig, "delete", "namespace", ns, "--wait=true", "--timeout=90s", check=False)
+                kubectl(admin_kubeconfig, "delete", "namespace", ns, "--wait=true", "--timeout=90s", check=False)
     assert run.returncode == 0, out[-4000:]
     assert "netconform: 1 of 3 nodes selected: lab-node-1 (10.99.0.11)" in out
     skipped = re.search(r"SKIPPED \[(\d+)\] .*only one node selected \(lab-node-1\): cross-node paths need two", out)
@@ -288,7 +290,7 @@ def test_single_node_run_skips_cross_node_with_reason_and_keep_leaves_the_namesp
     assert f"remove it with: kubectl delete namespace {kept[0]}" in out
     # the kept probes ran on the one selected node only
     assert pods and {p.spec.node_name for p in pods} == {"lab-node-1"}
-    assert kept[0] not in run_namespaces(lab_kubeconfig)
+    assert kept[0] not in run_namespaces(admin_kubeconfig)
     assert not matrix.exists() and "Allure results in" not in out
 
 
@@ -305,13 +307,15 @@ def cells(svg: Path, check: str) -> dict[tuple[str, str], str]:
     }
 
 
-def test_failures_are_one_line_with_the_path_and_source_ip_names_the_owner(lab_kubeconfig: str, tmp_path: Path) -> None:
+def test_failures_are_one_line_with_the_path_and_source_ip_names_the_owner(
+    lab_kubeconfig: str, admin_kubeconfig: str, tmp_path: Path
+) -> None:
     """stale-arp on lab-node-2 (its cross-node paths time out) plus ip-masq on lab-node-1 (its pods leave as
     the node's flannel.1 address), -n 2 with Allure results and the matrix: also the reporting plugin's checks."""
     junit, allure, svg = tmp_path / "junit.xml", tmp_path / "allure", tmp_path / "matrix.svg"
     allure.mkdir()
     (allure / "stale-result.json").write_text("{}")  # from an earlier run: must go
-    cidr = pod_cidrs(lab_kubeconfig)["lab-node-1"]
+    cidr = pod_cidrs(admin_kubeconfig)["lab-node-1"]
     with lab_lock():
         lab("fault", "stale-arp", "--node", "lab-node-2")
         lab("fault", "ip-masq", "--node", "lab-node-1")
@@ -408,15 +412,17 @@ def test_failures_are_one_line_with_the_path_and_source_ip_names_the_owner(lab_k
     assert {k for k, v in pod_cells.items() if v == "failed"} == {
         (a, b) for a in NODES for b in NODES if a != b and "lab-node-2" in (a, b)
     }, pod_cells
-    assert_run_namespace_gone(lab_kubeconfig, out)
+    assert_run_namespace_gone(admin_kubeconfig, out)
 
 
 # ---------------------------------------------------------------- setup errors
 
 
-def test_probes_not_ready_fail_once_with_every_reason(lab_kubeconfig: str, tmp_path: Path) -> None:
+def test_probes_not_ready_fail_once_with_every_reason(
+    lab_kubeconfig: str, admin_kubeconfig: str, tmp_path: Path
+) -> None:
     """A real image that cannot be pulled: the lab's nodes have no route out, so the pull fails on the node."""
-    with lab_lock(), NamespaceWatcher(lab_kubeconfig) as watcher:
+    with lab_lock(), NamespaceWatcher(admin_kubeconfig) as watcher:
         run = run_suite(
             lab_kubeconfig,
             "--probe-image=registry.invalid/none:1",
@@ -445,10 +451,12 @@ def test_probes_not_ready_fail_once_with_every_reason(lab_kubeconfig: str, tmp_p
     assert any(re.search(r"network is unreachable", e, re.I) for e in pulls), pulls
     assert len(watcher.seen) == 1, watcher.seen  # the second worker read the shared error: no second deploy
     # the run namespace is gone
-    wait_for("the run namespace to go", lambda: not watcher.seen & set(run_namespaces(lab_kubeconfig)), timeout_s=60)
+    wait_for("the run namespace to go", lambda: not watcher.seen & set(run_namespaces(admin_kubeconfig)), timeout_s=60)
 
 
-def test_exec_transport_errors_are_errors_not_failures(lab_kubeconfig: str, tmp_path: Path) -> None:
+def test_exec_transport_errors_are_errors_not_failures(
+    lab_kubeconfig: str, admin_kubeconfig: str, tmp_path: Path
+) -> None:
     """The client pod on lab-node-2 is force-deleted while its `probe dial` runs: the exec stream breaks and
     the retry finds no pod, for real. Its tests are errors (could not run the probe), not network failures."""
     with lab_lock():
@@ -457,13 +465,13 @@ def test_exec_transport_errors_are_errors_not_failures(lab_kubeconfig: str, tmp_
             lab_kubeconfig, tmp_path, "-k", "reaches_every_backend or stability", "--stability-count=1000", "-rE"
         )
         try:
-            namespace, pods = wait_probes_ready(lab_kubeconfig, proc, count=6)
+            namespace, pods = wait_probes_ready(admin_kubeconfig, proc, count=6)
             client = next(
                 p for p in pods if p.metadata.name.startswith("nc-client-") and p.spec.node_name == "lab-node-2"
             )
             victim = client.metadata.name
             wait_dialing(proc, [client])
-            kubectl(lab_kubeconfig, "-n", namespace, "delete", "pod", victim, "--grace-period=0", "--force")
+            kubectl(admin_kubeconfig, "-n", namespace, "delete", "pod", victim, "--grace-period=0", "--force")
             out, _ = proc.communicate(timeout=300)
         finally:
             proc.kill()
@@ -471,7 +479,7 @@ def test_exec_transport_errors_are_errors_not_failures(lab_kubeconfig: str, tmp_
     # 4 tests per source node: ClusterIP tcp/udp reaches every backend, NodePort and ClusterIP stability
     assert counts.get("errors") == 4 and counts.get("passed") == 8 and not counts.get("failed"), out[-4000:]
     assert re.search(rf"could not run the probe in {victim} \(lab-node-2\): .+ \(tried 2x\)", out), out[-4000:]
-    assert_run_namespace_gone(lab_kubeconfig, out)
+    assert_run_namespace_gone(admin_kubeconfig, out)
 
 
 @pytest.mark.parametrize(
@@ -480,12 +488,12 @@ def test_exec_transport_errors_are_errors_not_failures(lab_kubeconfig: str, tmp_
     ids=["sigint", "sigterm-xdist"],
 )
 def test_interrupted_run_still_removes_its_namespace(
-    lab_kubeconfig: str, tmp_path: Path, sig: signal.Signals, workers: list[str]
+    lab_kubeconfig: str, admin_kubeconfig: str, tmp_path: Path, sig: signal.Signals, workers: list[str]
 ) -> None:
     with lab_lock():
         proc = start_suite(lab_kubeconfig, tmp_path, "-q", "--stability-count=1000", *workers)
         try:
-            namespace, pods = wait_probes_ready(lab_kubeconfig, proc, count=6)
+            namespace, pods = wait_probes_ready(admin_kubeconfig, proc, count=6)
             wait_dialing(proc, pods)  # mid-run: while the probes dial
             proc.send_signal(sig)
             out, _ = proc.communicate(timeout=120)
@@ -494,7 +502,7 @@ def test_interrupted_run_still_removes_its_namespace(
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, out[-4000:]
     assert "KeyboardInterrupt" in out
     assert f"netconform: removed namespace {namespace} (" in out, out[-3000:]
-    assert_run_namespace_gone(lab_kubeconfig, out)
+    assert_run_namespace_gone(admin_kubeconfig, out)
 
 
 # ---------------------------------------------------------------- user errors that need a cluster
@@ -508,22 +516,27 @@ def assert_one_sentence(run: subprocess.CompletedProcess[str], pattern: str) -> 
     assert "Traceback" not in out and "INTERNALERROR" not in out
 
 
-def test_missing_permissions_are_named(lab_kubeconfig: str, tmp_path: Path) -> None:
-    """A ServiceAccount bound to suites/rbac.yaml minus `create namespaces` and `create pods/exec`."""
+def core_rules() -> list[dict[str, Any]]:
+    docs = yaml.safe_load_all((REPO / "suites" / "rbac.yaml").read_text())
+    role = next(d for d in docs if d and d["kind"] == "ClusterRole" and d["metadata"]["name"] == "netconform")
+    return list(role["rules"])
+
+
+def rule_words(rule: dict[str, Any]) -> list[str]:
+    """How the preflight names a rule's verbs: `create pods/exec`, `list endpointslices.discovery.k8s.io`."""
+    group = rule["apiGroups"][0]
+    return [f"{v} {r}{'.' + group if group else ''}" for r in rule["resources"] for v in rule["verbs"]]
+
+
+@pytest.mark.parametrize("index", range(len(core_rules())), ids=[" ".join(rule_words(r))[:40] for r in core_rules()])
+def test_each_missing_permission_is_named_before_anything_is_deployed(
+    lab_kubeconfig: str, admin_kubeconfig: str, tmp_path: Path, index: int
+) -> None:
+    """A ServiceAccount bound to ClusterRole netconform minus one rule: one sentence naming its verbs, exit 4."""
+    rules = core_rules()
+    removed = rules.pop(index)
     tag = secrets.token_hex(3)
     scratch, role = f"nc-rbac-test-{tag}", f"nc-rbac-test-{tag}"
-    rbac = next(
-        d for d in yaml.safe_load_all((REPO / "suites" / "rbac.yaml").read_text()) if d["kind"] == "ClusterRole"
-    )
-    rules = []
-    for rule in rbac["rules"]:
-        verbs = [
-            v
-            for v in rule["verbs"]
-            if (v, tuple(rule["resources"])) not in {("create", ("namespaces",)), ("create", ("pods/exec",))}
-        ]
-        if verbs:
-            rules.append({**rule, "verbs": verbs})
     manifests = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": scratch}},
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "runner", "namespace": scratch}},
@@ -542,33 +555,53 @@ def test_missing_permissions_are_named(lab_kubeconfig: str, tmp_path: Path) -> N
         },
     ]
     try:
-        kubectl(lab_kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump_all(manifests))
-        token = kubectl(lab_kubeconfig, "-n", scratch, "create", "token", "runner", "--duration=10m").strip()
-        admin = yaml.safe_load(Path(lab_kubeconfig).read_text())
-        cluster = next(c for c in admin["clusters"])
-        limited = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "current-context": "limited",
-            "clusters": [cluster],
-            "users": [{"name": "runner", "user": {"token": token}}],
-            "contexts": [{"name": "limited", "context": {"cluster": cluster["name"], "user": "runner"}}],
-        }
+        kubectl(admin_kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump_all(manifests))
         kc = tmp_path / "kubeconfig"
-        kc.write_text(yaml.safe_dump(limited))
-        before = run_namespaces(lab_kubeconfig)
+        kc.write_text(token_kubeconfig(admin_kubeconfig, scratch, "runner", "limited"))
+        before = run_namespaces(admin_kubeconfig)
+        started = time.monotonic()
         run = run_suite(str(kc), "--no-allure", "--no-diagnose")
-        assert run_namespaces(lab_kubeconfig) == before  # it stopped before creating anything
+        took = time.monotonic() - started
+        assert run_namespaces(admin_kubeconfig) == before  # it stopped before creating anything
     finally:
-        kubectl(lab_kubeconfig, "delete", "clusterrolebinding,clusterrole", role, "--ignore-not-found", check=False)
-        kubectl(lab_kubeconfig, "delete", "namespace", scratch, "--ignore-not-found", "--wait=false", check=False)
+        kubectl(admin_kubeconfig, "delete", "clusterrolebinding,clusterrole", role, "--ignore-not-found", check=False)
+        kubectl(admin_kubeconfig, "delete", "namespace", scratch, "--ignore-not-found", "--wait=false", check=False)
     assert_one_sentence(
         run,
-        re.escape(
-            "context limited lacks permissions netconform needs: create namespaces, create pods/exec "
-            "(apply suites/rbac.yaml and bind it)"
-        ),
+        re.escape(f"context limited lacks permissions netconform needs: {', '.join(rule_words(removed))} ")
+        + re.escape("(apply suites/rbac.yaml, or `netconform rbac`, and bind ClusterRole netconform)"),
     )
+    assert took < 10, f"the preflight took {took:.1f}s"
+
+
+def test_without_the_inspect_role_the_run_says_so_once_and_checks_still_run(
+    admin_kubeconfig: str, tmp_path: Path
+) -> None:
+    tag = secrets.token_hex(3)
+    scratch = f"nc-rbac-test-{tag}"
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": scratch},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "netconform"},
+        "subjects": [{"kind": "ServiceAccount", "name": "runner", "namespace": scratch}],
+    }
+    try:
+        kubectl(admin_kubeconfig, "apply", "-f", str(REPO / "suites" / "rbac.yaml"))
+        kubectl(admin_kubeconfig, "create", "namespace", scratch)
+        kubectl(admin_kubeconfig, "-n", scratch, "create", "serviceaccount", "runner")
+        kubectl(admin_kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump(binding))
+        kc = tmp_path / "kubeconfig"
+        kc.write_text(token_kubeconfig(admin_kubeconfig, scratch, "runner", "no-inspect"))
+        run = run_suite(str(kc), "-q", "-k", "dns", f"--alluredir={tmp_path / 'allure'}")
+    finally:
+        kubectl(admin_kubeconfig, "delete", "clusterrolebinding", scratch, "--ignore-not-found", check=False)
+        kubectl(admin_kubeconfig, "delete", "namespace", scratch, "--ignore-not-found", "--wait=false", check=False)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-3000:]
+    said = [line for line in out.splitlines() if "not permitted to read" in line]
+    assert len(said) == 1 and "list daemonsets.apps" in said[0] and "configmaps" in said[0], out[-3000:]
+    assert "Forbidden" not in out and "Traceback" not in out
 
 
 def test_selector_matching_no_node(lab_kubeconfig: str) -> None:
@@ -576,14 +609,14 @@ def test_selector_matching_no_node(lab_kubeconfig: str) -> None:
     assert_one_sentence(run, re.escape("no schedulable Ready node matches --node-selector 'pool=none'"))
 
 
-def test_no_schedulable_node_names_every_node(lab_kubeconfig: str) -> None:
+def test_no_schedulable_node_names_every_node(lab_kubeconfig: str, admin_kubeconfig: str) -> None:
     """Every lab node cordoned (under the lab lock, uncordoned in finally): nothing to deploy on."""
     with lab_lock():
         try:
-            kubectl(lab_kubeconfig, "cordon", *NODES)
+            kubectl(admin_kubeconfig, "cordon", *NODES)
             run = run_suite(lab_kubeconfig, "--no-allure", "--no-diagnose")
         finally:
-            kubectl(lab_kubeconfig, "uncordon", *NODES, check=False)
+            kubectl(admin_kubeconfig, "uncordon", *NODES, check=False)
     assert_one_sentence(
         run,
         re.escape(

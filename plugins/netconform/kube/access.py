@@ -17,10 +17,13 @@ class Permission:
     resource: str
     group: str = ""
     subresource: str = ""
+    name: str = ""  # one object only (RBAC resourceNames), checked in `namespace`
+    namespace: str = ""
 
     def __str__(self) -> str:
-        name = self.resource + (f"/{self.subresource}" if self.subresource else "")
-        return f"{self.verb} {name}{'.' + self.group if self.group else ''}"
+        kind = self.resource + (f"/{self.subresource}" if self.subresource else "")
+        what = f"{self.verb} {kind}{'.' + self.group if self.group else ''}"
+        return f"{what} {self.namespace}/{self.name}" if self.name else what
 
 
 def missing_permissions(api: k8s.ApiClient, wanted: tuple[Permission, ...]) -> list[Permission]:
@@ -35,7 +38,12 @@ def missing_permissions(api: k8s.ApiClient, wanted: tuple[Permission, ...]) -> l
         review = k8s.V1SelfSubjectAccessReview(
             spec=k8s.V1SelfSubjectAccessReviewSpec(
                 resource_attributes=k8s.V1ResourceAttributes(
-                    verb=perm.verb, resource=perm.resource, group=perm.group, subresource=perm.subresource or None
+                    verb=perm.verb,
+                    resource=perm.resource,
+                    group=perm.group,
+                    subresource=perm.subresource or None,
+                    name=perm.name or None,
+                    namespace=perm.namespace or None,
                 )
             )
         )

@@ -1,14 +1,15 @@
-"""Every API verb a run uses, checked before anything is deployed (suites/rbac.yaml grants the same;
-tests/unit/test_cluster_rbac.py keeps the two equal). Namespaced resources are checked cluster-wide:
-the run namespace does not exist before the run."""
+"""Every API verb netconform uses, by feature, as suites/rbac.yaml grants them (one ClusterRole each;
+tests/unit/test_cluster_rbac.py keeps the two equal). The run checks them before it deploys anything.
+Namespaced resources are checked cluster-wide: the run namespace does not exist before the run."""
 
 from __future__ import annotations
 
 from netconform.kube.access import Permission
 
-__all__ = ["REQUIRED_PERMISSIONS"]
+__all__ = ["GATE_PERMISSIONS", "INSPECT_PERMISSIONS", "ROLES", "RUN_PERMISSIONS"]
 
-REQUIRED_PERMISSIONS: tuple[Permission, ...] = (
+# ClusterRole netconform: the checks and the diagnosis of failed ones. Missing any: the run stops.
+RUN_PERMISSIONS: tuple[Permission, ...] = (
     Permission("list", "nodes"),
     Permission("list", "namespaces"),
     Permission("get", "namespaces"),
@@ -18,7 +19,28 @@ REQUIRED_PERMISSIONS: tuple[Permission, ...] = (
     Permission("create", "services"),
     Permission("get", "services"),
     Permission("list", "pods"),
+    # websocket exec is authorized as `get` by current API servers, as `create` by older ones
+    Permission("get", "pods", subresource="exec"),
     Permission("create", "pods", subresource="exec"),
     Permission("list", "endpointslices", "discovery.k8s.io"),
     Permission("list", "events"),
 )
+
+# ClusterRole netconform-inspect: read-only, optional. Missing: said once, the checks still run.
+INSPECT_PERMISSIONS: tuple[Permission, ...] = (
+    Permission("list", "daemonsets", "apps"),
+    Permission("get", "configmaps", name="kube-proxy", namespace="kube-system"),
+)
+
+# ClusterRole netconform-gate: the upgrade gate's long-lived connections.
+GATE_PERMISSIONS: tuple[Permission, ...] = (
+    Permission("get", "namespaces"),
+    Permission("create", "namespaces"),
+    Permission("delete", "namespaces"),
+    Permission("create", "pods"),
+    Permission("list", "pods"),
+    Permission("get", "pods", subresource="log"),
+    Permission("create", "services"),
+)
+
+ROLES = {"netconform": RUN_PERMISSIONS, "netconform-inspect": INSPECT_PERMISSIONS, "netconform-gate": GATE_PERMISSIONS}

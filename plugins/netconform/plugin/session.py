@@ -11,7 +11,7 @@ import importlib.util
 import secrets
 import signal
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from netconform.kube.access import missing_permissions
 from netconform.kube.connect import make_api_client, resolve_target, server_version
 from netconform.kube.inventory import NodeInfo, explain_no_nodes, list_nodes, ownership_of, select_nodes
 from netconform.plugin.options import positive_int
-from netconform.plugin.permissions import REQUIRED_PERMISSIONS
+from netconform.plugin.permissions import INSPECT_PERMISSIONS, RUN_PERMISSIONS
 
 _RUN_ID = pytest.StashKey[str]()
 _CLUSTER = pytest.StashKey["Cluster"]()
@@ -42,6 +42,8 @@ class Cluster:
     all_nodes: list[NodeInfo]
     configuration: k8s.Configuration
     api_client: k8s.ApiClient
+    # read-only permissions (ClusterRole netconform-inspect) the caller lacks: said once, nothing read
+    cannot_inspect: list[str] = field(default_factory=list)
 
     @property
     def core(self) -> k8s.CoreV1Api:
@@ -169,11 +171,12 @@ def connect(config: pytest.Config) -> Cluster:
         target = resolve_target(config.getoption("kubeconfig"), config.getoption("context"))
         api = make_api_client(target.configuration)
         version = server_version(api, target)
-        lacking = missing_permissions(api, REQUIRED_PERMISSIONS)
-        if lacking:
+        lacking = missing_permissions(api, RUN_PERMISSIONS + INSPECT_PERMISSIONS)
+        required = [p for p in lacking if p in RUN_PERMISSIONS]
+        if required:
             raise UsageError(
-                f"context {target.context} lacks permissions netconform needs: {', '.join(map(str, lacking))} "
-                "(apply suites/rbac.yaml and bind it)"
+                f"context {target.context} lacks permissions netconform needs: {', '.join(map(str, required))} "
+                "(apply suites/rbac.yaml, or `netconform rbac`, and bind ClusterRole netconform)"
             )
         all_nodes = list_nodes(api)
         selector = config.getoption("node_selector")
@@ -194,6 +197,7 @@ def connect(config: pytest.Config) -> Cluster:
         all_nodes=all_nodes,
         configuration=target.configuration,
         api_client=api,
+        cannot_inspect=[str(p) for p in lacking],
     )
 
 
@@ -213,6 +217,7 @@ def _cluster_from_workerinput(config: pytest.Config) -> Cluster:
         all_nodes=all_nodes,
         configuration=target.configuration,
         api_client=make_api_client(target.configuration),
+        cannot_inspect=list(data.get("cannot_inspect", [])),
     )
 
 
@@ -229,6 +234,7 @@ def pytest_configure_node(node: Any) -> None:
         "version": cluster.version,
         "nodes": [n.name for n in cluster.nodes],
         "all_nodes": [n.to_dict() for n in cluster.all_nodes],
+        "cannot_inspect": cluster.cannot_inspect,
     }
 
 
@@ -237,10 +243,16 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         return []
     c = get_cluster(config)
     nodes = ", ".join(f"{n.name} ({n.internal_ip})" for n in c.nodes)
-    return [
+    lines = [
         f"netconform: cluster {c.cluster_name} (context {c.context}) at {c.server}, Kubernetes {c.version}, run {run_id(config)}",
         f"netconform: {len(c.nodes)} of {len(c.all_nodes)} nodes selected: {nodes}",
     ]
+    if c.cannot_inspect:
+        lines.append(
+            f"netconform: not permitted to read {', '.join(c.cannot_inspect)} (ClusterRole netconform-inspect): "
+            "the report leaves CNI and kube-proxy mode unnamed; the checks run as usual"
+        )
+    return lines
 
 
 @pytest.fixture(scope="session")
