@@ -2,8 +2,11 @@
 
 import pytest
 import testinfra
+import testinfra.host
 from netconform import nodes
 from netconform.errors import UsageError
+from netconform.kube.exec import ExecError, ExecResult
+from netconform.nodes import backend
 from netconform.workload.manifests import agent_daemonset
 
 
@@ -58,3 +61,21 @@ def test_a_bad_node_access_is_a_usage_error_of_the_run(pytester: pytest.Pytester
     res = pytester.runpytest("-p", "no:netconform", "-p", "netconform.plugin.nodes", "--node-access", "ftp://{node}")
     assert res.ret == pytest.ExitCode.USAGE_ERROR
     assert "--node-access 'ftp://{node}': unknown scheme 'ftp'" in res.stderr.str()
+
+
+def test_the_agent_backend_is_one_pod_exec_and_a_failed_exec_is_an_access_error(monkeypatch: pytest.MonkeyPatch):
+    calls = []
+
+    def run_in_pod(cfg, namespace, pod, command, *, container=None, stdin=None, timeout_s):
+        calls.append((namespace, pod, command, container, timeout_s))
+        if "fail" in command[-1]:
+            raise ExecError(f"exec into {namespace}/{pod} failed: 500 Internal Server Error")
+        return ExecResult(3, "out\n", "err\n")
+
+    monkeypatch.setattr(backend, "run_in_pod", run_in_pod)
+    be = nodes.ExecBackend("nc-agent-x", "netconform-ab12", "agent", None)
+    res = nodes.run_bounded(testinfra.host.Host(be), "ip route show", timeout_s=7)
+    assert (res.rc, res.stdout, res.stderr) == (3, "out\n", "err\n")
+    assert calls == [("netconform-ab12", "nc-agent-x", ["/bin/sh", "-c", "ip route show"], "agent", 7)]
+    with pytest.raises(nodes.AccessError, match="exec into netconform-ab12/nc-agent-x failed: 500"):
+        be.run_with_timeout("fail", 5)
