@@ -158,7 +158,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
 
 
 def _ensure_namespace(config: pytest.Config, diag: Diagnoser) -> None:
-    """The agent needs the run namespace; the probes plugin deletes it at the end as usual."""
+    """The agent needs the run namespace; netconform.plugin.probes deletes it at the end as usual."""
     try:
         get_cluster(config).core.create_namespace(namespace_manifest(run_id(config), config.getoption("keep")))
     except k8s.ApiException as exc:

@@ -12,7 +12,7 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 
 def path(check: str, src: str, dst: str | None, error: str | None = None) -> dict:
-    """The shape DialResult.path_info() puts on every report (plugins/dial.py)."""
+    """The shape DialResult.path_info() puts on every report (dialing.path)."""
     return {
         "check": check,
         "src_node": src,

@@ -1,6 +1,6 @@
 """The reporting plugin in real pytest runs (subprocess, -n 2 too) of a stand-in suite: tests named and
-parametrized like suites/, carrying `netconform_path` like plugins/dial.py and a diagnosis like
-plugins/diagnose (emulated in the conftest below). No cluster: what is checked is what reporting adds."""
+parametrized like suites/, carrying `netconform_path` like dialing.path writes it and a Diagnosis like
+netconform.plugin.diagnose attaches (emulated in the conftest below). No cluster: what is checked is what reporting adds."""
 
 from __future__ import annotations
 
