@@ -6,7 +6,14 @@ from __future__ import annotations
 
 from netconform.kube.access import Permission
 
-__all__ = ["GATE_PERMISSIONS", "INSPECT_PERMISSIONS", "ROLES", "RUN_PERMISSIONS"]
+__all__ = [
+    "GATE_PERMISSIONS",
+    "GET_KUBE_PROXY_CONFIG",
+    "INSPECT_PERMISSIONS",
+    "LIST_DAEMONSETS",
+    "ROLES",
+    "RUN_PERMISSIONS",
+]
 
 # ClusterRole netconform: the checks and the diagnosis of failed ones. Missing any: the run stops.
 RUN_PERMISSIONS: tuple[Permission, ...] = (
@@ -27,10 +34,9 @@ RUN_PERMISSIONS: tuple[Permission, ...] = (
 )
 
 # ClusterRole netconform-inspect: read-only, optional. Missing: said once, the checks still run.
-INSPECT_PERMISSIONS: tuple[Permission, ...] = (
-    Permission("list", "daemonsets", "apps"),
-    Permission("get", "configmaps", name="kube-proxy", namespace="kube-system"),
-)
+LIST_DAEMONSETS = Permission("list", "daemonsets", "apps")  # which CNI and proxy run in kube-system
+GET_KUBE_PROXY_CONFIG = Permission("get", "configmaps", name="kube-proxy", namespace="kube-system")
+INSPECT_PERMISSIONS: tuple[Permission, ...] = (LIST_DAEMONSETS, GET_KUBE_PROXY_CONFIG)
 
 # ClusterRole netconform-gate: the upgrade gate's long-lived connections.
 GATE_PERMISSIONS: tuple[Permission, ...] = (

@@ -19,7 +19,7 @@ import pytest
 from kubernetes import client as k8s
 
 from netconform.errors import API_TRANSPORT_ERRORS, UsageError, api_error_sentence
-from netconform.kube.access import missing_permissions
+from netconform.kube.access import Permission, missing_permissions
 from netconform.kube.connect import make_api_client, resolve_target, server_version
 from netconform.kube.inventory import NodeInfo, explain_no_nodes, list_nodes, ownership_of, select_nodes
 from netconform.plugin.options import positive_int
@@ -58,6 +58,10 @@ class Cluster:
             if node.name == name:
                 return node
         raise KeyError(name)
+
+    def permitted(self, perm: Permission) -> bool:
+        """False for a read-only permission the preflight found missing (nothing is then read)."""
+        return str(perm) not in self.cannot_inspect
 
     def owner_of(self, ip: str) -> str | None:
         """Which node an address belongs to, in words, or None."""
