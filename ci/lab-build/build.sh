@@ -5,9 +5,10 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/versions.env"
 cache=${LAB_CACHE:-/var/cache/netconform-lab}
-# The cache key covers every input of the binaries and of the images made from them.
-key=$(find "$here" "$here/../../probe" "$here/../lablib/images.py" -type f ! -name '*_test.go' | sort |
-      xargs cat | sha256sum | cut -c1-12)
+# The cache key covers every input of the binaries and of the images made from them (not the Debian
+# packages of install-deps.sh nor the CNI shim, which a node copies when it starts).
+key=$(find "$here/build.sh" "$here/versions.env" "$here/kube" "$here/etcd" "$here/../../probe" \
+      "$here/../lablib/images.py" -type f ! -name '*_test.go' | sort | xargs cat | sha256sum | cut -c1-12)
 out="$cache/bin-$key"
 export GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
 log() { echo "[build $(date +%H:%M:%S)] $*" >&2; }
@@ -46,15 +47,26 @@ build_flanneld() {
 }
 
 build_probe() { (cd "$here/../../probe" && go build -trimpath -ldflags "-s -w" -o "$1/probe" .); }
+build_coredns() { build_install "github.com/coredns/coredns@$COREDNS_VERSION" "$1/coredns"; }
 
 if [ -f "$out/.complete" ]; then log "cached binaries in $out"; echo "$out"; exit 0; fi
-mkdir -p "$out"
+mkdir -p "$out" "$cache/parts"
 start=$(date +%s)
-for c in etcd kube probe; do
-  [ -x "$out/$c" ] || { log "building $c"; "build_$c" "$out"; }
+# Each binary is also cached on its own, keyed by its own inputs: a change to one (say the probe)
+# rebuilds that one only; the others are hard-linked from $cache/parts.
+declare -A inputs=([etcd]="$here/etcd" [kube]="$here/kube" [probe]="$here/../../probe" [flanneld]="" [coredns]="")
+for c in etcd kube probe flanneld coredns; do
+  # shellcheck disable=SC2086 # inputs are paths without spaces
+  part="$cache/parts/$c-$(find "$here/build.sh" "$here/versions.env" ${inputs[$c]} -type f ! -name '*_test.go' |
+                          sort | xargs cat | sha256sum | cut -c1-12)"
+  if [ ! -x "$part" ]; then
+    log "building $c"
+    tmp=$(mktemp -d "$cache/parts/.build-XXXXXX")
+    "build_$c" "$tmp"
+    mv "$tmp/$c" "$part"; rmdir "$tmp"
+  fi
+  ln -f "$part" "$out/$c"
 done
-[ -x "$out/flanneld" ] || { log "building flanneld"; build_flanneld "$out"; }
-[ -x "$out/coredns" ] || { log "building coredns"; build_install "github.com/coredns/coredns@$COREDNS_VERSION" "$out/coredns"; }
 touch "$out/.complete"
 log "built in $(( $(date +%s) - start ))s into $out"
 echo "$out"

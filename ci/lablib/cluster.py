@@ -61,21 +61,28 @@ def _ready(doc: dict) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in doc["status"].get("conditions", []))
 
 
-def up(count: int) -> None:
+def refuse_other_shape(var: config.Variant) -> None:
+    """A lab of another shape is someone's: never replace it implicitly."""
+    if config.node_count() and config.variant() != var:
+        raise LabError(f"a lab of another shape is up ({config.variant().describe()}); run `ci/lab down` first")
+
+
+def up(var: config.Variant) -> None:
     started = time.monotonic()
+    count = var.nodes
     preflight()
-    running = config.node_count()
-    if running and running != count:
-        raise LabError(f"a lab with {running} nodes is up; run `ci/lab down` first")
+    refuse_other_shape(var)
     if config.STATE.exists():
         if status()[1]:
             _refresh_images()
-            say("the lab is already up")
+            say(f"the lab is already up: {var.describe()}")
             return
         say("cleaning up what a stopped or half-finished lab left behind")
         down()
+    say(f"bringing up {var.describe()}")
     bins = build()
     config.STATE.mkdir(parents=True, exist_ok=True)
+    config.VARIANT_FILE.write_text(var.to_json())
     link = config.STATE / "bin"
     link.unlink(missing_ok=True)
     link.symlink_to(bins)
@@ -83,6 +90,7 @@ def up(count: int) -> None:
     archives = images.build(bins)
     nodes = config.nodes(count)
     certs.ensure([n.name for n in nodes])
+    _raise_inotify_limit(count)
     say("wiring namespaces")
     net.up_switch()
     for n in nodes:
@@ -95,13 +103,15 @@ def up(count: int) -> None:
         node.start_namespace(n)
         node.start_containerd(n, archives)
         node.start_kubelet(n, bins)
+    pod_cidrs = {}
     for n in nodes:
-        proc.wait_for(f"{n.name} to register with a podCIDR",
-                      lambda: proc.ensure_running(f"{n.name}-kubelet") or
-                      _node_json(bins, n.name)["spec"].get("podCIDR"), 120, 1.0,
-                      log=str(config.LOGS / f"{n.name}-kubelet.log"))
+        pod_cidrs[n] = proc.wait_for(f"{n.name} to register with a podCIDR",
+                                     lambda: proc.ensure_running(f"{n.name}-kubelet") or
+                                     _node_json(bins, n.name)["spec"].get("podCIDR"), 120, 1.0,
+                                     log=str(config.LOGS / f"{n.name}-kubelet.log"))
         node.start_flanneld(n, bins)
         node.start_kube_proxy(n, bins)
+    net.route_control_plane(pod_cidrs)
     for n in nodes:
         proc.wait_for(f"flanneld on {n.name} to lease a subnet",
                       lambda: proc.ensure_running(f"{n.name}-flanneld") or
@@ -117,11 +127,46 @@ def up(count: int) -> None:
     proxy_conf = control.kubectl(bins, "-n", "kube-system", "create", "configmap", "kube-proxy", "--dry-run=client",
                                  "-o", "json", f"--from-file=config.conf={nodes[0].dir / 'etc/kube-proxy.json'}")
     control.kubectl(bins, "apply", "-f", "-", input=proxy_conf)
+    _check_published_proxy_mode(bins, var)
     proc.wait_for("CoreDNS to be Ready", lambda: control.kubectl(
         bins, "-n", "kube-system", "get", "deploy", "coredns", "-o", "jsonpath={.status.readyReplicas}",
         check=False).strip() == "2", 180, 2.0)
     (config.STATE / "up.json").write_text(json.dumps({"nodes": count, "seconds": round(time.monotonic() - started)}))
-    say(f"lab up with {count} nodes in {time.monotonic() - started:.0f}s")
+    say(f"lab up in {time.monotonic() - started:.0f}s: {var.describe()}")
+
+
+def _check_published_proxy_mode(bins: Path, var: config.Variant) -> None:
+    """kube-system/kube-proxy says the mode that runs (tools and netconform's report read it there)."""
+    conf = json.loads(control.kubectl(bins, "-n", "kube-system", "get", "configmap", "kube-proxy",
+                                      "-o", "jsonpath={.data.config\\.conf}"))
+    if conf.get("mode") != var.proxy_mode:
+        raise LabError(f"kube-system/kube-proxy says mode {conf.get('mode')!r}, but kube-proxy runs {var.proxy_mode}")
+
+
+# Each node's kubelet, kube-proxy and containerd hold about 8 inotify instances, and the limit is per user
+# (root, machine-wide): 128 by default, which a 12-node lab would nearly exhaust. `up` raises it when the
+# lab needs more and `down` puts back the value it found (HOST_SYSCTLS records both).
+INOTIFY = "fs.inotify.max_user_instances"
+HOST_SYSCTLS = config.STATE / "host-sysctls.json"
+
+
+def _raise_inotify_limit(count: int) -> None:
+    was = int(run(["sysctl", "-n", INOTIFY]).strip())
+    want = 64 + 16 * count
+    if was >= want:
+        return
+    HOST_SYSCTLS.write_text(json.dumps({INOTIFY: {"was": was, "set": want}}))
+    run(["sysctl", "-qw", f"{INOTIFY}={want}"])
+    say(f"raised {INOTIFY} from {was} to {want} for {count} nodes (down restores it)")
+
+
+def _restore_host_sysctls() -> None:
+    if not HOST_SYSCTLS.exists():
+        return
+    for key, entry in json.loads(HOST_SYSCTLS.read_text()).items():
+        if run(["sysctl", "-n", key]).strip() == str(entry["set"]):   # nobody changed it since
+            run(["sysctl", "-qw", f"{key}={entry['was']}"])
+    HOST_SYSCTLS.unlink()
 
 
 def _refresh_images() -> None:
@@ -146,6 +191,7 @@ def down(keep_logs: bool = False) -> None:
             proc.stop(pidfile.stem)   # anything that escaped the cgroup, by its recorded pid
     proc.remove_cgroup(config.CGROUP_ROOT)
     net.down()
+    _restore_host_sysctls()
     node.remove_created_host_dirs()
     if config.STATE.exists():
         if keep_logs:
@@ -162,6 +208,7 @@ def status() -> tuple[list[str], bool]:
     healthy = True
     if not (config.STATE / "up.json").exists():
         return ["the lab is down"], False
+    lines.append(f"variant: {config.variant().describe()} (recorded in {config.VARIANT_FILE})")
     for pidfile in sorted(config.PIDS.glob("*.pid")) if config.PIDS.exists() else []:
         pid = proc.pid_of(pidfile.stem)
         lines.append(f"{pidfile.stem:34} {'running pid ' + str(pid) if pid else 'NOT RUNNING'}")
@@ -171,9 +218,26 @@ def status() -> tuple[list[str], bool]:
     except LabError as err:
         lines.append(f"API: {err}")
         healthy = False
+    lines.append(_memory_line())
     problems = net.isolation_problems() if config.node_count() else []
     lines.append("isolation: " + ("; ".join(problems) if problems else "sealed (no route or NAT out of the lab)"))
     return lines, healthy and not problems
+
+
+def _rss_mib(relpath: str) -> float:
+    """Resident memory of a lab cgroup and everything below it (memory.stat total_rss), in MiB."""
+    try:
+        stat = (proc.CGROUP_FS / "memory" / relpath / "memory.stat").read_text().split()
+        return int(stat[stat.index("total_rss") + 1]) / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _memory_line() -> str:
+    nodes = [_rss_mib(n.cgroup) for n in config.nodes(config.node_count())]
+    per_node = f", nodes {min(nodes):.0f}-{max(nodes):.0f} MiB each" if nodes else ""
+    return (f"memory: {_rss_mib(config.CGROUP_ROOT):.0f} MiB resident (cgroup total_rss): control plane "
+            f"{_rss_mib(control.CP):.0f} MiB{per_node}")
 
 
 def node_by_name(name: str) -> Node:

@@ -1,8 +1,9 @@
 """Where the lab lives and how it is addressed. One place for every constant."""
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -19,6 +20,8 @@ SWITCH_NS = f"{PREFIX}-sw"
 ROOT_VETH = f"{PREFIX}0"          # root end of the link to the lab switch
 
 LAB_NET = "10.99.0"               # /24 for node uplinks; .1 is the control plane (root namespace)
+LAB_CIDR = f"{LAB_NET}.0/24"
+MAX_NODES = 12                    # node N is 10.99.0.(10+N); 12 is the largest size measured (ci/LAB.md)
 API_IP = f"{LAB_NET}.1"
 API_PORT = 6443
 ETCD_CLIENT = "127.0.0.1:23791"
@@ -29,6 +32,12 @@ POD_CIDR = "10.244.0.0/16"
 SERVICE_CIDR = "10.96.0.0/16"
 DNS_IP = "10.96.0.10"
 CLUSTER_DOMAIN = "cluster.local"
+# The dual-stack variant's IPv6 ranges: unique local addresses, used by nothing outside the lab.
+LAB_NET6 = "fd10:99::"            # /64 for node uplinks (node N: fd10:99::(10+N)); nclab0 has IPv6 disabled
+LAB_CIDR6 = f"{LAB_NET6}/64"
+POD_CIDR6 = "fd10:244::/56"       # a /64 per node
+SERVICE_CIDR6 = "fd10:96::/112"
+VARIANT_FILE = STATE / "variant.json"
 
 # The references the suite pulls by default; the lab builds images with exactly these names.
 IMAGES = {
@@ -37,6 +46,63 @@ IMAGES = {
     "pause": "registry.k8s.io/pause:3.10",
     "coredns": "registry.k8s.io/coredns/coredns:v1.14.7",
 }
+
+
+def _versions() -> dict[str, str]:
+    """ci/lab-build/versions.env: the upstream versions the lab builds."""
+    found = {}
+    for line in (REPO / "ci/lab-build/versions.env").read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            key, value = line.split("=", 1)
+            found[key.strip()] = value.strip()
+    return found
+
+
+KUBE_VERSION = _versions()["KUBE_VERSION"]
+PROXY_MODES = ("iptables", "nftables")   # this kernel has no IPVS, so no ipvs mode
+FLANNEL_BACKENDS = ("vxlan", "host-gw")
+IP_FAMILIES = ("ipv4", "dual")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """The shape of a lab, chosen at `ci/lab up` and recorded in VARIANT_FILE (format: ci/LAB.md)."""
+    nodes: int = 3
+    proxy_mode: str = "iptables"
+    flannel_backend: str = "vxlan"
+    ip_family: str = "ipv4"
+    version: str = KUBE_VERSION
+
+    @property
+    def dual(self) -> bool:
+        return self.ip_family == "dual"
+
+    @property
+    def pod_cidrs(self) -> list[str]:
+        return [POD_CIDR, POD_CIDR6] if self.dual else [POD_CIDR]
+
+    @property
+    def service_cidrs(self) -> list[str]:
+        return [SERVICE_CIDR, SERVICE_CIDR6] if self.dual else [SERVICE_CIDR]
+
+    def describe(self) -> str:
+        return (f"{self.nodes} nodes, kube-proxy {self.proxy_mode}, flannel {self.flannel_backend}, "
+                f"{self.ip_family}, Kubernetes {self.version}")
+
+    def to_json(self) -> str:
+        return json.dumps({"format": 1, **asdict(self)}, indent=1) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> "Variant":
+        doc = json.loads(text)
+        return cls(**{f.name: doc[f.name] for f in fields(cls) if f.name in doc})
+
+
+def variant() -> Variant:
+    """The variant of the lab that is up (or being brought up); the default when none is recorded."""
+    if VARIANT_FILE.exists():
+        return Variant.from_json(VARIANT_FILE.read_text())
+    return Variant(nodes=node_count() or 3)
 
 
 @dataclass(frozen=True)
@@ -54,6 +120,13 @@ class Node:
     @property
     def ip(self) -> str:
         return f"{LAB_NET}.{10 + self.index}"
+
+    @property
+    def ip6(self) -> str:
+        return f"{LAB_NET6}{10 + self.index}"
+
+    def node_ips(self, var: Variant) -> list[str]:
+        return [self.ip, self.ip6] if var.dual else [self.ip]
 
     @property
     def dir(self) -> Path:

@@ -18,6 +18,11 @@ def kubectl(bin_dir: Path, *args: str, input: str | None = None, check: bool = T
 
 def start(bin_dir: Path) -> None:
     kube = str(bin_dir / "kube")
+    var = config.variant()
+    services = ",".join(var.service_cidrs)
+    # dual-stack: IPv4 first (the primary family, as the node IPs, ClusterIP of `kubernetes` and kube-dns)
+    node_masks = ["--node-cidr-mask-size-ipv4", "24", "--node-cidr-mask-size-ipv6", "64"] if var.dual else \
+        ["--node-cidr-mask-size", "24"]
     if not proc.pid_of("etcd"):
         proc.start("etcd", [str(bin_dir / "etcd"), "--name", "lab", "--data-dir", str(config.STATE / "etcd"),
                             "--listen-client-urls", f"http://{config.ETCD_CLIENT}",
@@ -31,7 +36,7 @@ def start(bin_dir: Path) -> None:
             kube, "kube-apiserver", "--etcd-servers", f"http://{config.ETCD_CLIENT}",
             "--bind-address", config.API_IP, "--advertise-address", config.API_IP,
             "--secure-port", str(config.API_PORT),
-            "--service-cluster-ip-range", config.SERVICE_CIDR, "--allow-privileged=true",
+            "--service-cluster-ip-range", services, "--allow-privileged=true",
             "--authorization-mode", "Node,RBAC", "--enable-admission-plugins", "NodeRestriction",
             "--client-ca-file", str(C / "ca.crt"),
             "--tls-cert-file", str(C / "apiserver.crt"), "--tls-private-key-file", str(C / "apiserver.key"),
@@ -52,8 +57,8 @@ def start(bin_dir: Path) -> None:
     if not proc.pid_of("kube-controller-manager"):
         proc.start("kube-controller-manager", [
             kube, "kube-controller-manager", *common, "--secure-port", str(config.CM_PORT),
-            "--allocate-node-cidrs", "--cluster-cidr", config.POD_CIDR, "--node-cidr-mask-size", "24",
-            "--service-cluster-ip-range", config.SERVICE_CIDR,
+            "--allocate-node-cidrs", "--cluster-cidr", ",".join(var.pod_cidrs), *node_masks,
+            "--service-cluster-ip-range", services,
             "--cluster-signing-cert-file", str(C / "ca.crt"), "--cluster-signing-key-file", str(C / "ca.key"),
             "--root-ca-file", str(C / "ca.crt"), "--service-account-private-key-file", str(C / "sa.key"),
             "--use-service-account-credentials", "--leader-elect=false"], CP)
@@ -113,7 +118,8 @@ def coredns_manifest() -> dict:
                           "readinessProbe": {"httpGet": {"path": "/ready", "port": 8181}, "periodSeconds": 2},
                           "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}}}]}}}},
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kube-dns", "namespace": ns, "labels": labels},
-         "spec": {"clusterIP": config.DNS_IP, "selector": labels, "ports": [
+         "spec": {"clusterIP": config.DNS_IP, "selector": labels,
+                  **({"ipFamilyPolicy": "PreferDualStack"} if config.variant().dual else {}), "ports": [
              {"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]}},
     ]
     return {"apiVersion": "v1", "kind": "List", "items": items}

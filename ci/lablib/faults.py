@@ -21,6 +21,7 @@ class Fault:
     name: str
     incident: str
     inject: Callable[[Node], list[list[str]]]   # returns the commands that undo it (run in the node's netns)
+    vxlan_only: bool = False                    # needs flannel.1, which the host-gw backend does not have
 
 
 def _peers(node: Node) -> list[tuple[str, str, str]]:
@@ -37,6 +38,19 @@ def _peers(node: Node) -> list[tuple[str, str, str]]:
             found.append((cidr.split("/")[0], vtep, ann.get("flannel.alpha.coreos.com/public-ip", "")))
     if not found:
         raise LabError(f"{node.name} has no flannel peers yet (no backend-data annotations)")
+    return found
+
+
+def _peer_routes(node: Node) -> list[tuple[str, str]]:
+    """(podCIDR, node IP) of every other node: where host-gw routes each peer's pods."""
+    found = []
+    for item in json.loads(control.kubectl(bin_dir(), "get", "nodes", "-o", "json"))["items"]:
+        addresses = {a["type"]: a["address"] for a in item["status"].get("addresses", [])
+                     if ":" not in a["address"]}
+        if item["metadata"]["name"] != node.name and item["spec"].get("podCIDR") and "InternalIP" in addresses:
+            found.append((item["spec"]["podCIDR"], addresses["InternalIP"]))
+    if not found:
+        raise LabError(f"{node.name} has no peers with a podCIDR yet")
     return found
 
 
@@ -69,6 +83,11 @@ def ip_masq(node: Node) -> list[list[str]]:
 
 def missing_route(node: Node) -> list[list[str]]:
     undo = []
+    if config.variant().flannel_backend == "host-gw":
+        for cidr, peer_ip in _peer_routes(node):
+            _sh(node, "ip", "route", "del", cidr, "via", peer_ip, "dev", "eth0")
+            undo.append(["ip", "route", "replace", cidr, "via", peer_ip, "dev", "eth0"])
+        return undo
     for subnet0, _vtep, _ip in _peers(node):
         cidr = subnet0 + "/24"
         _sh(node, "ip", "route", "del", cidr, "dev", "flannel.1")
@@ -103,7 +122,14 @@ def forward_drop(node: Node) -> list[list[str]]:
 
 def kube_proxy_down(node: Node) -> list[list[str]]:
     proc.stop(f"{node.name}-kube-proxy")
-    _sh(node, "iptables", "-t", "nat", "-F", "KUBE-SERVICES")
+    var = config.variant()
+    if var.proxy_mode == "nftables":
+        # kube-proxy's own tables, emptied (kept, as a crashed kube-proxy leaves them); a restart refills them
+        for family in ("ip", "ip6") if var.dual else ("ip",):
+            _sh(node, "nft", "flush", "table", family, "kube-proxy")
+    else:
+        for tool in ("iptables", "ip6tables") if var.dual else ("iptables",):
+            _sh(node, tool, "-t", "nat", "-F", "KUBE-SERVICES")
     return [["netconform-lab", "restart-kube-proxy"]]
 
 
@@ -123,18 +149,21 @@ def dns_down(node: Node) -> list[list[str]]:
 
 FAULTS = {f.name: f for f in [
     Fault("stale-arp", "seed 1 / FAULTS #1: wrong MAC for every peer's flannel.1 in the node's neighbour table",
-          stale_arp),
+          stale_arp, vxlan_only=True),
     Fault("stale-arp-fdb", "seed 1 / FAULTS #1: stale neighbour MAC plus a matching FDB entry (frames vanish at the peer)",
-          lambda n: stale_arp(n, with_fdb=True)),
+          lambda n: stale_arp(n, with_fdb=True), vxlan_only=True),
     Fault("ip-masq", "seed 3 / FAULTS #3: dockerd --ip-masq rule `-s <podCIDR> ! -o cni0 -j MASQUERADE`", ip_masq),
-    Fault("missing-route", "FAULTS #4: no flannel.1 route to the peers' podCIDRs", missing_route),
+    Fault("missing-route", "FAULTS #4: no route to the peers' podCIDRs (flannel.1 on vxlan, via the peer on host-gw)",
+          missing_route),
     Fault("vxlan-blocked", "FAULTS #6: UDP 8472 (VXLAN) dropped on input",
-          lambda n: _iptables_insert(n, "filter", "INPUT", "-p", "udp", "--dport", "8472", "-j", "DROP")),
+          lambda n: _iptables_insert(n, "filter", "INPUT", "-p", "udp", "--dport", "8472", "-j", "DROP"),
+          vxlan_only=True),
     Fault("ip-forward-off", "FAULTS #7: net.ipv4.ip_forward=0", lambda n: _sysctl(n, "net.ipv4.ip_forward", "0")),
     Fault("forward-drop", "FAULTS #8: FORWARD chain drops pod traffic (docker's policy DROP)", forward_drop),
     Fault("bridge-nf-off", "FAULTS #9: net.bridge.bridge-nf-call-iptables=0",
           lambda n: _sysctl(n, "net.bridge.bridge-nf-call-iptables", "0")),
-    Fault("mtu-mismatch", "FAULTS #5: flannel.1 MTU below the pods' MTU (large transfers black-holed)", mtu_mismatch),
+    Fault("mtu-mismatch", "FAULTS #5: flannel.1 MTU below the pods' MTU (large transfers black-holed)", mtu_mismatch,
+          vxlan_only=True),
     Fault("kube-proxy-down", "FAULTS #11: kube-proxy stopped and its service rules flushed", kube_proxy_down),
     Fault("nodeport-firewall", "FAULTS #13: host firewall drops the NodePort range ahead of kube-proxy",
           lambda n: _iptables_insert(n, "raw", "PREROUTING", "-p", "tcp", "--dport", "30000:32767", "-j", "DROP")),
@@ -152,6 +181,10 @@ def inject(name: str, node_name: str) -> str:
     if name not in FAULTS:
         raise LabError(f"unknown fault {name}; `ci/lab fault --list` shows them")
     node = node_by_name(node_name)
+    backend = config.variant().flannel_backend
+    if FAULTS[name].vxlan_only and backend != "vxlan":
+        raise LabError(f"{name} needs flannel's VXLAN device flannel.1, which this lab's {backend} backend "
+                       "does not have")
     state = _state()
     key = f"{name}@{node.name}"
     if key in state:

@@ -5,6 +5,7 @@ import argparse
 import os
 import signal
 import sys
+from pathlib import Path
 
 from . import cluster, config, faults, node, proc, smoke
 from .proc import LabError
@@ -21,7 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ci/lab", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     up = sub.add_parser("up", help="build (cached) and start an N-node lab, then run the smoke check")
-    up.add_argument("--nodes", type=int, default=3)
+    up.add_argument("--nodes", type=int, default=3, help=f"1 to {config.MAX_NODES} (default 3)")
+    up.add_argument("--proxy-mode", default="iptables", help="kube-proxy mode: iptables (default) or nftables")
+    up.add_argument("--flannel-backend", default="vxlan", help="flannel backend: vxlan (default) or host-gw")
+    up.add_argument("--ip-family", default="ipv4", help="ipv4 (default) or dual (IPv4 + IPv6)")
     up.add_argument("--no-smoke", action="store_true")
     up.add_argument("--keep-on-failure", action="store_true", help="leave a failed lab running to debug it")
     sub.add_parser("down", help="stop everything the lab started and remove its namespaces, cgroups, files")
@@ -50,12 +54,30 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _variant(args: argparse.Namespace) -> config.Variant:
+    """The lab shape asked for, or one sentence saying what is wrong with the ask."""
+    if not 1 <= args.nodes <= config.MAX_NODES:
+        raise LabError(f"--nodes takes 1 to {config.MAX_NODES}, not {args.nodes}")
+    if args.proxy_mode == "ipvs":
+        if not Path("/proc/net/ip_vs").exists():
+            raise LabError("--proxy-mode ipvs is not available: this machine's kernel has no IPVS (ip_vs), "
+                           "so the lab runs kube-proxy in iptables or nftables mode only")
+        raise LabError("--proxy-mode ipvs is not supported by the lab; use iptables or nftables")
+    for flag, value, allowed in (("--proxy-mode", args.proxy_mode, config.PROXY_MODES),
+                                 ("--flannel-backend", args.flannel_backend, config.FLANNEL_BACKENDS),
+                                 ("--ip-family", args.ip_family, config.IP_FAMILIES)):
+        if value not in allowed:
+            raise LabError(f"{flag} takes {' or '.join(allowed)}, not {value!r}")
+    return config.Variant(nodes=args.nodes, proxy_mode=args.proxy_mode, flannel_backend=args.flannel_backend,
+                          ip_family=args.ip_family)
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     if args.cmd == "up":
-        if args.nodes < 1 or args.nodes > 9:
-            raise LabError("--nodes takes 1 to 9")
+        var = _variant(args)
+        cluster.refuse_other_shape(var)   # before the try: a refusal must not take the other lab down
         try:
-            cluster.up(args.nodes)
+            cluster.up(var)
             if not args.no_smoke:
                 smoke.check_or_explain()
         except (LabError, KeyboardInterrupt):
@@ -94,7 +116,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.cmd == "fault":
         if args.list or not args.name:
             for f in faults.FAULTS.values():
-                print(f"{f.name:18} {f.incident}")
+                print(f"{f.name:18} {f.incident}" + (" (vxlan backend only)" if f.vxlan_only else ""))
         elif args.name == "clear":
             print("\n".join(faults.clear()))
         else:

@@ -168,8 +168,17 @@ def start_kubelet(node: Node, bin_dir: Path) -> None:
         return
     proc.start(name, enter(node) + [str(bin_dir / "kube"), "kubelet", "--config", str(_kubelet_config(node)),
                                     "--kubeconfig", str(config.CERTS / f"kubelet-{node.name}.kubeconfig"),
-                                    "--hostname-override", node.name, "--node-ip", node.ip, "--v=1"],
+                                    "--hostname-override", node.name,
+                                    "--node-ip", ",".join(node.node_ips(config.variant())), "--v=1"],
                f"{node.cgroup}/system")
+
+
+def flannel_net_conf(var: config.Variant) -> dict:
+    """flannel's net-conf.json for the variant: the backend, and IPv6 beside IPv4 on dual-stack."""
+    conf: dict = {"Network": config.POD_CIDR, "Backend": {"Type": var.flannel_backend}}
+    if var.dual:
+        conf.update({"EnableIPv6": True, "IPv6Network": config.POD_CIDR6})
+    return conf
 
 
 def start_flanneld(node: Node, bin_dir: Path) -> None:
@@ -177,7 +186,7 @@ def start_flanneld(node: Node, bin_dir: Path) -> None:
     if proc.pid_of(name):
         return
     net_conf = node.dir / "etc/net-conf.json"
-    net_conf.write_text(json.dumps({"Network": config.POD_CIDR, "Backend": {"Type": "vxlan"}}))
+    net_conf.write_text(json.dumps(flannel_net_conf(config.variant())))
     proc.start(name, enter(node) + [str(bin_dir / "flanneld"), "--kube-subnet-mgr",
                                     "--kubeconfig-file", str(config.KUBECONFIG), "--iface", "eth0", "--ip-masq",
                                     "--net-config-path", str(net_conf), "--subnet-file", "/run/flannel/subnet.env"],
@@ -188,10 +197,12 @@ def start_kube_proxy(node: Node, bin_dir: Path) -> None:
     name = f"{node.name}-kube-proxy"
     if proc.pid_of(name):
         return
+    var = config.variant()
     cfg = {
         "kind": "KubeProxyConfiguration", "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
         "clientConnection": {"kubeconfig": str(config.KUBECONFIG)},
-        "mode": "iptables", "clusterCIDR": config.POD_CIDR, "hostnameOverride": node.name,
+        # nftables mode runs `nft` (Debian's nftables package, ci/lab-build/install-deps.sh).
+        "mode": var.proxy_mode, "clusterCIDR": ",".join(var.pod_cidrs), "hostnameOverride": node.name,
         "healthzBindAddress": "127.0.0.1:10256", "metricsBindAddress": "127.0.0.1:10249",
         # nf_conntrack_max is read-only outside the initial network namespace: leave conntrack alone.
         "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
