@@ -1,4 +1,9 @@
-"""Container images built on this machine (no registry is reachable): OCI archives for `ctr images import`."""
+"""Container images built on this machine (no registry is reachable): OCI archives for `ctr images import`.
+
+The probe image is the release artifact itself: `ci/images build` (multi-arch OCI index, reproducible),
+imported with every platform, so the lab runs the digest a release would push. The pause, CoreDNS and
+node agent images are the lab's own look-alikes under the upstream names, built below.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -6,10 +11,14 @@ import io
 import json
 import shutil
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
 from . import config
+from .proc import LabError, run
+
+RELEASE_BUILD_TIMEOUT_S = 1200  # a cold Go cache compiles go-containerregistry and the probe twice (~3 min here)
 
 BUSYBOX = "/bin/busybox"
 BUSYBOX_APPLETS = ["sh", "cat", "ls", "sleep", "echo", "mkdir", "rm", "ps", "grep", "sed", "head", "tail",
@@ -119,17 +128,58 @@ def _oci_archive(out: Path, ref: str, root: Path, entrypoint: list[str], cmd: li
     tmp.rename(out)
 
 
+def release_probe(out_dir: Path) -> tuple[Path, str]:
+    """`ci/images build --out out_dir`: the probe image exactly as a release builds it.
+
+    Returns the OCI archive and the NAME:TAG@sha256:DIGEST the build printed. Run every time (a warm
+    build takes seconds): its inputs (probe source, ci/image-build, pinned busybox, package version)
+    are more than the lab's binary cache key covers."""
+    cmd = [sys.executable, str(config.REPO / "ci/images"), "build", "--out", str(out_dir)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=RELEASE_BUILD_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise LabError(f"`ci/images build` did not finish within {RELEASE_BUILD_TIMEOUT_S}s") from None
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        why = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise LabError(f"building the release probe image failed: {why}")
+    ref = lines[-1]
+    if ref.split("@", 1)[0] != config.IMAGES["probe"]:
+        raise LabError(f"ci/images built {ref.split('@', 1)[0]}, but the lab's pods run {config.IMAGES['probe']}")
+    return out_dir / "probe.oci.tar", ref
+
+
+def import_into(containerd_sock: Path, archives: list[Path]) -> None:
+    """Import archives into a node's containerd with every platform's content (the probe index carries
+    amd64 and arm64; without --all-platforms ctr would keep only this machine's and let the rest be
+    garbage-collected)."""
+    for archive in archives:
+        run(["ctr", "--address", str(containerd_sock), "-n", "k8s.io", "images", "import", "--all-platforms",
+             str(archive)], timeout=120)
+
+
+def probe_digest(containerd_sock: Path) -> tuple[str, list[str]]:
+    """The probe image's digest and platforms as one node's containerd lists them (`ctr images ls`)."""
+    out = run(["ctr", "--address", str(containerd_sock), "-n", "k8s.io", "images", "ls"], timeout=30)
+    for line in out.splitlines()[1:]:
+        cols = line.split()
+        if cols and cols[0] == config.IMAGES["probe"]:
+            # REF TYPE DIGEST SIZE(2 columns) PLATFORMS LABELS
+            return cols[2], cols[5].split(",")
+    raise LabError(f"{config.IMAGES['probe']} is not in containerd at {containerd_sock}")
+
+
 def build(bin_dir: Path) -> list[Path]:
-    """Build every lab image from the built binaries; cached next to them."""
+    """Build every lab image from the built binaries; cached next to them (the probe: see release_probe)."""
     out_dir = bin_dir / "images"
     out_dir.mkdir(exist_ok=True)
+    probe_archive, _ = release_probe(out_dir / "release")
     plans = {
-        "probe": (["/probe"], ["serve"], {"probe": "probe"}),
         "pause": (["/probe"], ["pause"], {"probe": "probe"}),
         "coredns": (["/coredns"], [], {"coredns": "coredns"}),
         "agent": (["/bin/sh"], ["-c", "sleep infinity"], {}),
     }
-    archives = []
+    archives = [probe_archive]
     for name, (entrypoint, cmd, binaries) in plans.items():
         archive = out_dir / f"{name}.tar"
         archives.append(archive)
