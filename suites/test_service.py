@@ -6,6 +6,7 @@ then "mostly works": some connections hang, or one backend never answers.
 Check: from each node, fresh connections to the ClusterIP until every backend has answered (at most
 a bound chosen so that a healthy run fails by chance with probability < 1e-9: see
 netconform.dialing.coverage); the set of servers that answered is compared with the set that exists.
+Over every IP family the cluster gave the Service a ClusterIP of.
 """
 
 from netconform.dialing.coverage import false_failure_bound
@@ -31,9 +32,9 @@ def assert_every_backend_answers(result: DialResult, probes: Deployment) -> None
     )
 
 
-def test_clusterip_tcp_reaches_every_backend(src: SourceView, probes: Deployment) -> None:
-    assert_every_backend_answers(src.result(service_target("tcp")), probes)
+def test_clusterip_tcp_reaches_every_backend(src: SourceView, family: str, probes: Deployment) -> None:
+    assert_every_backend_answers(src.result(service_target("tcp", family)), probes)
 
 
-def test_clusterip_udp_reaches_every_backend(src: SourceView, probes: Deployment) -> None:
-    assert_every_backend_answers(src.result(service_target("udp")), probes)
+def test_clusterip_udp_reaches_every_backend(src: SourceView, family: str, probes: Deployment) -> None:
+    assert_every_backend_answers(src.result(service_target("udp", family)), probes)

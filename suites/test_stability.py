@@ -5,11 +5,11 @@ works and later ones hang (PAWS drops SYNs whose timestamps are not monotonic pe
 conntrack table or an insert race drops random new connections. A single dial does not see it; a
 hundred in a row do.
 Check: from every node at once, --stability-count fresh connections to a peer node's NodePort (a
-ring, so every NodePort is hammered once) and to the ClusterIP; success ratio, backends, p50/p99.
+ring, so every NodePort is hammered once) and to the ClusterIP, over each IP family; success ratio,
+backends, p50/p99.
 """
 
 import pytest
-
 from netconform.dialing.model import DialResult, connection_summary
 from netconform.dialing.plan import stability_target
 from netconform.plugin.dial import SourceView
@@ -26,9 +26,9 @@ def assert_every_connection_succeeds(result: DialResult, item: pytest.Item) -> N
     assert result.ok, connection_summary(result)
 
 
-def test_nodeport_connections_all_succeed(src: SourceView, request: pytest.FixtureRequest) -> None:
-    assert_every_connection_succeeds(src.result(stability_target("nodeport")), request.node)
+def test_nodeport_connections_all_succeed(src: SourceView, family: str, request: pytest.FixtureRequest) -> None:
+    assert_every_connection_succeeds(src.result(stability_target("nodeport", family)), request.node)
 
 
-def test_clusterip_connections_all_succeed(src: SourceView, request: pytest.FixtureRequest) -> None:
-    assert_every_connection_succeeds(src.result(stability_target("clusterip")), request.node)
+def test_clusterip_connections_all_succeed(src: SourceView, family: str, request: pytest.FixtureRequest) -> None:
+    assert_every_connection_succeeds(src.result(stability_target("clusterip", family)), request.node)

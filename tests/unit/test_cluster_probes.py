@@ -198,13 +198,14 @@ def test_timeout_message_lists_every_problem_in_one_line() -> None:
     text = not_ready_message([stuck], ["lab-node-1", "lab-node-2"], {}, 120.4, slices_ok=False)
     assert text == (
         f"probes not Ready after 120s: nc-server-abcde on lab-node-2: ErrImagePull for image {PROBE}; "
-        "no nc-server pod on lab-node-1; no nc-client pod on lab-node-1; no nc-client pod on lab-node-2"
+        "no nc-server pod on lab-node-1; no nc-client pod on lab-node-1; no nc-client pod on lab-node-2; "
+        "no nc-single pod on lab-node-1"
     )
     assert "\n" not in text
 
 
 def test_workload_pins_pods_to_the_selected_nodes_and_tolerates_taints() -> None:
-    server, client, *services = workload_manifests("ab12cd34", PROBE, ["lab-node-1", "lab-node-3"])
+    server, client, single, *services = workload_manifests("ab12cd34", PROBE, ["lab-node-1", "lab-node-3"])
     spec = server["spec"]["template"]["spec"]
     terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
     assert terms == [  # the API accepts a single value per matchFields term: one term per node, ORed
@@ -227,4 +228,24 @@ def test_workload_pins_pods_to_the_selected_nodes_and_tolerates_taints() -> None
         "nc-nodeport": ("NodePort", "Cluster", None),
         "nc-nodeport-local": ("NodePort", "Local", None),
         "nc-headless": ("ClusterIP", None, "None"),
+        "nc-hairpin": ("ClusterIP", None, None),
+        "nc-single-local": ("NodePort", "Local", None),
     }
+    # every Service over every family the cluster has
+    assert {s["spec"]["ipFamilyPolicy"] for s in services} == {"PreferDualStack"}
+    # the hairpin Service: the clients, each only to itself
+    hairpin = next(s for s in services if s["metadata"]["name"] == "nc-hairpin")
+    assert hairpin["spec"]["internalTrafficPolicy"] == "Local"
+    assert hairpin["spec"]["selector"]["netconform.io/role"] == "client"
+    # the single pod: one DaemonSet pod, on the first selected node only, behind its own eTP=Local NodePort
+    pinned = single["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert pinned["nodeSelectorTerms"] == [
+        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["lab-node-1"]}]}
+    ]
+    lone = next(s for s in services if s["metadata"]["name"] == "nc-single-local")
+    assert (
+        lone["spec"]["selector"]["netconform.io/role"]
+        == single["spec"]["selector"]["matchLabels"]["netconform.io/role"]
+    )

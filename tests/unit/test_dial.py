@@ -205,6 +205,8 @@ def deployment(nodes: list[NodeInfo]) -> Deployment:
         node_port_local=30081,
         kubernetes_ip="10.96.0.1",
         cluster_domain="cluster.local",
+        hairpin_ips={"ipv4": "10.96.0.60"},
+        pod_mtu=1450,
     )
 
 
@@ -214,16 +216,19 @@ def test_plan_is_one_batch_per_client_and_grows_linearly_per_client() -> None:
     assert [s.node for s in plan] == ["lab-node-1", "lab-node-2", "lab-node-3"]
     for targets in plan.values():
         ids = [t.id for t in targets]
-        assert len(ids) == len(set(ids)) == 4 * 3 + 4 + 5
+        # per destination 4 (pod tcp/udp, 2 NodePorts) + 2 cross-node MTU; 5 many-attempt; hairpin; 5 DNS
+        assert len(ids) == len(set(ids)) == 4 * 3 + 2 + 5 + 1 + 5
     first = plan[Source("nc-client-1", "10.244.1.20", "lab-node-1")]
     by_id = {t.id: t for t in first}
     assert by_id[pod_target("tcp", "lab-node-3")].host == "10.244.3.10"
     assert by_id[pod_target("udp", "lab-node-3")].port == 8081
     service = by_id[service_target("tcp")]
-    assert service.want_backends == 3 and service.count == backend_tries(3, checks=6) == 59
+    # per source: TCP, UDP and full-size UDP through the Service
+    assert service.want_backends == 3 and service.count == backend_tries(3, checks=9) == 60
     assert service.spec()["want_backends"] == 3 and "df" not in service.spec()
-    assert by_id["stability:nodeport"].host == "10.99.0.12" and by_id["stability:nodeport"].count == 100
-    assert by_id["dns:fqdn"].host == "nc-server.netconform-ab12cd34.svc.cluster.local"
+    assert by_id["stability:nodeport:ipv4"].host == "10.99.0.12" and by_id["stability:nodeport:ipv4"].count == 100
+    assert by_id["dns:fqdn:ipv4"].host == "nc-server.netconform-ab12cd34.svc.cluster.local"
+    assert by_id["dns:fqdn:ipv4"].spec()["family"] == "4"
 
 
 def test_stability_ring_gives_every_node_one_remote_client() -> None:

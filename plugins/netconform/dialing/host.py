@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from netconform.dialing.model import Attempt, DialResult, Source
-from netconform.dialing.plan import nodeport_target
-from netconform.kube.inventory import NodeInfo
+from netconform.dialing.plan import nodeport_target, single_nodeport_target
+from netconform.kube.inventory import NodeInfo, cluster_families
 from netconform.workload.deploy import Deployment
+from netconform.workload.labels import SINGLE
 
 __all__ = ["HostDials", "dial_nodeports_from_host", "host_dial", "unreachable_reason"]
 
@@ -29,7 +30,8 @@ def host_dial(ip: str, port: int, timeout_s: float) -> Attempt:
         with socket.create_connection((ip, port), timeout=timeout_s) as sock:
             connected = time.monotonic()
             sock.settimeout(max(0.1, timeout_s - (connected - started)))
-            sock.sendall(f"GET /whoami HTTP/1.0\r\nHost: {ip}:{port}\r\nConnection: close\r\n\r\n".encode())
+            host = f"[{ip}]" if ":" in ip else ip
+            sock.sendall(f"GET /whoami HTTP/1.0\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode())
             chunks = []
             while chunk := sock.recv(65536):
                 chunks.append(chunk)
@@ -58,7 +60,7 @@ def host_dial(ip: str, port: int, timeout_s: float) -> Attempt:
 
 def local_address_towards(ip: str) -> str:
     """The source address this machine uses towards `ip` (a UDP connect sends nothing)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    with socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_DGRAM) as sock:
         try:
             sock.connect((ip, 9))
             return sock.getsockname()[0]
@@ -95,7 +97,8 @@ def host_dial_connect_only(ip: str, port: int, timeout_s: float) -> str | None:
 
 @dataclass
 class HostDials:
-    """NodePort dials from the machine running pytest, per node; `skip` says why a node could not be tried."""
+    """NodePort dials from the machine running pytest, per node (every family); `skip` says, per target
+    id, why it could not be tried (this machine cannot reach the node's address of that family)."""
 
     hostname: str
     results: dict[str, list[DialResult]]
@@ -118,20 +121,38 @@ class HostDials:
 
 
 def dial_nodeports_from_host(dep: Deployment, nodes: list[NodeInfo], timeout_s: float) -> HostDials:
+    """Every node's NodePorts (eTP Cluster, eTP Local, and the single-backend eTP=Local one) over every
+    IP family, from this machine; concurrently per node and family."""
     hostname = socket.gethostname()
     timeout_ms = int(timeout_s * 1000)
+    single_on = dep.single.node if dep.single else "no node"
 
-    def one_node(node: NodeInfo) -> tuple[str, list[DialResult] | None, str | None]:
-        reason = unreachable_reason(node.internal_ip, timeout_s)
+    def one(node: NodeInfo, family: str) -> tuple[str, list[DialResult], dict[str, str]]:
+        ports = [
+            (nodeport_target(node.name, family=family), dep.node_port, f"NodePort of {node.name}"),
+            (
+                nodeport_target(node.name, local=True, family=family),
+                dep.node_port_local,
+                f"NodePort eTP=Local of {node.name}",
+            ),
+        ]
+        if dep.node_port_single:
+            ports.append(
+                (
+                    single_nodeport_target(node.name, family),
+                    dep.node_port_single,
+                    f"NodePort eTP=Local of {SINGLE['service']} on {node.name}, its only backend on {single_on}",
+                )
+            )
+        ip = node.ip_of(family)
+        reason = unreachable_reason(ip, timeout_s) if ip else f"{node.name} has no {family} InternalIP"
         if reason:
-            return node.name, None, reason
-        source = Source(hostname, local_address_towards(node.internal_ip), "outside the cluster")
+            return node.name, [], {target_id: reason for target_id, _, _ in ports}
+        assert ip is not None
+        source = Source(hostname, local_address_towards(ip), "outside the cluster")
         results = []
-        for target_id, port, label in (
-            (nodeport_target(node.name), dep.node_port, "NodePort"),
-            (nodeport_target(node.name, local=True), dep.node_port_local, "NodePort eTP=Local"),
-        ):
-            attempt = host_dial(node.internal_ip, port, timeout_s)
+        for target_id, port, label in ports:
+            attempt = host_dial(ip, port, timeout_s)
             results.append(
                 DialResult(
                     source.pod,
@@ -140,16 +161,22 @@ def dial_nodeports_from_host(dep: Deployment, nodes: list[NodeInfo], timeout_s: 
                     target_id,
                     "nodeport",
                     "tcp",
-                    node.internal_ip,
+                    ip,
                     port,
                     node.name,
                     [attempt],
-                    dest_label=f"{label} of {node.name}",
+                    dest_label=label,
                     timeout_ms=timeout_ms,
                 )
             )
-        return node.name, results, None
+        return node.name, results, {}
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, max(1, len(nodes)))) as pool:
-        done = list(pool.map(one_node, nodes))
-    return HostDials(hostname, {n: r for n, r, _ in done if r is not None}, {n: why for n, _, why in done if why})
+    jobs = [(n, f) for f in cluster_families(nodes) for n in nodes]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, max(1, len(jobs)))) as pool:
+        done = list(pool.map(lambda job: one(*job), jobs))
+    results: dict[str, list[DialResult]] = {n.name: [] for n in nodes}
+    skip: dict[str, str] = {}
+    for name, found, why in done:
+        results[name] += found
+        skip.update(why)
+    return HostDials(hostname, results, skip)

@@ -156,7 +156,9 @@ class DialResult:
 
     @property
     def endpoint(self) -> str:
-        return self.host if self.proto == "dns" else f"{self.host}:{self.port}"
+        if self.proto == "dns":
+            return self.host
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     def path(self) -> str:
         """`nc-client-abcde (10.244.1.5, lab-node-2) -> 10.244.2.7:8080 (lab-node-3)`"""

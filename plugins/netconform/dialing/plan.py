@@ -1,28 +1,40 @@
-"""What every client pod dials, per check: one list of targets per client, built once per run.
+"""What every client pod dials, per check and per IP family: one list of targets per client, built once per run.
 
 Target ids are made here and only here (`pod_target`, `nodeport_target`, ...); a test asks its
-client pod's results for the id of the path it checks.
+client pod's results for the id of the path it checks. Every id names its IP family ("ipv4" |
+"ipv6"). A path the plan cannot dial (a server pod without an IPv6 address, a Service the cluster
+gave no IPv6 ClusterIP, a node without an IPv6 InternalIP) is a `Gap` under the same id: the test
+asking for it fails or skips with the reason.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from netconform.dialing import coverage
 from netconform.dialing.model import STOP_AFTER_FAILURES, Source, Target
 from netconform.dialing.pairs import PairChoice
-from netconform.kube.inventory import NodeInfo
+from netconform.kube.inventory import NodeInfo, cluster_families
 from netconform.workload.deploy import Deployment
-from netconform.workload.labels import HTTP_PORT, SERVICES, UDP_PORT
+from netconform.workload.labels import HAIRPIN_SERVICE, HTTP_PORT, SERVICES, UDP_PORT
 
 __all__ = [
     "DNS_KINDS",
+    "IP_OVERHEAD",
+    "MTU_TRIES",
+    "Gap",
     "build_plan",
     "dns_names",
     "dns_target",
+    "hairpin_target",
+    "mtu_payload",
+    "mtu_target",
     "nodeport_target",
+    "plan_with_gaps",
     "pod_target",
     "service_target",
+    "single_nodeport_target",
     "stability_peer",
     "stability_target",
 ]
@@ -35,30 +47,59 @@ DNS_KINDS = {
     "headless": "headless Service",
     "kubernetes": "API Service",
 }
+# IP + UDP header bytes: a datagram of MTU - overhead payload bytes fills a packet of exactly MTU
+IP_OVERHEAD = {"ipv4": 28, "ipv6": 48}
+# Full-size DF datagrams per pod-to-pod path, stopping at the first that comes back whole. A path
+# that carries the size fails only if all are lost by chance: p**3 for a loss rate p (1e-9 at p=1e-3);
+# one whose MTU is too small loses every one of them.
+MTU_TRIES = 3
+PROBE_FAMILY = {"ipv4": "4", "ipv6": "6"}
 
 
-def pod_target(proto: Proto, dst_node: str) -> str:
-    """The server pod on `dst_node`, by pod IP."""
-    return f"pod:{proto}:{dst_node}"
+def pod_target(proto: Proto, dst_node: str, family: str = "ipv4") -> str:
+    """The server pod on `dst_node`, by its pod IP of `family`."""
+    return f"pod:{proto}:{family}:{dst_node}"
 
 
-def nodeport_target(dst_node: str, *, local: bool = False) -> str:
-    """`dst_node`'s InternalIP at the NodePort (externalTrafficPolicy Cluster, or Local)."""
-    return f"{'np-local' if local else 'np-cluster'}:{dst_node}"
+def nodeport_target(dst_node: str, *, local: bool = False, family: str = "ipv4") -> str:
+    """`dst_node`'s InternalIP of `family` at the NodePort (externalTrafficPolicy Cluster, or Local)."""
+    return f"{'np-local' if local else 'np-cluster'}:{family}:{dst_node}"
 
 
-def service_target(proto: Proto) -> str:
+def single_nodeport_target(dst_node: str, family: str = "ipv4") -> str:
+    """`dst_node`'s InternalIP at the eTP=Local NodePort whose only backend is on the first node (host dials)."""
+    return f"np-single:{family}:{dst_node}"
+
+
+def service_target(proto: Proto, family: str = "ipv4") -> str:
     """The ClusterIP Service, many fresh connections (every backend must answer)."""
-    return f"svc:{proto}"
+    return f"svc:{proto}:{family}"
 
 
-def stability_target(via: Literal["nodeport", "clusterip"]) -> str:
+def stability_target(via: Literal["nodeport", "clusterip"], family: str = "ipv4") -> str:
     """--stability-count consecutive connections to the ring peer's NodePort, or to the ClusterIP."""
-    return f"stability:{via}"
+    return f"stability:{via}:{family}"
 
 
-def dns_target(kind: str) -> str:
-    return f"dns:{kind}"
+def dns_target(kind: str, family: str = "ipv4") -> str:
+    """A lookup of the name of `kind`, asking only for A (ipv4) or AAAA (ipv6) records."""
+    return f"dns:{kind}:{family}"
+
+
+def mtu_target(family: str, dst_node: str | None = None) -> str:
+    """A UDP datagram that fills the pod MTU, DF set: to the server pod on `dst_node`, or (None) through
+    the ClusterIP to every backend."""
+    return f"mtu:{family}:{dst_node}" if dst_node else f"mtu:{family}:clusterip"
+
+
+def hairpin_target(family: str = "ipv4") -> str:
+    """The client pod's own Service (nc-hairpin, internalTrafficPolicy Local): answered by itself."""
+    return f"hairpin:{family}"
+
+
+def mtu_payload(mtu: int, family: str) -> int:
+    """UDP payload bytes that make a packet of exactly `mtu` bytes."""
+    return mtu - IP_OVERHEAD[family]
 
 
 def dns_names(namespace: str, domain: str) -> dict[str, str]:
@@ -78,87 +119,205 @@ def stability_peer(nodes: list[NodeInfo], src: NodeInfo) -> NodeInfo:
     return nodes[(names.index(src.name) + 1) % len(nodes)]
 
 
-def _pair_targets(dep: Deployment, dst: NodeInfo) -> list[Target]:
+@dataclass(frozen=True)
+class Gap:
+    """A path the plan could not dial: `fail` = the cluster is wrong (a pod without an address of a family
+    its node's podCIDRs have); else the cluster simply has no such path (skip)."""
+
+    reason: str
+    fail: bool = False
+
+
+Plan = dict[Source, list[Target]]
+Gaps = dict[tuple[str, str], Gap]  # (source node, target id) -> why it was not dialed
+
+
+class _Builder:
+    """Collects one client's targets, and the gaps where an address of the family is missing."""
+
+    def __init__(self, node: str, gaps: Gaps) -> None:
+        self.node, self.gaps = node, gaps
+        self.targets: list[Target] = []
+
+    def add(self, target_id: str, host: str | None, gap: Gap, make: Target | None = None) -> None:
+        if host and make is not None:
+            self.targets.append(make)
+        else:
+            self.gaps[(self.node, target_id)] = gap
+
+
+def _no_pod_ip(role: str, pod: str, node: str, family: str) -> Gap:
+    return Gap(
+        f"{pod} ({role} pod on {node}) has no {_name(family)} address, though the nodes' podCIDRs have one", True
+    )
+
+
+def _no_service_ip(service: str, family: str) -> Gap:
+    return Gap(f"Service {service} got no {_name(family)} ClusterIP (ipFamilyPolicy PreferDualStack): the cluster "
+               f"has no {_name(family)} Service range, so there is no {_name(family)} Service path to check")  # fmt: skip
+
+
+def _no_node_ip(node: str, family: str) -> Gap:
+    return Gap(f"{node} has no {_name(family)} InternalIP: its NodePort has no {_name(family)} address to dial")
+
+
+def _name(family: str) -> str:
+    return {"ipv4": "IPv4", "ipv6": "IPv6"}.get(family, family)
+
+
+def _pair_targets(b: _Builder, dep: Deployment, dst: NodeInfo, family: str, cross: bool) -> None:
     server = dep.servers[dst.name]
-    return [
-        Target(pod_target("tcp", dst.name), "tcp", server.ip, HTTP_PORT, "pod_to_pod", dst_node=dst.name),
-        Target(pod_target("udp", dst.name), "udp", server.ip, UDP_PORT, "pod_to_pod", dst_node=dst.name),
-        Target(
-            nodeport_target(dst.name),
-            "tcp",
-            dst.internal_ip,
-            dep.node_port,
-            "nodeport",
-            dst_node=dst.name,
-            dst_label=f"NodePort of {dst.name}",
-        ),
-        Target(
-            nodeport_target(dst.name, local=True),
-            "tcp",
-            dst.internal_ip,
-            dep.node_port_local,
-            "nodeport",
-            dst_node=dst.name,
-            dst_label=f"NodePort eTP=Local of {dst.name}",
-        ),
-    ]
+    ip = server.ip_of(family)
+    missing = _no_pod_ip("server", server.name, dst.name, family)
+    for proto, port in (("tcp", HTTP_PORT), ("udp", UDP_PORT)):
+        tid = pod_target(proto, dst.name, family)  # type: ignore[arg-type]
+        b.add(tid, ip, missing, Target(tid, proto, ip or "", port, "pod_to_pod", dst_node=dst.name))
+    if cross and dep.pod_mtu:
+        tid = mtu_target(family, dst.name)
+        payload = mtu_payload(dep.pod_mtu, family)
+        b.add(
+            tid,
+            ip,
+            missing,
+            Target(tid, "udp", ip or "", UDP_PORT, "mtu", count=MTU_TRIES, dst_node=dst.name, want_backends=1,
+                   payload_bytes=payload, df=True),
+        )  # fmt: skip
+    node_ip = dst.ip_of(family)
+    for local, port in ((False, dep.node_port), (True, dep.node_port_local)):
+        tid = nodeport_target(dst.name, local=local, family=family)
+        label = f"NodePort {'eTP=Local ' if local else ''}of {dst.name}"
+        b.add(
+            tid,
+            node_ip,
+            _no_node_ip(dst.name, family),
+            Target(tid, "tcp", node_ip or "", port, "nodeport", dst_node=dst.name, dst_label=label),
+        )
 
 
-def _many_targets(dep: Deployment, peer: NodeInfo, backend_tries: int, stability_count: int) -> list[Target]:
+def _many_targets(
+    b: _Builder, dep: Deployment, peer: NodeInfo, family: str, backend_tries: int, stability_count: int
+) -> None:
     clusterip = f"ClusterIP {SERVICES['clusterip']}"
+    ip = dep.service_ip(family)
+    no_ip = _no_service_ip(SERVICES["clusterip"], family)
 
     def many(
-        target_id: str, proto: str, host: str, port: int, check: str, count: int, want: int = 0, **where: str
-    ) -> Target:
-        label = where.get("dst_label", clusterip)
-        return Target(
-            target_id,
+        tid: str,
+        proto: str,
+        host: str | None,
+        port: int,
+        check: str,
+        count: int,
+        *,
+        want: int = 0,
+        payload: int = 0,
+        dst_node: str | None = None,
+        label: str = clusterip,
+        gap: Gap = no_ip,
+    ) -> None:
+        target = Target(
+            tid,
             proto,
-            host,
+            host or "",
             port,
             check,
             count=count,
-            dst_node=where.get("dst_node"),
+            dst_node=dst_node,
             dst_label=label,
             max_failures=STOP_AFTER_FAILURES,
             want_backends=want,
+            payload_bytes=payload,
+            df=payload > 0,
         )
+        b.add(tid, host, gap, target)
 
-    ip, stab = dep.cluster_ip, stability_count
-    return [
-        many(service_target("tcp"), "tcp", ip, HTTP_PORT, "service", backend_tries, want=len(dep.servers)),
-        many(service_target("udp"), "udp", ip, UDP_PORT, "service", backend_tries, want=len(dep.servers)),
-        many(
-            stability_target("nodeport"),
-            "tcp",
-            peer.internal_ip,
-            dep.node_port,
-            "stability",
-            stab,
-            dst_node=peer.name,
-            dst_label=f"NodePort of {peer.name}",
-        ),
-        many(stability_target("clusterip"), "tcp", ip, HTTP_PORT, "stability", stab),
-    ]
+    backends, stab = len(dep.servers), stability_count
+    many(service_target("tcp", family), "tcp", ip, HTTP_PORT, "service", backend_tries, want=backends)
+    many(service_target("udp", family), "udp", ip, UDP_PORT, "service", backend_tries, want=backends)
+    if dep.pod_mtu:
+        payload = mtu_payload(dep.pod_mtu, family)
+        many(mtu_target(family), "udp", ip, UDP_PORT, "mtu", backend_tries, want=backends, payload=payload)
+    many(
+        stability_target("nodeport", family),
+        "tcp",
+        peer.ip_of(family),
+        dep.node_port,
+        "stability",
+        stab,
+        dst_node=peer.name,
+        label=f"NodePort of {peer.name}",
+        gap=_no_node_ip(peer.name, family),
+    )
+    many(stability_target("clusterip", family), "tcp", ip, HTTP_PORT, "stability", stab)
 
 
-def build_plan(
+def _hairpin(b: _Builder, dep: Deployment, family: str) -> None:
+    tid = hairpin_target(family)
+    ip = dep.hairpin_ips.get(family)
+    label = f"ClusterIP {HAIRPIN_SERVICE}, internalTrafficPolicy Local: this pod itself"
+    b.add(
+        tid,
+        ip,
+        _no_service_ip(HAIRPIN_SERVICE, family),
+        Target(tid, "tcp", ip or "", HTTP_PORT, "hairpin", dst_node=b.node, dst_label=label),
+    )
+
+
+def _dns(b: _Builder, dep: Deployment, family: str) -> None:
+    names = dns_names(dep.namespace, dep.cluster_domain)
+    for kind, label in DNS_KINDS.items():
+        tid = dns_target(kind, family)
+        b.targets.append(Target(tid, "dns", names[kind], 0, "dns", dst_label=label, family=PROBE_FAMILY[family]))
+
+
+def plan_with_gaps(
     dep: Deployment, nodes: list[NodeInfo], stability_count: int, pairs: PairChoice | None = None
-) -> dict[Source, list[Target]]:
-    """Every target of every check, per client pod (one exec each). Deterministic: nodes in name order.
+) -> tuple[Plan, Gaps]:
+    """Every target of every check over every IP family of the cluster, per client pod (one exec each),
+    and the paths that could not be planned. Deterministic: nodes in name order, families ipv4 first.
     `pairs` limits the cross-node destinations (default: all of them)."""
-    # dial until every backend answered, at most this often (the arithmetic: netconform.dialing.coverage)
-    backend_tries = coverage.backend_tries(len(dep.servers), checks=2 * len(nodes))
-    plan: dict[Source, list[Target]] = {}
+    families = cluster_families(nodes)
+    # dial until every backend answered, at most this often (the arithmetic: netconform.dialing.coverage):
+    # per source and family the TCP and UDP Service checks, and the full-size datagrams through it
+    checks = (3 if dep.pod_mtu else 2) * len(nodes) * len(families)
+    backend_tries = coverage.backend_tries(len(dep.servers), checks=checks)
+    plan: Plan = {}
+    gaps: Gaps = {}
     for node in nodes:
         client = dep.clients[node.name]
-        targets = [
-            t for dst in nodes if pairs is None or pairs.covers(node.name, dst.name) for t in _pair_targets(dep, dst)
-        ]
-        targets += _many_targets(dep, stability_peer(nodes, node), backend_tries, stability_count)
-        names = dns_names(dep.namespace, dep.cluster_domain)
-        targets += [
-            Target(dns_target(kind), "dns", names[kind], 0, "dns", dst_label=label) for kind, label in DNS_KINDS.items()
-        ]
-        plan[Source(client.name, client.ip, node.name)] = targets
-    return plan
+        b = _Builder(node.name, gaps)
+        for family in families:
+            if not client.ip_of(family):
+                gap = _no_pod_ip("client", client.name, node.name, family)
+                before = len(b.targets)
+                _family_targets(b, dep, nodes, node, family, pairs, backend_tries, stability_count)
+                for t in b.targets[before:]:
+                    gaps[(node.name, t.id)] = gap
+                del b.targets[before:]
+                continue
+            _family_targets(b, dep, nodes, node, family, pairs, backend_tries, stability_count)
+        plan[Source(client.name, client.ip, node.name)] = b.targets
+    return plan, gaps
+
+
+def _family_targets(
+    b: _Builder,
+    dep: Deployment,
+    nodes: list[NodeInfo],
+    node: NodeInfo,
+    family: str,
+    pairs: PairChoice | None,
+    backend_tries: int,
+    stability_count: int,
+) -> None:
+    for dst in nodes:
+        if pairs is None or pairs.covers(node.name, dst.name):
+            _pair_targets(b, dep, dst, family, cross=dst.name != node.name)
+    _many_targets(b, dep, stability_peer(nodes, node), family, backend_tries, stability_count)
+    _hairpin(b, dep, family)
+    _dns(b, dep, family)
+
+
+def build_plan(dep: Deployment, nodes: list[NodeInfo], stability_count: int, pairs: PairChoice | None = None) -> Plan:
+    """`plan_with_gaps` without the gaps."""
+    return plan_with_gaps(dep, nodes, stability_count, pairs)[0]

@@ -46,6 +46,8 @@ def parse_output(source: Source, targets: list[Target], stdout: str, timeout_ms:
     if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
         raise ProbeRunError("output has no 'results' list")
     by_id = {r.get("id"): r for r in doc["results"] if isinstance(r, dict)}
+    own = doc.get("source")
+    own_ips = [str(ip) for ip in own.get("ips") or []] if isinstance(own, dict) else []
     results = []
     for target in targets:
         raw = by_id.get(target.id)
@@ -60,7 +62,7 @@ def parse_output(source: Source, targets: list[Target], stdout: str, timeout_ms:
         results.append(
             DialResult(
                 source_pod=source.pod,
-                source_ip=source.ip,
+                source_ip=_same_family(source.ip, target.host, own_ips),
                 source_node=source.node,
                 target_id=target.id,
                 check=target.check,
@@ -77,3 +79,12 @@ def parse_output(source: Source, targets: list[Target], stdout: str, timeout_ms:
             )
         )
     return results
+
+
+def _same_family(primary: str, host: str, ips: list[str]) -> str:
+    """The source address a target is dialed from: the pod's address of the target's family (an IPv6
+    path leaves from the pod's IPv6 address), else its primary one."""
+    want = ":" in host
+    if (":" in primary) == want or not host:
+        return primary
+    return next((ip for ip in ips if (":" in ip) == want), primary)

@@ -12,10 +12,13 @@ from kubernetes import client as k8s
 from netconform.errors import UsageError, api_error_sentence
 
 __all__ = [
+    "FAMILIES",
     "FLANNEL_BACKEND_DATA",
     "FLANNEL_PUBLIC_IP",
     "NodeInfo",
+    "cluster_families",
     "explain_no_nodes",
+    "family_of",
     "list_nodes",
     "ownership_of",
     "select_nodes",
@@ -24,11 +27,22 @@ __all__ = [
 FLANNEL_BACKEND_DATA = "flannel.alpha.coreos.com/backend-data"
 FLANNEL_PUBLIC_IP = "flannel.alpha.coreos.com/public-ip"
 
+# The IP families a check can run over, in the order tests are generated (and ids name them).
+FAMILIES = ("ipv4", "ipv6")
+
+
+def family_of(address: str) -> str | None:
+    """`10.244.1.5` or `10.244.0.0/16` -> "ipv4", `fd00::5` -> "ipv6", anything else -> None."""
+    try:
+        return f"ipv{ipaddress.ip_network(address, strict=False).version}"
+    except ValueError:
+        return None
+
 
 @dataclass(frozen=True)
 class NodeInfo:
     name: str
-    internal_ip: str
+    internal_ip: str  # the first InternalIP (the primary family's)
     pod_cidrs: tuple[str, ...]
     ready: bool
     schedulable: bool
@@ -37,6 +51,17 @@ class NodeInfo:
     kubelet_version: str = ""
     labels: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     annotations: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    internal_ips: tuple[str, ...] = ()  # every InternalIP (one per family on a dual-stack node)
+
+    def ip_of(self, family: str) -> str | None:
+        """This node's InternalIP of `family` ("ipv4" | "ipv6"), if it has one."""
+        return next((ip for ip in self.internal_ips or (self.internal_ip,) if family_of(ip) == family), None)
+
+    @property
+    def families(self) -> tuple[str, ...]:
+        """The IP families of this node's pods (its podCIDRs), in FAMILIES order."""
+        found = {family_of(c) for c in self.pod_cidrs}
+        return tuple(f for f in FAMILIES if f in found)
 
     @property
     def flannel_vtep_mac(self) -> str | None:
@@ -57,7 +82,10 @@ class NodeInfo:
         meta = node.metadata or k8s.V1ObjectMeta()
         spec = node.spec or k8s.V1NodeSpec()
         status = node.status or k8s.V1NodeStatus()
-        addresses = {a.type: a.address for a in status.addresses or []}
+        addresses: dict[str, str] = {}
+        for a in status.addresses or []:
+            addresses.setdefault(a.type, a.address)  # the first of a type: the primary family's
+        internal = tuple(a.address for a in status.addresses or [] if a.type == "InternalIP")
         conditions = {c.type: c.status for c in status.conditions or []}
         # the generated client renamed pod_cid_rs -> pod_cidrs; accept both
         many = getattr(spec, "pod_cidrs", None) or getattr(spec, "pod_cid_rs", None)
@@ -74,6 +102,7 @@ class NodeInfo:
             kubelet_version=info.kubelet_version if info else "",
             labels=dict(meta.labels or {}),
             annotations=dict(meta.annotations or {}),
+            internal_ips=internal,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,7 +110,18 @@ class NodeInfo:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NodeInfo:
-        return cls(**{**data, "pod_cidrs": tuple(data["pod_cidrs"])})
+        return cls(
+            **{**data, "pod_cidrs": tuple(data["pod_cidrs"]), "internal_ips": tuple(data.get("internal_ips", ()))}
+        )
+
+
+def cluster_families(nodes: list[NodeInfo]) -> list[str]:
+    """The IP families the checks run over: those of the nodes' podCIDRs; without podCIDRs (a CNI that
+    allocates elsewhere) those of their InternalIPs; IPv4 if neither says anything."""
+    found = {f for n in nodes for f in n.families}
+    if not found:
+        found = {fam for n in nodes for ip in n.internal_ips or (n.internal_ip,) if (fam := family_of(ip))}
+    return [f for f in FAMILIES if f in found] or ["ipv4"]
 
 
 def list_nodes(api: k8s.ApiClient, label_selector: str | None = None) -> list[NodeInfo]:

@@ -2,7 +2,8 @@
 fixtures, and the parametrization of suite tests from the node inventory.
 
 A suite test names what it checks through its arguments and one marker:
-`src` (a client pod, one case per node), `dst` (a node), and for tests taking both,
+`src` (a client pod, one case per node), `dst` (a node), `family` (one case per IP family of the
+cluster: "ipv4", "ipv6"; the test id starts with it), and for tests taking both src and dst,
 `@pytest.mark.pairs("same-node" | "cross-node" | "all")`. Renaming a test changes nothing it covers.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -21,13 +22,14 @@ from netconform.dialing.host import HostDials, dial_nodeports_from_host
 from netconform.dialing.model import DialResult, Source, SourceOutcome, Target
 from netconform.dialing.pairs import ALL_PAIRS_UP_TO, MODES, PairChoice, choose_pairs
 from netconform.dialing.path import PathInfo, record_path
-from netconform.dialing.plan import build_plan
+from netconform.dialing.plan import Gap, plan_with_gaps
 from netconform.dialing.probe import worst_case_seconds
-from netconform.kube.inventory import NodeInfo
+from netconform.kube.inventory import NodeInfo, cluster_families, family_of
 from netconform.plugin.options import duration_s, positive_int
 from netconform.plugin.session import Cluster, is_active, run_id, selected_nodes
 from netconform.plugin.shared import fail_run, once_per_run, shared_dir
 from netconform.workload.deploy import Deployment
+from netconform.workload.readiness import PodRef
 
 PAIR_KINDS = ("same-node", "cross-node", "all")
 
@@ -108,10 +110,12 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 @dataclass
 class DialBook:
-    """Every client pod's outcome, by node name, computed once per run."""
+    """Every client pod's outcome, by node name, computed once per run; `gaps` (not shared: every
+    process plans the same) says why a (source node, target id) was not dialed."""
 
     outcomes: dict[str, SourceOutcome]
     seconds: float
+    gaps: dict[tuple[str, str], Gap] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"outcomes": {n: o.to_dict() for n, o in self.outcomes.items()}, "seconds": self.seconds}
@@ -139,7 +143,9 @@ def dials(
 ) -> DialBook:
     """The one fan-out of the run: every client pod dials every target; tests assert on their slice."""
     timeout_ms = int(pytestconfig.getoption("dial_timeout") * 1000)
-    plan = build_plan(probes, cluster.nodes, pytestconfig.getoption("stability_count"), pair_choice(pytestconfig))
+    plan, gaps = plan_with_gaps(
+        probes, cluster.nodes, pytestconfig.getoption("stability_count"), pair_choice(pytestconfig)
+    )
     # other workers wait for the first one's fan-out: at most two exec tries, each bounded by the worst case
     worst = max(worst_case_seconds(t, timeout_ms) for t in plan.values()) * 2 + 60
     data = once_per_run(
@@ -151,7 +157,9 @@ def dials(
     )
     if "error" in data:
         fail_run(request, data["error"])
-    return DialBook.from_dict(data)
+    book = DialBook.from_dict(data)
+    book.gaps = gaps
+    return book
 
 
 # ---------------------------------------------------------------- what a test sees
@@ -161,9 +169,18 @@ class SourceView:
     """A test's view of one client pod's results. Each result it hands out is recorded as the path
     the test checked (netconform.dialing.path), so diagnosis and reporting see it."""
 
-    def __init__(self, outcome: SourceOutcome, node: NodeInfo, item: pytest.Item) -> None:
+    def __init__(
+        self,
+        outcome: SourceOutcome,
+        node: NodeInfo,
+        item: pytest.Item,
+        gaps: dict[tuple[str, str], Gap] | None = None,
+        pod: PodRef | None = None,
+    ) -> None:
         self.outcome, self.node, self._item = outcome, node, item
         self._by_id = {r.target_id: r for r in outcome.results}
+        self._gaps = gaps or {}
+        self._pod = pod
 
     @property
     def pod(self) -> str:
@@ -173,9 +190,23 @@ class SourceView:
     def ip(self) -> str:
         return self.outcome.source.ip
 
-    def result(self, target_id: str, check: str | None = None) -> DialResult:
-        result = self._by_id[target_id]
-        record_path(self._item.user_properties, result.path_info(check))
+    def ip_of(self, family: str) -> str | None:
+        """This pod's address of `family` ("ipv4" | "ipv6")."""
+        return self._pod.ip_of(family) if self._pod else (self.ip if family_of(self.ip) == family else None)
+
+    def result(self, target_id: str, check: str | None = None, *, record: bool = True) -> DialResult:
+        """The result of `target_id` from this pod, recorded as the test's path (unless `record` is False).
+        A path the plan could not dial fails or skips the test with the reason (netconform.dialing.plan.Gap)."""
+        result = self._by_id.get(target_id)
+        if result is None:
+            gap = self._gaps.get((self.node.name, target_id))
+            if gap is None:
+                pytest.fail(f"netconform: {self.pod} ({self.node.name}) did not dial {target_id}", pytrace=False)
+            if gap.fail:
+                pytest.fail(f"{self.pod} ({self.node.name}) -> {target_id}: {gap.reason}", pytrace=False)
+            pytest.skip(gap.reason)
+        if record:
+            record_path(self._item.user_properties, result.path_info(check))
         return result
 
     def __repr__(self) -> str:
@@ -189,7 +220,7 @@ def _check_of(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def src(request: pytest.FixtureRequest, dials: DialBook, cluster: Cluster) -> SourceView:
+def src(request: pytest.FixtureRequest, dials: DialBook, cluster: Cluster, probes: Deployment) -> SourceView:
     """The client pod on the node named by the indirect parameter, with its dial results.
 
     If the probe could not be run there, the test errors (not fails): that is no network verdict.
@@ -204,7 +235,7 @@ def src(request: pytest.FixtureRequest, dials: DialBook, cluster: Cluster) -> So
             f"could not run the probe in {outcome.source.pod} ({node.name}): {outcome.error} (tried {outcome.tries}x)",
             pytrace=False,
         )
-    return SourceView(outcome, node, request.node)
+    return SourceView(outcome, node, request.node, dials.gaps, probes.clients.get(node.name))
 
 
 class HostView:
@@ -215,8 +246,8 @@ class HostView:
 
     def result(self, dst: NodeInfo, target_id: str) -> DialResult:
         """The dial of `target_id` on `dst`; skips the test when this machine cannot reach `dst` at all."""
-        if dst.name in self.dials.skip:
-            pytest.skip(self.dials.skip[dst.name])
+        if target_id in self.dials.skip:
+            pytest.skip(self.dials.skip[target_id])
         result = next(r for r in self.dials.results[dst.name] if r.target_id == target_id)
         record_path(self._item.user_properties, result.path_info())
         return result
@@ -231,7 +262,8 @@ def _host_dials(
         shared_dir(tmp_path_factory, run_id(pytestconfig)),
         "host-dials",
         lambda: dial_nodeports_from_host(probes, cluster.nodes, timeout_s).to_dict(),
-        wait_s=timeout_s * 3 * len(cluster.nodes) + 60,
+        # per node and family: the kubelet-port check and three NodePorts, 16 at a time
+        wait_s=timeout_s * 4 * len(cluster.nodes) * len(cluster_families(cluster.nodes)) + 60,
         what="dialing NodePorts from this machine",
     )
     return HostDials.from_dict(data)
@@ -247,16 +279,40 @@ def host_dials(request: pytest.FixtureRequest, _host_dials: HostDials) -> HostVi
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """`src` and `dst` from the node inventory; tests taking both name their pair kind with a marker."""
+    """`src`, `dst` and `family` from the node inventory; tests taking src and dst name their pair kind
+    with a marker. Ids start with the family: `ipv4-lab-node-1-to-lab-node-2`, `ipv6-from-lab-node-1`."""
     names = metafunc.fixturenames
+    nodes = selected_nodes(metafunc.config)
+    families: list[str | None] = list(cluster_families(nodes)) if "family" in names else [None]
+
+    def ident(family: str | None, rest: str) -> str:
+        return f"{family}-{rest}" if family else rest
+
     if "src" in names and "dst" in names:
-        _parametrize_pairs(metafunc, _pair_kind(metafunc))
+        _parametrize_pairs(metafunc, _pair_kind(metafunc), families)
     elif "src" in names:
-        nodes = selected_nodes(metafunc.config)
-        metafunc.parametrize("src", [n.name for n in nodes], ids=[f"from-{n.name}" for n in nodes], indirect=True)
+        cases = [pytest.param(n.name, f, id=ident(f, f"from-{n.name}")) for f in families for n in nodes]
+        _parametrize(metafunc, ("src",), cases, families, indirect=["src"])
     elif "dst" in names:
-        nodes = selected_nodes(metafunc.config)
-        metafunc.parametrize("dst", nodes, ids=[f"to-{n.name}" for n in nodes])
+        cases = [pytest.param(n, f, id=ident(f, f"to-{n.name}")) for f in families for n in nodes]
+        _parametrize(metafunc, ("dst",), cases, families)
+    elif families != [None]:
+        metafunc.parametrize("family", families, ids=[str(f) for f in families])
+
+
+def _parametrize(
+    metafunc: pytest.Metafunc,
+    argnames: tuple[str, ...],
+    cases: list[Any],
+    families: list[str | None],
+    indirect: list[str] | None = None,
+) -> None:
+    """Cases carry (*argnames values, family); without a `family` argument the family value is dropped."""
+    if families == [None]:
+        cases = [pytest.param(*c.values[:-1], id=c.id, marks=c.marks) for c in cases]
+        metafunc.parametrize(argnames, cases, indirect=indirect or [])
+    else:
+        metafunc.parametrize((*argnames, "family"), cases, indirect=indirect or [])
 
 
 def _pair_kind(metafunc: pytest.Metafunc) -> str:
@@ -269,13 +325,14 @@ def _pair_kind(metafunc: pytest.Metafunc) -> str:
     return str(kind)
 
 
-def _parametrize_pairs(metafunc: pytest.Metafunc, kind: str) -> None:
-    """Each node with itself (same-node), every ordered pair of distinct nodes (cross-node), or both.
-    With a single node there is no cross-node pair: one skipped case says so."""
+def _parametrize_pairs(metafunc: pytest.Metafunc, kind: str, families: list[str | None]) -> None:
+    """Each node with itself (same-node), every ordered pair of distinct nodes (cross-node), or both,
+    over each family. With a single node there is no cross-node pair: one skipped case says so."""
     nodes = selected_nodes(metafunc.config)
     chosen = pair_choice(metafunc.config)
     pairs = [
-        pytest.param(a.name, b, id=f"{a.name}-to-{b.name}")
+        pytest.param(a.name, b, f, id=f"{f}-{a.name}-to-{b.name}" if f else f"{a.name}-to-{b.name}")
+        for f in families
         for a in nodes
         for b in nodes
         if (kind == "all" or (a == b) == (kind == "same-node")) and chosen.covers(a.name, b.name)
@@ -283,5 +340,8 @@ def _parametrize_pairs(metafunc: pytest.Metafunc, kind: str) -> None:
     if kind == "cross-node" and len(nodes) == 1:
         only = nodes[0].name
         reason = f"only one node selected ({only}): cross-node paths need two"
-        pairs = [pytest.param(only, nodes[0], id="cross-node", marks=pytest.mark.skip(reason=reason))]
-    metafunc.parametrize(("src", "dst"), pairs, indirect=["src"])
+        skip = pytest.mark.skip(reason=reason)
+        pairs = [
+            pytest.param(only, nodes[0], f, id=f"{f}-cross-node" if f else "cross-node", marks=skip) for f in families
+        ]
+    _parametrize(metafunc, ("src", "dst"), pairs, families, indirect=["src"])

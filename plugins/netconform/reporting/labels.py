@@ -22,6 +22,8 @@ PATHS: dict[str, tuple[str, str]] = {
     "nodeport": ("NodePort", "critical"),
     "stability": ("Connection stability", "normal"),
     "source_ip": ("Source IP", "normal"),
+    "mtu": ("Path MTU", "critical"),
+    "hairpin": ("Hairpin", "normal"),
 }
 OUTSIDE = "outside the cluster"  # DialResult.source_node of dials made from the machine running pytest
 

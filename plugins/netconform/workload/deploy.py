@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
 
 from kubernetes import client as k8s
 from kubernetes import utils as k8s_utils
 
-from netconform.errors import API_ERRORS, ProbeSetupError, api_error_sentence
-from netconform.workload.labels import SERVICES, namespace_name
+from netconform.errors import API_ERRORS, NetconformError, ProbeSetupError, api_error_sentence
+from netconform.kube.exec import run_in_pod
+from netconform.kube.inventory import family_of
+from netconform.workload.labels import HAIRPIN_SERVICE, PROBE_CONTAINER, SERVICES, SINGLE, namespace_name
 from netconform.workload.manifests import namespace_manifest, workload_manifests
 from netconform.workload.readiness import PodRef, Progress, wait_ready
 
-__all__ = ["DeployRequest", "Deployment", "deploy"]
+__all__ = ["MTU_COMMAND", "DeployRequest", "Deployment", "deploy", "parse_mtu"]
+
+# The pod MTU, read once per run in one client pod with the image's shell builtins (no other binary).
+MTU_COMMAND = ["/bin/sh", "-c", "read mtu < /sys/class/net/eth0/mtu && echo $mtu"]
+MTU_EXEC_TIMEOUT_S = 15.0
 
 
 @dataclass
@@ -32,19 +38,38 @@ class Deployment:
     kubernetes_ip: str
     cluster_domain: str
     seconds: float = 0.0
+    # per IP family ("ipv4" | "ipv6"): the Services' ClusterIPs (a family missing: the cluster gave none)
+    cluster_ips: dict[str, str] = field(default_factory=dict)
+    kubernetes_ips: dict[str, str] = field(default_factory=dict)
+    hairpin_ips: dict[str, str] = field(default_factory=dict)
+    single: PodRef | None = None  # the one pod behind the eTP=Local NodePort node_port_single
+    node_port_single: int = 0
+    pod_mtu: int = 0  # eth0 MTU of the client pods (read in one of them); 0: unknown, see pod_mtu_error
+    pod_mtu_error: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Deployment:
+        single = data.get("single")
         return cls(
             **{
                 **data,
-                "servers": {n: PodRef(**p) for n, p in data["servers"].items()},
-                "clients": {n: PodRef(**p) for n, p in data["clients"].items()},
+                "servers": {n: PodRef.from_dict(p) for n, p in data["servers"].items()},
+                "clients": {n: PodRef.from_dict(p) for n, p in data["clients"].items()},
+                "single": PodRef.from_dict(single) if single else None,
             }
         )
+
+    def service_ip(self, family: str) -> str | None:
+        """nc-server's ClusterIP of `family`, if the cluster gave it one."""
+        return self.cluster_ips.get(family) or (self.cluster_ip if family_of(self.cluster_ip) == family else None)
+
+    def kubernetes_service_ip(self, family: str) -> str | None:
+        """default/kubernetes's ClusterIP of `family` (the API Service is single-stack: one family only)."""
+        ip = self.kubernetes_ip
+        return self.kubernetes_ips.get(family) or (ip if family_of(ip) == family else None)
 
 
 def _create(doing: str, call: Callable[[], Any]) -> Any:
@@ -85,21 +110,70 @@ def deploy(api: k8s.ApiClient, want: DeployRequest) -> Deployment:
             )
     for extra in want.extra_manifests:
         _create_extra(api, ns, extra)
-    kubernetes_ip = _create(
+    kubernetes = _create(
         "read service kubernetes in default", lambda: core.read_namespaced_service("kubernetes", "default")
-    ).spec.cluster_ip
-    servers, clients = wait_ready(core, ns, want.node_names, want.ready_timeout_s, want.progress)
+    )
+    kubernetes_ip, kubernetes_ips = kubernetes.spec.cluster_ip, _cluster_ips(kubernetes)
+    pods = wait_ready(core, ns, want.node_names, want.ready_timeout_s, want.progress)
+    servers, clients = pods["server"], pods["client"]
+    mtu, mtu_error = _pod_mtu(api, ns, clients[want.node_names[0]].name) if want.node_names else (0, "no node")
+    server = services[SERVICES["clusterip"]]
     return Deployment(
         namespace=ns,
         servers=servers,
         clients=clients,
-        cluster_ip=services[SERVICES["clusterip"]].spec.cluster_ip,
+        cluster_ip=server.spec.cluster_ip,
         node_port=_node_port(services[SERVICES["nodeport"]]),
         node_port_local=_node_port(services[SERVICES["nodeport_local"]]),
         kubernetes_ip=kubernetes_ip,
         cluster_domain=want.cluster_domain,
         seconds=round(time.monotonic() - started, 2),
+        cluster_ips=_cluster_ips(server),
+        kubernetes_ips=kubernetes_ips,
+        hairpin_ips=_cluster_ips(services[HAIRPIN_SERVICE]),
+        single=next(iter(pods[SINGLE["role"]].values()), None),
+        node_port_single=_node_port(services[SINGLE["service"]]),
+        pod_mtu=mtu,
+        pod_mtu_error=mtu_error,
     )
+
+
+def _cluster_ips(svc: Any) -> dict[str, str]:
+    """family -> ClusterIP of a Service (spec.clusterIPs; the client has spelled it two ways)."""
+    many = getattr(svc.spec, "cluster_ips", None) or getattr(svc.spec, "cluster_i_ps", None) or [svc.spec.cluster_ip]
+    out: dict[str, str] = {}
+    for ip in many:
+        fam = family_of(ip) if ip and ip != "None" else None
+        if fam:
+            out.setdefault(fam, ip)
+    return out
+
+
+def parse_mtu(stdout: str) -> int:
+    """The MTU the exec printed; ValueError unless it is one plausible number (68..65536)."""
+    mtu = int(stdout.strip())
+    if not 68 <= mtu <= 65536:
+        raise ValueError(f"MTU {mtu} is out of range")
+    return mtu
+
+
+def _pod_mtu(api: k8s.ApiClient, namespace: str, pod: str) -> tuple[int, str]:
+    """eth0's MTU in one client pod: (mtu, "") or (0, why not). One exec per run.
+
+    One pod stands for all: pods get their MTU from the cluster's CNI config. A node whose pods have
+    a smaller MTU fails the checks anyway (its own sends are too big for its route; sends to it are
+    dropped at its veth); a node whose pods have a larger one is only seen if it is the one read."""
+    try:
+        done = run_in_pod(
+            api.configuration, namespace, pod, MTU_COMMAND, container=PROBE_CONTAINER, timeout_s=MTU_EXEC_TIMEOUT_S
+        )
+        if done.rc != 0:
+            return 0, f"`{MTU_COMMAND[-1]}` in {pod} exited {done.rc}: {done.stderr.strip()[:200] or 'no output'}"
+        return parse_mtu(done.stdout), ""
+    except NetconformError as exc:
+        return 0, f"could not read the pod MTU in {pod}: {exc}"
+    except ValueError as exc:
+        return 0, f"could not read the pod MTU in {pod}: {exc}"
 
 
 def _body(manifest: dict[str, Any]) -> Any:

@@ -6,6 +6,7 @@ __all__ = [
     "AGENT_CONTAINER",
     "AGENT_NAME",
     "CREATED_ANNOTATION",
+    "HAIRPIN_SERVICE",
     "HOLD_PORT",
     "HTTP_PORT",
     "KEEP_ANNOTATION",
@@ -17,6 +18,7 @@ __all__ = [
     "ROLE_LABEL",
     "RUN_LABEL",
     "SERVICES",
+    "SINGLE",
     "UDP_PORT",
     "managed_labels",
     "namespace_name",
@@ -44,6 +46,12 @@ SERVICES = {
     "nodeport_local": "nc-nodeport-local",
     "headless": "nc-headless",
 }
+# Selects the client pods (they serve too) with internalTrafficPolicy Local: each client that dials it
+# is balanced to itself, through the bridge and back (hairpin). One Service for every node.
+HAIRPIN_SERVICE = "nc-hairpin"
+# One probe pod on the first selected node (a DaemonSet pinned there: no permission beyond the others')
+# behind its own externalTrafficPolicy=Local NodePort: every other node must stay silent on that port.
+SINGLE = {"role": "single", "daemonset": "nc-single", "service": "nc-single-local"}
 
 
 def namespace_name(run_id: str) -> str:

@@ -11,6 +11,7 @@ from netconform.workload.labels import (
     AGENT_CONTAINER,
     AGENT_NAME,
     CREATED_ANNOTATION,
+    HAIRPIN_SERVICE,
     HTTP_PORT,
     KEEP_ANNOTATION,
     MANAGED_BY_LABEL,
@@ -19,6 +20,7 @@ from netconform.workload.labels import (
     ROLE_LABEL,
     RUN_LABEL,
     SERVICES,
+    SINGLE,
     UDP_PORT,
     managed_labels,
     namespace_name,
@@ -97,13 +99,19 @@ def _probe_daemonset(name: str, role: str, run_id: str, image: str, node_names: 
     }
 
 
-def _service(name: str, run_id: str, kind: str) -> dict[str, Any]:
+def _service(name: str, run_id: str, kind: str, role: str = "server") -> dict[str, Any]:
     spec: dict[str, Any] = {
-        "selector": {ROLE_LABEL: "server", RUN_LABEL: run_id},
+        "selector": {ROLE_LABEL: role, RUN_LABEL: run_id},
         "ports": [{"name": "http", "port": HTTP_PORT, "targetPort": HTTP_PORT, "protocol": "TCP"}],
+        # every IP family the cluster has (single-stack clusters give the one they have)
+        "ipFamilyPolicy": "PreferDualStack",
     }
-    if kind == "clusterip":
+    if kind in ("clusterip", "hairpin"):
         spec["ports"].append({"name": "udp", "port": UDP_PORT, "targetPort": UDP_PORT, "protocol": "UDP"})
+    if kind == "hairpin":
+        spec["internalTrafficPolicy"] = "Local"
+    elif kind == "clusterip":
+        pass
     elif kind == "headless":
         spec["clusterIP"] = "None"
     else:
@@ -118,11 +126,15 @@ def _service(name: str, run_id: str, kind: str) -> dict[str, Any]:
 
 
 def workload_manifests(run_id: str, probe_image: str, node_names: list[str]) -> list[dict[str, Any]]:
-    """Server and client DaemonSets on the selected nodes, and the Services of every kind the checks dial."""
+    """Server and client DaemonSets on the selected nodes, the Services of every kind the checks dial,
+    the hairpin Service over the clients, and the single pod (first node) behind its eTP=Local NodePort."""
     return [
         _probe_daemonset("nc-server", "server", run_id, probe_image, node_names),
         _probe_daemonset("nc-client", "client", run_id, probe_image, node_names),
+        _probe_daemonset(SINGLE["daemonset"], SINGLE["role"], run_id, probe_image, node_names[:1]),
         *(_service(name, run_id, kind) for kind, name in SERVICES.items()),
+        _service(HAIRPIN_SERVICE, run_id, "hairpin", role="client"),
+        _service(SINGLE["service"], run_id, "nodeport_local", role=SINGLE["role"]),
     ]
 
 

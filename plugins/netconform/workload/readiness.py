@@ -14,7 +14,8 @@ from typing import Any
 from kubernetes import client as k8s
 
 from netconform.errors import API_ERRORS, ProbeSetupError, api_error_sentence
-from netconform.workload.labels import HTTP_PORT, ROLE_LABEL, SERVICES
+from netconform.kube.inventory import family_of
+from netconform.workload.labels import HAIRPIN_SERVICE, HTTP_PORT, ROLE_LABEL, SERVICES, SINGLE
 
 __all__ = ["PodRef", "not_ready_message", "pod_problem", "wait_ready"]
 
@@ -30,6 +31,30 @@ class PodRef:
     name: str
     ip: str
     node: str
+    ips: tuple[str, ...] = ()  # every address of the pod (status.podIPs), one per family on dual-stack
+
+    def ip_of(self, family: str) -> str | None:
+        """The pod's address of `family` ("ipv4" | "ipv6"), if it has one."""
+        return next((ip for ip in self.ips or (self.ip,) if family_of(ip) == family), None)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PodRef:
+        return cls(**{**data, "ips": tuple(data.get("ips", ()))})
+
+    @classmethod
+    def of(cls, pod: Any, node: str) -> PodRef:
+        ips = tuple(p.ip for p in _pod_ips(pod) if p.ip) or (pod.status.pod_ip,)
+        return cls(pod.metadata.name, pod.status.pod_ip, node, ips)
+
+
+def _pod_ips(pod: Any) -> list[Any]:
+    # the generated client has called status.podIPs pod_i_ps and pod_ips; accept both
+    status = pod.status
+    return list(getattr(status, "pod_ips", None) or getattr(status, "pod_i_ps", None) or [])
+
+
+# role -> on which of the selected nodes it runs: every node, or only the first (the single pod)
+ROLES = {"server": slice(None), "client": slice(None), SINGLE["role"]: slice(1)}
 
 
 def _is_ready(pod: Any) -> bool:
@@ -98,7 +123,7 @@ def _latest_warnings(core: k8s.CoreV1Api, namespace: str) -> dict[str, str]:
 
 def _placement(pods: list[Any], nodes: list[str]) -> tuple[dict[str, dict[str, Any]], list[Any]]:
     """Newest pod per (role, node), and the pods that are not Ready."""
-    chosen: dict[str, dict[str, Any]] = {"server": {}, "client": {}}
+    chosen: dict[str, dict[str, Any]] = {role: {} for role in ROLES}
     for pod in sorted(pods, key=lambda p: p.metadata.creation_timestamp or 0):
         role = (pod.metadata.labels or {}).get(ROLE_LABEL)
         if role in chosen and pod.spec.node_name in nodes and pod.metadata.deletion_timestamp is None:
@@ -117,8 +142,8 @@ def not_ready_message(
         where, _, reason = pod_problem(pod, warnings).partition(": ")
         by_reason.setdefault(reason, []).append(where)
     problems = [f"{', '.join(wheres)}: {reason}" for reason, wheres in by_reason.items()]
-    for role in ("server", "client"):
-        for node in nodes:
+    for role, on in ROLES.items():
+        for node in nodes[on]:
             if node not in chosen[role]:
                 problems.append(f"no nc-{role} pod on {node}")
     if not problems and not slices_ok:
@@ -128,8 +153,9 @@ def not_ready_message(
 
 def wait_ready(
     core: k8s.CoreV1Api, namespace: str, nodes: list[str], timeout_s: float, progress: Progress | None = None
-) -> tuple[dict[str, PodRef], dict[str, PodRef]]:
-    """Wait (bounded) until every selected node has a Ready server and client and the Services list them all.
+) -> dict[str, dict[str, PodRef]]:
+    """Wait (bounded) until every selected node has a Ready server and client (the first one also the
+    single pod) and the Services list them all. Returns role -> node -> pod.
 
     `progress` hears what is still pending every PROGRESS_EVERY_S seconds.
     """
@@ -146,19 +172,14 @@ def wait_ready(
             chosen, _ = _placement(pods, nodes)
             all_ready = all(
                 node in chosen[role] and _is_ready(chosen[role][node])
-                for role in ("server", "client")
-                for node in nodes
+                for role, on in ROLES.items()
+                for node in nodes[on]
             )
             if all_ready:
-                server_ips = {chosen["server"][n].status.pod_ip for n in nodes}
-                slices_ok = _endpoints_cover(discovery, namespace, server_ips)
+                slices_ok = _endpoints_cover(discovery, namespace, _backend_ips(chosen, nodes))
             covered_since = (covered_since or time.monotonic()) if slices_ok else None
             if covered_since is not None and time.monotonic() - covered_since >= KUBE_PROXY_SETTLE_S:
-                refs = {
-                    role: {n: PodRef(p.metadata.name, p.status.pod_ip, n) for n, p in chosen[role].items()}
-                    for role in chosen
-                }
-                return refs["server"], refs["client"]
+                return {role: {n: PodRef.of(p, n) for n, p in chosen[role].items()} for role in chosen}
             api_error = None
         except API_ERRORS as exc:
             # keep polling through a blip of the API; say so if it lasts until the deadline
@@ -183,13 +204,29 @@ def _pending(pods: list[Any], nodes: list[str], slices_ok: bool, api_error: str 
         f"{sum(1 for n in nodes if n in chosen[role] and _is_ready(chosen[role][n]))}/{len(nodes)} {role}s Ready"
         for role in ("server", "client")
     ]
+    if nodes and not (nodes[0] in chosen[SINGLE["role"]] and _is_ready(chosen[SINGLE["role"]][nodes[0]])):
+        counts.append(f"{SINGLE['daemonset']} on {nodes[0]} not Ready")
     return "waiting for probes: " + ", ".join(counts) + ("" if slices_ok else ", Services not yet listing every server")
 
 
-def _endpoints_cover(discovery: k8s.DiscoveryV1Api, namespace: str, server_ips: set[str]) -> bool:
-    """Every Service lists every server pod as a ready endpoint (else early dials race kube-proxy)."""
+def _backend_ips(chosen: dict[str, dict[str, Any]], nodes: list[str]) -> dict[str, set[str]]:
+    """Service name -> every address of the pods it must list (each family has its own EndpointSlice)."""
+
+    def ips(role: str) -> set[str]:
+        return {p.ip for pod in chosen[role].values() for p in _pod_ips(pod)} | {
+            pod.status.pod_ip for pod in chosen[role].values()
+        }
+
+    want = {name: ips("server") for name in SERVICES.values()}
+    want[HAIRPIN_SERVICE] = ips("client")
+    want[SINGLE["service"]] = ips(SINGLE["role"])
+    return want
+
+
+def _endpoints_cover(discovery: k8s.DiscoveryV1Api, namespace: str, want: dict[str, set[str]]) -> bool:
+    """Every Service lists every pod it selects as a ready endpoint (else early dials race kube-proxy)."""
     slices = discovery.list_namespaced_endpoint_slice(namespace).items
-    ready: dict[str, set[str]] = {name: set() for name in SERVICES.values()}
+    ready: dict[str, set[str]] = {name: set() for name in want}
     for s in slices:
         svc = ((s.metadata and s.metadata.labels) or {}).get("kubernetes.io/service-name")
         if svc not in ready:
@@ -197,4 +234,4 @@ def _endpoints_cover(discovery: k8s.DiscoveryV1Api, namespace: str, server_ips: 
         for ep in s.endpoints or []:
             if ep.conditions is None or ep.conditions.ready is not False:
                 ready[svc].update(ep.addresses or [])
-    return all(server_ips <= ips for ips in ready.values())
+    return all(want[name] <= ips for name, ips in ready.items())

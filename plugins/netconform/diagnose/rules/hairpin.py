@@ -34,7 +34,7 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                 tuple(evidence),
                 f'set "hairpinMode": true in the CNI config (flannel\'s delegate) and recreate the pods; '
                 f"now: for p in {' '.join(off[:5])}; do ip link set $p type bridge_slave hairpin on; done (on {ne.node})",
-                (scope(checks=["service", "nodeport"], src_nodes=[ne.node], dst_nodes=[ne.node]),),
+                (scope(checks=["service", "nodeport", "hairpin"], src_nodes=[ne.node], dst_nodes=[ne.node]),),
                 detail="only a pod dialing a Service that load-balances back to the same pod is affected",
             )
         )
