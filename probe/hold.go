@@ -2,24 +2,30 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"sync"
 	"time"
 )
 
 // HoldEvent is one JSON line of `probe hold` output. Detail is a string for
-// "connected"/"broken" and a HoldSummary for "ok_summary".
+// "connected"/"broken" and a HoldSummary for "ok_summary". ID names the
+// target with --plan (several targets held at once) and is left out with
+// --target.
 type HoldEvent struct {
 	Event  string `json:"event"` // connected | broken | ok_summary
-	At     string `json:"at"`    // RFC 3339, UTC, milliseconds
+	ID     string `json:"id,omitempty"`
+	At     string `json:"at"` // RFC 3339, UTC, milliseconds
 	Detail any    `json:"detail"`
 }
 
-// HoldSummary is printed once when hold ends (duration over or SIGTERM).
+// HoldSummary is printed once per target when hold ends (duration over or SIGTERM).
 type HoldSummary struct {
 	Sent     int `json:"sent"`     // lines written
 	Echoed   int `json:"echoed"`   // lines echoed back correctly in time
@@ -27,24 +33,53 @@ type HoldSummary struct {
 	Connects int `json:"connects"` // "connected" events
 }
 
-const holdTimeFormat = "2006-01-02T15:04:05.000Z07:00"
+// HoldPlan is the --plan file: the targets one process holds concurrently.
+type HoldPlan struct {
+	Targets []HoldTarget `json:"targets"`
+}
+
+// HoldTarget is one long-lived connection of a plan.
+type HoldTarget struct {
+	ID     string `json:"id"`     // echoed in every event of this target
+	Target string `json:"target"` // host:port of a serve hold port
+}
+
+const (
+	holdTimeFormat = "2006-01-02T15:04:05.000Z07:00"
+	maxHoldTargets = 10000 // one goroutine and one socket each
+)
 
 func runHold(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("hold", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	target := fs.String("target", "", "host:port of a serve hold port (8082)")
+	planPath := fs.String("plan", "", `JSON file {"targets": [{"id": "...", "target": "host:port"}]}: hold them all at once`)
 	interval := fs.Duration("interval", time.Second, "write a line this often; its echo must arrive within one interval")
 	duration := fs.Duration("duration", 0, "stop after this long; 0 = until SIGTERM/SIGINT")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if _, _, err := net.SplitHostPort(*target); err != nil {
-		fmt.Fprintf(stderr, "probe hold: --target must be host:port, got %q.\n", *target)
-		return 2
-	}
 	if *interval <= 0 || *duration < 0 {
 		fmt.Fprintln(stderr, "probe hold: --interval must be > 0 and --duration >= 0.")
 		return 2
+	}
+	var targets []HoldTarget
+	switch {
+	case (*target == "") == (*planPath == ""):
+		fmt.Fprintln(stderr, "probe hold: give exactly one of --target host:port and --plan FILE.")
+		return 2
+	case *target != "":
+		if _, _, err := net.SplitHostPort(*target); err != nil {
+			fmt.Fprintf(stderr, "probe hold: --target must be host:port, got %q.\n", *target)
+			return 2
+		}
+		targets = []HoldTarget{{Target: *target}}
+	default:
+		var err error
+		if targets, err = readHoldPlan(*planPath); err != nil {
+			fmt.Fprintf(stderr, "probe hold: %v.\n", err)
+			return 2
+		}
 	}
 	if *duration > 0 {
 		var cancel context.CancelFunc
@@ -53,21 +88,70 @@ func runHold(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetEscapeHTML(false) // keep "->" readable in details
-	h := &holder{target: *target, interval: *interval, out: enc}
-	h.run(ctx)
-	h.emit("ok_summary", h.sum)
+	out := &holdOutput{enc: enc}
+	var wg sync.WaitGroup
+	for _, t := range targets {
+		h := &holder{id: t.ID, target: t.Target, interval: *interval, out: out}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h.run(ctx)
+			h.emit("ok_summary", h.sum)
+		}()
+	}
+	wg.Wait()
+	if len(targets) == 0 { // a node that holds nothing still lives until stopped
+		<-ctx.Done()
+	}
 	return 0
 }
 
+// readHoldPlan reads and checks a --plan file: ids unique and non-empty, targets host:port.
+func readHoldPlan(path string) ([]HoldTarget, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read --plan: %v", err)
+	}
+	var plan HoldPlan
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&plan); err != nil {
+		return nil, fmt.Errorf("--plan %s is not a hold plan: %v", path, err)
+	}
+	if len(plan.Targets) > maxHoldTargets {
+		return nil, fmt.Errorf("--plan %s has %d targets, at most %d", path, len(plan.Targets), maxHoldTargets)
+	}
+	seen := map[string]bool{}
+	for i, t := range plan.Targets {
+		if t.ID == "" || seen[t.ID] {
+			return nil, fmt.Errorf("--plan %s: target %d needs a unique non-empty id, got %q", path, i+1, t.ID)
+		}
+		seen[t.ID] = true
+		if _, _, err := net.SplitHostPort(t.Target); err != nil {
+			return nil, fmt.Errorf("--plan %s: target %q must be host:port, got %q", path, t.ID, t.Target)
+		}
+	}
+	return plan.Targets, nil
+}
+
+// holdOutput serializes the events of every target: one whole JSON line each.
+type holdOutput struct {
+	mu  sync.Mutex
+	enc *json.Encoder
+}
+
 type holder struct {
+	id       string
 	target   string
 	interval time.Duration
-	out      *json.Encoder
+	out      *holdOutput
 	sum      HoldSummary
 }
 
 func (h *holder) emit(event string, detail any) {
-	h.out.Encode(HoldEvent{Event: event, At: time.Now().UTC().Format(holdTimeFormat), Detail: detail})
+	h.out.mu.Lock()
+	defer h.out.mu.Unlock()
+	h.out.enc.Encode(HoldEvent{Event: event, ID: h.id, At: time.Now().UTC().Format(holdTimeFormat), Detail: detail})
 }
 
 // run keeps one connection alive and exchanges a line per interval. Events
@@ -89,6 +173,9 @@ func (h *holder) run(ctx context.Context) {
 		if conn == nil {
 			c, err := (&net.Dialer{Timeout: h.interval}).DialContext(ctx, "tcp", h.target)
 			if ctx.Err() != nil {
+				if c != nil {
+					c.Close()
+				}
 				return // shutting down is not a break
 			}
 			if err == nil {

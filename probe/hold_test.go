@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -155,5 +157,112 @@ func TestHoldBadArgs(t *testing.T) {
 		if code := run(context.Background(), args, nil, &out, &errb); code != 2 {
 			t.Errorf("%v: exit %d, want 2", args, code)
 		}
+	}
+}
+
+func writePlan(t *testing.T, plan string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "plan.json")
+	if err := os.WriteFile(path, []byte(plan), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// One process holds several targets at once; every event names its target,
+// and a dead target does not disturb the others.
+func TestHoldPlanHoldsEveryTargetConcurrently(t *testing.T) {
+	a, b := startTestServer(t), startTestServer(t)
+	dead := "127.0.0.1:" + strconv.Itoa(closedPort(t, "tcp"))
+	plan := writePlan(t, `{"targets": [{"id": "pod:a", "target": "`+a.holdLn.Addr().String()+`"},
+		{"id": "service:b", "target": "`+b.holdLn.Addr().String()+`"},
+		{"id": "pod:dead", "target": "`+dead+`"}]}`)
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"hold", "--plan", plan, "--interval", "100ms", "--duration", "500ms"}, nil, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	byID := map[string][]string{}
+	for _, ev := range parseEvents(t, out.String()) {
+		byID[ev.ID] = append(byID[ev.ID], ev.Event)
+		if ev.Event == "ok_summary" {
+			if s := summaryOf(t, ev); ev.ID != "pod:dead" && (s.Connects != 1 || s.Breaks != 0 || s.Sent < 3) {
+				t.Fatalf("%s: summary %+v", ev.ID, s)
+			}
+		}
+	}
+	want := map[string]string{"pod:a": "connected ok_summary", "service:b": "connected ok_summary", "pod:dead": "broken ok_summary"}
+	for id, names := range want {
+		if got := strings.Join(byID[id], " "); got != names {
+			t.Fatalf("%s: events %q, want %q\n%s", id, got, names, out.String())
+		}
+	}
+	if len(byID) != 3 {
+		t.Fatalf("events for %v, want the 3 plan ids only", byID)
+	}
+}
+
+// A break of one target while another lives on: only the first reports it.
+func TestHoldPlanBreakIsPerTarget(t *testing.T) {
+	a := startTestServer(t)
+	b, err := startServer(serveConfig{bind: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := writePlan(t, `{"targets": [{"id": "a", "target": "`+a.holdLn.Addr().String()+`"}, {"id": "b", "target": "`+b.holdLn.Addr().String()+`"}]}`)
+	var out, errb bytes.Buffer
+	done := make(chan int)
+	go func() {
+		done <- run(context.Background(), []string{"hold", "--plan", plan, "--interval", "100ms", "--duration", "900ms"}, nil, &out, &errb)
+	}()
+	time.Sleep(400 * time.Millisecond)
+	b.Close()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	byID := map[string][]string{}
+	for _, ev := range parseEvents(t, out.String()) {
+		byID[ev.ID] = append(byID[ev.ID], ev.Event)
+	}
+	if got := strings.Join(byID["a"], " "); got != "connected ok_summary" {
+		t.Fatalf("a: %s", got)
+	}
+	if got := strings.Join(byID["b"], " "); got != "connected broken ok_summary" {
+		t.Fatalf("b: %s", got)
+	}
+}
+
+// An empty plan (a node that is the source of no held pair) waits for its end quietly.
+func TestHoldEmptyPlanWaits(t *testing.T) {
+	var out, errb bytes.Buffer
+	start := time.Now()
+	code := run(context.Background(), []string{"hold", "--plan", writePlan(t, `{"targets": []}`), "--duration", "200ms"}, nil, &out, &errb)
+	if code != 0 || out.Len() != 0 || time.Since(start) < 200*time.Millisecond {
+		t.Fatalf("exit %d after %v, out %q", code, time.Since(start), out.String())
+	}
+}
+
+func TestHoldBadPlans(t *testing.T) {
+	for name, plan := range map[string]string{
+		"not json":     `{`,
+		"unknown key":  `{"targets": [], "x": 1}`,
+		"no id":        `{"targets": [{"target": "127.0.0.1:1"}]}`,
+		"duplicate id": `{"targets": [{"id": "a", "target": "127.0.0.1:1"}, {"id": "a", "target": "127.0.0.1:2"}]}`,
+		"no port":      `{"targets": [{"id": "a", "target": "127.0.0.1"}]}`,
+	} {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), []string{"hold", "--plan", writePlan(t, plan)}, nil, &out, &errb); code != 2 {
+			t.Errorf("%s: exit %d, want 2", name, code)
+		}
+		if lines := strings.Count(strings.TrimSpace(errb.String()), "\n"); lines != 0 || errb.Len() == 0 {
+			t.Errorf("%s: want one line on stderr, got %q", name, errb.String())
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"hold", "--plan", "/nonexistent/plan.json"}, nil, &out, &errb); code != 2 {
+		t.Errorf("missing plan: exit %d", code)
+	}
+	if code := run(context.Background(), []string{"hold", "--plan", "x", "--target", "127.0.0.1:1"}, nil, &out, &errb); code != 2 {
+		t.Errorf("both --plan and --target: exit %d", code)
 	}
 }

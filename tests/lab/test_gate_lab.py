@@ -1,20 +1,28 @@
-"""The upgrade gate on the lab: a rolling restart of kube-proxy, flanneld and kubelet node by node
-passes; a fault injected between the phases blocks and names its cause."""
+"""The upgrade gate on the lab, run as the suites/rbac.yaml ServiceAccount (admin only drains, deletes a
+pod and injects faults, as an operator's upgrade would): 2 DaemonSet pods per node; a drain
+(`--ignore-daemonsets`, as operators run it) is not blocked and a gate pod replaced in it is expected
+churn; a kube-proxy restart passes; a fault injected between the phases blocks and names its cause;
+without the gate role the gate says in one sentence what is missing."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.lab.conftest import REPO, lab, lab_lock
+from tests.lab.conftest import REPO, kubectl_admin, lab, lab_lock, token_kubeconfig
 
 pytestmark = pytest.mark.lab
 NODES = ("lab-node-1", "lab-node-2", "lab-node-3")
 SUBSET = ["--", "-k", "test_pod_to_pod or test_service", "-q"]  # enough paths to judge, quick to run
+CORDONED_S = 15  # a drained node stays cordoned while it is upgraded; the kubelet reports it within 10 s
 
 
 def gate(kubeconfig: str, state: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
@@ -24,34 +32,83 @@ def gate(kubeconfig: str, state: Path, *args: str, timeout: float = 900) -> subp
 
 
 @pytest.fixture
-def closed_after(lab_kubeconfig: str, tmp_path: Path):
+def closed_after(lab_kubeconfig: str, admin_kubeconfig: str, tmp_path: Path):
     yield tmp_path / "gate"
     gate(lab_kubeconfig, tmp_path / "gate", "close")
+    kubectl_admin(admin_kubeconfig, "uncordon", *NODES)
 
 
-def test_rolling_restart_passes_the_gate(lab_kubeconfig: str, closed_after: Path) -> None:
+def open_baseline(kubeconfig: str, state: Path) -> subprocess.CompletedProcess[str]:
+    base = gate(kubeconfig, state, "baseline", *SUBSET)
+    assert base.returncode == 0, base.stdout[-2000:] + base.stderr[-2000:]
+    # O(nodes): a server and a holder per node, both DaemonSet pods, whatever the number of pairs
+    assert "6 pods for 3 nodes (2 per node: DaemonSets gate-server and gate-holder" in base.stdout
+    assert "12 of 12 long-lived connections up (6 pairs x pod IP and ClusterIP)" in base.stdout
+    return base
+
+
+def test_a_drain_is_not_blocked_and_a_replaced_gate_pod_is_expected_churn(
+    lab_kubeconfig: str, admin_kubeconfig: str, closed_after: Path
+) -> None:
     state = closed_after
     with lab_lock():
-        base = gate(lab_kubeconfig, state, "baseline", *SUBSET)
-        assert base.returncode == 0, base.stdout[-2000:] + base.stderr[-2000:]
-        assert "12 of 12 long-lived connections up" in base.stdout
+        open_baseline(lab_kubeconfig, state)
         again = gate(lab_kubeconfig, state, "baseline", *SUBSET)
         assert again.returncode == 2 and "already open" in again.stderr
-        for node in NODES:
-            for component in ("kube-proxy", "flanneld", "kubelet"):
-                lab("restart", component, "--node", node)
+        started = time.monotonic()
+        kubectl_admin(
+            admin_kubeconfig, "drain", "lab-node-2", "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=60s"
+        )
+        drained_in = time.monotonic() - started
+        # the node is upgraded and rebooted: its gate server goes (the DaemonSet puts a new one there)
+        server = kubectl_admin(
+            admin_kubeconfig,
+            "-n",
+            "netconform-gate",
+            "get",
+            "pods",
+            "-l",
+            "netconform.io/gate-role=server",
+            "--field-selector",
+            "spec.nodeName=lab-node-2",
+            "-o",
+            "name",
+        ).split()
+        kubectl_admin(admin_kubeconfig, "-n", "netconform-gate", "delete", *server, "--wait=true", "--timeout=60s")
+        time.sleep(CORDONED_S)
+        kubectl_admin(admin_kubeconfig, "uncordon", "lab-node-2")
+        check = gate(lab_kubeconfig, state, "check", *SUBSET)
+    assert drained_in < 30, f"drain took {drained_in:.0f}s"
+    out = check.stdout
+    assert check.returncode == 0, out[-3000:] + check.stderr[-2000:]
+    assert out.startswith("GATE PASSED") or "\nGATE PASSED: no new failures" in out
+    assert "8 of 12 long-lived connections survived, 4 ended with their pods (expected churn)" in out
+    assert re.search(
+        r"~ lab-node-2: cordoned at \S+ \(NodeNotSchedulable\); gate pods moved: the server on lab-node-2 was replaced",
+        out,
+    ), out[-3000:]
+    verdict = json.loads((state / "check" / "verdict.json").read_text())
+    assert not verdict["broken"] and not verdict["new_failures"] and len(verdict["survived"]) == 8
+    assert {c["hold"]["dst"] for c in verdict["churn"]} == {"lab-node-2"}  # the holds to the replaced server
+    assert verdict["pods"] == {"baseline": 6, "now": 6, "nodes": 3}
+
+
+def test_a_kube_proxy_restart_passes_the_gate(lab_kubeconfig: str, closed_after: Path) -> None:
+    state = closed_after
+    with lab_lock():
+        open_baseline(lab_kubeconfig, state)
+        lab("restart", "kube-proxy", "--node", "lab-node-1")
         check = gate(lab_kubeconfig, state, "check", *SUBSET)
     assert check.returncode == 0, check.stdout[-3000:] + check.stderr[-2000:]
     assert "GATE PASSED" in check.stdout and "all 12 long-lived connections survived" in check.stdout
     verdict = json.loads((state / "check" / "verdict.json").read_text())
-    assert len(verdict["survived"]) == 12 and not verdict["broken"] and not verdict["new_failures"]
+    assert len(verdict["survived"]) == 12 and not verdict["broken"] and not verdict["churn"]
 
 
 def test_fault_between_the_phases_blocks_and_names_the_cause(lab_kubeconfig: str, closed_after: Path) -> None:
     state = closed_after
     with lab_lock():
-        base = gate(lab_kubeconfig, state, "baseline", *SUBSET)
-        assert base.returncode == 0, base.stdout[-2000:] + base.stderr[-2000:]
+        open_baseline(lab_kubeconfig, state)
         lab("fault", "stale-arp", "--node", "lab-node-2")
         check = gate(lab_kubeconfig, state, "check", *SUBSET)
     assert check.returncode == 1, check.stdout[-3000:] + check.stderr[-2000:]
@@ -62,8 +119,47 @@ def test_fault_between_the_phases_blocks_and_names_the_cause(lab_kubeconfig: str
     verdict = json.loads((state / "check" / "verdict.json").read_text())
     broken = {(b["hold"]["src"], b["hold"]["dst"]) for b in verdict["broken"]}
     assert broken and all("lab-node-2" in pair for pair in broken)
+    assert not verdict["churn"]  # every gate pod lived on: these are breaks
 
 
 def test_check_without_an_open_gate_is_a_usage_error(lab_kubeconfig: str, tmp_path: Path) -> None:
     run = gate(lab_kubeconfig, tmp_path / "nothing", "check")
     assert run.returncode == 2 and "ci/gate baseline" in run.stderr
+
+
+def test_without_the_gate_role_the_gate_says_what_is_missing_and_does_nothing(
+    admin_kubeconfig: str, tmp_path: Path
+) -> None:
+    """Bound to ClusterRole netconform only (the suite's): the gate's own extra verbs are named, exit 3."""
+    scratch = f"nc-rbac-test-{secrets.token_hex(3)}"
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": scratch},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "netconform"},
+        "subjects": [{"kind": "ServiceAccount", "name": "runner", "namespace": scratch}],
+    }
+    try:
+        kubectl_admin(admin_kubeconfig, "apply", "-f", str(REPO / "suites" / "rbac.yaml"))
+        kubectl_admin(admin_kubeconfig, "create", "namespace", scratch)
+        kubectl_admin(admin_kubeconfig, "-n", scratch, "create", "serviceaccount", "runner")
+        kubectl_admin(admin_kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump(binding))
+        kc = tmp_path / "kubeconfig"
+        kc.write_text(token_kubeconfig(admin_kubeconfig, scratch, "runner", "no-gate"))
+        with lab_lock():  # no other gate is open meanwhile: nothing in the lab is ours to see
+            started = time.monotonic()
+            run = gate(str(kc), tmp_path / "gate", "baseline", *SUBSET, timeout=120)
+            took = time.monotonic() - started
+            opened = kubectl_admin(
+                admin_kubeconfig, "get", "namespace", "netconform-gate", "--ignore-not-found", "-o", "name"
+            )
+    finally:
+        kubectl_admin(admin_kubeconfig, "delete", "clusterrolebinding", scratch, "--ignore-not-found")
+        kubectl_admin(admin_kubeconfig, "delete", "namespace", scratch, "--ignore-not-found", "--wait=false")
+    assert run.returncode == 3, run.stdout[-2000:] + run.stderr[-2000:]
+    assert run.stderr.strip().splitlines()[-1] == (
+        "ci/gate: the gate cannot run: missing permissions create configmaps, patch pods, get pods/log "
+        "(grant ClusterRole netconform-gate from suites/rbac.yaml)"
+    )
+    assert "running the suite" not in run.stdout and not opened.strip()  # nothing ran, nothing was created
+    assert took < 20, f"the preflight took {took:.0f}s"

@@ -77,6 +77,9 @@ class Verdict:
     survived: list[Hold]
     broken: list[tuple[Hold, HoldState, str]]  # (hold, state, cause)
     not_established: list[Hold]
+    churn: list[tuple[Hold, str]] = field(default_factory=list)  # (hold, which end went and how)
+    drained: dict[str, str] = field(default_factory=dict)  # node -> when it was cordoned in the window
+    churned_ends: dict[tuple[str, str], str] = field(default_factory=dict)  # (role, node) -> why
 
     @property
     def exit_code(self) -> int:
@@ -89,35 +92,57 @@ def judge(
     holds: list[Hold],
     states: dict[str, HoldState],
     established_at_baseline: set[str],
+    churned: dict[tuple[str, str], str] | None = None,
+    breaks_at_baseline: dict[str, int] | None = None,
+    drained: dict[str, str] | None = None,
 ) -> Verdict:
+    """`states` and the sets/dicts by Hold.key; `churned` by (role, node): why that end did not live on.
+
+    A hold whose holder did not live on is churn whatever its log says (a new holder's log starts
+    afresh); one that survived survived; one that broke is churn when its server did not live on, and
+    a break otherwise: both ends' pods lived on and the connection broke."""
     comparison = compare(baseline, now)
-    survived, broken, never = [], [], []
+    churned = churned or {}
+    before = breaks_at_baseline or {}
+    v = Verdict(comparison, [], [], [], [], dict(drained or {}), {k: why for k, why in churned.items() if why})
     for h in holds:
-        st = states.get(h.pod, HoldState(problem="no state read"))
-        if h.pod not in established_at_baseline:
-            never.append(h)  # a path that did not work before the upgrade cannot be broken by it
+        st = states.get(h.key, HoldState(problem="no state read")).since(before.get(h.key, 0))
+        if h.key not in established_at_baseline:
+            v.not_established.append(h)  # a path that did not work before the upgrade cannot be broken by it
+        elif churned.get(("holder", h.src)):
+            v.churn.append((h, churned[("holder", h.src)]))
         elif st.survived:
-            survived.append(h)
+            v.survived.append(h)
+        elif churned.get(("server", h.dst)):
+            v.churn.append((h, churned[("server", h.dst)]))
         else:
-            broken.append((h, st, cause_for_hold(h, now)))
-    return Verdict(comparison, survived, broken, never)
+            v.broken.append((h, st, cause_for_hold(h, now)))
+    return v
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def summary(v: Verdict, baseline: dict[str, dict[str, Any]], now: dict[str, dict[str, Any]]) -> str:
     c = v.comparison
     lines = []
-    total_holds = len(v.survived) + len(v.broken)
+    watched = len(v.survived) + len(v.broken) + len(v.churn)
+    churn = f", {len(v.churn)} ended with their pods (expected churn)" if v.churn else ""
     if v.exit_code == EXIT_PASS:
-        lines.append(
-            f"GATE PASSED: no new failures ({c.passed} tests pass), all {total_holds} long-lived connections survived"
+        held = (
+            f"all {watched} long-lived connections survived"
+            if not v.churn
+            else f"{len(v.survived)} of {watched} long-lived connections survived{churn}"
         )
+        lines.append(f"GATE PASSED: no new failures ({c.passed} tests pass), {held}")
     else:
         what = []
         if c.new_failures:
-            what.append(f"{len(c.new_failures)} new failure{'s' if len(c.new_failures) != 1 else ''}")
+            what.append(_plural(len(c.new_failures), "new failure"))
         if v.broken:
-            what.append(f"{len(v.broken)} of {total_holds} long-lived connections broken")
-        lines.append("GATE BLOCKED: " + ", ".join(what))
+            what.append(f"{len(v.broken)} of {watched} long-lived connections broken")
+        lines.append("GATE BLOCKED: " + ", ".join(what) + churn)
     if c.new_failures:
         lines.append("")
         lines.append("New failures by root cause:")
@@ -130,9 +155,28 @@ def summary(v: Verdict, baseline: dict[str, dict[str, Any]], now: dict[str, dict
             lines.append(f"  ... and {len(c.new_failures) - 20} more")
     if v.broken:
         lines.append("")
-        lines.append("Broken long-lived connections:")
+        lines.append("Broken long-lived connections (both pods lived on):")
         for h, st, cause in v.broken:
             lines.append(f"  - {h.label}: {st.why_not()}" + (f" — likely {_cause_words(cause)}" if cause else ""))
+    if v.drained:
+        lines.append("")
+        lines.append(f"Nodes cordoned during the window (a drain; not blocking, {len(v.drained)}):")
+        for node, when in sorted(v.drained.items()):
+            moved = [why for (_, n), why in sorted(v.churned_ends.items()) if n == node]
+            lines.append(
+                f"  ~ {node}: {when}; "
+                + (
+                    f"gate pods moved: {'; '.join(moved)}"
+                    if moved
+                    else "the gate's DaemonSet pods there lived on (0 moved)"
+                )
+            )
+    if v.churn:
+        lines.append("")
+        lines.append(f"Expected churn (not blocking: an end's pod was replaced, restarted or gone, {len(v.churn)}):")
+        lines.extend(f"  ~ {h.label}: {why}" for h, why in v.churn[:40])
+        if len(v.churn) > 40:
+            lines.append(f"  ... and {len(v.churn) - 40} more")
     if c.fixed:
         lines.append("")
         lines.append(f"Fixed since the baseline ({len(c.fixed)}):")

@@ -1,4 +1,17 @@
-"""The gate's long-lived connections: what a hold is, the manifests of its pods, what its log says.
+"""The gate's long-lived connections: what a hold is, the manifests that carry them, what a holder's log says.
+
+O(nodes) pods, all owned by DaemonSets: `gate-server` runs `probe serve` on every selected node and
+`gate-holder` runs one `probe hold --plan` per selected node, holding every connection whose source is
+that node (its targets come from the ConfigMap `gate-plan`, one key per node). DaemonSets, not
+Deployments: a hold belongs to a node (a Deployment's pod would move to another node on a drain and the
+pair it watches would silently change), and `kubectl drain --ignore-daemonsets`, as operators run it,
+leaves DaemonSet pods where they are instead of refusing (bare pods) or evicting them. A server or holder
+that goes anyway (the node is removed, rebooted, its pod deleted) comes back under the same controller,
+with a new pod UID or a higher restart count: that is how the check tells churn from a break.
+
+The ClusterIP path to one destination node needs a Service that selects only that node's server; a
+DaemonSet's pods share one template, so the gate labels each server pod with its node once it runs
+(`patch pods`) and the per-node Service selects that label.
 
 The gate namespace is labelled app.kubernetes.io/managed-by=netconform-gate, not `netconform`: the
 suite's sweep of leftover run namespaces selects managed-by=netconform and never sees it.
@@ -8,71 +21,84 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from netconform.workload.labels import HOLD_PORT, MANAGED_BY_LABEL
+from netconform.workload.manifests import only_on
 
 __all__ = [
     "GATE_LABEL",
+    "HOLDER_DS",
     "HOLD_INTERVAL",
     "HOLD_PORT",
     "MANAGED_BY",
     "NAMESPACE",
     "NODE_LABEL",
+    "PLAN_CONFIGMAP",
     "ROLE_LABEL",
+    "SERVER_DS",
+    "VIAS",
     "Hold",
     "HoldState",
-    "hold_manifest",
+    "holder_daemonset",
     "namespace_manifest",
-    "parse_hold_log",
+    "parse_holder_log",
+    "plan_configmap",
     "planned_holds",
-    "server_manifest",
-    "server_pod_name",
+    "server_daemonset",
     "service_manifest",
+    "service_name",
 ]
 
 NAMESPACE = "netconform-gate"
 MANAGED_BY = "netconform-gate"
 GATE_LABEL = "netconform.io/gate"
 ROLE_LABEL = "netconform.io/gate-role"
-NODE_LABEL = "netconform.io/gate-node"
+NODE_LABEL = "netconform.io/gate-node"  # set on each server pod by the gate; its node's Service selects it
+SERVER_DS, HOLDER_DS, PLAN_CONFIGMAP = "gate-server", "gate-holder", "gate-plan"
 HOLD_INTERVAL = "1s"
+VIAS = ("pod", "service")
+PLAN_DIR = "/plan"
+PLAN_MAX_BYTES = 1_000_000  # a ConfigMap's data may be 1 MiB, with some room for the rest of the object
 
 
 @dataclass(frozen=True)
 class Hold:
+    """One long-lived connection: from a holder on `src` to the server on `dst`, by pod IP or ClusterIP."""
+
     src: str
     dst: str
     via: str  # pod | service
-    pod: str
     target: str = ""  # host:port, known once the server pod / Service has an address
+
+    @property
+    def id(self) -> str:
+        """Its name in the holder's log (unique per source node)."""
+        return f"{self.via}:{self.dst}"
+
+    @property
+    def key(self) -> str:
+        """Unique in the gate."""
+        return f"{self.src}/{self.id}"
 
     @property
     def label(self) -> str:
         return f"{self.src} -> {self.dst} ({'pod IP' if self.via == 'pod' else 'ClusterIP'} {self.target})"
 
 
+def planned_holds(pairs: Iterable[tuple[str, str]]) -> list[Hold]:
+    """Two holds (pod IP, ClusterIP) per ordered pair of nodes, in a stable order."""
+    return [Hold(s, d, via) for s, d in sorted(pairs) if s != d for via in VIAS]
+
+
 def _short(node: str) -> str:
     return node.lower().replace(".", "-")[:40]
 
 
-def server_pod_name(node: str) -> str:
-    return f"gate-server-{_short(node)}"
-
-
-def _service_name(node: str) -> str:
+def service_name(node: str) -> str:
     return f"gate-{_short(node)}"[:63]
-
-
-def _hold_pod_name(src: str, dst: str, via: str) -> str:
-    return f"hold-{via}-{_short(src)}--{_short(dst)}"
-
-
-def planned_holds(nodes: list[str]) -> list[Hold]:
-    return [
-        Hold(s, d, via, _hold_pod_name(s, d, via)) for s in nodes for d in nodes if s != d for via in ("pod", "service")
-    ]
 
 
 def namespace_manifest(opened_by: str) -> dict[str, Any]:
@@ -87,47 +113,82 @@ def namespace_manifest(opened_by: str) -> dict[str, Any]:
     }
 
 
-def _pod(name: str, node: str, role: str, image: str, args: list[str], extra_labels: dict[str, str]) -> dict[str, Any]:
+def _daemonset(
+    name: str, role: str, nodes: list[str], image: str, args: list[str], volume: dict[str, Any] | None
+) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": role,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": args,
+        "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+        "resources": {"requests": {"cpu": "5m", "memory": "8Mi"}, "limits": {"memory": "64Mi"}},
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 65534,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    pod_spec: dict[str, Any] = {
+        "affinity": only_on(nodes),  # the --nodes selection, nothing else
+        "tolerations": [{"operator": "Exists"}],  # the gate watches every selected node, tainted or not
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": 2,
+        "containers": [container],
+    }
+    if volume:
+        container["volumeMounts"] = [{"name": "plan", "mountPath": PLAN_DIR, "readOnly": True}]
+        pod_spec["volumes"] = [{"name": "plan", **volume}]
     return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": {ROLE_LABEL: role, NODE_LABEL: node, **extra_labels}},
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": name, "labels": {ROLE_LABEL: role}},
         "spec": {
-            "nodeName": node,  # pinned: the gate watches this node's paths through the upgrade
-            "restartPolicy": "Never",  # a restarted hold would hide a break
-            "tolerations": [{"operator": "Exists"}],
-            "automountServiceAccountToken": False,
-            "enableServiceLinks": False,
-            "terminationGracePeriodSeconds": 2,
-            "containers": [
-                {
-                    "name": role,
-                    "image": image,
-                    "imagePullPolicy": "IfNotPresent",
-                    "args": args,
-                    "env": [{"name": "NODE_NAME", "value": node}],
-                    "resources": {"requests": {"cpu": "5m", "memory": "8Mi"}, "limits": {"memory": "32Mi"}},
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": 65534,
-                        "allowPrivilegeEscalation": False,
-                        "capabilities": {"drop": ["ALL"]},
-                    },
-                }
-            ],
+            "selector": {"matchLabels": {ROLE_LABEL: role}},
+            # never rolled by anyone: a new pod only comes when the old one is gone
+            "updateStrategy": {"type": "OnDelete"},
+            "template": {"metadata": {"labels": {ROLE_LABEL: role}}, "spec": pod_spec},
         },
     }
 
 
-def server_manifest(node: str, image: str) -> dict[str, Any]:
-    return _pod(server_pod_name(node), node, "server", image, ["serve", "--hold-port", str(HOLD_PORT)], {})
+def server_daemonset(nodes: list[str], image: str) -> dict[str, Any]:
+    return _daemonset(SERVER_DS, "server", nodes, image, ["serve", "--hold-port", str(HOLD_PORT)], None)
+
+
+def holder_daemonset(nodes: list[str], image: str) -> dict[str, Any]:
+    # $(NODE_NAME) is expanded by the kubelet: each holder reads its own node's key of the plan
+    args = ["hold", "--plan", f"{PLAN_DIR}/$(NODE_NAME)", "--interval", HOLD_INTERVAL, "--duration", "0"]
+    return _daemonset(HOLDER_DS, "holder", nodes, image, args, {"configMap": {"name": PLAN_CONFIGMAP}})
+
+
+def plan_configmap(nodes: list[str], holds: list[Hold]) -> dict[str, Any]:
+    """One key per selected node (empty plans too: the holder reads its key), `probe hold --plan` format.
+
+    Readable ids (`pod:<node>`) cost size: 1000 nodes with 41-character names, 4 pairs per node, are
+    about 745 kB of the 1 MiB a ConfigMap may hold; beyond it the gate says to hold fewer pairs."""
+    data = {
+        n: json.dumps(
+            {"targets": [{"id": h.id, "target": h.target} for h in holds if h.src == n]}, separators=(",", ":")
+        )
+        for n in nodes
+    }
+    size = sum(len(k) + len(v) for k, v in data.items())
+    if size > PLAN_MAX_BYTES:
+        raise ValueError(
+            f"the plan of {len(holds)} long-lived connections is {size:,} bytes, more than a ConfigMap holds "
+            f"({PLAN_MAX_BYTES:,}): hold fewer pairs (--pairs-per-node) or select fewer nodes"
+        )
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": PLAN_CONFIGMAP}, "data": data}
 
 
 def service_manifest(node: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": _service_name(node)},
+        "metadata": {"name": service_name(node), "labels": {ROLE_LABEL: "server"}},
         "spec": {
             "selector": {ROLE_LABEL: "server", NODE_LABEL: node},
             "ports": [{"name": "hold", "port": HOLD_PORT, "targetPort": HOLD_PORT, "protocol": "TCP"}],
@@ -135,35 +196,36 @@ def service_manifest(node: str) -> dict[str, Any]:
     }
 
 
-def hold_manifest(hold: Hold, image: str) -> dict[str, Any]:
-    args = ["hold", "--target", hold.target, "--interval", HOLD_INTERVAL, "--duration", "0"]
-    return _pod(hold.pod, hold.src, "hold", image, args, {"netconform.io/gate-dst": hold.dst})
-
-
 @dataclass
 class HoldState:
-    """What one hold pod's log and phase say."""
+    """What the holder's log says about one target (read from the holder's current container)."""
 
     connects: int = 0
     breaks: list[tuple[str, str]] = field(default_factory=list)  # (at, detail)
     first_connected: str = ""
     summary: dict[str, Any] | None = None  # ok_summary: the hold process ended
-    phase: str = ""
     problem: str = ""  # could not read it at all
+    last: str = ""  # the last connected/broken event
 
     @property
     def established(self) -> bool:
         return self.connects > 0
 
     @property
-    def survived(self) -> bool:
-        return (
-            self.established
-            and not self.breaks
-            and self.summary is None
-            and self.phase == "Running"
-            and not self.problem
+    def up(self) -> bool:
+        """Connected now (the last event says so and the process still runs)."""
+        return self.last == "connected" and self.summary is None and not self.problem
+
+    def since(self, breaks_before: int) -> HoldState:
+        """The same state without the first `breaks_before` breaks: what happened after the baseline
+        (a ClusterIP hold may miss its first connect while the Service gets its endpoint)."""
+        return HoldState(
+            self.connects, self.breaks[breaks_before:], self.first_connected, self.summary, self.problem, self.last
         )
+
+    @property
+    def survived(self) -> bool:
+        return self.established and not self.breaks and self.summary is None and not self.problem
 
     def why_not(self) -> str:
         if self.problem:
@@ -174,14 +236,14 @@ class HoldState:
             at, detail = self.breaks[0]
             more = f" (and {len(self.breaks) - 1} more breaks)" if len(self.breaks) > 1 else ""
             return f"broke at {at}: {detail}{more}"
-        if self.summary is not None or self.phase != "Running":
-            return f"the hold process ended (pod {self.phase or 'gone'})"
+        if self.summary is not None:
+            return "the hold process ended"
         return ""
 
 
-def parse_hold_log(text: str) -> HoldState:
-    """`probe hold` JSON lines (probe/README.md); other lines (runtime noise) are ignored."""
-    state = HoldState()
+def parse_holder_log(text: str) -> dict[str, HoldState]:
+    """`probe hold --plan` JSON lines (probe/README.md) by target id; other lines (runtime noise) are ignored."""
+    states: dict[str, HoldState] = {}
     for line in text.splitlines():
         line = line.strip()
         if not line.startswith("{"):
@@ -190,7 +252,12 @@ def parse_hold_log(text: str) -> HoldState:
             ev = json.loads(line)
         except ValueError:
             continue
+        if not isinstance(ev, dict):
+            continue
+        state = states.setdefault(str(ev.get("id", "")), HoldState())
         kind, at, detail = ev.get("event"), str(ev.get("at", "")), ev.get("detail")
+        if kind in ("connected", "broken"):
+            state.last = str(kind)
         if kind == "connected":
             state.connects += 1
             state.first_connected = state.first_connected or at
@@ -198,4 +265,4 @@ def parse_hold_log(text: str) -> HoldState:
             state.breaks.append((at, str(detail)))
         elif kind == "ok_summary":
             state.summary = detail if isinstance(detail, dict) else {}
-    return state
+    return states

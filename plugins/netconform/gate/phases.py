@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from netconform.dialing.pairs import choose_pairs
+
 from .compare import BAD, judge, summary
 from .exits import EXIT_PASS, EXIT_USAGE, GateError
-from .holds import NAMESPACE, Hold
-from .namespace import GateNamespace, open_gate, read_states
+from .holds import HOLDER_DS, NAMESPACE, SERVER_DS, Hold, plan_configmap, planned_holds
+from .namespace import PERMISSIONS, GateNamespace, open_gate, read_states
+from .pods import GatePod, end_churn
 
-__all__ = ["REPO", "baseline", "check", "close", "run_suite"]
+__all__ = ["REPO", "Selection", "baseline", "check", "close", "run_suite"]
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -53,6 +57,38 @@ def run_suite(out_dir: Path, kubeconfig: str | None, context: str | None, extra:
     return data
 
 
+# ---------------------------------------------------------------- the node selection
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which nodes the gate watches and which pairs it holds: the suite's options, given to the suite
+    as they are (both phases run the same nodes and, sampled, the same pairs: the seed is fixed at the
+    baseline)."""
+
+    node_selector: str | None = None
+    node_limit: int | None = None
+    pairs: str = "auto"
+    pairs_per_node: int = 4  # the suite's default (--pairs-per-node)
+    pairs_seed: int | None = None
+
+    def suite_args(self) -> list[str]:
+        args = [f"--pairs={self.pairs}", f"--pairs-per-node={self.pairs_per_node}"]
+        if self.node_selector:
+            args.append(f"--node-selector={self.node_selector}")
+        if self.node_limit:
+            args.append(f"--node-limit={self.node_limit}")
+        if self.pairs_seed is not None:
+            args.append(f"--pairs-seed={self.pairs_seed}")
+        return args
+
+    def words(self) -> str:
+        what = [f"--node-selector {self.node_selector!r}" if self.node_selector else "all Ready schedulable nodes"]
+        if self.node_limit:
+            what.append(f"--node-limit {self.node_limit}")
+        return ", ".join(what)
+
+
 # ---------------------------------------------------------------- state
 
 
@@ -65,28 +101,73 @@ def _load_state(state_dir: Path) -> dict[str, Any]:
     path = state_dir / "gate.json"
     if not path.is_file():
         raise GateError(f"no gate state in {state_dir}: run `ci/gate baseline` first", EXIT_USAGE)
-    return json.loads(path.read_text())
+    state: dict[str, Any] = json.loads(path.read_text())
+    if "selection" not in state or "pods" not in state:
+        raise GateError(
+            f"the gate state in {state_dir} was written by an older netconform (one pod per connection): "
+            "`ci/gate close`, then `ci/gate baseline` again",
+            EXIT_USAGE,
+        )
+    return state
 
 
 def _holds_from_state(state: dict[str, Any]) -> list[Hold]:
     return [Hold(**h) for h in state["holds"]]
 
 
-def baseline(state_dir: Path, kubeconfig: str | None, context: str | None, image: str, extra: list[str]) -> int:
+def _pods_to_state(pods: dict[tuple[str, str], GatePod]) -> dict[str, dict[str, Any]]:
+    return {f"{role}/{node}": p.to_dict() for (role, node), p in sorted(pods.items())}
+
+
+def _pods_from_state(data: dict[str, dict[str, Any]]) -> dict[tuple[str, str], GatePod]:
+    out = {}
+    for key, p in data.items():
+        role, _, node = key.partition("/")
+        out[(role, node)] = GatePod.from_dict(p)
+    return out
+
+
+def baseline(
+    state_dir: Path,
+    kubeconfig: str | None,
+    context: str | None,
+    image: str,
+    extra: list[str],
+    selection: Selection | None = None,
+) -> int:
     gate = GateNamespace(kubeconfig, context)
+    gate.preflight()
     if gate.exists():
         raise GateError(
             f"the gate is already open (namespace {NAMESPACE}): `ci/gate check`, or `ci/gate close` first", EXIT_USAGE
         )
-    data = run_suite(state_dir / "baseline", kubeconfig, context, extra)
-    nodes = gate.ready_nodes()
-    if len(nodes) < 2:
-        raise GateError(f"the gate needs two Ready nodes for long-lived connections, found {len(nodes)}", EXIT_USAGE)
+    selection = selection or Selection()
+    chosen, _ = gate.nodes(selection.node_selector, selection.node_limit)
+    if len(chosen) < 2:
+        raise GateError(
+            f"the gate needs two Ready nodes for long-lived connections, {selection.words()} gives {len(chosen)}",
+            EXIT_USAGE,
+        )
+    if selection.pairs_seed is None:
+        selection = replace(selection, pairs_seed=secrets.randbelow(10**6))
+    nodes = [n.name for n in chosen]
+    choice = choose_pairs(
+        nodes, selection.pairs, selection.pairs_per_node, selection.pairs_seed or 0, {n.name: n.labels for n in chosen}
+    )
+    holds = planned_holds(choice.pairs)
+    try:  # too big a plan is said before the suite runs, not after it
+        plan_configmap(nodes, [Hold(h.src, h.dst, h.via, "[fd00:ffff:ffff:ffff::ffff]:8082") for h in holds])
+    except ValueError as exc:
+        raise GateError(str(exc), EXIT_USAGE) from None
+    print(f"ci/gate: {len(nodes)} nodes ({selection.words()}); held {choice.describe(len(nodes))}", flush=True)
+    data = run_suite(state_dir / "baseline", kubeconfig, context, extra + selection.suite_args())
+    started = time.monotonic()
     try:
-        holds, established = open_gate(gate, nodes, image)
+        opened = open_gate(gate, nodes, holds, image)
     except GateError:
         gate.delete()
         raise
+    established = opened.established
     _save_state(
         state_dir,
         {
@@ -94,32 +175,75 @@ def baseline(state_dir: Path, kubeconfig: str | None, context: str | None, image
             "context": gate.context,
             "image": image,
             "nodes": nodes,
-            "holds": [asdict(h) for h in holds],
+            "selection": asdict(selection),
+            "pairs": choice.describe(len(nodes)),
+            "holds": [asdict(h) for h in opened.holds],
             "established": sorted(established),
+            "breaks_at_baseline": opened.breaks,
+            "pods": _pods_to_state(opened.pods),
             "baseline": data["tests"],
         },
     )
     bad = [n for n, t in data["tests"].items() if t["outcome"] in BAD]
     print(f"ci/gate: baseline recorded: {len(data['tests'])} tests, {len(bad)} failing (they will not block)")
-    print(f"ci/gate: gate open: namespace {NAMESPACE}, {len(established)} of {len(holds)} long-lived connections up")
-    for h in holds:
-        if h.pod not in established:
+    print(
+        f"ci/gate: gate open in {time.monotonic() - started:.0f}s: namespace {NAMESPACE}, {len(opened.pods)} pods "
+        f"for {len(nodes)} nodes ({len(opened.pods) / len(nodes):g} per node: DaemonSets {SERVER_DS} and "
+        f"{HOLDER_DS}; `kubectl drain --ignore-daemonsets` leaves them), "
+        f"{len(established)} of {len(opened.holds)} long-lived connections up "
+        f"({len(choice.pairs)} pairs x pod IP and ClusterIP)"
+    )
+    for h in opened.holds:
+        if h.key not in established:
             print(f"ci/gate:   not watched (no connection now): {h.label}")
     print(f"ci/gate: state in {state_dir}; after the upgrade: ci/gate check")
     return EXIT_PASS
 
 
-def check(state_dir: Path, kubeconfig: str | None, context: str | None, extra: list[str]) -> int:
+def check(
+    state_dir: Path,
+    kubeconfig: str | None,
+    context: str | None,
+    extra: list[str],
+    selection: Selection | None = None,
+) -> int:
     state = _load_state(state_dir)
     gate = GateNamespace(kubeconfig, context)
+    gate.preflight()
     if not gate.exists():
         raise GateError(
             f"the gate is not open (no namespace {NAMESPACE}): run `ci/gate baseline` before the upgrade", EXIT_USAGE
         )
+    opened_for = Selection(**state["selection"])
+    if selection is not None and replace(selection, pairs_seed=opened_for.pairs_seed) != opened_for:
+        raise GateError(
+            f"the gate was opened for {' '.join(opened_for.suite_args())}; check runs the same selection "
+            "(leave the node and pair options out)",
+            EXIT_USAGE,
+        )
     holds = _holds_from_state(state)
-    data = run_suite(state_dir / "check", kubeconfig, context, extra)
-    states = read_states(gate, holds)  # after the suite: the connections lived through it, too
-    verdict = judge(state["baseline"], data["tests"], holds, states, set(state["established"]))
+    nodes: list[str] = state["nodes"]
+    data = run_suite(state_dir / "check", kubeconfig, context, extra + opened_for.suite_args())
+    # after the suite: the connections lived through it, too
+    pods_then, pods_now = _pods_from_state(state["pods"]), gate.pods()
+    existing = gate.node_names()
+    churned = {
+        (role, n): end_churn(role, n, pods_then.get((role, n)), pods_now.get((role, n)), n in existing)
+        for role in ("server", "holder")
+        for n in nodes
+    }
+    states = read_states(gate, holds, pods_now)
+    drained = gate.cordoned_since(state["opened"], nodes)
+    verdict = judge(
+        state["baseline"],
+        data["tests"],
+        holds,
+        states,
+        set(state["established"]),
+        churned,
+        state.get("breaks_at_baseline", {}),
+        drained,
+    )
     text = summary(verdict, state["baseline"], data["tests"])
     (state_dir / "check" / "summary.txt").write_text(text)
     (state_dir / "check" / "verdict.json").write_text(
@@ -130,8 +254,11 @@ def check(state_dir: Path, kubeconfig: str | None, context: str | None, extra: l
                 "fixed": verdict.comparison.fixed,
                 "still_failing": verdict.comparison.still_failing,
                 "broken": [{"hold": asdict(h), "why": st.why_not(), "cause": cause} for h, st, cause in verdict.broken],
-                "survived": [h.pod for h in verdict.survived],
-                "not_watched": [h.pod for h in verdict.not_established],
+                "churn": [{"hold": asdict(h), "why": why} for h, why in verdict.churn],
+                "drained": verdict.drained,
+                "survived": [h.key for h in verdict.survived],
+                "not_watched": [h.key for h in verdict.not_established],
+                "pods": {"baseline": len(pods_then), "now": len(pods_now), "nodes": len(nodes)},
             },
             indent=1,
         )
@@ -144,6 +271,7 @@ def check(state_dir: Path, kubeconfig: str | None, context: str | None, extra: l
 
 def close(state_dir: Path, kubeconfig: str | None, context: str | None) -> int:
     gate = GateNamespace(kubeconfig, context)
+    gate.preflight(tuple(p for p in PERMISSIONS if p.resource == "namespaces"))
     said = gate.delete()
     state = state_dir / "gate.json"
     if state.is_file():

@@ -38,15 +38,21 @@ LIST_DAEMONSETS = Permission("list", "daemonsets", "apps")  # which CNI and prox
 GET_KUBE_PROXY_CONFIG = Permission("get", "configmaps", name="kube-proxy", namespace="kube-system")
 INSPECT_PERMISSIONS: tuple[Permission, ...] = (LIST_DAEMONSETS, GET_KUBE_PROXY_CONFIG)
 
-# ClusterRole netconform-gate: the upgrade gate's long-lived connections.
+# ClusterRole netconform-gate: what the gate program itself does (netconform.gate.PERMISSIONS, which
+# it checks first, is the same list; the gate cannot import the plugins). The suite it runs needs
+# ClusterRole netconform besides.
 GATE_PERMISSIONS: tuple[Permission, ...] = (
     Permission("get", "namespaces"),
     Permission("create", "namespaces"),
     Permission("delete", "namespaces"),
-    Permission("create", "pods"),
-    Permission("list", "pods"),
-    Permission("get", "pods", subresource="log"),
+    Permission("list", "nodes"),
+    Permission("create", "daemonsets", "apps"),
+    Permission("create", "configmaps"),
     Permission("create", "services"),
+    Permission("list", "pods"),
+    Permission("patch", "pods"),
+    Permission("get", "pods", subresource="log"),
+    Permission("list", "events"),
 )
 
 ROLES = {"netconform": RUN_PERMISSIONS, "netconform-inspect": INSPECT_PERMISSIONS, "netconform-gate": GATE_PERMISSIONS}
