@@ -133,18 +133,40 @@ def kube_proxy_down(node: Node) -> list[list[str]]:
     return [["netconform-lab", "restart-kube-proxy"]]
 
 
+HAIRPIN_MODES = "/sys/class/net/cni0/brif/*/hairpin_mode"
+
+
 def hairpin_off(node: Node) -> list[list[str]]:
-    ports = _sh(node, "sh", "-c", "ls /sys/class/net/cni0/brif 2>/dev/null || true").split()
-    undo = []
-    for port in ports:
-        _sh(node, "ip", "link", "set", port, "type", "bridge_slave", "hairpin", "off")
-        undo.append(["ip", "link", "set", port, "type", "bridge_slave", "hairpin", "on"])
-    return undo
+    # Off on the node's cni0 ports now, and kept off on every port created later (the CNI bridge plugin
+    # turns hairpin on at each pod ADD): pods started after the injection, such as a suite's, are hit too.
+    off = f'for f in {HAIRPIN_MODES}; do [ -e "$f" ] && echo 0 > "$f"; done; true'
+    _sh(node, "sh", "-c", off)
+    name = f"{node.name}-hairpin-off"
+    proc.start(name, ["ip", "netns", "exec", node.netns, "sh", "-c", f"while :; do {off}; sleep 0.3; done"],
+               f"{node.cgroup}/system")
+    on = f'for f in {HAIRPIN_MODES}; do [ -e "$f" ] && echo 1 > "$f"; done; true'
+    return [["netconform-lab", "stop", name], ["sh", "-c", on]]
 
 
 def dns_down(node: Node) -> list[list[str]]:
     control.kubectl(bin_dir(), "-n", "kube-system", "scale", "deploy", "coredns", "--replicas=0")
     return [["netconform-lab", "restore-coredns"]]
+
+
+# --- issue 10 item 5(d): an intermittent path in the spirit of seed incident 2 (the diagnosis helper's one fault)
+PER_SOURCE_LIST = "nc-per-source"
+
+
+def per_source_limit(node: Node) -> list[list[str]]:
+    """Per-source state before kube-proxy's DNAT: a source's first new NodePort connection passes and marks the
+    source; its later ones (for 10 minutes) are dropped. Behind NAT a whole node is one source, as in seed
+    incident 2 (there tcp_tw_recycle, which this kernel no longer has)."""
+    match = ["-p", "tcp", "--dport", "30000:32767", "-m", "conntrack", "--ctstate", "NEW", "-m", "recent",
+             "--name", PER_SOURCE_LIST]
+    drop = [*match, "--rcheck", "--seconds", "600", "-j", "DROP"]
+    mark = [*match, "--set"]
+    undo = _iptables_insert(node, "mangle", "PREROUTING", *mark)     # checked second, after the drop
+    return _iptables_insert(node, "mangle", "PREROUTING", *drop) + undo
 
 
 FAULTS = {f.name: f for f in [
@@ -167,8 +189,11 @@ FAULTS = {f.name: f for f in [
     Fault("kube-proxy-down", "FAULTS #11: kube-proxy stopped and its service rules flushed", kube_proxy_down),
     Fault("nodeport-firewall", "FAULTS #13: host firewall drops the NodePort range ahead of kube-proxy",
           lambda n: _iptables_insert(n, "raw", "PREROUTING", "-p", "tcp", "--dport", "30000:32767", "-j", "DROP")),
-    Fault("hairpin-off", "FAULTS #14: hairpin mode off on the node's cni0 ports", hairpin_off),
+    Fault("hairpin-off", "FAULTS #14: hairpin mode off on the node's cni0 ports, also on ports added later",
+          hairpin_off),
     Fault("dns-down", "FAULTS #16: CoreDNS scaled to zero (cluster-wide; --node is ignored)", dns_down),
+    Fault("per-source-limit", "seed 2 / issue 10 5(d): a source's first NodePort connection passes, later ones "
+          "are dropped (per-source state, `-m recent`)", per_source_limit),
 ]}
 
 
@@ -203,6 +228,8 @@ def clear() -> list[str]:
         for argv in entry["undo"]:
             if argv == ["netconform-lab", "restart-kube-proxy"]:
                 node_mod.start_kube_proxy(node, bin_dir())
+            elif argv[:2] == ["netconform-lab", "stop"]:
+                proc.stop(argv[2])
             elif argv == ["netconform-lab", "restore-coredns"]:
                 control.kubectl(bin_dir(), "-n", "kube-system", "scale", "deploy", "coredns", "--replicas=2")
             else:
