@@ -7,6 +7,7 @@ namespace); the pytest side (`netconform.plugin.diagnose`) builds one per sessio
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import tempfile
@@ -27,6 +28,7 @@ from netconform.nodes import AccessError, NodeHosts
 
 from . import correlate
 from .capture import capture_path
+from .datapath import NOT_COVERED_CAUSE
 from .diagnosis import Diagnosis
 from .evidence import ClusterEvidence, NodeEvidence, gather_script
 from .facts import ClusterFacts, NodeFacts, facts_from_api, facts_to_dict
@@ -101,7 +103,7 @@ class Diagnoser:
     def _gather(self, node: str) -> NodeEvidence:
         """One exec per node: the whole gather script, bounded."""
         try:
-            res = self.hosts.run(node, gather_script(), GATHER_TIMEOUT_S)
+            res = self.hosts.run(node, gather_script(pod_ips=self.facts().pod_ips_on(node)), GATHER_TIMEOUT_S)
         except AccessError as exc:
             return NodeEvidence(node, error=str(exc))
         self._raw[node] = res.stdout
@@ -132,7 +134,8 @@ class Diagnoser:
         involved = {n for p in paths for h in correlate.hops_for(p, facts) for n in (h.src, h.dst) if n}
         ev = self.evidence(sorted(involved))
         findings = run_rules(ev)
-        gaps = [f for f in findings if f.cause in _INSPECTION_GAPS]
+        # inspection gaps, what the rules do not cover and risks: said beside the causes, never as one
+        gaps = [f for f in findings if f.cause in _INSPECTION_GAPS or f.risk or f.cause == NOT_COVERED_CAUSE]
         if self.facts_error:
             gaps.append(Finding("not-inspected", self.facts_error, 0.0, None, (), "", (NOTHING,)))
         return correlate.explaining([f for f in findings if f not in gaps], paths, facts), gaps
@@ -198,7 +201,7 @@ class Diagnoser:
     def health(self) -> list[Finding]:
         """--diagnose-only: every rule on every node; `seconds` says how long it took."""
         started = time.monotonic()
-        findings = run_rules(self.evidence(self.node_names))
+        findings = [_as_health_note(f) for f in run_rules(self.evidence(self.node_names))]
         if self.facts_error:
             findings.append(Finding("not-inspected", self.facts_error, 0.0, None, (), "", (NOTHING,)))
         self.seconds = time.monotonic() - started
@@ -215,6 +218,14 @@ class Diagnoser:
             (out / "paths.json").write_text(json.dumps(self._paths, indent=1) + "\n")
 
 
+def _as_health_note(f: Finding) -> Finding:
+    """A risk in --diagnose-only's report: one line apart from the causes (confidence 0 fails nothing)."""
+    if not f.risk:
+        return f
+    quoted = f"; evidence: {' | '.join(f.evidence)}" if f.evidence else ""
+    return dataclasses.replace(f, title=f"risk: {f.title}{quoted}; fix: {f.fix}")
+
+
 def render(findings: list[Finding], gaps: list[Finding]) -> str:
     """The diagnosis section of a failed test: the most likely cause first, then every finding and note."""
     lines = []
@@ -225,5 +236,5 @@ def render(findings: list[Finding], gaps: list[Finding]) -> str:
         lines.extend(f.render() + "\n" for f in findings)
     else:
         lines.append("no rule explains this failure from the evidence gathered")
-    lines.extend(f"note: {g.title}" for g in gaps)
+    lines.extend(f"risk: {g.title}; fix: {g.fix}" if g.risk else f"note: {g.title}" for g in gaps)
     return "\n".join(lines).rstrip() + "\n"

@@ -9,11 +9,12 @@ the cluster is in facts.py.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from . import iptables, parsers
+from . import iptables, nftables, parsers
 from .facts import ClusterFacts, NodeFacts
 
 CMD_TIMEOUT_S = 10
@@ -26,6 +27,9 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("neigh_flannel", "ip neigh show dev flannel.1"),
     ("fdb_flannel", "bridge fdb show dev flannel.1"),
     ("route", "ip route show"),
+    # IPv6 (dual-stack): routes and every neighbour of both families (flannel-v6.1, host-gw peers)
+    ("route6", "ip -6 route show"),
+    ("neigh", "ip neigh show"),
     # both backends are live in the kernel at once; legacy only when its tables exist
     ("iptables", "if command -v iptables-nft-save >/dev/null; then iptables-nft-save -c; else iptables-save -c; fi"),
     (
@@ -37,7 +41,8 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     (
         "sysctl",
         "sysctl net.ipv4.ip_forward net.ipv4.tcp_timestamps net.ipv4.tcp_tw_recycle "
-        "net.bridge.bridge-nf-call-iptables net.ipv4.conf.all.rp_filter net.ipv4.conf.default.rp_filter",
+        "net.bridge.bridge-nf-call-iptables net.ipv4.conf.all.rp_filter net.ipv4.conf.default.rp_filter "
+        "net.ipv6.conf.all.forwarding net.bridge.bridge-nf-call-ip6tables",
     ),
     ("rp_filter", "grep -H . /proc/sys/net/ipv4/conf/*/rp_filter"),
     ("conntrack", "conntrack -S"),
@@ -48,6 +53,8 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("hairpin", "grep -H . /sys/class/net/*/brport/hairpin_mode"),
     ("bridge_link", "bridge -d link show"),
     ("cni_conf", "cat $FS/etc/cni/net.d/*.conf*"),
+    # kube-proxy's nftables mode (tables `ip kube-proxy`, `ip6 kube-proxy`) and any other nft table
+    ("nft", "nft -j list ruleset"),
 )
 
 SECTION_MARK = "@@nc-section"
@@ -55,8 +62,11 @@ SECTION_MARK = "@@nc-section"
 REAL_TOOLS = ("ip", "sysctl", "netstat", "tc")
 
 
-def gather_script(timeout_s: int = CMD_TIMEOUT_S) -> str:
-    """The POSIX sh script run on a node. Output: `@@nc-section NAME rc=N` then the text."""
+def gather_script(timeout_s: int = CMD_TIMEOUT_S, pod_ips: Iterable[str] = ()) -> str:
+    """The POSIX sh script run on a node. Output: `@@nc-section NAME rc=N` then the text.
+
+    pod_ips: pods the API places on this node; `ip route get` names each one's host-side interface
+    whatever the CNI calls it (cni0 port, cali*, lxc*), section `route_get`."""
     lines = [
         "FS=${NC_HOSTFS-/host}; [ -d \"$FS/run\" ] || FS=''",
         f"T=''; command -v timeout >/dev/null 2>&1 && T='timeout {timeout_s}'",
@@ -71,7 +81,19 @@ def gather_script(timeout_s: int = CMD_TIMEOUT_S) -> str:
     ]
     for name, cmd in SECTIONS:
         lines.append(f"sec {name} {_sh_quote(cmd)}")
+    ips = sorted({str(ipaddress.ip_address(ip)) for ip in pod_ips if _is_ip(ip)})
+    if ips:
+        loop = "for a in " + " ".join(ips) + '; do ip route get $a || echo "unreachable $a"; done'
+        lines.append(f"sec route_get {_sh_quote(loop)}")
     return "\n".join(lines) + "\n"
+
+
+def _is_ip(s: str) -> bool:
+    try:
+        ipaddress.ip_address(s)
+    except ValueError:
+        return False
+    return True
 
 
 def _sh_quote(s: str) -> str:
@@ -172,6 +194,24 @@ class NodeEvidence:
     @functools.cached_property
     def routes(self) -> list[parsers.Route]:
         return parsers.parse_routes(self.text("route"))
+
+    @functools.cached_property
+    def routes6(self) -> list[parsers.Route]:
+        return parsers.parse_routes(self.text("route6"))
+
+    @functools.cached_property
+    def neigh_all(self) -> list[parsers.Neigh]:
+        """Every neighbour of both families (`ip neigh show`)."""
+        return parsers.parse_neigh(self.text("neigh"))
+
+    @functools.cached_property
+    def nft(self) -> nftables.Ruleset:
+        return nftables.parse_ruleset(self.text("nft"))
+
+    @functools.cached_property
+    def route_get(self) -> dict[str, parsers.Route]:
+        """`ip route get <podIP>` for the pods the API places here: pod IP -> the route (dev = host side)."""
+        return {r.dst.split("/")[0]: r for r in parsers.parse_routes(self.text("route_get"))}
 
     @functools.cached_property
     def tables(self) -> iptables.Tables:

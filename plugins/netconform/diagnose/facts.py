@@ -5,12 +5,26 @@ their endpoints, CoreDNS and kube-proxy pods; and their plain-data form (--diagn
 from __future__ import annotations
 
 import ipaddress
+import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client as k8s
 
 from netconform.kube.inventory import FLANNEL_BACKEND_DATA, FLANNEL_PUBLIC_IP, NodeInfo, list_nodes
+
+FLANNEL_BACKEND_TYPE = "flannel.alpha.coreos.com/backend-type"
+FLANNEL_BACKEND_V6_DATA = "flannel.alpha.coreos.com/backend-v6-data"
+
+
+def _vtep_mac(raw: str | None) -> str | None:
+    try:
+        mac = json.loads(raw).get("VtepMAC") if raw else None
+    except (ValueError, AttributeError):
+        return None
+    return str(mac).lower() if mac else None
+
 
 __all__ = [
     "ClusterFacts",
@@ -34,6 +48,10 @@ class NodeFacts:
     public_ip: str | None
     ready: bool = True
     backend_data: str = ""  # the annotation verbatim (quoted as evidence)
+    backend_type: str | None = None  # flannel.alpha.coreos.com/backend-type: vxlan, host-gw, ...
+    pod_cidrs_v6: tuple[str, ...] = ()  # the IPv6 podCIDRs (also in pod_cidrs)
+    internal_ip_v6: str | None = None
+    vtep_mac_v6: str | None = None  # flannel-v6.1's MAC (backend-v6-data VtepMAC), dual-stack vxlan
 
     @classmethod
     def from_node(cls, node: NodeInfo) -> NodeFacts:
@@ -47,6 +65,10 @@ class NodeFacts:
             node.flannel_public_ip,
             node.ready,
             node.annotations.get(FLANNEL_BACKEND_DATA, ""),
+            node.annotations.get(FLANNEL_BACKEND_TYPE) or None,
+            tuple(c for c in node.pod_cidrs if ":" in c),
+            node.ip_of("ipv6"),
+            _vtep_mac(node.annotations.get(FLANNEL_BACKEND_V6_DATA)),
         )
 
     @property
@@ -56,6 +78,13 @@ class NodeFacts:
             net = ipaddress.ip_network(c, strict=False)
             if net.version == 4:
                 return str(net.network_address)
+        return None
+
+    @property
+    def subnet_gw_v6(self) -> str | None:
+        """flannel-v6.1's address on a dual-stack vxlan node: the first address of the IPv6 podCIDR."""
+        for c in self.pod_cidrs_v6:
+            return str(ipaddress.ip_network(c, strict=False).network_address)
         return None
 
     @property
@@ -91,6 +120,13 @@ class ServiceFacts:
     ports: tuple[ServicePort, ...] = ()
     endpoints: tuple[Endpoint, ...] = ()
     external_traffic_policy: str = "Cluster"
+    internal_traffic_policy: str = "Cluster"  # Local: each node's kube-proxy DNATs to its own endpoints only
+
+    def endpoints_for(self, node: str) -> tuple[Endpoint, ...]:
+        """The ready endpoints kube-proxy on `node` sends ClusterIP traffic to."""
+        if self.internal_traffic_policy == "Local":
+            return tuple(e for e in self.ready_endpoints if e.node == node)
+        return self.ready_endpoints
 
     @property
     def key(self) -> str:
@@ -122,6 +158,13 @@ class ClusterFacts:
     dns_service: str = "kube-system/kube-dns"
     probe_services: tuple[str, ...] = ()  # keys of the suite's Services
     cluster_cidr: str | None = None  # flannel FLANNEL_NETWORK when known
+    proxy_mode: str | None = None  # kube-system/kube-proxy ConfigMap `mode` (None: unreadable, absent or "")
+
+    def pod_ips_on(self, node: str) -> list[str]:
+        """IPs of the pods the API places on a node (Service endpoints, CoreDNS): `ip route get` targets."""
+        ips = {e.ip for s in self.services.values() for e in s.endpoints if e.node == node}
+        ips |= {p.ip for p in self.coredns if p.node == node and p.ip}
+        return sorted(ips)
 
     def node_of_ip(self, ip: str) -> str | None:
         """Node owning an IP: node address or pod CIDR."""
@@ -193,13 +236,14 @@ def _service_facts(
         ports,
         tuple(sorted(set(eps), key=lambda x: x.ip)),
         spec.external_traffic_policy or "Cluster",
+        spec.internal_traffic_policy or "Cluster",
     )
 
 
 def facts_from_api(
     api_client: k8s.ApiClient,
     probe_namespace: str | None,
-    probe_services: tuple[str, ...] = ("nc-server", "nc-nodeport", "nc-nodeport-local"),
+    probe_services: tuple[str, ...] = ("nc-server", "nc-nodeport", "nc-nodeport-local", "nc-hairpin"),
 ) -> ClusterFacts:
     """Read nodes, Services/EndpointSlices, CoreDNS and kube-proxy pods (bounded calls)."""
     core = k8s.CoreV1Api(api_client)
@@ -223,7 +267,24 @@ def facts_from_api(
         _pod_facts(p)
         for p in core.list_namespaced_pod("kube-system", label_selector="k8s-app=kube-proxy", _request_timeout=10).items
     ]
+    facts.proxy_mode = _proxy_mode(core)
     return facts
+
+
+def _proxy_mode(core: k8s.CoreV1Api) -> str | None:
+    """kube-proxy's `mode` from kube-system/kube-proxy (the optional netconform-inspect role); None if unread."""
+    try:
+        cm = core.read_namespaced_config_map("kube-proxy", "kube-system", _request_timeout=10)
+    except k8s.ApiException:
+        return None
+    for text in (cm.data or {}).values():
+        # YAML (kubeadm's config.conf) or JSON
+        m = re.search(r"^mode:\s*[\"']?([A-Za-z]*)", text or "", re.M) or re.search(
+            r'"mode"\s*:\s*"([A-Za-z]*)"', text or ""
+        )
+        if m:
+            return m.group(1).lower() or "iptables"  # "" is the platform default: iptables on Linux
+    return None
 
 
 def facts_from_dict(data: dict[str, Any]) -> ClusterFacts:
@@ -237,6 +298,7 @@ def facts_from_dict(data: dict[str, Any]) -> ClusterFacts:
             ready=n.get("ready", True),
             schedulable=True,
             annotations=dict(n.get("annotations", {})),
+            internal_ips=tuple(n.get("internal_ips", ())),
         )
         facts.nodes[node.name] = NodeFacts.from_node(node)
     for s in data.get("services", []):
@@ -253,6 +315,7 @@ def facts_from_dict(data: dict[str, Any]) -> ClusterFacts:
                 Endpoint(e["ip"], e.get("node"), e.get("ready", True), e.get("pod", "")) for e in s.get("endpoints", [])
             ),
             s.get("external_traffic_policy", "Cluster"),
+            s.get("internal_traffic_policy", "Cluster"),
         )
         facts.services[sf.key] = sf
     facts.probe_services = tuple(data.get("probe_services", ()))
@@ -275,6 +338,7 @@ def facts_from_dict(data: dict[str, Any]) -> ClusterFacts:
             ],
         )
     facts.cluster_cidr = data.get("cluster_cidr")
+    facts.proxy_mode = data.get("proxy_mode")
     return facts
 
 
@@ -301,10 +365,18 @@ def facts_to_dict(facts: ClusterFacts) -> dict[str, Any]:
             {
                 "name": n.name,
                 "internal_ip": n.internal_ip,
+                "internal_ips": [ip for ip in (n.internal_ip, n.internal_ip_v6) if ip],
                 "pod_cidrs": list(n.pod_cidrs),
                 "ready": n.ready,
                 "annotations": {
-                    k: v for k, v in ((FLANNEL_BACKEND_DATA, n.backend_data), (FLANNEL_PUBLIC_IP, n.public_ip)) if v
+                    k: v
+                    for k, v in (
+                        (FLANNEL_BACKEND_DATA, n.backend_data),
+                        (FLANNEL_PUBLIC_IP, n.public_ip),
+                        (FLANNEL_BACKEND_TYPE, n.backend_type),
+                        (FLANNEL_BACKEND_V6_DATA, json.dumps({"VtepMAC": n.vtep_mac_v6}) if n.vtep_mac_v6 else None),
+                    )
+                    if v
                 },
             }
             for n in facts.nodes.values()
@@ -320,6 +392,7 @@ def facts_to_dict(facts: ClusterFacts) -> dict[str, Any]:
                 ],
                 "endpoints": [{"ip": e.ip, "node": e.node, "ready": e.ready, "pod": e.pod} for e in s.endpoints],
                 "external_traffic_policy": s.external_traffic_policy,
+                "internal_traffic_policy": s.internal_traffic_policy,
             }
             for s in facts.services.values()
         ],
@@ -327,4 +400,5 @@ def facts_to_dict(facts: ClusterFacts) -> dict[str, Any]:
         "coredns": pods(facts.coredns),
         "kube_proxy": pods(facts.kube_proxy),
         "cluster_cidr": facts.cluster_cidr,
+        "proxy_mode": facts.proxy_mode,
     }

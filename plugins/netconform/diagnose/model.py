@@ -143,6 +143,7 @@ class Finding:
     fix: str  # a command or an action
     explains: tuple[Scope, ...] = ()
     detail: str = ""
+    risk: bool = False  # a setting that breaks nothing observed: reported apart from causes, never fails a run
 
     @property
     def key(self) -> tuple[str, str | None, str]:
@@ -171,3 +172,8 @@ class Finding:
             "fix": self.fix,
             "detail": self.detail,
         }
+
+
+def risk(cause: str, title: str, node: str | None, evidence: tuple[str, ...], fix: str, detail: str = "") -> Finding:
+    """A risk: confidence 0 (not a cause, does not fail --diagnose-only), explains no failure."""
+    return Finding(cause, title, 0.0, node, evidence, fix, (NOTHING,), detail, risk=True)

@@ -130,3 +130,20 @@ def test_diagnose_only_healthy_exits_zero(pytester: pytest.Pytester):
     res = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:netconform", "--diagnose-only")
     assert res.ret == 0
     res.stdout.fnmatch_lines(["0 findings: every rule passed"])
+
+
+def test_diagnose_only_reports_a_risk_apart_and_exits_zero(pytester: pytest.Pytester):
+    # recorded: strict rp_filter on lab-node-1, no packet dropped by it: a risk, not a cause
+    pytester.makeconftest(CONFTEST.replace('load_case("stale_arp"', 'load_case("rp_filter_strict"'))
+    pytester.makepyfile(test_paths=TESTS)
+    res = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:netconform", "--diagnose-only")
+    assert res.ret == 0
+    res.stdout.fnmatch_lines(
+        [
+            "note: risk: lab-node-1 uses strict reverse-path filtering on * (no packet dropped by it so far); "
+            "evidence: lab-node-1$ /proc/sys/net/ipv4/conf/all/rp_filter:1 | *; fix: on lab-node-1: sysctl -w "
+            "net.ipv4.conf.all.rp_filter=2*",
+            "0 findings: every rule passed",
+        ]
+    )
+    assert "cause: rp-filter-strict" not in res.stdout.str()

@@ -15,7 +15,6 @@ CASES = {
     "ip_forward_off": ("ip-forward-off", "lab-node-1"),
     "forward_drop": ("forward-drop", "lab-node-1"),
     "br_nf_off": ("bridge-nf-call-iptables-off", "lab-node-1"),
-    "rp_filter_strict": ("rp-filter-strict", "lab-node-1"),
     "kube_proxy_missing": ("kube-proxy-rules-missing", "lab-node-1"),
     "nodeport_blocked": ("nodeport-blocked", "lab-node-1"),
     "hairpin_off": ("hairpin-off", "lab-node-1"),
@@ -34,6 +33,26 @@ def test_broken_case_found_and_only_its_cause(case):
     cause, node = CASES[case]
     found = {(f.cause, f.node) for f in run_rules(load_case(case)) if f.confidence > 0}
     assert found == {(cause, node)}
+
+
+def test_strict_rp_filter_that_dropped_nothing_is_a_risk_not_a_cause():
+    # recorded: rp_filter=1 on lab-node-1, every path passed (TcpExtIPReversePathFilter absent = 0)
+    findings = run_rules(load_case("rp_filter_strict"))
+    assert [f for f in findings if f.confidence > 0] == []
+    (r,) = [f for f in findings if f.risk]
+    assert (r.cause, r.node) == ("rp-filter-strict", "lab-node-1")
+    assert "lab-node-1$ /proc/sys/net/ipv4/conf/all/rp_filter:1" in r.evidence
+    assert "lab-node-1$ nstat: TcpExtIPReversePathFilter 0" in r.evidence
+    assert "net.ipv4.conf.all.rp_filter=2" in r.fix
+
+
+def test_strict_rp_filter_that_drops_is_a_cause():
+    ev = load_case("rp_filter_strict")
+    ne = ev.nodes["lab-node-1"]
+    ne.nstat["TcpExtIPReversePathFilter"] = 7  # as nstat would print after drops
+    (f,) = [f for f in run_rules(ev) if f.confidence > 0]
+    assert (f.cause, f.node, f.risk) == ("rp-filter-strict", "lab-node-1", False)
+    assert "lab-node-1$ nstat: TcpExtIPReversePathFilter 7" in f.evidence
 
 
 @pytest.mark.parametrize("cause", sorted(set(c for c, _ in CASES.values())))
@@ -156,3 +175,12 @@ def test_a_crashing_rule_becomes_a_finding(healthy):
 
     fs = run_rules(healthy, {"x": boom})
     assert fs[0].cause == "rule-error" and "RuntimeError: bug" in fs[0].title
+
+
+def test_a_risk_is_rendered_apart_from_causes_in_a_failed_tests_diagnosis():
+    from netconform.diagnose.diagnoser import render
+
+    (r,) = [f for f in run_rules(load_case("rp_filter_strict")) if f.risk]
+    text = render([], [r])
+    assert text.startswith("no rule explains this failure from the evidence gathered\n")
+    assert "risk: lab-node-1 uses strict reverse-path filtering on" in text and "; fix: on lab-node-1: sysctl" in text

@@ -1,12 +1,40 @@
-"""conntrack drops / insert races: random new-connection failures, 5 s DNS lookups."""
+"""conntrack drops / insert races: random new-connection failures, 5 s DNS lookups.
+
+insert_failed counts connections whose conntrack entry lost a race at insert: on a node that
+masquerades, two connections SNATed to the same source port at once (FAULTS #18; issue 9: a lone
+lost connection among many). The cure for the SNAT race is fully random source ports
+(`--random-fully` on MASQUERADE, `masquerade fully-random` in nft), so the rule quotes the node's
+masquerade rules that lack it.
+"""
 
 from __future__ import annotations
 
-from ..evidence import ClusterEvidence
+from ..evidence import ClusterEvidence, NodeEvidence
+from ..iptables import rules_in
 from ..model import Finding, scope
-from ._util import inspected
+from ._util import inspected, quote_rule
 
 CAUSE = "conntrack-drops"
+
+
+def _masquerade_without_random_fully(ne: NodeEvidence) -> list[str]:
+    out = []
+    if ne.has("iptables"):
+        for r in rules_in(ne.tables, "nat"):
+            if r.target == "MASQUERADE" and "--random-fully" not in r.args:
+                out.append(f"{ne.node}$ iptables-save -t nat: {quote_rule(r)}")
+    if ne.has("nft"):
+        for fam, t in sorted(ne.nft.kube_proxy.items()):
+            for chain, exprs in sorted(t.chains.items()):
+                for x in exprs:
+                    for e in x.get("expr", []):
+                        if isinstance(e, dict) and "masquerade" in e:
+                            flags = (
+                                (e["masquerade"] or {}).get("flags", []) if isinstance(e["masquerade"], dict) else []
+                            )
+                            if "fully-random" not in (flags if isinstance(flags, list) else [flags]):
+                                out.append(f"{ne.node}$ nft list table {fam} kube-proxy: chain {chain}: masquerade")
+    return out
 
 
 def rule(ev: ClusterEvidence) -> list[Finding]:
@@ -21,16 +49,32 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
             for line in ne.text("conntrack").splitlines()
             if any(f"{k}=" in line and f"{k}=0 " not in line + " " for k in ("drop", "insert_failed"))
         ]
+        evidence = [f"{ne.node}$ conntrack -S: {line}" for line in lines[:4]]
+        fix = (
+            "table full: raise net.netfilter.nf_conntrack_max; insert races (5 s DNS): "
+            "options single-request-reopen / NodeLocal DNSCache / newer kernel"
+        )
+        plain = _masquerade_without_random_fully(ne) if failed else []
+        if plain:
+            evidence += plain[:4]
+            fix = (
+                f"on {ne.node}: masquerade with fully random source ports: add --random-fully to the MASQUERADE "
+                "rules quoted (flanneld and kube-proxy do it themselves when iptables supports it: upgrade "
+                "iptables/flanneld), so concurrent SNATed connections stop colliding; " + fix
+            )
         out.append(
             Finding(
                 CAUSE,
-                f"{ne.node}: conntrack dropped {drop} packets, {failed} insert failures (counters since boot)",
-                0.4,
+                f"{ne.node}: conntrack dropped {drop} packets, {failed} insert failures (counters since boot)"
+                + (" on a node that masquerades without --random-fully" if plain else ""),
+                0.5 if plain else 0.4,
                 ne.node,
-                tuple(f"{ne.node}$ conntrack -S: {line}" for line in lines[:4]),
-                "table full: raise net.netfilter.nf_conntrack_max; insert races (5 s DNS): "
-                "options single-request-reopen / NodeLocal DNSCache / newer kernel",
+                tuple(evidence),
+                fix,
                 (scope(checks=["stability", "dns"], nodes=[ne.node]),),
+                detail="a lone lost connection among many (a SYN whose conntrack entry lost the insert race)"
+                if failed
+                else "",
             )
         )
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..datapath import datapath
 from ..evidence import ClusterEvidence
 from ..model import NOTHING, Finding
 
@@ -12,12 +13,14 @@ KEY_SECTIONS = ("link", "neigh_flannel", "fdb_flannel", "route", "iptables", "sy
 
 def rule(ev: ClusterEvidence) -> list[Finding]:
     out: list[Finding] = []
+    # kube-proxy's nftables mode is read from `nft -j list ruleset` only
+    keys = KEY_SECTIONS + (("nft",) if datapath(ev).proxy == "nftables" else ())
     for name, ne in sorted(ev.nodes.items()):
         if ne.error:
             out.append(Finding(CAUSE, f"could not inspect {name}: {ne.error}", 0.0, name, (), "", (NOTHING,)))
             continue
         problems = []
-        for s in KEY_SECTIONS:
+        for s in keys:
             p = ne.problem(s)
             # no flannel.1 at all is a finding of its own (flannel_route), not an inspection gap
             if p and not (s in ("neigh_flannel", "fdb_flannel") and "flannel.1" not in ne.links):

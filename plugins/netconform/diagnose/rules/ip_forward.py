@@ -24,4 +24,18 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                     (scope(nodes=[ne.node], cross_node=True),),
                 )
             )
+        nf = ev.facts.nodes.get(ne.node)
+        if nf is not None and nf.pod_cidrs_v6 and ne.sysctl.get("net.ipv6.conf.all.forwarding") == "0":
+            out.append(
+                Finding(
+                    CAUSE,
+                    f"{ne.node} does not forward IPv6 (net.ipv6.conf.all.forwarding = 0) but has IPv6 pods "
+                    f"({', '.join(nf.pod_cidrs_v6)})",
+                    0.95,
+                    ne.node,
+                    (f"{ne.node}$ sysctl: {ne.sysctl_line('net.ipv6.conf.all.forwarding')}",),
+                    f"on {ne.node}: sysctl -w net.ipv6.conf.all.forwarding=1 and persist it in /etc/sysctl.d/",
+                    (scope(nodes=[ne.node], cross_node=True),),
+                )
+            )
     return out

@@ -8,38 +8,46 @@ appended after flanneld's chain still does (RETURN goes back to POSTROUTING).
 
 from __future__ import annotations
 
+from ..datapath import datapath
 from ..evidence import ClusterEvidence
 from ..iptables import Packet, evaluate
 from ..model import Finding, scope
-from ._util import overlay_pairs, quote_rule
+from ._util import node_ip, overlay_pairs, quote_rule
 
 CAUSE = "masquerade-overlay"
 
 
 def rule(ev: ClusterEvidence) -> list[Finding]:
     out: list[Finding] = []
-    for ne, nf, _peer, mine, theirs in overlay_pairs(ev):
-        pkt = Packet(mine, theirs, "tcp", 8080, in_iface="cni0", out_iface="flannel.1")
+    routed = datapath(ev).backend == "host-gw"  # no overlay device: pods' packets leave through the uplink
+    for ne, nf, peer, mine, theirs in overlay_pairs(ev):
+        dev = "flannel.1"
+        if routed:
+            dev = next((r.dev for r in ne.routes if r.dst == peer.pod_cidr and r.dev), None) or "eth0"
+        pkt = Packet(mine, theirs, "tcp", 8080, in_iface="cni0", out_iface=dev)
         v = evaluate(ne.tables, "nat", "POSTROUTING", pkt)
         if v.target not in ("MASQUERADE", "SNAT") or v.rule is None:
             continue
         evidence = [
             f"{ne.node}$ iptables-save -t nat: {quote_rule(v.rule)}",
-            f"pod {mine} -> pod {theirs} out flannel.1 reaches {v.rule.chain}: {v.target}",
+            f"pod {mine} -> pod {theirs} out {dev} reaches {v.rule.chain}: {v.target}",
         ]
         docker = ne.line_of("flannel_docker", lambda s: "ip-masq=true" in s and "IPMASQ" in s)
         if docker:
             evidence.append(f"{ne.node}$ cat /run/flannel/docker: {docker}")
-        gw = nf.subnet_gw or "x.x.x.0"
+        gw = (node_ip(nf) if routed else nf.subnet_gw) or "x.x.x.0"
+        network = ev.facts.cluster_cidr or ne.subnet_env.get("FLANNEL_NETWORK") or "<cluster pod CIDR>"
+        exclude = f"! -d {network}" if routed else "! -o flannel.1"
         out.append(
             Finding(
                 CAUSE,
-                f"{ne.node} masquerades pod->pod overlay traffic: servers see {gw} (flannel.1), not the pod IP",
+                f"{ne.node} masquerades pod->pod {'' if routed else 'overlay '}traffic: servers see {gw} ({dev}), "
+                "not the pod IP",
                 0.95,
                 ne.node,
                 tuple(evidence),
                 f"on {ne.node}: iptables -t nat -D {v.rule.raw[3:]}; keep egress SNAT but exclude the overlay "
-                f"(seed fix: -A POSTROUTING -s {nf.pod_cidr} ! -o cni0 -j NC-MASQ1; -A NC-MASQ1 ! -o flannel.1 -j MASQUERADE), "
+                f"(seed fix: -A POSTROUTING -s {nf.pod_cidr} ! -o cni0 -j NC-MASQ1; -A NC-MASQ1 {exclude} -j MASQUERADE), "
                 "or run dockerd with --ip-masq=false and flanneld with --ip-masq",
                 (scope(checks=["source_ip"], src_nodes=[ne.node], cross_node=True),),
             )

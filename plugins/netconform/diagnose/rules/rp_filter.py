@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..evidence import ClusterEvidence
-from ..model import Finding, scope
+from ..model import Finding, risk, scope
 from ._util import inspected, underlay
 
 CAUSE = "rp-filter-strict"
@@ -28,19 +28,27 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
         drops = ne.nstat.get("TcpExtIPReversePathFilter", 0)
         evidence = [f"{ne.node}$ /proc/sys/net/ipv4/conf/all/rp_filter:{rp.get('all', 0)}"]
         evidence += [f"{ne.node}$ /proc/sys/net/ipv4/conf/{i}/rp_filter:{rp[i]} (effective {e})" for i, e in strict]
-        if drops:
-            evidence.append(f"{ne.node}$ nstat: TcpExtIPReversePathFilter {drops}")
-        out.append(
-            Finding(
-                CAUSE,
-                f"{ne.node} uses strict reverse-path filtering on {', '.join(i for i, _ in strict)}",
-                0.8 if drops else 0.5,
-                ne.node,
-                tuple(evidence),
-                f"on {ne.node}: sysctl -w net.ipv4.conf.all.rp_filter=2 "
-                + " ".join(f"net.ipv4.conf.{i.replace('.', '/')}.rp_filter=2" for i, _ in strict)
-                + " (loose), or make routing symmetric",
-                (scope(nodes=[ne.node], cross_node=True),),
+        evidence.append(f"{ne.node}$ nstat: TcpExtIPReversePathFilter {drops}")
+        title = f"{ne.node} uses strict reverse-path filtering on {', '.join(i for i, _ in strict)}"
+        fix = (
+            f"on {ne.node}: sysctl -w net.ipv4.conf.all.rp_filter=2 "
+            + " ".join(f"net.ipv4.conf.{i.replace('.', '/')}.rp_filter=2" for i, _ in strict)
+            + " (loose), or make routing symmetric"
+        )
+        if not drops:
+            # the kernel counts every packet rp_filter drops: none dropped, so nothing observed is broken by it
+            out.append(
+                risk(
+                    CAUSE,
+                    title + " (no packet dropped by it so far)",
+                    ne.node,
+                    tuple(evidence),
+                    fix,
+                    "asymmetric paths (a second uplink, a route change) would be dropped",
+                )
             )
+            continue
+        out.append(
+            Finding(CAUSE, title, 0.8, ne.node, tuple(evidence), fix, (scope(nodes=[ne.node], cross_node=True),))
         )
     return out
