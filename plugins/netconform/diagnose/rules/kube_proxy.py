@@ -25,7 +25,7 @@ def _svc_checks(svc: ServiceFacts, dns_key: str) -> list[str]:
 
 def _whole_node(node: str) -> tuple[Scope, ...]:
     return (
-        scope(checks=["service", "dns", "stability", "source_ip"], src_nodes=[node]),
+        scope(checks=["service", "dns", "stability", "source_ip", "hairpin", "mtu"], src_nodes=[node]),
         scope(checks=["nodeport"], dst_nodes=[node], underlay_only=True),
     )
 
@@ -156,23 +156,22 @@ def _nftables(ev: ClusterEvidence, ne: NodeEvidence, services: list[ServiceFacts
     out = []
     for fam in families:
         table = ne.nft.kube_proxy.get(fam)
-        if table is None or not table.maps.get("service-ips") and not any(table.chains.values()):
-            what = "no table" if table is None else "an empty table"
+        if table is None or not any(table.chains.values()):
+            if table is None:
+                shown = f"(no table {fam} kube-proxy)"
+            else:
+                kept = table.maps.get("service-ips", [])
+                shown = f"table {fam} kube-proxy: {len(table.chains)} chains, none with a rule" + (
+                    f"; map service-ips still holds {len(kept)} elements (first: {kept[0].raw})" if kept else ""
+                )
             out.append(
                 Finding(
                     CAUSE,
-                    f"{ne.node} has no kube-proxy rules at all ({what} {fam} kube-proxy)",
+                    f"{ne.node} has no kube-proxy rules at all ({'no' if table is None else 'empty'} table "
+                    f"{fam} kube-proxy)",
                     0.9,
                     ne.node,
-                    (
-                        f"{ne.node}$ nft -j list ruleset: "
-                        + (
-                            f"(no table {fam} kube-proxy)"
-                            if table is None
-                            else f"table {fam} kube-proxy has no rules and an empty service-ips map"
-                        ),
-                    )
-                    + _pods(ev, ne.node),
+                    (f"{ne.node}$ nft -j list ruleset: {shown}",) + _pods(ev, ne.node),
                     f"on {ne.node}: restart kube-proxy and check its logs",
                     _whole_node(ne.node),
                 )
