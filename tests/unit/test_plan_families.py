@@ -392,3 +392,30 @@ def test_an_ipv6_path_is_said_to_leave_from_the_pod_s_ipv6_address() -> None:
     v6, v4 = parse_output(Source("nc-client-1", "10.244.1.20", "lab-node-1"), targets, out, 500)
     assert (v6.source_ip, v4.source_ip) == ("fd10:244:0:1::20", "10.244.1.20")
     assert v6.path() == "nc-client-1 (fd10:244:0:1::20, lab-node-1) -> [fd10:244:0:2::10]:8080"
+
+
+# ---------------------------------------------------------------- what the diagnosis takes the new paths for
+
+
+def test_findings_about_services_and_pod_paths_explain_hairpin_and_full_size_paths() -> None:
+    from netconform.diagnose.correlate import explains
+    from netconform.diagnose.facts import ClusterFacts, ServiceFacts
+    from netconform.diagnose.model import Finding, PathRef, scope
+
+    facts = ClusterFacts(
+        services={
+            "ns/nc-hairpin": ServiceFacts("ns", "nc-hairpin", "10.96.0.60"),
+            "ns/nc-server": ServiceFacts("ns", "nc-server", "10.96.0.50"),
+        }
+    )
+
+    def finding(*checks: str) -> Finding:
+        return Finding("x", "x", 0.9, "lab-node-2", (), "", (scope(checks=list(checks), nodes=["lab-node-2"]),))
+
+    hairpin = PathRef("hairpin", "lab-node-2", "lab-node-2", "10.96.0.60:8080", "timeout")
+    through = PathRef("mtu", "lab-node-2", None, "10.96.0.50:8081", "too_big")
+    to_pod = PathRef("mtu", "lab-node-2", "lab-node-3", "10.244.3.10:8081", "too_big")
+    service, pod_to_pod = finding("service"), finding("pod_to_pod")
+    assert explains(service, hairpin, facts) and explains(finding("hairpin"), hairpin, facts)
+    assert explains(service, through, facts) and not explains(pod_to_pod, through, facts)
+    assert explains(pod_to_pod, to_pod, facts) and not explains(service, to_pod, facts)

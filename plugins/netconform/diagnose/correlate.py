@@ -65,9 +65,14 @@ def _specificity(s: Scope) -> int:
 
 def _checks_of(path: PathRef, facts: ClusterFacts) -> tuple[str, ...]:
     """The check a path belongs to, plus what it is underneath: a stability run is a NodePort or a
-    ClusterIP path, and every finding about those explains it too."""
+    ClusterIP path, a hairpin a ClusterIP path, a full-size datagram a pod or ClusterIP path, and every
+    finding about those explains it too."""
     if path.check == "stability":
         return ("stability", "nodeport" if facts.is_node_ip(path.target_ip) else "service")
+    if path.check == "hairpin":  # a pod through a ClusterIP back to itself
+        return ("hairpin", "service")
+    if path.check == "mtu":  # full-size datagrams to a pod, or through the ClusterIP
+        return ("mtu", "service" if facts.service_by_ip(path.target_ip) else "pod_to_pod")
     return (path.check,)
 
 
