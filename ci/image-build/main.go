@@ -2,6 +2,8 @@
 // mirrors images with go-containerregistry: no container daemon, no registry needed to build.
 //
 //	image-build build  --probe-src DIR --base base.json --deb-dir DIR --out DIR --name REF --version V
+//	image-build build-runner --lock runner.json --base base.json --deb-dir DIR --site DIR --out DIR --name REF --version V
+//	                                                         (the runner image: runner.go)
 //	image-build push   [--layout DIR] [--insecure] REPO      (pushes REPO/<image>:<version>)
 //	image-build mirror [--insecure] SRC DST                  (copies every platform, digest unchanged)
 //
@@ -48,18 +50,20 @@ func (u usageError) Error() string { return u.msg }
 
 func main() {
 	if len(os.Args) < 2 {
-		fail(usageError{"usage: image-build build|push|mirror ... (see ci/images --help)"})
+		fail(usageError{"usage: image-build build|build-runner|push|mirror ... (see ci/images --help)"})
 	}
 	var err error
 	switch os.Args[1] {
 	case "build":
 		err = cmdBuild(os.Args[2:])
+	case "build-runner":
+		err = cmdBuildRunner(os.Args[2:])
 	case "push":
 		err = cmdPush(os.Args[2:])
 	case "mirror":
 		err = cmdMirror(os.Args[2:])
 	default:
-		err = usageError{fmt.Sprintf("unknown command %q: want build, push or mirror", os.Args[1])}
+		err = usageError{fmt.Sprintf("unknown command %q: want build, build-runner, push or mirror", os.Args[1])}
 	}
 	if err != nil {
 		fail(err)

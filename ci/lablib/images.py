@@ -174,12 +174,14 @@ def build(bin_dir: Path) -> list[Path]:
     out_dir = bin_dir / "images"
     out_dir.mkdir(exist_ok=True)
     probe_archive, _ = release_probe(out_dir / "release")
+    # `ci/images build` builds the runner too (the in-cluster Job's image, ci/incluster/job.yaml)
+    runner_archive = probe_archive.with_name("runner.oci.tar")
     plans = {
         "pause": (["/probe"], ["pause"], {"probe": "probe"}),
         "coredns": (["/coredns"], [], {"coredns": "coredns"}),
         "agent": (["/bin/sh"], ["-c", "sleep infinity"], {}),
     }
-    archives = [probe_archive]
+    archives = [probe_archive, runner_archive]
     for name, (entrypoint, cmd, binaries) in plans.items():
         archive = out_dir / f"{name}.tar"
         archives.append(archive)

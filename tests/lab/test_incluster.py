@@ -1,0 +1,182 @@
+"""The in-cluster run on the lab: the runner image, ci/incluster/job.yaml, results fetched as documented.
+
+- The runner image `ci/images build runner` writes is in every lab node's containerd with the digest
+  the build printed (`ci/lab up` imports it; for a lab that is already up, this test imports it the
+  same way, ci/lablib/images.import_into).
+- `kubectl apply -f suites/rbac.yaml -f ci/incluster/job.yaml`: the suite runs inside the cluster
+  as the netconform ServiceAccount, the pod turns Ready when it has finished, `kubectl cp` fetches
+  /results and junit.xml parses with tests and 0 failures or errors; the Job ends Complete.
+- With `ci/lab fault stale-arp --node lab-node-2` the Job's log names the cause (stale-flannel-arp on
+  lab-node-2) in its root-causes summary, and the Job ends Failed (the suite's exit code).
+
+Marked `lab` (skipped unless NETCONFORM_LAB_KUBECONFIG is set); everything that deploys holds the
+shared lab lock and leaves no fault, Job or namespace of its own behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.lab.conftest import REPO, lab, lab_lock
+
+pytestmark = pytest.mark.lab
+
+STATE = Path("/var/lib/netconform-lab")
+KUBE = STATE / "bin" / "kube"
+NS = "netconform-system"
+JOB = REPO / "ci/incluster/job.yaml"
+NODE = "lab-node-2"
+SUITE_TIMEOUT_S = 900
+
+
+def kubectl(kubeconfig: str, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [str(KUBE), "kubectl", f"--kubeconfig={kubeconfig}", *args], capture_output=True, text=True, timeout=timeout
+    )
+    if check and done.returncode != 0:
+        pytest.fail(f"kubectl {' '.join(args)} failed: {(done.stderr or done.stdout).strip()[-800:]}")
+    return done
+
+
+def lablib() -> tuple[Any, Any]:
+    """ci/lablib's config and images modules (the lab's own code: node sockets, import_into)."""
+    sys.path.insert(0, str(REPO / "ci"))
+    from lablib import config, images
+
+    return config, images
+
+
+@pytest.fixture(scope="module")
+def runner_ref(admin_kubeconfig: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Build the runner image and make sure every node has it, with the digest the build printed.
+
+    NETCONFORM_RUNNER_OUT names a `ci/images build runner --out DIR` made beforehand (keeps the build
+    out of the time the lab lock is held)."""
+    prebuilt = os.environ.get("NETCONFORM_RUNNER_OUT")
+    if prebuilt:
+        out = Path(prebuilt)
+        ref = (out / "runner.ref").read_text().strip()
+    else:
+        out = tmp_path_factory.mktemp("images")
+        done = subprocess.run(
+            [sys.executable, str(REPO / "ci/images"), "build", "runner", "--out", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        ref = done.stdout.strip().splitlines()[-1]
+    name, digest = ref.split("@")
+    config, images = lablib()
+    with lab_lock():
+        check_nodes(config, images, name, digest, out / "runner.oci.tar")
+    return ref
+
+
+def check_nodes(config: Any, images: Any, name: str, digest: str, archive: Path) -> None:
+    for node in config.nodes(config.node_count()):
+        listed = subprocess.run(
+            ["ctr", "--address", str(node.containerd_sock), "-n", "k8s.io", "images", "ls"],
+            capture_output=True, text=True, timeout=60,
+        ).stdout  # fmt: skip
+        if not any(line.split()[:1] == [name] and line.split()[2] == digest for line in listed.splitlines()[1:]):
+            images.import_into(node.containerd_sock, [archive])
+        listed = subprocess.run(
+            ["ctr", "--address", str(node.containerd_sock), "-n", "k8s.io", "images", "ls"],
+            capture_output=True, text=True, timeout=60,
+        ).stdout  # fmt: skip
+        row = next((line.split() for line in listed.splitlines()[1:] if line.split()[:1] == [name]), None)
+        assert row and row[2] == digest, f"{node.name}: {name} is {row and row[2]}, the build printed {digest}"
+        assert set(row[5].split(",")) == {"linux/amd64", "linux/arm64/v8"}, row
+
+
+def variant() -> dict[str, Any]:
+    try:
+        return json.loads((STATE / "variant.json").read_text())
+    except OSError:
+        return {}
+
+
+@pytest.fixture
+def clean_job(admin_kubeconfig: str) -> Iterator[None]:
+    kubectl(admin_kubeconfig, "-n", NS, "delete", "job", "netconform", "--ignore-not-found", "--wait=true")
+    yield
+    kubectl(admin_kubeconfig, "-n", NS, "delete", "job", "netconform", "--ignore-not-found", "--wait=true",
+            check=False)  # fmt: skip
+
+
+def run_job(admin: str, dest: Path) -> tuple[str, str, Path]:
+    """Apply the Job as documented, wait until the suite has finished (pod Ready), fetch the log and
+    /results (kubectl cp), release the pod and wait for the Job's end. Returns (log, condition, results)."""
+    kubectl(admin, "apply", "-f", str(REPO / "suites/rbac.yaml"), "-f", str(JOB))
+    deadline = time.monotonic() + 60
+    pod = ""
+    while not pod and time.monotonic() < deadline:
+        pod = kubectl(admin, "-n", NS, "get", "pod", "-l", "job-name=netconform", "-o",
+                      "jsonpath={.items[0].metadata.name}", check=False).stdout.strip()  # fmt: skip
+        time.sleep(1)
+    assert pod, "the Job made no pod within 60s"
+    waited = kubectl(admin, "-n", NS, "wait", "--for=condition=ready", f"pod/{pod}", f"--timeout={SUITE_TIMEOUT_S}s",
+                     check=False, timeout=SUITE_TIMEOUT_S + 30)  # fmt: skip
+    log = kubectl(admin, "-n", NS, "logs", "job/netconform", check=False).stdout
+    assert waited.returncode == 0, f"the suite did not finish in {SUITE_TIMEOUT_S}s: {waited.stderr}\n{log[-3000:]}"
+    kubectl(admin, "cp", f"{NS}/{pod}:/results", str(dest))
+    kubectl(admin, "-n", NS, "exec", pod, "--", "touch", "/results/fetched")
+    condition = ""
+    deadline = time.monotonic() + 120
+    while not condition and time.monotonic() < deadline:
+        status = json.loads(kubectl(admin, "-n", NS, "get", "job", "netconform", "-o", "json").stdout)["status"]
+        condition = next(
+            (
+                c["type"]
+                for c in status.get("conditions", [])
+                if c["type"] in ("Complete", "Failed") and c["status"] == "True"
+            ),
+            "",
+        )
+        time.sleep(2)
+    return log, condition, dest
+
+
+def test_job_runs_the_suite_in_cluster_green(
+    admin_kubeconfig: str, runner_ref: str, clean_job: None, tmp_path: Path
+) -> None:
+    with lab_lock():
+        log, condition, results = run_job(admin_kubeconfig, tmp_path / "results")
+    suite = ET.parse(results / "junit.xml").getroot()
+    suite = suite.find("testsuite") if suite.tag == "testsuites" else suite
+    assert suite is not None
+    tests, failures, errors = (int(suite.get(k, 0)) for k in ("tests", "failures", "errors"))
+    assert tests > 0 and failures == 0 and errors == 0, log[-4000:]
+    assert (results / "exit-code").read_text().strip() == "0"
+    assert any((results / "allure").glob("*-result.json")), "no Allure results in /results/allure"
+    assert condition == "Complete", log[-3000:]
+    assert "kubectl cp netconform-system/" in log
+
+
+def test_job_names_stale_arp(admin_kubeconfig: str, runner_ref: str, clean_job: None, tmp_path: Path) -> None:
+    if variant().get("flannel_backend", "vxlan") != "vxlan":
+        pytest.skip("stale-arp needs flannel's vxlan backend")
+    with lab_lock():
+        try:
+            lab("fault", "stale-arp", "--node", NODE)
+            log, condition, results = run_job(admin_kubeconfig, tmp_path / "results")
+        finally:
+            lab("fault", "clear", check=False)
+    lines = log.splitlines()
+    start = next((i for i, line in enumerate(lines) if "= root causes =" in line), None)
+    assert start is not None, log[-4000:]
+    summary = lines[start + 1 : start + 4]
+    assert summary and summary[0].startswith(f"stale-flannel-arp on {NODE} explains"), "\n".join(summary)
+    assert (results / "exit-code").read_text().strip() == "1"
+    assert condition == "Failed", log[-3000:]
