@@ -75,10 +75,16 @@ class GateNamespace:
             target = resolve_target(kubeconfig, context)
         except UsageError as exc:
             raise GateError(str(exc), EXIT_USAGE) from None
-        self.api = make_api_client(target.configuration)
+        self.configuration = target.configuration
+        self.context = target.context
+        self.reconnect()
+
+    def reconnect(self) -> None:
+        """A fresh client: after the suite's run of a minute or more the kept-alive connections of the
+        old one may be gone (the API server closes idle ones; a write to one fails with a broken pipe)."""
+        self.api = make_api_client(self.configuration)
         self.core = k8s.CoreV1Api(self.api)
         self.apps = k8s.AppsV1Api(self.api)
-        self.context = target.context
 
     def preflight(self, wanted: tuple[Permission, ...] = PERMISSIONS) -> None:
         """Every permission of PERMISSIONS (or `wanted`), before anything runs; one sentence naming what is missing."""

@@ -161,6 +161,7 @@ def baseline(
         raise GateError(str(exc), EXIT_USAGE) from None
     print(f"ci/gate: {len(nodes)} nodes ({selection.words()}); held {choice.describe(len(nodes))}", flush=True)
     data = run_suite(state_dir / "baseline", kubeconfig, context, extra + selection.suite_args())
+    gate.reconnect()
     started = time.monotonic()
     try:
         opened = open_gate(gate, nodes, holds, image)
@@ -224,6 +225,7 @@ def check(
     holds = _holds_from_state(state)
     nodes: list[str] = state["nodes"]
     data = run_suite(state_dir / "check", kubeconfig, context, extra + opened_for.suite_args())
+    gate.reconnect()
     # after the suite: the connections lived through it, too
     pods_then, pods_now = _pods_from_state(state["pods"]), gate.pods()
     existing = gate.node_names()

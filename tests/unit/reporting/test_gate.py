@@ -325,3 +325,57 @@ def test_a_gate_opened_by_the_old_pod_per_connection_gate_is_a_usage_error(tmp_p
     with pytest.raises(gate.GateError) as err:
         gate.check(tmp_path, None, None, [])
     assert err.value.code == gate.EXIT_USAGE and "`ci/gate close`, then `ci/gate baseline` again" in str(err.value)
+
+
+class FakeGate(gate.GateNamespace):
+    """The API calls of open_gate, answered from memory: DaemonSets get one Running pod per node, every
+    holder connects to every target of its plan."""
+
+    def __init__(self) -> None:  # no cluster
+        self.created: list[dict[str, Any]] = []
+        self.labelled: list[tuple[str, str]] = []
+        self.plan: dict[str, str] = {}
+
+    def create(self, manifest: dict[str, Any]) -> Any:
+        self.created.append(manifest)
+        if manifest["kind"] == "ConfigMap":
+            self.plan = manifest["data"]
+        return SimpleNamespace(spec=SimpleNamespace(cluster_ip=f"10.96.0.{len(self.created)}"))
+
+    def pods(self) -> dict[tuple[str, str], gate.GatePod]:
+        out = {}
+        for ds in (m for m in self.created if m["kind"] == "DaemonSet"):
+            role = ds["spec"]["template"]["metadata"]["labels"][gate.ROLE_LABEL]
+            terms = ds["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][
+                "requiredDuringSchedulingIgnoredDuringExecution"
+            ]["nodeSelectorTerms"]
+            for i, t in enumerate(terms):
+                node = t["matchFields"][0]["values"][0]
+                out[(role, node)] = gate.GatePod(
+                    role, node, f"gate-{role}-{node}", f"uid-{role}-{node}", 0, "Running", f"10.244.{i}.9"
+                )
+        return out
+
+    def label_server(self, pod: str, node: str) -> None:
+        self.labelled.append((pod, node))
+
+    def log(self, pod: str) -> str:
+        node = pod.removeprefix("gate-holder-")
+        return "".join(
+            json.dumps({"event": "connected", "id": t["id"], "at": "t", "detail": "x"}) + "\n"
+            for t in json.loads(self.plan[node])["targets"]
+        )
+
+
+def test_opening_the_gate_creates_two_daemonsets_and_no_pod() -> None:
+    fake = FakeGate()
+    opened = gate.open_gate(fake, NODES, gate.planned_holds(choose_pairs(NODES, "all", 4, 0).pairs), "probe:1")
+    kinds = [m["kind"] for m in fake.created]
+    assert kinds == ["Namespace", "DaemonSet", "Service", "Service", "Service", "ConfigMap", "DaemonSet"]
+    assert sorted(n for _, n in fake.labelled) == NODES  # each server labelled: its node's Service selects it
+    assert len(opened.pods) == 2 * len(NODES) and opened.established == {h.key for h in opened.holds}
+    targets = {h.key: h.target for h in opened.holds}
+    assert targets["lab-node-1/pod:lab-node-2"] == "10.244.1.9:8082"
+    assert targets["lab-node-1/service:lab-node-2"].startswith("10.96.0.") and opened.breaks == dict.fromkeys(
+        targets, 0
+    )
