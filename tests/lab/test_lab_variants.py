@@ -7,6 +7,7 @@
 - The API server reaches the pod network like a kubeadm control-plane node: its pod proxy answers
   from a probe pod, and the root namespace (the control plane's) reaches a ClusterIP; the lab stays
   sealed off from the machine's network meanwhile (`ci/lab status`).
+- On a host-gw lab, the faults that need flannel.1 refuse in one sentence.
 
 Marked `lab` where a lab is needed (skipped unless NETCONFORM_LAB_KUBECONFIG is set); the test that
 deploys holds the shared lab lock.
@@ -193,3 +194,18 @@ def test_control_plane_reaches_cluster_ips_and_stays_sealed(probe_pod: dict[str,
     assert retry(f"{url} to answer from the root namespace", ask)["hostname"] == "server"
     status = lab("status")
     assert "isolation: sealed" in status.stdout, status.stdout
+
+
+@pytest.mark.lab
+@pytest.mark.usefixtures("admin_kubeconfig")
+@pytest.mark.parametrize("fault", ["stale-arp", "stale-arp-fdb", "vxlan-blocked", "mtu-mismatch"])
+def test_vxlan_faults_refuse_on_host_gw(fault: str) -> None:
+    """host-gw has no flannel.1: the faults that need it say so in one sentence and change nothing."""
+    if variant()["flannel_backend"] != "host-gw":
+        pytest.skip("the lab runs flannel vxlan (ci/lab up --flannel-backend host-gw)")
+    with lab_lock():
+        done = lab("fault", fault, "--node", "lab-node-1", check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"ci/lab fault: {fault} needs flannel's VXLAN device flannel.1, which this lab's host-gw backend does not have"
+    )
