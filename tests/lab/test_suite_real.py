@@ -236,14 +236,15 @@ def test_healthy_xdist_run_sets_up_once_dials_once_sweeps_dead_runs_and_leaves_n
         :2000
     ]
     assert re.search(
-        r"test_tcp_cross_node\[lab-node-1-to-lab-node-2\] PASSED|PASSED .*test_tcp_cross_node\[lab-node-1-to-lab-node-2\]",
+        r"test_tcp_cross_node\[ipv4-lab-node-1-to-lab-node-2\] PASSED|PASSED .*test_tcp_cross_node\[ipv4-lab-node-1-to-lab-node-2\]",
         out,
     )
     counts = outcomes(out)
     assert counts.get("passed", 0) >= 75 and not counts.get("failed") and not counts.get("errors"), counts
     # two workers, one deployment: one run namespace ever existed, one `probe dial` per client pod (3 nodes)
+    # and the one exec that reads the pods' MTU
     assert len(watcher.seen) == 1, watcher.seen
-    assert re.search(r"^netconform: \d+ API requests, 3 probe execs$", out, re.M), out[-2000:]
+    assert re.search(r"^netconform: \d+ API requests, 4 probe execs$", out, re.M), out[-2000:]
     assert f"netconform: removed namespace {next(iter(watcher.seen))} (" in out
     assert_run_namespace_gone(admin_kubeconfig, out)
 
@@ -351,8 +352,8 @@ def test_failures_are_one_line_with_the_path_and_source_ip_names_the_owner(
     first = {name: m.splitlines()[0] for name, (m, _) in failed.items()}
     assert all(any(line.endswith(f) for line in one_liners) for f in first.values()), (first, one_liners)
     message, props = (
-        first["test_tcp_cross_node[lab-node-1-to-lab-node-2]"],
-        failed["test_tcp_cross_node[lab-node-1-to-lab-node-2]"][1],
+        first["test_tcp_cross_node[ipv4-lab-node-1-to-lab-node-2]"],
+        failed["test_tcp_cross_node[ipv4-lab-node-1-to-lab-node-2]"][1],
     )
     assert re.fullmatch(
         r"AssertionError: nc-client-\w+ \(10\.244\.\d+\.\d+, lab-node-1\) -> 10\.244\.\d+\.\d+:8080 \(lab-node-2\): "
@@ -369,7 +370,7 @@ def test_failures_are_one_line_with_the_path_and_source_ip_names_the_owner(
     # paths not touching lab-node-2 still pass; every cross-node pod path touching it fails
     touching = {name for name in failed if name.startswith(("test_tcp_cross_node", "test_udp_cross_node"))}
     assert touching == {
-        f"test_{p}_cross_node[{a}-to-{b}]"
+        f"test_{p}_cross_node[ipv4-{a}-to-{b}]"
         for p in ("tcp", "udp")
         for a in NODES
         for b in NODES
@@ -377,8 +378,8 @@ def test_failures_are_one_line_with_the_path_and_source_ip_names_the_owner(
     }, sorted(failed)
     # ip-masq: the server on lab-node-3 saw lab-node-1's flannel.1 address, and the message says whose it is
     message, props = (
-        first["test_cross_node_server_sees_client_pod_ip[lab-node-1-to-lab-node-3]"],
-        failed["test_cross_node_server_sees_client_pod_ip[lab-node-1-to-lab-node-3]"][1],
+        first["test_cross_node_server_sees_client_pod_ip[ipv4-lab-node-1-to-lab-node-3]"],
+        failed["test_cross_node_server_sees_client_pod_ip[ipv4-lab-node-1-to-lab-node-3]"][1],
     )
     base = cidr.split("/")[0]
     assert re.fullmatch(
@@ -389,7 +390,7 @@ def test_failures_are_one_line_with_the_path_and_source_ip_names_the_owner(
     ), message
     assert "'check': 'source_ip'" in props["netconform_path"] and f"'seen_ip': '{base}'" in props["netconform_path"]
     assert (
-        "test_cross_node_server_sees_client_pod_ip[lab-node-3-to-lab-node-1]" not in failed
+        "test_cross_node_server_sees_client_pod_ip[ipv4-lab-node-3-to-lab-node-1]" not in failed
     )  # only lab-node-1 masquerades
 
     # reporting: each result once in a directory cleaned once (two workers), labels, steps, matrix
@@ -401,7 +402,7 @@ def test_failures_are_one_line_with_the_path_and_source_ip_names_the_owner(
     assert (allure / "categories.json").is_file()
     props_text = (allure / "environment.properties").read_text()
     assert "nodes.count=3" in props_text and re.search(r"Kubernetes\.version=v1\.\d+", props_text), props_text
-    cross = next(r for r in results if r["name"] == "test_tcp_cross_node[lab-node-1-to-lab-node-2]")
+    cross = next(r for r in results if r["name"] == "test_tcp_cross_node[ipv4-lab-node-1-to-lab-node-2]")
     labels = {label["name"]: label["value"] for label in cross["labels"]}
     assert labels["epic"] == "Pod to pod" and labels["story"] == "lab-node-1 → lab-node-2"
     assert cross["status"] == "failed"

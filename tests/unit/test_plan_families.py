@@ -13,6 +13,7 @@ import pytest
 from kubernetes import client as k8s
 from netconform.dialing import host as host_mod
 from netconform.dialing.model import Attempt, DialResult, Source, Target
+from netconform.dialing.pairs import choose_pairs
 from netconform.dialing.plan import (
     MTU_TRIES,
     hairpin_target,
@@ -309,7 +310,8 @@ class FakeMetafunc:
 def two_families(monkeypatch: pytest.MonkeyPatch) -> None:
     nodes = [dual_node(1), dual_node(2)]
     monkeypatch.setattr(dial_plugin, "selected_nodes", lambda config: nodes)
-    monkeypatch.setattr(dial_plugin, "pair_choice", lambda config: SimpleNamespace(covers=lambda a, b: True))
+    every = choose_pairs([n.name for n in nodes], "all", 1, seed=0)
+    monkeypatch.setattr(dial_plugin, "pair_choice", lambda config: every)
 
 
 @pytest.mark.usefixtures("two_families")

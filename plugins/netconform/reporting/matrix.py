@@ -183,31 +183,33 @@ def _panel(m: Matrix, check: str, x0: int, y0: int) -> list[str]:
     out.append(
         f"<text x='{x0 + HEAD_W - 8}' y='{hy + 14}' font-size='10' fill='#777' text-anchor='end'>from \u2193 to \u2192</text>"
     )
+    # one grey background for the empty cells, then only the cells that exist (at 1000 nodes a sample
+    # fills a few thousand of a million)
+    out.append(
+        f"<rect x='{x0 + HEAD_W}' y='{hy + HEAD_H}' width='{CELL_W * len(dsts)}' height='{CELL_H * len(srcs)}' "
+        "fill='#f4f4f4' stroke='#ddd'/>"
+    )
     for i, s in enumerate(srcs):
         cy = hy + HEAD_H + i * CELL_H
         out.append(
             f"<text x='{x0 + HEAD_W - 8}' y='{cy + CELL_H / 2 + 4}' font-size='11' text-anchor='end'>{escape(_fit(s, HEAD_W - 10))}</text>"
         )
-        for j, d in enumerate(dsts):
-            cell = m.cells[check].get((s, d))
-            cx = x0 + HEAD_W + j * CELL_W
-            if cell is None:
-                out.append(
-                    f"<rect x='{cx + 1}' y='{cy + 1}' width='{CELL_W - 2}' height='{CELL_H - 2}' fill='#f4f4f4' stroke='#ddd'/>"
-                )
-                continue
-            colour = COLOURS[cell.outcome]
+    row = {s: i for i, s in enumerate(srcs)}
+    col = {d: j for j, d in enumerate(dsts)}
+    for (s, d), cell in sorted(m.cells[check].items(), key=lambda kv: (row[kv[0][0]], col[kv[0][1]])):
+        cx, cy = x0 + HEAD_W + col[d] * CELL_W, hy + HEAD_H + row[s] * CELL_H
+        colour = COLOURS[cell.outcome]
+        out.append(
+            f"<g class='cell' data-src='{escape(s)}' data-dst='{escape(d)}' data-outcome='{cell.outcome}'>"
+            f"<title>{escape(f'{name}: {s} -> {d}')}\n{escape(cell.tooltip)}</title>"
+            f"<rect x='{cx + 1}' y='{cy + 1}' width='{CELL_W - 2}' height='{CELL_H - 2}' rx='3' fill='{colour}'/>"
+        )
+        if cell.label:
             out.append(
-                f"<g class='cell' data-src='{escape(s)}' data-dst='{escape(d)}' data-outcome='{cell.outcome}'>"
-                f"<title>{escape(f'{name}: {s} -> {d}')}\n{escape(cell.tooltip)}</title>"
-                f"<rect x='{cx + 1}' y='{cy + 1}' width='{CELL_W - 2}' height='{CELL_H - 2}' rx='3' fill='{colour}'/>"
+                f"<text x='{cx + CELL_W / 2}' y='{cy + CELL_H / 2 + 4}' font-size='10.5' fill='#ffffff' "
+                f"text-anchor='middle'>{escape(_fit(cell.label, CELL_W - 6, 6.0))}</text>"
             )
-            if cell.label:
-                out.append(
-                    f"<text x='{cx + CELL_W / 2}' y='{cy + CELL_H / 2 + 4}' font-size='10.5' fill='#ffffff' "
-                    f"text-anchor='middle'>{escape(_fit(cell.label, CELL_W - 6, 6.0))}</text>"
-                )
-            out.append("</g>")
+        out.append("</g>")
     out.append("</g>")
     return out
 
