@@ -247,16 +247,21 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         return []
     c = get_cluster(config)
     nodes = ", ".join(f"{n.name} ({n.internal_ip})" for n in c.nodes)
-    lines = [
+    return [
         f"netconform: cluster {c.cluster_name} (context {c.context}) at {c.server}, Kubernetes {c.version}, run {run_id(config)}",
         f"netconform: {len(c.nodes)} of {len(c.all_nodes)} nodes selected: {nodes}",
     ]
-    if c.cannot_inspect:
-        lines.append(
-            f"netconform: not permitted to read {', '.join(c.cannot_inspect)} (ClusterRole netconform-inspect): "
-            "the report leaves CNI and kube-proxy mode unnamed; the checks run as usual"
-        )
-    return lines
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Said once, at the end where -q shows it too: what the run was not permitted to read."""
+    if is_controller(config) and is_active(config) and _CLUSTER in config.stash:
+        missing = get_cluster(config).cannot_inspect
+        if missing:
+            terminalreporter.write_line(
+                f"netconform: not permitted to read {', '.join(missing)} (ClusterRole netconform-inspect): "
+                "the report leaves CNI and kube-proxy mode unnamed; the checks ran as usual"
+            )
 
 
 @pytest.fixture(scope="session")
