@@ -370,7 +370,9 @@ def _write_environment(config: pytest.Config, results: Path) -> str:
         nodes=c.all_nodes,
         selected=[n.name for n in c.nodes],
         cni=env.detect_cni([n.annotations for n in c.all_nodes], [name for name, _ in daemonsets]),
-        proxy_mode=env.proxy_mode(_kube_proxy_configs(c), daemonsets, _node_rules(config)),
+        proxy_mode=env.proxy_mode(
+            _kube_proxy_configs(c), daemonsets, _node_rules(config), unreadable=bool(c.cannot_inspect)
+        ),
         run_id=run_id(config),
     )
     (results / "environment.properties").write_text(env.render_properties(props))

@@ -86,6 +86,7 @@ def proxy_mode(
     configs: Iterable[str],
     daemonsets: Iterable[tuple[str, list[str]]],
     node_rules: Iterable[tuple[str, str, str]],
+    unreadable: bool = False,
 ) -> str:
     """kube-proxy's mode and where it was read: its ConfigMap texts, else the arguments of a kube-proxy
     DaemonSet (name, argv), else a node's own rules (node, iptables-save, ip link); else unknown, and why."""
@@ -101,6 +102,8 @@ def proxy_mode(
         mode = proxy_mode_from_iptables(iptables_save, "", links)
         if mode:
             return f"{mode} (rules on {node})"
+    if unreadable:
+        return "unknown (not permitted to read kube-system; a diagnosis reads it from the nodes)"
     return "unknown (no kube-proxy ConfigMap or DaemonSet in kube-system; a diagnosis reads it from the nodes)"
 
 
