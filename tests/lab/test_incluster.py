@@ -129,6 +129,7 @@ def run_job(admin: str, dest: Path) -> tuple[str, str, Path]:
     waited = kubectl(admin, "-n", NS, "wait", "--for=condition=ready", f"pod/{pod}", f"--timeout={SUITE_TIMEOUT_S}s",
                      check=False, timeout=SUITE_TIMEOUT_S + 30)  # fmt: skip
     log = kubectl(admin, "-n", NS, "logs", "job/netconform", check=False).stdout
+    dest.parent.joinpath("job.log").write_text(log)  # kept with the results in the test's tmp_path
     assert waited.returncode == 0, f"the suite did not finish in {SUITE_TIMEOUT_S}s: {waited.stderr}\n{log[-3000:]}"
     kubectl(admin, "cp", f"{NS}/{pod}:/results", str(dest))
     kubectl(admin, "-n", NS, "exec", pod, "--", "touch", "/results/fetched")
