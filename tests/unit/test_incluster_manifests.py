@@ -29,10 +29,6 @@ def deselected(args: list[str] | str) -> list[str]:
     return re.findall(r"not (test_\w+)", text)
 
 
-def suite_tests() -> set[str]:
-    return {m for f in (REPO / "suites").glob("test_*.py") for m in re.findall(r"^def (test_\w+)", f.read_text(), re.M)}
-
-
 def test_job_runs_the_runner_as_the_rbac_service_account() -> None:
     docs = list(yaml.safe_load_all((INCLUSTER / "job.yaml").read_text()))
     assert len(docs) == 1
@@ -60,8 +56,8 @@ def test_job_runs_the_runner_as_the_rbac_service_account() -> None:
     assert 'netconform "$@"' in script and 'exit "$rc"' in script and "/results/exit-code" in script
     assert container["readinessProbe"]["exec"]["command"] == ["test", "-e", "/results/exit-code"]
     assert subprocess.run(["sh", "-n", "-c", script], capture_output=True).returncode == 0
-    left_out = deselected(args)
-    assert left_out and set(left_out) <= suite_tests(), left_out
+    # the from-this-machine NodePort checks skip by themselves in a pod (plugin.dial: no outside vantage point)
+    assert not deselected(args) and "-k" not in args
 
 
 def test_sonobuoy_plugin_follows_the_plugin_contract() -> None:
@@ -83,4 +79,4 @@ def test_sonobuoy_plugin_follows_the_plugin_contract() -> None:
     assert subprocess.run(["sh", "-n", "-c", script], capture_output=True).returncode == 0
     job = yaml.safe_load((INCLUSTER / "job.yaml").read_text())
     job_args = job["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert deselected(script) == deselected(job_args)
+    assert deselected(script) == deselected(job_args) == []

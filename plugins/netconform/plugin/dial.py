@@ -32,6 +32,7 @@ from netconform.workload.deploy import Deployment
 from netconform.workload.readiness import PodRef
 
 PAIR_KINDS = ("same-node", "cross-node", "all")
+IN_CLUSTER = "netconform runs inside the cluster (a pod): it has no vantage point outside it to dial NodePorts from"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -241,11 +242,13 @@ def src(request: pytest.FixtureRequest, dials: DialBook, cluster: Cluster, probe
 class HostView:
     """A test's view of the NodePort dials made from this machine; records the path like SourceView."""
 
-    def __init__(self, dials: HostDials, item: pytest.Item) -> None:
+    def __init__(self, dials: HostDials | None, item: pytest.Item) -> None:
         self.dials, self._item = dials, item
 
     def result(self, dst: NodeInfo, target_id: str) -> DialResult:
         """The dial of `target_id` on `dst`; skips the test when this machine cannot reach `dst` at all."""
+        if self.dials is None:
+            pytest.skip(IN_CLUSTER)
         if target_id in self.dials.skip:
             pytest.skip(self.dials.skip[target_id])
         result = next(r for r in self.dials.results[dst.name] if r.target_id == target_id)
@@ -256,7 +259,9 @@ class HostView:
 @pytest.fixture(scope="session")
 def _host_dials(
     pytestconfig: pytest.Config, cluster: Cluster, probes: Deployment, tmp_path_factory: pytest.TempPathFactory
-) -> HostDials:
+) -> HostDials | None:
+    if cluster.context == "in-cluster":
+        return None  # a pod reaches node IPs through kube-proxy's short-circuit: no outside vantage point
     timeout_s = pytestconfig.getoption("dial_timeout")
     data = once_per_run(
         shared_dir(tmp_path_factory, run_id(pytestconfig)),
@@ -270,7 +275,7 @@ def _host_dials(
 
 
 @pytest.fixture
-def host_dials(request: pytest.FixtureRequest, _host_dials: HostDials) -> HostView:
+def host_dials(request: pytest.FixtureRequest, _host_dials: HostDials | None) -> HostView:
     """NodePort of every node dialed from this machine (once per run, shared with xdist workers)."""
     return HostView(_host_dials, request.node)
 
