@@ -421,3 +421,23 @@ def test_findings_about_services_and_pod_paths_explain_hairpin_and_full_size_pat
     assert explains(service, hairpin, facts) and explains(finding("hairpin"), hairpin, facts)
     assert explains(service, through, facts) and not explains(pod_to_pod, through, facts)
     assert explains(pod_to_pod, to_pod, facts) and not explains(service, to_pod, facts)
+
+
+def test_the_mtu_rule_knows_flannel_s_ipv6_vxlan_device() -> None:
+    """Dual-stack flannel: flannel-v6.1 is 70 below the uplink (1430 of 1500) while pods get 1450: the
+    IPv6 full-size datagrams fail with route MTU 1430 (seen on the dual lab); the rule must name it."""
+    import dataclasses
+
+    from netconform.diagnose.rules import mtu
+
+    from tests.unit.diagnose.conftest import load_case
+
+    ev = load_case("healthy")
+    ne = ev.nodes["lab-node-1"]
+    v4 = ne.links["flannel.1"]
+    ne.links["flannel-v6.1"] = dataclasses.replace(v4, name="flannel-v6.1", mtu=1430)
+    assert any(link.master == "cni0" and link.mtu == 1450 for link in ne.links.values())
+    (f,) = [f for f in mtu.rule(ev) if f.node == "lab-node-1"]
+    assert any("> flannel-v6.1 mtu 1430" in e for e in f.evidence)
+    assert "<= 1430" in f.fix
+    assert mtu.rule(load_case("healthy")) == []

@@ -1,4 +1,5 @@
-"""MTU mismatch / PMTU black hole: pod-side MTU above flannel.1's, or flannel.1 above uplink-50."""
+"""MTU mismatch / PMTU black hole: pod-side MTU above a VXLAN device's (flannel.1, and flannel-v6.1 on
+dual-stack), or the device above its uplink's MTU minus the encapsulation (50 over IPv4, 70 over IPv6)."""
 
 from __future__ import annotations
 
@@ -8,36 +9,43 @@ from ._util import inspected
 
 CAUSE = "mtu-mismatch"
 VXLAN_OVERHEAD = 50
+# flannel's VXLAN devices and what encapsulation costs on each (the IPv6 one runs over the IPv6 underlay)
+VXLAN_DEVICES = (("flannel.1", VXLAN_OVERHEAD), ("flannel-v6.1", 70))
 
 
 def rule(ev: ClusterEvidence) -> list[Finding]:
     out: list[Finding] = []
     for ne, _ in inspected(ev):
-        fl = ne.links.get("flannel.1")
-        if fl is None or fl.mtu is None:
-            continue
         evidence: list[str] = []
-        limit = fl.mtu
+        limits: list[int] = []
         want = ne.subnet_env.get("FLANNEL_MTU")
         ports = [link for link in ne.links.values() if link.master == "cni0"]
         # a bridge without ports reports the kernel default (1500), not what pods use: judge it only with pods
         pod_side = ports + ([ne.links["cni0"]] if ports and "cni0" in ne.links else [])
-        big = [link for link in pod_side if link.mtu is not None and link.mtu > limit]
-        for link in big:
-            evidence.append(f"{ne.node}$ ip link show {link.name}: mtu {link.mtu} > flannel.1 mtu {limit}")
-        # pods get FLANNEL_MTU from the CNI plugin: above flannel.1's MTU it is wrong even before a pod exists
-        if want and want.isdigit() and int(want) > limit and not big:
-            evidence.append(
-                f"{ne.node}$ cat /run/flannel/subnet.env: FLANNEL_MTU={want} > flannel.1 mtu {limit} "
-                "(the MTU new pods get)"
-            )
-        dev = ne.links.get(fl.details.get("dev", ""))
-        if dev is not None and dev.mtu is not None and fl.mtu > dev.mtu - VXLAN_OVERHEAD:
-            evidence.append(f"{ne.node}$ ip link: flannel.1 mtu {fl.mtu} > {dev.name} mtu {dev.mtu} - {VXLAN_OVERHEAD}")
+        for name, overhead in VXLAN_DEVICES:
+            fl = ne.links.get(name)
+            if fl is None or fl.mtu is None:
+                continue
+            limit, before = fl.mtu, len(evidence)
+            big = [link for link in pod_side if link.mtu is not None and link.mtu > limit]
+            for link in big:
+                evidence.append(f"{ne.node}$ ip link show {link.name}: mtu {link.mtu} > {name} mtu {limit}")
+            # pods get FLANNEL_MTU from the CNI plugin: above the device's MTU it is wrong even before a pod exists
+            if want and want.isdigit() and int(want) > limit and not big:
+                evidence.append(
+                    f"{ne.node}$ cat /run/flannel/subnet.env: FLANNEL_MTU={want} > {name} mtu {limit} "
+                    "(the MTU new pods get)"
+                )
+            dev = ne.links.get(fl.details.get("dev", ""))
+            if dev is not None and dev.mtu is not None and fl.mtu > dev.mtu - overhead:
+                evidence.append(f"{ne.node}$ ip link: {name} mtu {fl.mtu} > {dev.name} mtu {dev.mtu} - {overhead}")
+            if len(evidence) > before:
+                limits.append(limit)
         if not evidence:
             continue
         if want and not any("FLANNEL_MTU" in e for e in evidence):
             evidence.append(f"{ne.node}$ cat /run/flannel/subnet.env: FLANNEL_MTU={want}")
+        limit = min(limits)
         out.append(
             Finding(
                 CAUSE,
