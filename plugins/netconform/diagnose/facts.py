@@ -173,7 +173,7 @@ class ClusterFacts:
         except ValueError:
             return None
         for n in self.nodes.values():
-            if ip in (n.internal_ip, n.public_ip):
+            if ip in (n.internal_ip, n.public_ip, n.internal_ip_v6):
                 return n.name
         for n in self.nodes.values():
             for c in n.pod_cidrs:
@@ -182,7 +182,7 @@ class ClusterFacts:
         return None
 
     def is_node_ip(self, ip: str) -> bool:
-        return any(ip in (n.internal_ip, n.public_ip) for n in self.nodes.values())
+        return any(ip in (n.internal_ip, n.public_ip, n.internal_ip_v6) for n in self.nodes.values() if ip)
 
     def service_by_ip(self, ip: str) -> ServiceFacts | None:
         for s in self.services.values():

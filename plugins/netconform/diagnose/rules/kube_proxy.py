@@ -119,7 +119,7 @@ def _check_port(
     svc_chain = entry[0].target or ""
     # kube-proxy >= 1.28 jumps straight to KUBE-SVC; older ones too, eTP=Local via KUBE-SVL
     seps = [r for r in rules if r.chain == svc_chain and (r.target or "").startswith("KUBE-SEP-")]
-    want = {e.ip for e in svc.endpoints_for(node)}
+    want = {e.ip for e in svc.endpoints_for(node) if ":" not in e.ip}  # iptables-save: IPv4 only
     dnat_to: set[str] = set()
     for sep in {r.target for r in seps}:
         for r in rules:

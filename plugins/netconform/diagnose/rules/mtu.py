@@ -55,7 +55,8 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                 tuple(evidence),
                 f"on {ne.node}: set the CNI/pod MTU to <= {limit} (flannel writes FLANNEL_MTU; recreate pods) "
                 "and allow ICMP fragmentation-needed",
-                (scope(nodes=[ne.node], cross_node=True, overlay_only=True),),
+                # only packets above the overlay MTU are lost: the checks that send them (suites/test_mtu.py)
+                (scope(checks=["mtu"], nodes=[ne.node]),),
                 detail="small requests pass; only packets above the overlay MTU are lost",
             )
         )
