@@ -9,6 +9,7 @@ kubernetes.default, with the pod's own resolver and search list; per IP family, 
 """
 
 import pytest
+
 from netconform.dialing.model import DialResult
 from netconform.dialing.plan import dns_target
 from netconform.plugin.dial import SourceView

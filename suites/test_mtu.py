@@ -17,6 +17,7 @@ on the same path too, the test skips: that path is broken outright (test_pod_to_
 import re
 
 import pytest
+
 from netconform.dialing.coverage import false_failure_bound
 from netconform.dialing.model import DialResult
 from netconform.dialing.plan import IP_OVERHEAD, mtu_target, pod_target, service_target

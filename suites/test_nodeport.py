@@ -19,6 +19,7 @@ Every check over each IP family of the cluster.
 """
 
 import pytest
+
 from netconform.dialing.plan import nodeport_target, single_nodeport_target
 from netconform.kube.inventory import NodeInfo
 from netconform.plugin.dial import HostView, SourceView

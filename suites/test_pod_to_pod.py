@@ -9,6 +9,7 @@ over every IP family of the cluster.
 """
 
 import pytest
+
 from netconform.dialing.plan import pod_target
 from netconform.kube.inventory import NodeInfo
 from netconform.plugin.dial import SourceView

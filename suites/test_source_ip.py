@@ -9,6 +9,7 @@ over each IP family (the server must see the client's address of that family).
 """
 
 import pytest
+
 from netconform.dialing.model import DialResult
 from netconform.dialing.plan import pod_target, service_target
 from netconform.kube.inventory import NodeInfo

@@ -10,6 +10,7 @@ backends, p50/p99.
 """
 
 import pytest
+
 from netconform.dialing.model import DialResult, connection_summary
 from netconform.dialing.plan import stability_target
 from netconform.plugin.dial import SourceView

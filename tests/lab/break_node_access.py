@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 import pytest
+
 from netconform import nodes
 
 

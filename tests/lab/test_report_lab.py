@@ -9,8 +9,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from netconform.report import html
 
+from netconform.report import html
 from tests.lab.conftest import lab, lab_lock, run_suite
 
 pytestmark = pytest.mark.lab

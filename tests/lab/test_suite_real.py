@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 import yaml
+
 from netconform.workload.manifests import namespace_manifest
 from netconform.workload.namespace import owner_token
-
 from tests.lab.conftest import REPO, lab, lab_lock, run_suite, suite_command, token_kubeconfig
 
 pytestmark = pytest.mark.lab

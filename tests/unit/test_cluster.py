@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client as k8s
+
 from netconform.errors import UsageError, api_error_sentence
 from netconform.kube.connect import resolve_target
 from netconform.kube.inventory import NodeInfo, explain_no_nodes, ownership_of, select_nodes

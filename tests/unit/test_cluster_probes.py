@@ -7,6 +7,7 @@ from argparse import ArgumentTypeError
 
 import pytest
 from kubernetes import client as k8s
+
 from netconform.plugin.options import duration_s as parse_age
 from netconform.workload.images import image_ref
 from netconform.workload.labels import (

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from netconform.kube.access import Permission
 from netconform.plugin.permissions import ROLES
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from netconform.dialing.coverage import backend_tries, false_failure_bound
 from netconform.dialing.fanout import dial_from
 from netconform.dialing.model import Attempt, DialResult, Source, Target, connection_summary, percentile

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client as k8s
+
 from netconform.dialing import host as host_mod
 from netconform.dialing.model import Attempt, DialResult, Source, Target
 from netconform.dialing.pairs import choose_pairs
@@ -429,7 +430,6 @@ def test_the_mtu_rule_knows_flannel_s_ipv6_vxlan_device() -> None:
     import dataclasses
 
     from netconform.diagnose.rules import mtu
-
     from tests.unit.diagnose.conftest import load_case
 
     ev = load_case("healthy")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from netconform.diagnose.evidence import ClusterEvidence, NodeEvidence
 from netconform.diagnose.facts import facts_from_dict
 

@@ -4,6 +4,7 @@ import base64
 import types
 
 import pytest
+
 from netconform.diagnose import capture
 from netconform.diagnose.capture import analyse
 from netconform.diagnose.facts import facts_from_dict

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import execnet
 from _pytest.reports import TestReport
+
 from netconform.diagnose import CAUSE_PROPERTY, SECTION, Diagnosis
 
 FINDINGS = [

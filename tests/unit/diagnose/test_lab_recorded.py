@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from netconform.diagnose import correlate
 from netconform.diagnose.evidence import ClusterEvidence, NodeEvidence
 from netconform.diagnose.facts import facts_from_dict

@@ -3,6 +3,7 @@
 import pytest
 import testinfra
 import testinfra.host
+
 from netconform import nodes
 from netconform.errors import UsageError
 from netconform.kube.exec import ExecError, ExecResult

@@ -1,7 +1,8 @@
 """The pytest plugin end to end in pytester, with node evidence from the recorded stale_arp case."""
 
-import netconform.plugin.diagnose as P
 import pytest
+
+import netconform.plugin.diagnose as P
 from netconform.diagnose import Diagnosis
 
 pytest_plugins = ["pytester"]

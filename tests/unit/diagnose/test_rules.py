@@ -1,6 +1,7 @@
 """Every rule against recorded healthy and broken node outputs (tests/data/recorded/README.md)."""
 
 import pytest
+
 from netconform.diagnose.rules import ALL_RULES, run_rules
 
 from .conftest import load_case

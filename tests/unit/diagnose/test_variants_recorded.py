@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from netconform.diagnose import correlate
 from netconform.diagnose.datapath import datapath
 from netconform.diagnose.evidence import ClusterEvidence, NodeEvidence

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from netconform.reporting import labels as lb
 
 REPO = Path(__file__).resolve().parents[3]

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+
 from netconform import gate
 from netconform.dialing.pairs import choose_pairs
 from netconform.gate import namespace as gate_namespace

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from netconform.kube.inventory import NodeInfo
 from netconform.reporting import labels as lb
 
