@@ -51,6 +51,11 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                 for t in ("raw", "mangle", "nat")
             ):
                 scopes.append(scope(checks=["nodeport"], src_nodes=[ne.node], underlay_only=True))
+                # the same match drops what this node's pods send back to a masqueraded connection whose
+                # source port (--random-fully) fell in the range: a lone lost connection among a stability run's
+                # NodePort connections to a backend here, and the hairpin connection of a pod to itself (masqueraded to cni0's address)
+                scopes.append(scope(checks=["stability"], dst_nodes=[ne.node], overlay_only=True))
+                scopes.append(scope(checks=["hairpin"], src_nodes=[ne.node]))
             out.append(
                 Finding(
                     CAUSE,
