@@ -282,6 +282,14 @@ run_case() {
     gather nodeport_blocked 1 ;;
   hairpin_off)
     setup; x n1 ip link set veth1a type bridge_slave hairpin off; gather hairpin_off 1 ;;
+  per_source_limit)  # issue 10 5(d): node 1 drops a source's later NodePort connections (per-source `recent`)
+    setup
+    x n1 iptables -t mangle -I PREROUTING 1 -p tcp --dport 30000:32767 -m conntrack --ctstate NEW -m recent --name nc-per-source --set
+    x n1 iptables -t mangle -I PREROUTING 1 -p tcp --dport 30000:32767 -m conntrack --ctstate NEW -m recent --name nc-per-source --rcheck --seconds 600 -j DROP
+    serve p1 10.244.1.2 8080 2>/dev/null
+    serve p2 10.244.2.2 8080 2>/dev/null
+    dial p2 192.0.2.11 31080 3 || true
+    gather per_source_limit 1 ;;
   masquerade)  # seed 3: dockerd --ip-masq rule ahead of flanneld's RETURNs
     setup
     x n1 iptables -t nat -I POSTROUTING 1 -s 10.244.1.0/24 ! -o cni0 -j MASQUERADE
@@ -308,7 +316,7 @@ run_case() {
 }
 
 mkdir -p "$HERE/pcap"
-CASES=${*:-healthy stale_arp stale_fdb missing_route mtu_mismatch vxlan_blocked ip_forward_off forward_drop br_nf_off rp_filter_strict kube_proxy_missing no_endpoints nodeport_blocked hairpin_off masquerade masquerade_late nat_timestamps healthy_pcap}
+CASES=${*:-healthy stale_arp stale_fdb missing_route mtu_mismatch vxlan_blocked ip_forward_off forward_drop br_nf_off rp_filter_strict kube_proxy_missing no_endpoints nodeport_blocked per_source_limit hairpin_off masquerade masquerade_late nat_timestamps healthy_pcap}
 for c in $CASES; do echo "recording $c"; run_case "$c"; done
 cleanup
 trap - EXIT

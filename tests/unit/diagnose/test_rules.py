@@ -22,6 +22,7 @@ CASES = {
     "masquerade": ("masquerade-overlay", "lab-node-1"),
     "masquerade_late": ("masquerade-overlay", "lab-node-1"),
     "tw_recycle_transcribed": ("tcp-tw-recycle", "lab-node-1"),
+    "per_source_limit": ("per-source-limit", "lab-node-1"),
 }
 
 
@@ -185,3 +186,16 @@ def test_a_risk_is_rendered_apart_from_causes_in_a_failed_tests_diagnosis():
     text = render([], [r])
     assert text.startswith("no rule explains this failure from the evidence gathered\n")
     assert "risk: lab-node-1 uses strict reverse-path filtering on" in text and "; fix: on lab-node-1: sysctl" in text
+
+
+def test_per_source_limit_quotes_the_drop_with_its_counter_and_the_set_rule():
+    # recorded: lab-node-1 marks each source's first new NodePort connection (`recent --set`) and drops the
+    # next ones (`--rcheck`); a pod on lab-node-2 dialled 192.0.2.11:31080 three times: 1 answered, 2 timed out
+    (f,) = ALL_RULES["per-source-limit"](load_case("per_source_limit"))
+    assert f.node == "lab-node-1" and f.confidence == 0.9
+    assert "the first connection from a source passes, the next ones are dropped (4 packets so far)" in f.title
+    assert f.evidence[0].startswith("lab-node-1$ iptables-save -t mangle: [4 pkts] -A PREROUTING -p tcp")
+    assert "--rcheck --seconds 600 --name nc-per-source" in f.evidence[0]
+    assert "--set --name nc-per-source" in f.evidence[1]
+    assert f.fix.startswith("on lab-node-1: iptables -t mangle -D PREROUTING -p tcp -m tcp --dport 30000:32767")
+    assert any(s.checks == frozenset({"stability", "nodeport"}) for s in f.explains)
