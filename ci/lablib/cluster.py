@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -38,12 +39,35 @@ def build() -> Path:
     say("building upstream binaries (cached after the first run)")
     config.LOGS.mkdir(parents=True, exist_ok=True)
     log = config.LOGS / "build.log"
-    with open(log, "ab") as fh:
-        done = subprocess.run(["bash", str(config.REPO / "ci/lab-build/build.sh")], stdout=subprocess.PIPE,
-                              stderr=fh, env={**os.environ, "LAB_CACHE": str(config.CACHE)})
-    if done.returncode != 0:
+    # the build's progress reaches the terminal: its own lines ([build HH:MM:SS] building kube), and
+    # every 30 s what it is still building and for how long (a cold build of kube takes minutes)
+    current = {"what": "binaries", "since": time.monotonic()}
+
+    def heartbeat(stop: threading.Event) -> None:
+        while not stop.wait(30):
+            say(f"still building {current['what']} ({time.monotonic() - current['since']:.0f}s)")
+
+    stop = threading.Event()
+    threading.Thread(target=heartbeat, args=(stop,), daemon=True).start()
+    try:
+        with open(log, "ab") as fh, subprocess.Popen(
+                ["bash", str(config.REPO / "ci/lab-build/build.sh")], stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, env={**os.environ, "LAB_CACHE": str(config.CACHE)}) as proc:
+            assert proc.stderr is not None and proc.stdout is not None
+            for line in proc.stderr:
+                fh.write(line)
+                text = line.decode(errors="replace").rstrip()
+                if text.startswith("[build "):
+                    words = text.split("] ", 1)[-1]
+                    if words.startswith("building "):
+                        current.update(what=words.removeprefix("building "), since=time.monotonic())
+                    say(words)
+            out = proc.stdout.read()
+    finally:
+        stop.set()
+    if proc.returncode != 0:
         raise LabError(f"building the lab's binaries failed; see {log}")
-    return Path(done.stdout.decode().strip().splitlines()[-1])
+    return Path(out.decode().strip().splitlines()[-1])
 
 
 def bin_dir() -> Path:

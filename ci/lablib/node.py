@@ -7,7 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
-from . import config, proc
+from . import config, images, proc
 from .config import Node
 from .proc import LabError, run
 
@@ -133,10 +133,8 @@ def start_containerd(node: Node, images: list[Path]) -> None:
     import_images(node, images)
 
 
-def import_images(node: Node, images: list[Path]) -> None:
-    for archive in images:
-        run(["ctr", "--address", str(node.containerd_sock), "-n", "k8s.io", "images", "import",
-             str(archive)], timeout=120)
+def import_images(node: Node, archives: list[Path]) -> None:
+    images.import_into(node.containerd_sock, archives)
 
 
 def _kubelet_config(node: Node) -> Path:
