@@ -39,6 +39,7 @@ CAUSE = {
     "ip-masq": "masquerade-overlay",
     "kube-proxy-down": "kube-proxy-rules-missing",
     "nodeport-firewall": "nodeport-blocked",
+    "per-source-limit": "per-source-limit",  # issue 10 5(d), recorded by tests/lab/test_faults.py on the default lab
 }
 
 
