@@ -35,7 +35,7 @@ _RESULTS = pytest.StashKey[Path]()
 _COLLECTOR = pytest.StashKey["_Collector"]()
 _LABELS = pytest.StashKey[lb.Labels]()
 _SUMMARY = pytest.StashKey[list[str]]()
-CATEGORIES = Path(__file__).resolve().parents[3] / "reports" / "categories.json"
+CATEGORIES = Path(__file__).resolve().parents[1] / "reporting" / "categories.json"  # package data
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

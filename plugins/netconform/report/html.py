@@ -23,7 +23,7 @@ __all__ = ["ReportError", "Rendered", "Seen", "ensure_allure", "ensure_chromium"
 
 REPO = Path(__file__).resolve().parents[3]
 TOOLS = REPO / "ci" / "report-tools"
-CATEGORIES = REPO / "reports" / "categories.json"
+CATEGORIES = Path(__file__).resolve().parents[1] / "reporting" / "categories.json"
 INSTALL_TIMEOUT_S = 600
 GENERATE_TIMEOUT_S = 300
 

@@ -1,4 +1,4 @@
-"""reports/categories.json: one category per diagnosis cause, matched on the line reporting adds."""
+"""plugins/netconform/reporting/categories.json: one category per diagnosis cause, matched on the line reporting adds."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from netconform.reporting import labels as lb
 
 REPO = Path(__file__).resolve().parents[3]
-CATEGORIES = json.loads((REPO / "reports" / "categories.json").read_text())
+CATEGORIES = json.loads((REPO / "plugins" / "netconform" / "reporting" / "categories.json").read_text())
 
 
 def rule_causes() -> list[str]:
