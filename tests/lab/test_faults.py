@@ -64,6 +64,7 @@ class Case:
     node: str | None = NODE  # node it must name (None: cluster-wide)
     health: bool = False  # the suite stays green under this fault: check --diagnose-only instead
     why: str = ""
+    message: str = ""  # a regex the one-line failure message of the check that catches it must match
     backends: tuple[str, ...] = ("vxlan", "host-gw")  # the flannel backends the fault exists on
 
 
@@ -86,19 +87,20 @@ CASES = [
         health=True,
         why="the suite's own pods heal it: flannel's CNI bridge plugin (isGateway) sets ip_forward=1 on every pod ADD",
     ),
+    # suites/test_mtu.py: full-size DF datagrams from lab-node-2's pods meet flannel.1's MTU of 1000
     Case(
         "mtu-mismatch",
         "mtu-mismatch",
         backends=VXLAN,
-        health=True,
-        why="the suite sends no payload above the overlay MTU, so every check passes",
+        message=r"lab-node-2\) -> UDP \S+ \([^)]+\): 1450-byte IPv4 packets \(the pod MTU: 1422-byte UDP payload "
+        r"\+ 28, DF set\) (do not get through|reached \d/3 backends)[^\n]*too big for a route MTU of 1000",
     ),
+    # suites/test_hairpin.py: lab-node-2's client cannot reach itself through nc-hairpin
     Case(
         "hairpin-off",
-        None,
-        health=True,
-        why="no check dials a Service that balances back to the client pod, and the fault only touches "
-        "ports present at injection",
+        "hairpin-off",
+        message=r"lab-node-2\) -> \S+ \(ClusterIP nc-hairpin, internalTrafficPolicy Local: this pod itself\): "
+        r"timeout after 0.5s; the dialing pod is that Service's only endpoint on lab-node-2",
     ),
 ]
 
@@ -214,6 +216,8 @@ def test_fault_is_diagnosed(case: Case, lab_kubeconfig: str, tmp_path: Path) -> 
     assert out.rc == 1 and out.failed > 0, out.stdout[-3000:]
     assert right, f"top-ranked {out.top}, expected {(case.cause, case.node)}:\n" + "\n".join(out.summary)
     assert not any("have no diagnosed cause" in line for line in out.summary), "\n".join(out.summary)
+    if case.message:
+        assert re.search(case.message, out.stdout), out.stdout[-5000:]
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.health], ids=lambda c: c.fault)
