@@ -81,19 +81,11 @@ def gather_script(timeout_s: int = CMD_TIMEOUT_S, pod_ips: Iterable[str] = ()) -
     ]
     for name, cmd in SECTIONS:
         lines.append(f"sec {name} {_sh_quote(cmd)}")
-    ips = sorted({str(ipaddress.ip_address(ip)) for ip in pod_ips if _is_ip(ip)})
+    ips = sorted({str(ipaddress.ip_address(ip)) for ip in pod_ips if parsers.is_ip(ip)})
     if ips:
         loop = "for a in " + " ".join(ips) + '; do ip route get $a || echo "unreachable $a"; done'
         lines.append(f"sec route_get {_sh_quote(loop)}")
     return "\n".join(lines) + "\n"
-
-
-def _is_ip(s: str) -> bool:
-    try:
-        ipaddress.ip_address(s)
-    except ValueError:
-        return False
-    return True
 
 
 def _sh_quote(s: str) -> str:

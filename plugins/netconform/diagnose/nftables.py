@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from netconform.diagnose.parsers import is_ip
+
 __all__ = ["KUBE_PROXY_TABLE", "KubeProxyTable", "MapEntry", "Ruleset", "parse_ruleset"]
 
 KUBE_PROXY_TABLE = "kube-proxy"
@@ -62,7 +64,7 @@ class KubeProxyTable:
             for expr in self.chains.get(c, []):
                 for node in _walk(expr):
                     if "dnat" in node and isinstance(node["dnat"], dict):
-                        out |= {a for a in _leaf_strings(node["dnat"].get("addr")) if _is_ip(a)}
+                        out |= {a for a in _leaf_strings(node["dnat"].get("addr")) if is_ip(a)}
                     for verb in ("jump", "goto"):
                         tgt = node.get(verb)
                         if isinstance(tgt, dict) and isinstance(tgt.get("target"), str):
@@ -128,7 +130,7 @@ def _map_entry(elem: Any) -> MapEntry:
     key, verdict = (elem[0], elem[1]) if isinstance(elem, list) and len(elem) == 2 else (elem, None)
     if isinstance(key, dict) and "elem" in key:  # {"elem": {"val": ..., "comment": ...}}
         key = key["elem"].get("val")
-    parts = tuple(_norm_ip(p) if _is_ip(p) else p.lower() for p in _leaf_strings(key))
+    parts = tuple(_norm_ip(p) if is_ip(p) else p.lower() for p in _leaf_strings(key))
     chain = ""
     if isinstance(verdict, dict):
         for verb in ("goto", "jump"):
@@ -172,14 +174,6 @@ def _leaf_strings(x: Any) -> list[str]:
             out += _leaf_strings(v)
         return out
     return []
-
-
-def _is_ip(s: str) -> bool:
-    try:
-        ipaddress.ip_address(s)
-    except ValueError:
-        return False
-    return True
 
 
 def _norm_ip(s: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 
@@ -229,3 +230,12 @@ def parse_addrs(text: str) -> dict[str, list[str]]:
         if len(w) >= 4 and w[2] in ("inet", "inet6"):
             out.setdefault(w[1].split("@")[0], []).append(w[3])
     return out
+
+
+def is_ip(text: str) -> bool:
+    """An IPv4 or IPv6 address (not a name, not a network)."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
