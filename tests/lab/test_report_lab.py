@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from netconform.report import html
+from netconform.reporting.labels import PATHS
 from tests.lab.conftest import lab, lab_lock, run_suite
 
 pytestmark = pytest.mark.lab
@@ -42,7 +43,7 @@ def test_healthy_run_renders_a_report_with_an_all_green_matrix(lab_kubeconfig: s
         run = run_suite(lab_kubeconfig, f"--alluredir={results}", f"--matrix={svg}", "-q")
     assert run.returncode == 0, run.stdout[-3000:]
     panels = {g.get("data-check") for g in ET.parse(svg).getroot().iter(f"{SVG}g") if g.get("data-check")}
-    assert panels == {"pod_to_pod", "service", "nodeport", "stability", "source_ip", "dns"}
+    assert panels == set(PATHS)  # one panel per network path the suites check
     outcomes = {o for p in panels for o, _ in cells(svg, p).values()}
     assert outcomes == {"passed"}
     assert len(cells(svg, "pod_to_pod")) == 9
