@@ -404,7 +404,7 @@ def test_failures_are_one_line_with_the_path_and_source_ip_names_the_owner(
     assert "nodes.count=3" in props_text and re.search(r"Kubernetes\.version=v1\.\d+", props_text), props_text
     cross = next(r for r in results if r["name"] == "test_tcp_cross_node[ipv4-lab-node-1-to-lab-node-2]")
     labels = {label["name"]: label["value"] for label in cross["labels"]}
-    assert labels["epic"] == "Pod to pod" and labels["story"] == "lab-node-1 → lab-node-2"
+    assert labels["epic"] == "Pod to pod" and labels["story"] == "lab-node-1 → lab-node-2 (ipv4)"
     assert cross["status"] == "failed"
     steps = [s["name"] for s in cross["steps"]]
     assert any(s.startswith("dial tcp lab-node-1 -> 10.244.") and "(lab-node-2)" in s for s in steps), steps
