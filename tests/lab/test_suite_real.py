@@ -141,6 +141,10 @@ def start_suite(kubeconfig: str, tmp_path: Path, *args: str) -> subprocess.Popen
     )
 
 
+# a server and a client per node (3) and nc-single on the first node
+PROBE_PODS = 2 * 3 + 1
+
+
 def wait_probes_ready(kubeconfig: str, proc: subprocess.Popen[str], count: int) -> tuple[str, list[Any]]:
     """The run's namespace once `count` probe pods in it are Ready."""
     api = core(kubeconfig)
@@ -466,7 +470,7 @@ def test_exec_transport_errors_are_errors_not_failures(
             lab_kubeconfig, tmp_path, "-k", "reaches_every_backend or stability", "--stability-count=1000", "-rE"
         )
         try:
-            namespace, pods = wait_probes_ready(admin_kubeconfig, proc, count=6)
+            namespace, pods = wait_probes_ready(admin_kubeconfig, proc, count=PROBE_PODS)
             client = next(
                 p for p in pods if p.metadata.name.startswith("nc-client-") and p.spec.node_name == "lab-node-2"
             )
@@ -494,7 +498,7 @@ def test_interrupted_run_still_removes_its_namespace(
     with lab_lock():
         proc = start_suite(lab_kubeconfig, tmp_path, "-q", "--stability-count=1000", *workers)
         try:
-            namespace, pods = wait_probes_ready(admin_kubeconfig, proc, count=6)
+            namespace, pods = wait_probes_ready(admin_kubeconfig, proc, count=PROBE_PODS)
             wait_dialing(proc, pods)  # mid-run: while the probes dial
             proc.send_signal(sig)
             out, _ = proc.communicate(timeout=120)
@@ -600,7 +604,7 @@ def test_without_the_inspect_role_the_run_says_so_once_and_checks_still_run(
         kubectl(admin_kubeconfig, "delete", "namespace", scratch, "--ignore-not-found", "--wait=false", check=False)
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-3000:]
-    said = [line for line in out.splitlines() if "not permitted to read" in line]
+    said = [line for line in out.splitlines() if line.startswith("netconform: not permitted to read")]
     assert len(said) == 1 and "list daemonsets.apps" in said[0] and "configmaps" in said[0], out[-3000:]
     assert "Forbidden" not in out and "Traceback" not in out
 
