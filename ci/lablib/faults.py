@@ -188,7 +188,10 @@ FAULTS = {f.name: f for f in [
           vxlan_only=True),
     Fault("kube-proxy-down", "FAULTS #11: kube-proxy stopped and its service rules flushed", kube_proxy_down),
     Fault("nodeport-firewall", "FAULTS #13: host firewall drops the NodePort range ahead of kube-proxy",
-          lambda n: _iptables_insert(n, "raw", "PREROUTING", "-p", "tcp", "--dport", "30000:32767", "-j", "DROP")),
+          # --syn: new connections only, as a host firewall means it; a stateless drop of every packet to
+          # the range also ate replies to masqueraded connections whose random source port fell in it
+          lambda n: _iptables_insert(n, "raw", "PREROUTING", "-p", "tcp", "--dport", "30000:32767", "--syn",
+                                     "-j", "DROP")),
     Fault("hairpin-off", "FAULTS #14: hairpin mode off on the node's cni0 ports, also on ports added later",
           hairpin_off),
     Fault("dns-down", "FAULTS #16: CoreDNS scaled to zero (cluster-wide; --node is ignored)", dns_down),

@@ -232,6 +232,12 @@ def _rule_matches(rule: Rule, pkt: Packet) -> bool:
             return True
         elif x in ("--icmp-type",):
             res = pkt.proto == "icmp"
+        elif x == "--tcp-flags":
+            # `--tcp-flags MASK COMP` (iptables-save's form of --syn): the packets evaluated open a new
+            # connection, so only SYN is set among the flags
+            comp = set((a[i + 2] if i + 2 < len(a) else "").split(","))
+            res = pkt.proto == "tcp" and comp <= {"SYN"}
+            step = 3
         else:
             raise _Unknown(x)
         if res is not None and res == neg:

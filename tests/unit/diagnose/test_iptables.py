@@ -47,3 +47,14 @@ def test_unknown_match_is_skipped_and_reported():
     t = parse_iptables_save("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m physdev --physdev-in x -j DROP\nCOMMIT\n")
     v = evaluate(t, "filter", "INPUT", Packet("1.1.1.1", "2.2.2.2"))
     assert v.target == "ACCEPT" and len(v.uncertain) == 1
+
+
+def test_syn_only_drop_of_the_nodeport_range_catches_new_connections():
+    """`iptables -I PREROUTING -p tcp --dport 30000:32767 --syn -j DROP`, as iptables-save prints it."""
+    t = parse_iptables_save(
+        "*raw\n:PREROUTING ACCEPT [0:0]\n"
+        "-A PREROUTING -p tcp -m tcp --dport 30000:32767 --tcp-flags FIN,SYN,RST,ACK SYN -j DROP\nCOMMIT\n"
+    )
+    v = evaluate(t, "raw", "PREROUTING", Packet("10.99.0.1", "10.99.0.12", dport=30759))
+    assert v.target == "DROP" and "--tcp-flags" in v.rule.raw
+    assert evaluate(t, "raw", "PREROUTING", Packet("10.99.0.1", "10.99.0.12", dport=8080)).target == "ACCEPT"
