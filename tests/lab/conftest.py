@@ -10,9 +10,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,6 +60,34 @@ def kubectl_admin(kubeconfig: str, *args: str, stdin: str | None = None) -> str:
     if done.returncode != 0:
         pytest.fail(f"kubectl {' '.join(args)} failed: {(done.stderr or done.stdout).strip()[-500:]}")
     return done.stdout
+
+
+@contextlib.contextmanager
+def bound_account(admin: str, role: str, context: str) -> Iterator[str]:
+    """A kubeconfig for a fresh ServiceAccount bound to ClusterRole `role` only (after suites/rbac.yaml
+    is applied); the account, its namespace and the binding are removed afterwards."""
+    scratch = f"nc-rbac-test-{secrets.token_hex(3)}"
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": scratch},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [{"kind": "ServiceAccount", "name": "runner", "namespace": scratch}],
+    }
+    path = Path(tempfile.mkdtemp(prefix=scratch)) / "kubeconfig"
+    try:
+        kubectl_admin(admin, "apply", "-f", str(REPO / "suites" / "rbac.yaml"))
+        kubectl_admin(admin, "create", "namespace", scratch)
+        kubectl_admin(admin, "-n", scratch, "create", "serviceaccount", "runner")
+        kubectl_admin(admin, "apply", "-f", "-", stdin=yaml.safe_dump(binding))
+        path.write_text(token_kubeconfig(admin, scratch, "runner", context))
+        yield str(path)
+    finally:
+        subprocess.run([str(KUBE), "kubectl", f"--kubeconfig={admin}", "delete", "clusterrolebinding", scratch,
+                        "--ignore-not-found"], capture_output=True, timeout=120)  # fmt: skip
+        subprocess.run([str(KUBE), "kubectl", f"--kubeconfig={admin}", "delete", "namespace", scratch,
+                        "--ignore-not-found", "--wait=false"], capture_output=True, timeout=120)  # fmt: skip
+        shutil.rmtree(path.parent, ignore_errors=True)
 
 
 def token_kubeconfig(admin: str, namespace: str, account: str, context: str) -> str:

@@ -9,15 +9,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.lab.conftest import REPO, kubectl_admin, lab, lab_lock, token_kubeconfig
+from tests.lab.conftest import REPO, bound_account, kubectl_admin, lab, lab_lock
 
 pytestmark = pytest.mark.lab
 NODES = ("lab-node-1", "lab-node-2", "lab-node-3")
@@ -131,31 +129,14 @@ def test_without_the_gate_role_the_gate_says_what_is_missing_and_does_nothing(
     admin_kubeconfig: str, tmp_path: Path
 ) -> None:
     """Bound to ClusterRole netconform only (the suite's): the gate's own extra verbs are named, exit 3."""
-    scratch = f"nc-rbac-test-{secrets.token_hex(3)}"
-    binding = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRoleBinding",
-        "metadata": {"name": scratch},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "netconform"},
-        "subjects": [{"kind": "ServiceAccount", "name": "runner", "namespace": scratch}],
-    }
-    try:
-        kubectl_admin(admin_kubeconfig, "apply", "-f", str(REPO / "suites" / "rbac.yaml"))
-        kubectl_admin(admin_kubeconfig, "create", "namespace", scratch)
-        kubectl_admin(admin_kubeconfig, "-n", scratch, "create", "serviceaccount", "runner")
-        kubectl_admin(admin_kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump(binding))
-        kc = tmp_path / "kubeconfig"
-        kc.write_text(token_kubeconfig(admin_kubeconfig, scratch, "runner", "no-gate"))
-        with lab_lock():  # no other gate is open meanwhile: nothing in the lab is ours to see
-            started = time.monotonic()
-            run = gate(str(kc), tmp_path / "gate", "baseline", *SUBSET, timeout=120)
-            took = time.monotonic() - started
-            opened = kubectl_admin(
-                admin_kubeconfig, "get", "namespace", "netconform-gate", "--ignore-not-found", "-o", "name"
-            )
-    finally:
-        kubectl_admin(admin_kubeconfig, "delete", "clusterrolebinding", scratch, "--ignore-not-found")
-        kubectl_admin(admin_kubeconfig, "delete", "namespace", scratch, "--ignore-not-found", "--wait=false")
+    # no other gate is open meanwhile (lab lock): nothing in the lab is ours to see
+    with bound_account(admin_kubeconfig, "netconform", "no-gate") as kc, lab_lock():
+        started = time.monotonic()
+        run = gate(kc, tmp_path / "gate", "baseline", *SUBSET, timeout=120)
+        took = time.monotonic() - started
+        opened = kubectl_admin(
+            admin_kubeconfig, "get", "namespace", "netconform-gate", "--ignore-not-found", "-o", "name"
+        )
     assert run.returncode == 3, run.stdout[-2000:] + run.stderr[-2000:]
     assert run.stderr.strip().splitlines()[-1] == (
         "ci/gate: the gate cannot run: missing permissions create configmaps, patch pods, get pods/log "

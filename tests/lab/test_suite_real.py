@@ -27,7 +27,7 @@ import yaml
 
 from netconform.workload.manifests import namespace_manifest
 from netconform.workload.namespace import owner_token
-from tests.lab.conftest import REPO, lab, lab_lock, run_suite, suite_command, token_kubeconfig
+from tests.lab.conftest import REPO, bound_account, lab, lab_lock, run_suite, suite_command, token_kubeconfig
 
 pytestmark = pytest.mark.lab
 NODES = ("lab-node-1", "lab-node-2", "lab-node-3")
@@ -582,26 +582,8 @@ def test_each_missing_permission_is_named_before_anything_is_deployed(
 def test_without_the_inspect_role_the_run_says_so_once_and_checks_still_run(
     admin_kubeconfig: str, tmp_path: Path
 ) -> None:
-    tag = secrets.token_hex(3)
-    scratch = f"nc-rbac-test-{tag}"
-    binding = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRoleBinding",
-        "metadata": {"name": scratch},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "netconform"},
-        "subjects": [{"kind": "ServiceAccount", "name": "runner", "namespace": scratch}],
-    }
-    try:
-        kubectl(admin_kubeconfig, "apply", "-f", str(REPO / "suites" / "rbac.yaml"))
-        kubectl(admin_kubeconfig, "create", "namespace", scratch)
-        kubectl(admin_kubeconfig, "-n", scratch, "create", "serviceaccount", "runner")
-        kubectl(admin_kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump(binding))
-        kc = tmp_path / "kubeconfig"
-        kc.write_text(token_kubeconfig(admin_kubeconfig, scratch, "runner", "no-inspect"))
-        run = run_suite(str(kc), "-q", "-k", "dns", f"--alluredir={tmp_path / 'allure'}")
-    finally:
-        kubectl(admin_kubeconfig, "delete", "clusterrolebinding", scratch, "--ignore-not-found", check=False)
-        kubectl(admin_kubeconfig, "delete", "namespace", scratch, "--ignore-not-found", "--wait=false", check=False)
+    with bound_account(admin_kubeconfig, "netconform", "no-inspect") as kc:
+        run = run_suite(kc, "-q", "-k", "dns", f"--alluredir={tmp_path / 'allure'}")
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-3000:]
     said = [line for line in out.splitlines() if line.startswith("netconform: not permitted to read")]
