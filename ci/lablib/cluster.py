@@ -32,7 +32,6 @@ def preflight() -> None:
         raise LabError("the kernel has no overlay filesystem, which containerd's snapshotter needs")
     if not proc.controllers():
         raise LabError("no cgroup v1 hierarchy is mounted under /sys/fs/cgroup")
-    net.preflight()
 
 
 def build() -> Path:
@@ -96,13 +95,14 @@ def up(var: config.Variant) -> None:
     count = var.nodes
     preflight()
     refuse_other_shape(var)
-    if config.STATE.exists():
-        if status()[1]:
-            _refresh_images()
-            say(f"the lab is already up: {var.describe()}")
-            return
+    if config.STATE.exists() and status()[1]:
+        _refresh_images()
+        say(f"the lab is already up: {var.describe()}")
+        return
+    if config.STATE.exists() or net.leftovers():
         say("cleaning up what a stopped or half-finished lab left behind")
         down()
+    net.preflight()
     say(f"bringing up {var.describe()}")
     bins = build()
     config.STATE.mkdir(parents=True, exist_ok=True)

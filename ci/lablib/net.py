@@ -45,11 +45,19 @@ def preflight() -> None:
             raise LabError(f"{dev} already uses {cidr}, which overlaps the lab's IPv6 ranges")
     for family, cidr in [("-4", config.POD_CIDR), ("-4", config.SERVICE_CIDR),
                          ("-6", config.POD_CIDR6), ("-6", config.SERVICE_CIDR6)]:
-        for line in run(["ip", family, "route", "show", "match", cidr.split("/")[0]]).splitlines():
-            route = line.split()[0]
-            if route != "default" and "blackhole" not in line and "nclab0" not in line and \
-                    ipaddress.ip_network(route).overlaps(ipaddress.ip_network(cidr)):
-                raise LabError(f"the machine already routes {route}, which overlaps the lab range {cidr}")
+        # -o: one line per route, so a multipath route's hops (via nclab0) are on its own line
+        for line in run(["ip", "-o", family, "route", "show", "match", cidr.split("/")[0]]).splitlines():
+            words = line.split()
+            if words[0] in ("default", "blackhole") or config.ROOT_VETH in words:
+                continue   # the default route, or a lab's own route (swept by `down` before `up`)
+            if ipaddress.ip_network(words[0]).overlaps(ipaddress.ip_network(cidr)):
+                raise LabError(f"the machine already routes {words[0]}, which overlaps the lab range {cidr}")
+
+
+def leftovers() -> list[str]:
+    """The lab's own namespaces and link, present without a lab that is up (a crashed or killed run)."""
+    found = [n for n in netns_list() if n.startswith(f"{config.PREFIX}-")]
+    return found + ([config.ROOT_VETH] if Path(f"/sys/class/net/{config.ROOT_VETH}").exists() else [])
 
 
 def up_switch() -> None:

@@ -1,5 +1,6 @@
 """The lab's variants and its control-plane node, for real.
 
+- `ci/lab up` again on an up lab says so and keeps it (its own routes are no clash).
 - `ci/lab up` refuses what the lab cannot be (IPVS, sizes past the maximum, unknown names) in one
   sentence and a non-zero exit, before touching anything (no lab needed).
 - The variant recorded in the lab's state dir (variant.json, format in ci/LAB.md) is what runs: node
@@ -79,6 +80,20 @@ def test_up_refuses_what_the_lab_cannot_be_in_one_sentence(args: list[str], says
 
 
 # ---------------------------------------------------------------- on the lab
+
+
+@pytest.mark.lab
+def test_up_again_on_an_up_lab_says_so_and_touches_nothing() -> None:
+    """The root namespace's multipath routes into the lab (via nclab0) are the lab's own: a second
+    `ci/lab up` of the same shape must not take them for a clash with the machine's routes."""
+    var = variant()
+    args = ["--nodes", str(var["nodes"]), "--proxy-mode", var["proxy_mode"],
+            "--flannel-backend", var["flannel_backend"], "--ip-family", var["ip_family"]]
+    with lab_lock():
+        done = subprocess.run([str(REPO / "ci" / "lab"), "up", *args], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "the lab is already up" in done.stdout, done.stdout[-2000:]
+    assert "cleaning up" not in done.stdout
 
 
 @pytest.mark.lab
