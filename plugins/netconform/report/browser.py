@@ -140,7 +140,10 @@ class Chromium:
         self._ws.send(json.dumps({"id": mine, "method": method, "params": params}))
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
-            msg = json.loads(self._ws.recv())
+            try:
+                msg = json.loads(self._ws.recv())
+            except websocket.WebSocketException as exc:  # a timeout or a closed page: one sentence
+                raise BrowserError(f"{method}: the browser did not answer ({exc.__class__.__name__})") from exc
             if msg.get("id") == mine:
                 if "error" in msg:
                     raise BrowserError(f"{method}: {msg['error'].get('message')}")

@@ -13,15 +13,17 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .browser import BrowserError, Chromium, find_chromium
 
 __all__ = ["ReportError", "Rendered", "Seen", "ensure_allure", "ensure_chromium", "look", "render"]
 
 REPO = Path(__file__).resolve().parents[3]
+T = TypeVar("T")
 TOOLS = REPO / "ci" / "report-tools"
 CATEGORIES = Path(__file__).resolve().parents[1] / "reporting" / "categories.json"
 INSTALL_TIMEOUT_S = 600
@@ -192,6 +194,44 @@ def pick_failed(rendered: Rendered) -> dict[str, Any] | None:
     return chosen[0] if chosen else None
 
 
+def _twice(step: Callable[[bool], T]) -> T:
+    """A step of the look: first by the app's own hash navigation (fast), and once more after a fresh
+    load of the page if that missed (a single-page app on a busy machine sometimes misses a hash
+    change). A second miss is the report's fault and is reported."""
+    try:
+        return step(False)
+    except BrowserError:
+        return step(True)
+
+
+def _goto(b: Chromium, url: str, fresh: bool) -> None:
+    if fresh:
+        b.open("about:blank")
+        b.wait_for("location.href === 'about:blank'", 10, "a blank page")
+    b.open(url)
+    if fresh:
+        b.wait_for_text("Results", 120)  # the whole report is loaded again
+
+
+def _open_diagnosis(b: Chromium, url: str, fresh: bool) -> None:
+    _goto(b, url, fresh)
+    b.wait_for_text("root cause:")
+    b.click_text("diagnosis")
+    b.wait_for_text("most likely:")
+
+
+def _open_matrix(b: Chromium, url: str, fresh: bool) -> Any:
+    _goto(b, url, fresh)
+    b.wait_for_text(MATRIX_NAME)
+    b.click_text(MATRIX_NAME)
+    return b.wait_for(
+        "(() => { const i = [...document.querySelectorAll('img')].find(i => i.offsetParent !== null"
+        " && i.naturalWidth > 200); return i ? [i.naturalWidth, i.naturalHeight] : null; })()",
+        20,
+        "the matrix picture",
+    )
+
+
 def look(
     rendered: Rendered,
     screenshots: dict[str, Path] | None = None,
@@ -214,24 +254,13 @@ def look(
                 b.screenshot(shots["overview"])
             test = pick_failed(rendered)
             if test is not None:
-                b.open(f"{url}#/{test['id']}")
-                b.wait_for_text("root cause:")
-                b.click_text("diagnosis")
-                b.wait_for_text("most likely:")
+                _twice(lambda fresh: _open_diagnosis(b, f"{url}#/{test['id']}", fresh))
                 seen.failed_test = test["name"]
                 seen.diagnosis = b.text()
                 if "failed" in shots:
                     b.evaluate("window.scrollTo(0, 0)")
                     b.screenshot(shots["failed"])
-            b.open(f"{url}#/globalAttachments")
-            b.wait_for_text(MATRIX_NAME)
-            b.click_text(MATRIX_NAME)
-            size = b.wait_for(
-                "(() => { const i = [...document.querySelectorAll('img')].find(i => i.offsetParent !== null"
-                " && i.naturalWidth > 200); return i ? [i.naturalWidth, i.naturalHeight] : null; })()",
-                20,
-                "the matrix picture",
-            )
+            size = _twice(lambda fresh: _open_matrix(b, f"{url}#/globalAttachments", fresh))
             seen.matrix_px = (int(size[0]), int(size[1]))
             if "matrix" in shots:
                 b.screenshot(shots["matrix"])

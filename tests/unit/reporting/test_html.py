@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from netconform.report import html
+from netconform.report.browser import BrowserError
 
 
 def test_config_asks_for_one_file_grouped_by_path_and_case_with_our_categories(tmp_path: Path) -> None:
@@ -44,3 +45,21 @@ def test_pick_failed_prefers_a_tcp_cross_node_test() -> None:
     r.with_pcap = {"test_clusterip_tcp_reaches_every_backend[from-lab-node-1]"}
     assert html.pick_failed(r)["id"] == "a"
     assert html.pick_failed(html.Rendered(Path("x"), {})) is None
+
+
+def test_a_look_step_that_misses_once_is_tried_again_from_a_fresh_load_and_a_second_miss_is_raised() -> None:
+    tries: list[bool] = []
+
+    def misses_on_hash_navigation(fresh: bool) -> str:
+        tries.append(fresh)
+        if not fresh:
+            raise BrowserError("waited 60s for 'root cause:'")
+        return "seen"
+
+    assert html._twice(misses_on_hash_navigation) == "seen" and tries == [False, True]
+
+    def always_misses(fresh: bool) -> str:
+        raise BrowserError(f"waited 60s for 'root cause:' (fresh={fresh})")
+
+    with pytest.raises(BrowserError, match="fresh=True"):
+        html._twice(always_misses)
