@@ -9,7 +9,7 @@ netconform.dialing.coverage); the set of servers that answered is compared with 
 Over every IP family the cluster gave the Service a ClusterIP of.
 """
 
-from netconform.dialing.coverage import false_failure_bound
+from netconform.dialing.coverage import backend_verdict
 from netconform.dialing.model import DialResult
 from netconform.dialing.plan import service_target
 from netconform.plugin.dial import SourceView
@@ -17,19 +17,8 @@ from netconform.workload.deploy import Deployment
 
 
 def assert_every_backend_answers(result: DialResult, probes: Deployment) -> None:
-    assert result.ok, result.describe()
-    expected = {pod.name: node for node, pod in probes.servers.items()}
-    missing = sorted(set(expected) - set(result.backends))
-    unexpected = sorted(set(result.backends) - set(expected))
-    assert not missing and not unexpected, (
-        f"{result.path()}: {len(result.attempts)} connections reached {len(result.backends)}/{len(expected)} backends"
-        + (f"; never answered: {', '.join(f'{name} ({expected[name]})' for name in missing)}" if missing else "")
-        + (f"; answered by unknown backends: {', '.join(unexpected)}" if unexpected else "")
-        + (
-            f" (dialed until every backend answered or {result.bound} connections; a reachable backend stays"
-            f" unseen that long with probability < {false_failure_bound(len(expected), result.bound):.0e})"
-        )
-    )
+    problem = backend_verdict(result, {pod.name: node for node, pod in probes.servers.items()})
+    assert problem is None, problem
 
 
 def test_clusterip_tcp_reaches_every_backend(src: SourceView, family: str, probes: Deployment) -> None:

@@ -33,6 +33,7 @@ __all__ = [
     "nodeport_target",
     "plan_with_gaps",
     "pod_target",
+    "service_coverage_target",
     "service_target",
     "single_nodeport_target",
     "stability_peer",
@@ -74,6 +75,25 @@ def single_nodeport_target(dst_node: str, family: str = "ipv4") -> str:
 def service_target(proto: Proto, family: str = "ipv4") -> str:
     """The ClusterIP Service, many fresh connections (every backend must answer)."""
     return f"svc:{proto}:{family}"
+
+
+def service_coverage_target(
+    target_id: str, proto: Proto, host: str, port: int, backends: int, tries: int, label: str
+) -> Target:
+    """The Service check's dial: fresh connections to `host` until `backends` distinct servers answered, at
+    most `tries` (coverage.backend_tries), stopping early after a few failures. Judged by
+    coverage.backend_verdict."""
+    return Target(
+        target_id,
+        proto,
+        host,
+        port,
+        "service",
+        count=tries,
+        dst_label=label,
+        max_failures=STOP_AFTER_FAILURES,
+        want_backends=backends,
+    )
 
 
 def stability_target(via: Literal["nodeport", "clusterip"], family: str = "ipv4") -> str:
@@ -232,8 +252,11 @@ def _many_targets(
         b.add(tid, host, gap, target)
 
     backends, stab = len(dep.servers), stability_count
-    many(service_target("tcp", family), "tcp", ip, HTTP_PORT, "service", backend_tries, want=backends)
-    many(service_target("udp", family), "udp", ip, UDP_PORT, "service", backend_tries, want=backends)
+    service_ports: tuple[tuple[Proto, int], ...] = (("tcp", HTTP_PORT), ("udp", UDP_PORT))
+    for proto, port in service_ports:
+        tid = service_target(proto, family)
+        target = service_coverage_target(tid, proto, ip or "", port, backends, backend_tries, clusterip)
+        b.add(tid, ip, no_ip, target)
     if dep.pod_mtu:
         payload = mtu_payload(dep.pod_mtu, family)
         many(mtu_target(family), "udp", ip, UDP_PORT, "mtu", backend_tries, want=backends, payload=payload)
