@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -16,7 +17,7 @@ from netconform.kube.exec import run_in_pod
 from netconform.kube.inventory import family_of
 from netconform.workload.labels import HAIRPIN_SERVICE, PROBE_CONTAINER, SERVICES, SINGLE, namespace_name
 from netconform.workload.manifests import namespace_manifest, workload_manifests
-from netconform.workload.readiness import PodRef, Progress, wait_ready
+from netconform.workload.readiness import KUBE_PROXY_SETTLE_S, PodRef, Progress, wait_ready
 
 __all__ = ["MTU_COMMAND", "DeployRequest", "Deployment", "deploy", "parse_mtu"]
 
@@ -46,6 +47,11 @@ class Deployment:
     node_port_single: int = 0
     pod_mtu: int = 0  # eth0 MTU of the client pods (read in one of them); 0: unknown, see pod_mtu_error
     pod_mtu_error: str = ""
+    # Service name -> family -> ClusterIP, for every Service with one (what kube-proxy programs)
+    service_ips: dict[str, dict[str, str]] = field(default_factory=dict)
+    # how long the wait for kube-proxy took (netconform.dialing.settle) and what it could not confirm
+    settle_s: float = 0.0
+    settle_note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,6 +97,9 @@ class DeployRequest:
     cluster_domain: str
     extra_manifests: list[dict[str, Any]]
     progress: Progress | None = None  # hears what the readiness wait still waits for
+    # after the Services list every pod, wait this long for kube-proxy; 0 when the caller confirms it
+    # on the datapath itself (netconform.dialing.settle)
+    settle_s: float = KUBE_PROXY_SETTLE_S
 
 
 def deploy(api: k8s.ApiClient, want: DeployRequest) -> Deployment:
@@ -99,22 +108,34 @@ def deploy(api: k8s.ApiClient, want: DeployRequest) -> Deployment:
     ns = namespace_name(want.run_id)
     core, apps = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
     _create(f"create namespace {ns}", lambda: core.create_namespace(namespace_manifest(want.run_id, want.keep)))
-    services: dict[str, Any] = {}
+    # everything in the namespace at once (the pods start sooner); errors surface in manifest order
+    calls: list[tuple[str, str, Callable[[], Any]]] = []  # (key, what it does, call)
     for manifest in workload_manifests(want.run_id, want.probe_image, want.node_names):
         kind, name = manifest["kind"], manifest["metadata"]["name"]
         if kind == "DaemonSet":
-            _create(f"create daemonset {name} in {ns}", partial(apps.create_namespaced_daemon_set, ns, _body(manifest)))
+            create: Callable[[], Any] = partial(apps.create_namespaced_daemon_set, ns, _body(manifest))
+            calls.append((f"daemonset {name}", f"create daemonset {name} in {ns}", create))
         else:
-            services[name] = _create(
-                f"create service {name} in {ns}", partial(core.create_namespaced_service, ns, _body(manifest))
-            )
-    for extra in want.extra_manifests:
-        _create_extra(api, ns, extra)
-    kubernetes = _create(
-        "read service kubernetes in default", lambda: core.read_namespaced_service("kubernetes", "default")
+            create = partial(core.create_namespaced_service, ns, _body(manifest))
+            calls.append((f"service {name}", f"create service {name} in {ns}", create))
+    for i, extra in enumerate(want.extra_manifests):
+        calls.append(
+            (f"extra {i}", f"create {extra.get('kind', 'object')} in {ns}", partial(_create_extra, api, ns, extra))
+        )
+    calls.append(
+        (
+            "kubernetes",
+            "read service kubernetes in default",
+            partial(core.read_namespaced_service, "kubernetes", "default"),
+        )
     )
+    with concurrent.futures.ThreadPoolExecutor(max_workers=CREATE_PARALLEL) as pool:
+        futures = [(key, doing, pool.submit(call)) for key, doing, call in calls]
+        made = {key: _created(doing, future) for key, doing, future in futures}
+    services = {key.removeprefix("service "): obj for key, obj in made.items() if key.startswith("service ")}
+    kubernetes = made["kubernetes"]
     kubernetes_ip, kubernetes_ips = kubernetes.spec.cluster_ip, _cluster_ips(kubernetes)
-    pods = wait_ready(core, ns, want.node_names, want.ready_timeout_s, want.progress)
+    pods = wait_ready(core, ns, want.node_names, want.ready_timeout_s, want.progress, want.settle_s)
     servers, clients = pods["server"], pods["client"]
     mtu, mtu_error = _pod_mtu(api, ns, clients[want.node_names[0]].name) if want.node_names else (0, "no node")
     server = services[SERVICES["clusterip"]]
@@ -135,7 +156,19 @@ def deploy(api: k8s.ApiClient, want: DeployRequest) -> Deployment:
         node_port_single=_node_port(services[SINGLE["service"]]),
         pod_mtu=mtu,
         pod_mtu_error=mtu_error,
+        service_ips={name: ips for name, svc in services.items() if (ips := _cluster_ips(svc))},
     )
+
+
+CREATE_PARALLEL = 8
+
+
+def _created(doing: str, future: concurrent.futures.Future[Any]) -> Any:
+    """The result of one create; an API error as the one-sentence ProbeSetupError it always was."""
+    try:
+        return future.result()
+    except API_ERRORS as exc:
+        raise ProbeSetupError(api_error_sentence(exc, doing)) from None
 
 
 def _cluster_ips(svc: Any) -> dict[str, str]:

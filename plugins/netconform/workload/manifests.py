@@ -82,7 +82,13 @@ def _probe_daemonset(name: str, role: str, run_id: str, image: str, node_names: 
                                 {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
                                 {"name": "udp", "containerPort": UDP_PORT, "protocol": "UDP"},
                             ],
-                            "readinessProbe": {"httpGet": {"path": "/healthz", "port": HTTP_PORT}, "periodSeconds": 2},
+                            # probed every second from the start: a pod is Ready (and listed by the Services)
+                            # within a second of its server listening
+                            "readinessProbe": {
+                                "httpGet": {"path": "/healthz", "port": HTTP_PORT},
+                                "initialDelaySeconds": 0,
+                                "periodSeconds": 1,
+                            },
                             # requests but no CPU limit: a throttled probe reports timeouts that are not the network's
                             "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
                             "securityContext": {

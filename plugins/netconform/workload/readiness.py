@@ -21,8 +21,11 @@ __all__ = ["PodRef", "not_ready_message", "pod_problem", "wait_ready"]
 
 # kube-proxy applies EndpointSlice changes asynchronously (iptables min-sync-period is 1s by default);
 # dialing the moment the slices list every server found nodes still balancing over the old set.
+# Callers that cannot see the datapath wait this long; the suite instead waits until every client pod
+# sees every Service's endpoints (netconform.dialing.settle) and passes settle_s=0.
 KUBE_PROXY_SETTLE_S = 3.0
 PROGRESS_EVERY_S = 5.0
+POLL_S = 0.5
 Progress = Callable[[str], None]
 
 
@@ -152,10 +155,16 @@ def not_ready_message(
 
 
 def wait_ready(
-    core: k8s.CoreV1Api, namespace: str, nodes: list[str], timeout_s: float, progress: Progress | None = None
+    core: k8s.CoreV1Api,
+    namespace: str,
+    nodes: list[str],
+    timeout_s: float,
+    progress: Progress | None = None,
+    settle_s: float = KUBE_PROXY_SETTLE_S,
 ) -> dict[str, dict[str, PodRef]]:
     """Wait (bounded) until every selected node has a Ready server and client (the first one also the
-    single pod) and the Services list them all. Returns role -> node -> pod.
+    single pod) and the Services list them all, then `settle_s` more for kube-proxy. Returns role ->
+    node -> pod.
 
     `progress` hears what is still pending every PROGRESS_EVERY_S seconds.
     """
@@ -178,7 +187,7 @@ def wait_ready(
             if all_ready:
                 slices_ok = _endpoints_cover(discovery, namespace, _backend_ips(chosen, nodes))
             covered_since = (covered_since or time.monotonic()) if slices_ok else None
-            if covered_since is not None and time.monotonic() - covered_since >= KUBE_PROXY_SETTLE_S:
+            if covered_since is not None and time.monotonic() - covered_since >= settle_s:
                 return {role: {n: PodRef.of(p, n) for n, p in chosen[role].items()} for role in chosen}
             api_error = None
         except API_ERRORS as exc:
@@ -192,7 +201,7 @@ def wait_ready(
             if api_error:
                 raise ProbeSetupError(f"probes not Ready after {waited:.0f}s: {api_error}")
             raise ProbeSetupError(not_ready_message(pods, nodes, _latest_warnings(core, namespace), waited, slices_ok))
-        time.sleep(0.5 if covered_since else 1.0)
+        time.sleep(POLL_S)
 
 
 def _pending(pods: list[Any], nodes: list[str], slices_ok: bool, api_error: str | None) -> str:
