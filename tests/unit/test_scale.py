@@ -1,0 +1,139 @@
+"""What keeps a 1000-node run cheap: plain-JSON lists through the one counting client, collection
+without the cyclic garbage collector."""
+
+from __future__ import annotations
+
+import gc
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from kubernetes import client as k8s
+
+from netconform.errors import UsageError, api_error_sentence
+from netconform.kube.connect import get_json, make_api_client, request_counts
+from netconform.kube.inventory import list_nodes
+from netconform.plugin import dial as dial_plugin
+
+
+class FakeApiServer(BaseHTTPRequestHandler):
+    """Answers GET with `answers[path]` = (status, JSON body) and records what was asked."""
+
+    answers: dict[str, tuple[int, Any]] = {}
+    asked: list[tuple[str, str]] = []
+
+    def do_GET(self) -> None:
+        path, _, query = self.path.partition("?")
+        self.asked.append((path, query))
+        status, body = self.answers.get(path, (404, {"kind": "Status", "message": f"{path} not found"}))
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def api() -> Iterator[k8s.ApiClient]:
+    """A counting client (make_api_client) talking HTTP to FakeApiServer on loopback."""
+    FakeApiServer.answers, FakeApiServer.asked = {}, []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeApiServer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    cfg = k8s.Configuration(host=f"http://127.0.0.1:{server.server_address[1]}")
+    try:
+        yield make_api_client(cfg)
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+
+
+def node(name: str, ip: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name},
+        "spec": {"podCIDR": "10.244.1.0/24"},
+        "status": {
+            "addresses": [{"type": "InternalIP", "address": ip}],
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
+
+
+def test_get_json_is_one_counted_request_with_the_query(api: k8s.ApiClient) -> None:
+    FakeApiServer.answers["/api/v1/nodes"] = (200, {"items": [node("b", "10.0.0.2")]})
+    before = request_counts()["api"]
+    data = get_json(api, "/api/v1/nodes", {"labelSelector": "pool=blue", "fieldSelector": ""})
+    assert data == {"items": [node("b", "10.0.0.2")]}
+    assert request_counts()["api"] == before + 1
+    assert FakeApiServer.asked == [("/api/v1/nodes", "labelSelector=pool%3Dblue")]  # empty values left out
+
+
+def test_get_json_raises_the_api_error_with_its_message(api: k8s.ApiClient) -> None:
+    message = 'nodes is forbidden: User "alice" cannot list resource "nodes"'
+    FakeApiServer.answers["/api/v1/nodes"] = (403, {"kind": "Status", "message": message})
+    with pytest.raises(k8s.ApiException) as caught:
+        get_json(api, "/api/v1/nodes")
+    assert caught.value.status == 403
+    assert api_error_sentence(caught.value, "list nodes").startswith(
+        f"RBAC forbids netconform to list nodes: {message}"
+    )
+
+
+def test_list_nodes_reads_plain_json_sorted_by_name(api: k8s.ApiClient) -> None:
+    FakeApiServer.answers["/api/v1/nodes"] = (
+        200,
+        {"items": [node("lab-node-2", "10.0.0.2"), node("lab-node-1", "10.0.0.1")]},
+    )
+    nodes = list_nodes(api)
+    assert [(n.name, n.internal_ip, n.pod_cidrs, n.ready) for n in nodes] == [
+        ("lab-node-1", "10.0.0.1", ("10.244.1.0/24",), True),
+        ("lab-node-2", "10.0.0.2", ("10.244.1.0/24",), True),
+    ]
+
+
+def test_a_bad_selector_is_one_sentence(api: k8s.ApiClient) -> None:
+    FakeApiServer.answers["/api/v1/nodes"] = (400, {"kind": "Status", "message": "unable to parse requirement"})
+    with pytest.raises(UsageError, match="--node-selector 'pool==' is not a valid label selector"):
+        list_nodes(api, "pool==")
+
+
+def session(active: bool) -> Any:
+    from netconform.plugin.session import _ACTIVE
+
+    config = SimpleNamespace(stash={_ACTIVE: active} if active else {})
+    return SimpleNamespace(config=config)
+
+
+def run_wrapper(active: bool, fail: bool = False) -> tuple[bool, bool, int]:
+    """Drive the pytest_collection wrapper; (gc enabled during, after, objects frozen by it)."""
+    frozen = gc.get_freeze_count()
+    hook = dial_plugin.pytest_collection(session(active))  # type: ignore[arg-type]
+    next(hook)
+    during = gc.isenabled()
+    with pytest.raises(StopIteration if not fail else RuntimeError):
+        hook.throw(RuntimeError("collection failed")) if fail else hook.send(None)
+    try:
+        return during, gc.isenabled(), gc.get_freeze_count() - frozen
+    finally:
+        gc.unfreeze()
+
+
+def test_collection_runs_without_the_cyclic_collector_and_freezes_what_it_made() -> None:
+    assert gc.isenabled()
+    during, after, frozen = run_wrapper(active=True)
+    assert (during, after) == (False, True) and frozen > 0
+    during, after, _ = run_wrapper(active=True, fail=True)
+    assert (during, after) == (False, True)  # a failed collection leaves the collector on too
+
+
+def test_collection_of_other_tests_keeps_the_collector() -> None:
+    during, after, frozen = run_wrapper(active=False)
+    assert (during, after, frozen) == (True, True, 0)
