@@ -117,22 +117,23 @@ def test_ownership_of_a_seen_source_ip(ip: str, owner: str | None) -> None:
 
 
 def test_node_from_api_reads_flannel_annotations() -> None:
-    api_node = k8s.V1Node(
-        metadata=k8s.V1ObjectMeta(
-            name="lab-node-1",
-            labels={"a": "b"},
-            annotations={
+    api_node = {  # as GET /api/v1/nodes lists it
+        "metadata": {
+            "name": "lab-node-1",
+            "labels": {"a": "b"},
+            "annotations": {
                 "flannel.alpha.coreos.com/backend-data": '{"VNI":1,"VtepMAC":"66:1d:2a:00:00:01"}',
                 "flannel.alpha.coreos.com/public-ip": "10.99.0.11",
             },
-        ),
-        spec=k8s.V1NodeSpec(pod_cidr="10.244.1.0/24", pod_cidrs=["10.244.1.0/24"]),
-        status=k8s.V1NodeStatus(
-            addresses=[k8s.V1NodeAddress(type="InternalIP", address="10.99.0.11")],
-            conditions=[k8s.V1NodeCondition(type="Ready", status="True")],
-        ),
-    )
-    info = NodeInfo.from_api(api_node)
+        },
+        "spec": {"podCIDR": "10.244.1.0/24", "podCIDRs": ["10.244.1.0/24"]},
+        "status": {
+            "addresses": [{"type": "InternalIP", "address": "10.99.0.11"}],
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "nodeInfo": {"kernelVersion": "6.8.0", "osImage": "Debian GNU/Linux 12", "kubeletVersion": "v1.37.2"},
+        },
+    }
+    info = NodeInfo.from_json(api_node)
     assert (info.name, info.internal_ip, info.pod_cidrs, info.ready, info.schedulable) == (
         "lab-node-1",
         "10.99.0.11",
@@ -141,6 +142,7 @@ def test_node_from_api_reads_flannel_annotations() -> None:
         True,
     )
     assert info.flannel_vtep_mac == "66:1d:2a:00:00:01" and info.flannel_public_ip == "10.99.0.11"
+    assert (info.kernel, info.os_image, info.kubelet_version) == ("6.8.0", "Debian GNU/Linux 12", "v1.37.2")
     assert NodeInfo.from_dict(json.loads(json.dumps(info.to_dict()))) == info
 
 

@@ -10,7 +10,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from kubernetes import client as k8s
 
 from netconform.dialing import host as host_mod
 from netconform.dialing.model import Attempt, DialResult, Source, Target
@@ -99,18 +98,18 @@ def test_families_come_from_the_pod_cidrs_else_the_node_ips_else_ipv4() -> None:
 
 
 def test_a_dual_stack_node_keeps_its_first_internal_ip_as_primary() -> None:
-    api_node = k8s.V1Node(
-        metadata=k8s.V1ObjectMeta(name="lab-node-1"),
-        spec=k8s.V1NodeSpec(pod_cidr="10.244.1.0/24", pod_cidrs=["10.244.1.0/24", "fd10:244:0:1::/64"]),
-        status=k8s.V1NodeStatus(
-            addresses=[
-                k8s.V1NodeAddress(type="InternalIP", address="10.99.0.11"),
-                k8s.V1NodeAddress(type="InternalIP", address="fd99::11"),
-                k8s.V1NodeAddress(type="Hostname", address="lab-node-1"),
+    api_node = {
+        "metadata": {"name": "lab-node-1"},
+        "spec": {"podCIDR": "10.244.1.0/24", "podCIDRs": ["10.244.1.0/24", "fd10:244:0:1::/64"]},
+        "status": {
+            "addresses": [
+                {"type": "InternalIP", "address": "10.99.0.11"},
+                {"type": "InternalIP", "address": "fd99::11"},
+                {"type": "Hostname", "address": "lab-node-1"},
             ]
-        ),
-    )
-    info = NodeInfo.from_api(api_node)
+        },
+    }
+    info = NodeInfo.from_json(api_node)
     assert info.internal_ip == "10.99.0.11" and info.internal_ips == ("10.99.0.11", "fd99::11")
     assert info.ip_of("ipv6") == "fd99::11" and info.families == ("ipv4", "ipv6")
     assert NodeInfo.from_dict(json.loads(json.dumps(info.to_dict()))) == info
