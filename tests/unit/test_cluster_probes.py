@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from argparse import ArgumentTypeError
+from typing import Any
 
 import pytest
 from kubernetes import client as k8s
@@ -98,8 +99,9 @@ def test_owner_alive_only_judges_this_machine() -> None:
     assert owner_alive("garbage", me) is None
 
 
-def pod(name: str, node: str | None, **status: object) -> k8s.V1Pod:
-    return k8s.V1Pod(
+def pod(name: str, node: str | None, **status: object) -> dict[str, Any]:
+    """The pod as the API lists it (the readiness wait reads plain JSON): the typed model, serialized."""
+    model = k8s.V1Pod(
         metadata=k8s.V1ObjectMeta(
             name=name,
             labels={"netconform.io/role": "server"},
@@ -108,6 +110,8 @@ def pod(name: str, node: str | None, **status: object) -> k8s.V1Pod:
         spec=k8s.V1PodSpec(node_name=node, containers=[k8s.V1Container(name="probe", image=PROBE)]),
         status=k8s.V1PodStatus(**status),
     )
+    wire: dict[str, Any] = k8s.ApiClient().sanitize_for_serialization(model)
+    return wire
 
 
 def waiting(reason: str, message: str = "", **extra: object) -> k8s.V1ContainerStatus:

@@ -1,5 +1,5 @@
-"""What keeps a 1000-node run cheap: plain-JSON lists through the one counting client, collection
-without the cyclic garbage collector."""
+"""What keeps a 1000-node run cheap: plain-JSON lists through the one counting client (node inventory,
+the readiness wait), collection without the cyclic garbage collector."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from netconform.errors import UsageError, api_error_sentence
+from netconform.errors import ProbeSetupError, UsageError, api_error_sentence
 from netconform.kube.connect import get_json, make_api_client, request_counts
 from netconform.kube.inventory import list_nodes
 from netconform.plugin import dial as dial_plugin
+from netconform.workload.labels import HAIRPIN_SERVICE, ROLE_LABEL, SERVICES, SINGLE
+from netconform.workload.readiness import PodRef, wait_ready
 
 
 class FakeApiServer(BaseHTTPRequestHandler):
@@ -137,3 +139,72 @@ def test_collection_runs_without_the_cyclic_collector_and_freezes_what_it_made()
 def test_collection_of_other_tests_keeps_the_collector() -> None:
     during, after, frozen = run_wrapper(active=False)
     assert (during, after, frozen) == (True, True, 0)
+
+
+# ---------------------------------------------------------------- the readiness wait reads plain JSON
+
+NS = "netconform-ab12cd34"
+PODS, SLICES, EVENTS = (f"/api/v1/namespaces/{NS}/pods", f"/apis/discovery.k8s.io/v1/namespaces/{NS}/endpointslices",
+                        f"/api/v1/namespaces/{NS}/events")  # fmt: skip
+
+
+def probe_pod(role: str, node: str, ip: str, ready: bool = True, **status: Any) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": f"nc-{role}-{node}",
+            "labels": {ROLE_LABEL: role},
+            "creationTimestamp": "2026-11-28T10:00:00Z",
+        },
+        "spec": {"nodeName": node},
+        "status": {
+            "phase": "Running" if ready else "Pending",
+            "podIP": ip,
+            "podIPs": [{"ip": ip}, {"ip": f"fd00::{ip.rsplit('.', 1)[1]}"}],
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+            **status,
+        },
+    }
+
+
+def endpoint_slice(service: str, ips: list[str]) -> dict[str, Any]:
+    return {
+        "metadata": {"name": f"{service}-x", "labels": {"kubernetes.io/service-name": service}},
+        "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip in ips],
+    }
+
+
+def test_wait_ready_lists_pods_and_slices_once_per_poll_as_plain_json(api: k8s.ApiClient) -> None:
+    pods = [probe_pod("server", "n1", "10.0.1.2"), probe_pod("server", "n2", "10.0.2.2"),
+            probe_pod("client", "n1", "10.0.1.3"), probe_pod("client", "n2", "10.0.2.3"),
+            probe_pod(SINGLE["role"], "n1", "10.0.1.4")]  # fmt: skip
+    servers = ["10.0.1.2", "10.0.2.2", "fd00::2"]
+    slices = [endpoint_slice(name, servers) for name in SERVICES.values()]
+    slices += [endpoint_slice(HAIRPIN_SERVICE, ["10.0.1.3", "10.0.2.3", "fd00::3"])]
+    slices += [endpoint_slice(SINGLE["service"], ["10.0.1.4", "fd00::4"])]
+    FakeApiServer.answers = {PODS: (200, {"items": pods}), SLICES: (200, {"items": slices})}
+    before = request_counts()["api"]
+    got = wait_ready(k8s.CoreV1Api(api), NS, ["n1", "n2"], timeout_s=5, settle_s=0)
+    assert request_counts()["api"] - before == 2
+    assert FakeApiServer.asked == [(PODS, "labelSelector=netconform.io/role"), (SLICES, "")]
+    assert got["server"]["n2"] == PodRef("nc-server-n2", "10.0.2.2", "n2", ("10.0.2.2", "fd00::2"))
+    assert set(got["client"]) == {"n1", "n2"} and got[SINGLE["role"]]["n1"].ip_of("ipv6") == "fd00::4"
+
+
+def test_wait_ready_times_out_naming_the_newest_warning(api: k8s.ApiClient) -> None:
+    waiting = {"containerStatuses": [{"name": "probe", "image": "p", "ready": False, "restartCount": 0,
+                                      "state": {"waiting": {"reason": "ContainerCreating"}}}]}  # fmt: skip
+    pods = [probe_pod("server", "n1", "10.0.1.2", ready=False, **waiting), probe_pod("client", "n1", "10.0.1.3")]
+    events = [
+        {"metadata": {"creationTimestamp": "2026-11-28T10:00:01Z"}, "involvedObject": {"kind": "Pod", "name": "nc-server-n1"},
+         "reason": "FailedCreatePodSandBox", "message": "newest", "eventTime": "2026-11-28T10:00:05.250000Z"},
+        {"metadata": {"creationTimestamp": "2026-11-28T10:00:01Z"}, "involvedObject": {"kind": "Pod", "name": "nc-server-n1"},
+         "reason": "FailedCreatePodSandBox", "message": "older", "lastTimestamp": "2026-11-28T10:00:05Z"},
+    ]  # fmt: skip
+    FakeApiServer.answers = {PODS: (200, {"items": pods}), EVENTS: (200, {"items": events})}
+    with pytest.raises(ProbeSetupError) as caught:
+        wait_ready(k8s.CoreV1Api(api), NS, ["n1"], timeout_s=0)
+    assert str(caught.value) == (
+        "probes not Ready after 0s: nc-server-n1 on n1: ContainerCreating (FailedCreatePodSandBox: newest); "
+        "no nc-single pod on n1"
+    )
+    assert (EVENTS, "fieldSelector=type%3DWarning") in FakeApiServer.asked

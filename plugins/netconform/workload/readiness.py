@@ -2,10 +2,14 @@
 
 A pod that is not Ready is named with the reason kubectl would show (image pull with the image,
 scheduler message, last exit code, sandbox/CNI event), pods stuck for the same reason together.
+
+Pods, EndpointSlices and events are read as the API's plain JSON (kube.connect.get_json): at 1000
+nodes one poll's pod list is 11.5 MB, which took 6-12 s to turn into the client's typed models.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +18,7 @@ from typing import Any
 from kubernetes import client as k8s
 
 from netconform.errors import API_ERRORS, ProbeSetupError, api_error_sentence
+from netconform.kube.connect import get_json
 from netconform.kube.inventory import family_of
 from netconform.workload.labels import HAIRPIN_SERVICE, HTTP_PORT, ROLE_LABEL, SERVICES, SINGLE
 
@@ -27,6 +32,7 @@ KUBE_PROXY_SETTLE_S = 3.0
 PROGRESS_EVERY_S = 5.0
 POLL_S = 0.5
 Progress = Callable[[str], None]
+Pod = dict[str, Any]  # a Pod as the API sends it (JSON, camelCase)
 
 
 @dataclass(frozen=True)
@@ -45,56 +51,65 @@ class PodRef:
         return cls(**{**data, "ips": tuple(data.get("ips", ()))})
 
     @classmethod
-    def of(cls, pod: Any, node: str) -> PodRef:
-        ips = tuple(p.ip for p in _pod_ips(pod) if p.ip) or (pod.status.pod_ip,)
-        return cls(pod.metadata.name, pod.status.pod_ip, node, ips)
+    def of(cls, pod: Pod, node: str) -> PodRef:
+        return cls(pod["metadata"]["name"], pod["status"]["podIP"], node, tuple(_pod_ips(pod)))
 
 
-def _pod_ips(pod: Any) -> list[Any]:
-    # the generated client has called status.podIPs pod_i_ps and pod_ips; accept both
-    status = pod.status
-    return list(getattr(status, "pod_ips", None) or getattr(status, "pod_i_ps", None) or [])
+def _pod_ips(pod: Pod) -> list[str]:
+    """Every address of the pod (status.podIPs, else status.podIP)."""
+    status = pod.get("status") or {}
+    return [p["ip"] for p in status.get("podIPs") or [] if p.get("ip")] or [ip for ip in [status.get("podIP")] if ip]
 
 
 # role -> on which of the selected nodes it runs: every node, or only the first (the single pod)
 ROLES = {"server": slice(None), "client": slice(None), SINGLE["role"]: slice(1)}
 
 
-def _is_ready(pod: Any) -> bool:
-    return pod.status is not None and any(
-        c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or [])
-    )
+def _name(pod: Pod) -> str:
+    return str(pod["metadata"]["name"])
 
 
-def pod_problem(pod: Any, warnings: dict[str, str]) -> str:
+def _node(pod: Pod) -> str | None:
+    return (pod.get("spec") or {}).get("nodeName")
+
+
+def _is_ready(pod: Pod) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _deleted(pod: Pod) -> bool:
+    return pod["metadata"].get("deletionTimestamp") is not None
+
+
+def pod_problem(pod: Pod, warnings: dict[str, str]) -> str:
     """Why a probe pod is not Ready, in the words kubectl would show (plus the image or message that matters)."""
-    status = pod.status
-    where = f"{pod.metadata.name} on {pod.spec.node_name or 'no node'}"
-    for c in (status.conditions if status else None) or []:
-        if c.type == "PodScheduled" and c.status == "False":
-            return f"{where}: {c.reason or 'Unschedulable'} ({c.message or 'no scheduler message'})"
-    for cs in (status.container_statuses if status else None) or []:
-        waiting = cs.state.waiting if cs.state else None
-        if waiting and waiting.reason in ("ImagePullBackOff", "ErrImagePull", "ErrImageNeverPull", "InvalidImageName"):
-            return f"{where}: {waiting.reason} for image {cs.image}" + (
-                f" ({_short(waiting.message)})" if waiting.message else ""
-            )
-        if waiting and waiting.reason == "CrashLoopBackOff":
-            last = cs.last_state.terminated if cs.last_state else None
+    status = pod.get("status") or {}
+    where = f"{_name(pod)} on {_node(pod) or 'no node'}"
+    for c in status.get("conditions") or []:
+        if c.get("type") == "PodScheduled" and c.get("status") == "False":
+            return f"{where}: {c.get('reason') or 'Unschedulable'} ({c.get('message') or 'no scheduler message'})"
+    for cs in status.get("containerStatuses") or []:
+        state = cs.get("state") or {}
+        waiting = state.get("waiting") or {}
+        reason, message = waiting.get("reason"), waiting.get("message")
+        if reason in ("ImagePullBackOff", "ErrImagePull", "ErrImageNeverPull", "InvalidImageName"):
+            return f"{where}: {reason} for image {cs.get('image')}" + (f" ({_short(message)})" if message else "")
+        if reason == "CrashLoopBackOff":
+            last = (cs.get("lastState") or {}).get("terminated")
             tail = (
-                f"last exit code {last.exit_code}" + (f" ({last.reason})" if last and last.reason else "")
+                f"last exit code {last.get('exitCode')}" + (f" ({last['reason']})" if last.get("reason") else "")
                 if last
                 else "no exit recorded"
             )
-            return f"{where}: CrashLoopBackOff, {tail}, {cs.restart_count} restarts"
-        if waiting and waiting.reason:
-            extra = warnings.get(pod.metadata.name) or waiting.message
-            return f"{where}: {waiting.reason}" + (f" ({_short(extra)})" if extra else "")
-        if cs.state and cs.state.running and not cs.ready:
+            return f"{where}: CrashLoopBackOff, {tail}, {cs.get('restartCount', 0)} restarts"
+        if reason:
+            extra = warnings.get(_name(pod)) or message
+            return f"{where}: {reason}" + (f" ({_short(extra)})" if extra else "")
+        if "running" in state and not cs.get("ready"):
             return f"{where}: running but not Ready (readiness probe on :{HTTP_PORT}/healthz failing)"
-    phase = status.phase if status else "Unknown"
-    extra = warnings.get(pod.metadata.name)
-    return f"{where}: {phase}" + (f" ({_short(extra)})" if extra else "")
+    extra = warnings.get(_name(pod))
+    return f"{where}: {status.get('phase') or 'Unknown'}" + (f" ({_short(extra)})" if extra else "")
 
 
 def _short(text: str, limit: int = 240) -> str:
@@ -106,42 +121,52 @@ def _short(text: str, limit: int = 240) -> str:
     return f"{text[:head]} ... {text[-(limit - head - 5) :]}"
 
 
-def _latest_warnings(core: k8s.CoreV1Api, namespace: str) -> dict[str, str]:
+def _when(stamp: str | None) -> float:
+    """An API timestamp (RFC 3339, `2026-01-01T10:00:00Z`, with or without microseconds) in seconds; 0 if none."""
+    try:
+        return dt.datetime.fromisoformat(stamp).timestamp() if stamp else 0.0
+    except ValueError:
+        return 0.0
+
+
+def _latest_warnings(api: k8s.ApiClient, namespace: str) -> dict[str, str]:
     """Newest Warning event message per pod (sandbox/CNI failures only show up there)."""
     try:
-        events = core.list_namespaced_event(namespace, field_selector="type=Warning").items
+        events = get_json(api, f"/api/v1/namespaces/{namespace}/events", {"fieldSelector": "type=Warning"})["items"]
     except API_ERRORS:
         return {}
     latest: dict[str, tuple[float, str]] = {}
     for ev in events:
-        obj = ev.involved_object
-        if not obj or obj.kind != "Pod" or not obj.name:
+        obj = ev.get("involvedObject") or {}
+        name = obj.get("name")
+        if obj.get("kind") != "Pod" or not name:
             continue
-        stamp = ev.last_timestamp or ev.event_time or ev.metadata.creation_timestamp
-        key = stamp.timestamp() if stamp else 0.0
-        if obj.name not in latest or key >= latest[obj.name][0]:
-            latest[obj.name] = (key, f"{ev.reason}: {ev.message}")
+        key = _when(ev.get("lastTimestamp") or ev.get("eventTime") or ev["metadata"].get("creationTimestamp"))
+        if name not in latest or key >= latest[name][0]:
+            latest[name] = (key, f"{ev.get('reason')}: {ev.get('message')}")
     return {name: text for name, (_, text) in latest.items()}
 
 
-def _placement(pods: list[Any], nodes: list[str]) -> tuple[dict[str, dict[str, Any]], list[Any]]:
+def _placement(pods: list[Pod], nodes: list[str]) -> tuple[dict[str, dict[str, Pod]], list[Pod]]:
     """Newest pod per (role, node), and the pods that are not Ready."""
-    chosen: dict[str, dict[str, Any]] = {role: {} for role in ROLES}
-    for pod in sorted(pods, key=lambda p: p.metadata.creation_timestamp or 0):
-        role = (pod.metadata.labels or {}).get(ROLE_LABEL)
-        if role in chosen and pod.spec.node_name in nodes and pod.metadata.deletion_timestamp is None:
-            chosen[role][pod.spec.node_name] = pod
-    not_ready = [p for p in pods if p.metadata.deletion_timestamp is None and not _is_ready(p)]
+    chosen: dict[str, dict[str, Pod]] = {role: {} for role in ROLES}
+    wanted = set(nodes)
+    for pod in sorted(pods, key=lambda p: _when(p["metadata"].get("creationTimestamp"))):
+        role = (pod["metadata"].get("labels") or {}).get(ROLE_LABEL)
+        node = _node(pod)
+        if role in chosen and node is not None and node in wanted and not _deleted(pod):
+            chosen[role][node] = pod
+    not_ready = [p for p in pods if not _deleted(p) and not _is_ready(p)]
     return chosen, not_ready
 
 
 def not_ready_message(
-    pods: list[Any], nodes: list[str], warnings: dict[str, str], waited_s: float, slices_ok: bool
+    pods: list[Pod], nodes: list[str], warnings: dict[str, str], waited_s: float, slices_ok: bool
 ) -> str:
     chosen, not_ready = _placement(pods, nodes)
     # pods stuck for the same reason are named together, the reason once
     by_reason: dict[str, list[str]] = {}
-    for pod in sorted(not_ready, key=lambda p: p.metadata.name):
+    for pod in sorted(not_ready, key=_name):
         where, _, reason = pod_problem(pod, warnings).partition(": ")
         by_reason.setdefault(reason, []).append(where)
     problems = [f"{', '.join(wheres)}: {reason}" for reason, wheres in by_reason.items()]
@@ -168,16 +193,16 @@ def wait_ready(
 
     `progress` hears what is still pending every PROGRESS_EVERY_S seconds.
     """
-    discovery = k8s.DiscoveryV1Api(core.api_client)
+    api = core.api_client
     started = time.monotonic()
     next_word = started + PROGRESS_EVERY_S
-    pods: list[Any] = []
+    pods: list[Pod] = []
     api_error = None
     covered_since: float | None = None
     while True:
         slices_ok = False
         try:
-            pods = core.list_namespaced_pod(namespace, label_selector=ROLE_LABEL).items
+            pods = get_json(api, f"/api/v1/namespaces/{namespace}/pods", {"labelSelector": ROLE_LABEL})["items"]
             chosen, _ = _placement(pods, nodes)
             all_ready = all(
                 node in chosen[role] and _is_ready(chosen[role][node])
@@ -185,7 +210,7 @@ def wait_ready(
                 for node in nodes[on]
             )
             if all_ready:
-                slices_ok = _endpoints_cover(discovery, namespace, _backend_ips(chosen, nodes))
+                slices_ok = _endpoints_cover(api, namespace, _backend_ips(chosen, nodes))
             covered_since = (covered_since or time.monotonic()) if slices_ok else None
             if covered_since is not None and time.monotonic() - covered_since >= settle_s:
                 return {role: {n: PodRef.of(p, n) for n, p in chosen[role].items()} for role in chosen}
@@ -200,11 +225,11 @@ def wait_ready(
         if waited >= timeout_s:
             if api_error:
                 raise ProbeSetupError(f"probes not Ready after {waited:.0f}s: {api_error}")
-            raise ProbeSetupError(not_ready_message(pods, nodes, _latest_warnings(core, namespace), waited, slices_ok))
+            raise ProbeSetupError(not_ready_message(pods, nodes, _latest_warnings(api, namespace), waited, slices_ok))
         time.sleep(POLL_S)
 
 
-def _pending(pods: list[Any], nodes: list[str], slices_ok: bool, api_error: str | None) -> str:
+def _pending(pods: list[Pod], nodes: list[str], slices_ok: bool, api_error: str | None) -> str:
     """What the wait still waits for, in one line: `waiting for probes: 2/3 servers Ready, 3/3 clients Ready`."""
     if api_error:
         return f"waiting for probes: {api_error}"
@@ -218,13 +243,11 @@ def _pending(pods: list[Any], nodes: list[str], slices_ok: bool, api_error: str 
     return "waiting for probes: " + ", ".join(counts) + ("" if slices_ok else ", Services not yet listing every server")
 
 
-def _backend_ips(chosen: dict[str, dict[str, Any]], nodes: list[str]) -> dict[str, set[str]]:
+def _backend_ips(chosen: dict[str, dict[str, Pod]], nodes: list[str]) -> dict[str, set[str]]:
     """Service name -> every address of the pods it must list (each family has its own EndpointSlice)."""
 
     def ips(role: str) -> set[str]:
-        return {p.ip for pod in chosen[role].values() for p in _pod_ips(pod)} | {
-            pod.status.pod_ip for pod in chosen[role].values()
-        }
+        return {ip for pod in chosen[role].values() for ip in _pod_ips(pod)}
 
     want = {name: ips("server") for name in SERVICES.values()}
     want[HAIRPIN_SERVICE] = ips("client")
@@ -232,15 +255,15 @@ def _backend_ips(chosen: dict[str, dict[str, Any]], nodes: list[str]) -> dict[st
     return want
 
 
-def _endpoints_cover(discovery: k8s.DiscoveryV1Api, namespace: str, want: dict[str, set[str]]) -> bool:
+def _endpoints_cover(api: k8s.ApiClient, namespace: str, want: dict[str, set[str]]) -> bool:
     """Every Service lists every pod it selects as a ready endpoint (else early dials race kube-proxy)."""
-    slices = discovery.list_namespaced_endpoint_slice(namespace).items
+    slices = get_json(api, f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices")["items"]
     ready: dict[str, set[str]] = {name: set() for name in want}
     for s in slices:
-        svc = ((s.metadata and s.metadata.labels) or {}).get("kubernetes.io/service-name")
+        svc = (s["metadata"].get("labels") or {}).get("kubernetes.io/service-name")
         if svc not in ready:
             continue
-        for ep in s.endpoints or []:
-            if ep.conditions is None or ep.conditions.ready is not False:
-                ready[svc].update(ep.addresses or [])
+        for ep in s.get("endpoints") or []:
+            if (ep.get("conditions") or {}).get("ready") is not False:
+                ready[svc].update(ep.get("addresses") or [])
     return all(want[name] <= ips for name, ips in ready.items())
