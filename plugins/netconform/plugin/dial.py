@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import secrets
+import threading
 import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -149,6 +150,11 @@ def dials(
     plan, gaps = plan_with_gaps(
         probes, cluster.nodes, pytestconfig.getoption("stability_count"), pair_choice(pytestconfig)
     )
+    # the NodePort dials from this machine (their eTP=Local silence checks wait out a dial timeout) run
+    # meanwhile; the _host_dials fixture reads their result, waiting for it under the same file lock
+    if cluster.context != "in-cluster":
+        args = (pytestconfig, cluster, probes, tmp_path_factory)
+        threading.Thread(target=_host_dials_once, args=args, name="host-dials", daemon=True).start()
     # other workers wait for the first one's fan-out: at most two exec tries, each bounded by the worst case
     worst = max(worst_case_seconds(t, timeout_ms) for t in plan.values()) * 2 + 60
     data = once_per_run(
@@ -264,8 +270,16 @@ def _host_dials(
 ) -> HostDials | None:
     if cluster.context == "in-cluster":
         return None  # a pod reaches node IPs through kube-proxy's short-circuit: no outside vantage point
+    return HostDials.from_dict(_host_dials_once(pytestconfig, cluster, probes, tmp_path_factory))
+
+
+def _host_dials_once(
+    pytestconfig: pytest.Config, cluster: Cluster, probes: Deployment, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """The NodePort dials from this machine, once per run: started beside the fan-out by `dials`, read
+    by `_host_dials` (the first caller dials under the run's file lock, later ones read its result)."""
     timeout_s = pytestconfig.getoption("dial_timeout")
-    data = once_per_run(
+    return once_per_run(
         shared_dir(tmp_path_factory, run_id(pytestconfig)),
         "host-dials",
         lambda: dial_nodeports_from_host(probes, cluster.nodes, timeout_s).to_dict(),
@@ -273,7 +287,6 @@ def _host_dials(
         wait_s=timeout_s * 4 * len(cluster.nodes) * len(cluster_families(cluster.nodes)) + 60,
         what="dialing NodePorts from this machine",
     )
-    return HostDials.from_dict(data)
 
 
 @pytest.fixture
