@@ -87,8 +87,16 @@ def test_up_again_on_an_up_lab_says_so_and_touches_nothing() -> None:
     """The root namespace's multipath routes into the lab (via nclab0) are the lab's own: a second
     `ci/lab up` of the same shape must not take them for a clash with the machine's routes."""
     var = variant()
-    args = ["--nodes", str(var["nodes"]), "--proxy-mode", var["proxy_mode"],
-            "--flannel-backend", var["flannel_backend"], "--ip-family", var["ip_family"]]
+    args = [
+        "--nodes",
+        str(var["nodes"]),
+        "--proxy-mode",
+        var["proxy_mode"],
+        "--flannel-backend",
+        var["flannel_backend"],
+        "--ip-family",
+        var["ip_family"],
+    ]
     with lab_lock():
         done = subprocess.run([str(REPO / "ci" / "lab"), "up", *args], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
