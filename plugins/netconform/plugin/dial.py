@@ -9,6 +9,7 @@ cluster: "ipv4", "ipv6"; the test id starts with it), and for tests taking both 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import secrets
 import threading
@@ -151,10 +152,11 @@ def dials(
         probes, cluster.nodes, pytestconfig.getoption("stability_count"), pair_choice(pytestconfig)
     )
     # the NodePort dials from this machine (their eTP=Local silence checks wait out a dial timeout) run
-    # meanwhile; the _host_dials fixture reads their result, waiting for it under the same file lock
-    if cluster.context != "in-cluster":
+    # meanwhile, if a test of this process uses them; the _host_dials fixture reads their result,
+    # waiting for it under the same file lock
+    if cluster.context != "in-cluster" and _uses_host_dials(request.session.items):
         args = (pytestconfig, cluster, probes, tmp_path_factory)
-        threading.Thread(target=_host_dials_once, args=args, name="host-dials", daemon=True).start()
+        threading.Thread(target=_host_dials_ahead, args=args, name="host-dials", daemon=True).start()
     # other workers wait for the first one's fan-out: at most two exec tries, each bounded by the worst case
     worst = max(worst_case_seconds(t, timeout_ms) for t in plan.values()) * 2 + 60
     data = once_per_run(
@@ -274,6 +276,17 @@ def _host_dials(
 
 
 def _host_dials_once(
+def _uses_host_dials(items: list[pytest.Item]) -> bool:
+    return any("host_dials" in getattr(item, "fixturenames", ()) for item in items)
+
+
+def _host_dials_ahead(*args: Any) -> None:
+    """_host_dials_once in the background: an error is not reported here but where the result is read
+    (the fixture then dials itself and fails as it always did)."""
+    with contextlib.suppress(Exception):  # see the docstring
+        _host_dials_once(*args)
+
+
     pytestconfig: pytest.Config, cluster: Cluster, probes: Deployment, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Any]:
     """The NodePort dials from this machine, once per run: started beside the fan-out by `dials`, read
