@@ -110,7 +110,7 @@ def _deploy_shared(config: pytest.Config, cluster: Cluster) -> dict[str, Any]:
     except ProbeSetupError as exc:
         return {"error": str(exc)}
     settled = wait_programmed(cluster.configuration, dep, cluster_families(cluster.nodes))
-    dep.settle_s, dep.settle_note = settled.seconds, settled.note()
+    dep.settle_s, dep.settle_execs, dep.settle_note = settled.seconds, settled.execs, settled.note()
     dep.seconds = round(dep.seconds + settled.seconds, 2)
     if dep.settle_note:
         _say(config, dep.settle_note)
@@ -197,9 +197,11 @@ def _timings_and_forget(config: pytest.Config, ns: str) -> str | None:
                 continue
             if data.get("seconds") is None:
                 continue
-            settled = data.get("settle_s")
+            settled, execs = data.get("settle_s"), data.get("settle_execs", 0)
             of_which = (
-                f" (of which {settled:.1f}s until every client pod saw every Service programmed)" if settled else ""
+                f" (of which {settled:.1f}s and {execs} probe execs until every client pod saw every Service programmed)"
+                if settled
+                else ""
             )
             parts.append(f"{words} {data['seconds']:.1f}s{of_which}")
         shutil.rmtree(directory, ignore_errors=True)

@@ -51,6 +51,7 @@ class Deployment:
     service_ips: dict[str, dict[str, str]] = field(default_factory=dict)
     # how long the wait for kube-proxy took (netconform.dialing.settle) and what it could not confirm
     settle_s: float = 0.0
+    settle_execs: int = 0
     settle_note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
