@@ -10,7 +10,7 @@ import pytest
 from netconform.dialing.coverage import backend_tries, false_failure_bound
 from netconform.dialing.fanout import dial_from
 from netconform.dialing.model import Attempt, DialResult, Source, Target, connection_summary, percentile
-from netconform.dialing.path import PATH_PROPERTY, read_paths, record_path
+from netconform.dialing.path import PATH_PROPERTY, SameHost, decode_outcomes, encode_outcomes, read_paths, record_path
 from netconform.dialing.plan import build_plan, pod_target, service_target, stability_peer
 from netconform.dialing.probe import parse_output, worst_case_seconds
 from netconform.errors import ProbeRunError
@@ -142,6 +142,41 @@ def test_path_property_has_one_writer_and_one_reader() -> None:
     props.append((PATH_PROPERTY, json.dumps({"check": "dns", "src_node": "lab-node-1", "unknown_key": 1})))
     paths = read_paths(props)
     assert [p.check for p in paths] == ["stability", "dns"] and paths[0].seen_ip is None
+
+
+@pytest.mark.parametrize(
+    ("codes", "text"),
+    [
+        (["ok", "T", "T", "T", "T"], "ok T*4"),
+        (["ok"] * 95 + ["T"] * 5, "ok*95 T*5"),
+        (["T", "ok", "R"], "T ok R"),
+        ([], ""),
+    ],
+)
+def test_outcomes_are_kept_compactly_and_read_back(codes: list[str], text: str) -> None:
+    assert encode_outcomes(codes) == text and decode_outcomes(text) == codes
+
+
+def test_a_path_carries_its_attempts_and_on_failure_the_sources_other_dials_to_that_address() -> None:
+    stab = many([True, False, False, False, False])
+    single = DialResult(SRC.pod, SRC.ip, SRC.node, "np-cluster", "nodeport", "tcp", "10.99.0.12", 30080, "lab-node-3",
+                        [Attempt(ok=False, error="timeout")])  # fmt: skip
+    udp = DialResult(SRC.pod, SRC.ip, SRC.node, "u", "pod_to_pod", "udp", "10.99.0.12", 8081, None,
+                     [Attempt(ok=True), Attempt(ok=True)])  # fmt: skip
+    elsewhere = DialResult(SRC.pod, SRC.ip, SRC.node, "x", "nodeport", "tcp", "10.99.0.13", 30080, None,
+                           [Attempt(ok=True)])  # fmt: skip
+    results = [single, stab, udp, elsewhere]
+    info = stab.path_info(None, results)
+    assert (info.attempts, info.same_host) == ("ok T*4", "30080: T; 8081/udp: ok*2")
+    assert SameHost.decode_all(info.same_host) == [SameHost(30080, "tcp", ("T",)), SameHost(8081, "udp", ("ok", "ok"))]
+    # a path that passed keeps its attempts only, and no empty key grows the record
+    ok = udp.path_info(None, results)
+    assert (ok.attempts, ok.same_host) == ("ok*2", "")
+    assert "same_host" not in ok.to_dict() and ok.to_dict()["attempts"] == "ok*2"
+    props: list[tuple[str, object]] = []
+    record_path(props, info)
+    (back,) = read_paths(props)
+    assert back == info
 
 
 def test_round_trips_through_json_for_xdist_workers() -> None:

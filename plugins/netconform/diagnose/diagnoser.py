@@ -30,6 +30,7 @@ from . import correlate
 from .capture import capture_path
 from .datapath import NOT_COVERED_CAUSE
 from .diagnosis import Diagnosis
+from .dialseq import source_patterns
 from .evidence import ClusterEvidence, NodeEvidence, gather_script
 from .facts import ClusterFacts, NodeFacts, facts_from_api, facts_to_dict
 from .model import NOTHING, Finding, PathRef
@@ -133,6 +134,7 @@ class Diagnoser:
         facts = self.facts()
         involved = {n for p in paths for h in correlate.hops_for(p, facts) for n in (h.src, h.dst) if n}
         ev = self.evidence(sorted(involved))
+        ev.patterns = source_patterns(paths, facts)
         findings = run_rules(ev)
         # inspection gaps, what the rules do not cover and risks: said beside the causes, never as one
         gaps = [f for f in findings if f.cause in _INSPECTION_GAPS or f.risk or f.cause == NOT_COVERED_CAUSE]

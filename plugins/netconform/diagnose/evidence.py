@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from . import iptables, nftables, parsers
+from .dialseq import SourcePattern
 from .facts import ClusterFacts, NodeFacts
 
 CMD_TIMEOUT_S = 10
@@ -268,6 +269,12 @@ class NodeEvidence:
 class ClusterEvidence:
     facts: ClusterFacts
     nodes: dict[str, NodeEvidence] = field(default_factory=dict)
+    # what the failed tests' dial results show per (source, address): diagnose.dialseq; none for --diagnose-only
+    patterns: list[SourcePattern] = field(default_factory=list)
+
+    def patterns_through(self, node: str) -> list[SourcePattern]:
+        """The patterns of dials from `node`'s pod or to one of its addresses (its NodePorts)."""
+        return [p for p in self.patterns if p.through(node)]
 
     def peers(self, node: str) -> list[NodeFacts]:
         return [n for n in self.facts.nodes.values() if n.name != node]

@@ -22,6 +22,9 @@ class PathRef:
     error: str = ""
     seen_ip: str | list[str] | None = None
     nodeid: str = ""
+    proto: str = ""
+    attempts: str = ""  # this path's outcomes in order (`ok T*4`); "" when not recorded
+    same_host: str = ""  # the source's other dials to the same address (netconform.dialing.path)
 
     @classmethod
     def from_info(cls, info: PathInfo, nodeid: str = "") -> PathRef:
@@ -34,6 +37,9 @@ class PathRef:
             error=str(info.error or ""),
             seen_ip=info.seen_ip,
             nodeid=nodeid,
+            proto=info.proto,
+            attempts=info.attempts,
+            same_host=info.same_host,
         )
 
     @property

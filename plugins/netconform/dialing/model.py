@@ -7,10 +7,11 @@ timeout after 2s`: the path, then what went wrong.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from netconform.dialing.path import PathInfo
+from netconform.dialing.path import MAX_SAME_HOST, PathInfo, SameHost, encode_outcomes, outcome_code
 
 __all__ = [
     "STOP_AFTER_FAILURES",
@@ -196,10 +197,26 @@ class DialResult:
     def describe(self) -> str:
         return f"{self.path()}: {self.what_went_wrong()}"
 
-    def path_info(self, check: str | None = None) -> PathInfo:
-        """This result as the path a test checked (see netconform.dialing.path)."""
+    @property
+    def outcome_codes(self) -> tuple[str, ...]:
+        """Each attempt's code in the order made (netconform.dialing.path): ("ok", "T", "T")."""
+        ordered = sorted(self.attempts, key=lambda a: a.index) if all(a.index for a in self.attempts) else self.attempts
+        return tuple(outcome_code(a.ok, a.error) for a in ordered)
+
+    def path_info(self, check: str | None = None, others: Iterable[DialResult] = ()) -> PathInfo:
+        """This result as the path a test checked (see netconform.dialing.path). `others`: the source's
+        other results; on a failed path those to the same address are kept (`same_host`)."""
         first_failure = self.failures[0] if self.failures else None
         seen = self.seen_ips
+        same = (  # only a failed path needs them (a passed one is read by nobody for a pattern)
+            [
+                SameHost(r.port, r.proto, r.outcome_codes).encode()
+                for r in others
+                if r is not self and r.host == self.host and r.proto != "dns" and r.attempts
+            ]
+            if first_failure
+            else []
+        )
         return PathInfo(
             check=check or self.check,
             src_node=self.source_node,
@@ -210,6 +227,8 @@ class DialResult:
             proto=self.proto,
             error=(first_failure.error or "other") if first_failure else None,
             seen_ip=seen[0] if len(seen) == 1 else (seen or None),
+            attempts=encode_outcomes(self.outcome_codes),
+            same_host="; ".join(same[:MAX_SAME_HOST]),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -2,6 +2,10 @@
 
 This module is its only writer (`record_path`) and its only reader (`read_paths`); everything else
 handles `PathInfo` objects. The value is a plain dict, so it survives xdist and JUnit XML.
+
+Per-attempt outcomes are kept compactly, in the order the probe made the attempts: one code per
+attempt (`ok`, or an error kind: T timeout, R refused, X reset, U unreachable, D dns, B too_big, E other),
+a run of n equal codes written `code*n`: `ok T*4` is "the first connection passed, the next 4 timed out".
 """
 
 from __future__ import annotations
@@ -11,14 +15,80 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-__all__ = ["PATH_PROPERTY", "PathInfo", "read_paths", "record_path"]
+__all__ = [
+    "PATH_PROPERTY",
+    "PathInfo",
+    "SameHost",
+    "decode_outcomes",
+    "encode_outcomes",
+    "outcome_code",
+    "read_paths",
+    "record_path",
+]
 
 PATH_PROPERTY = "netconform_path"
+
+_CODES = {"timeout": "T", "refused": "R", "reset": "X", "unreachable": "U", "dns": "D", "too_big": "B"}
+MAX_SAME_HOST = 8  # other dials of the source to the same address kept on a failed path
+
+
+def outcome_code(ok: bool, error: str = "") -> str:
+    """One attempt's code: `ok`, or its error kind's letter (E for any other)."""
+    return "ok" if ok else _CODES.get(error, "E")
+
+
+def encode_outcomes(codes: Iterable[str]) -> str:
+    """`["ok", "T", "T", "T", "T"]` -> `"ok T*4"` (runs of equal codes collapsed)."""
+    runs: list[list[Any]] = []
+    for code in codes:
+        if runs and runs[-1][0] == code:
+            runs[-1][1] += 1
+        else:
+            runs.append([code, 1])
+    return " ".join(code if n == 1 else f"{code}*{n}" for code, n in runs)
+
+
+def decode_outcomes(text: str) -> list[str]:
+    """The inverse of encode_outcomes; an unreadable token is skipped."""
+    out: list[str] = []
+    for token in text.split():
+        code, _, n = token.partition("*")
+        out.extend([code] * (int(n) if n.isdigit() else 1 if not n else 0))
+    return out
+
+
+@dataclass(frozen=True)
+class SameHost:
+    """Another dial the same source made to the same address in the run (a failed path's `same_host`)."""
+
+    port: int
+    proto: str
+    outcomes: tuple[str, ...]
+
+    def encode(self) -> str:
+        where = str(self.port) if self.proto in ("tcp", "") else f"{self.port}/{self.proto}"
+        return f"{where}: {encode_outcomes(self.outcomes)}"
+
+    @classmethod
+    def decode_all(cls, text: str) -> list[SameHost]:
+        """`"30387: T; 8081/udp: ok*3"` -> two entries; unreadable entries are skipped."""
+        out = []
+        for part in text.split(";"):
+            where, sep, seq = part.partition(":")
+            port, _, proto = where.strip().partition("/")
+            if sep and port.isdigit():
+                out.append(cls(int(port), proto or "tcp", tuple(decode_outcomes(seq))))
+        return out
 
 
 @dataclass(frozen=True)
 class PathInfo:
-    """One checked path. `error` is the first failure's kind (timeout, refused, ..., probe_not_run) or None."""
+    """One checked path. `error` is the first failure's kind (timeout, refused, ..., probe_not_run) or None.
+
+    `attempts`: this path's outcomes in order (`ok T*4`); `same_host`, on a failed path only: the source's
+    other dials to the same address in the run, `port[/proto]: outcomes` joined by `; ` (at most
+    MAX_SAME_HOST), so a per-source pattern ("its first connection there passed, the later ones timed
+    out") can be read from the failed test alone."""
 
     check: str
     src_node: str
@@ -29,9 +99,15 @@ class PathInfo:
     src_pod: str = ""
     src_ip: str = ""
     proto: str = ""
+    attempts: str = ""
+    same_host: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        for key in ("attempts", "same_host"):  # absent rather than empty: the record stays small
+            if not data[key]:
+                del data[key]
+        return data
 
     @classmethod
     def from_value(cls, value: str | Mapping[str, Any]) -> PathInfo:

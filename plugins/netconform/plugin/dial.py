@@ -217,7 +217,7 @@ class SourceView:
                 pytest.fail(f"{self.pod} ({self.node.name}) -> {target_id}: {gap.reason}", pytrace=False)
             pytest.skip(gap.reason)
         if record:
-            record_path(self._item.user_properties, result.path_info(check))
+            record_path(self._item.user_properties, result.path_info(check, self.outcome.results))
         return result
 
     def __repr__(self) -> str:
@@ -261,8 +261,9 @@ class HostView:
             pytest.skip(IN_CLUSTER)
         if target_id in self.dials.skip:
             pytest.skip(self.dials.skip[target_id])
-        result = next(r for r in self.dials.results[dst.name] if r.target_id == target_id)
-        record_path(self._item.user_properties, result.path_info())
+        results = self.dials.results[dst.name]
+        result = next(r for r in results if r.target_id == target_id)
+        record_path(self._item.user_properties, result.path_info(others=results))
         return result
 
 
@@ -275,7 +276,6 @@ def _host_dials(
     return HostDials.from_dict(_host_dials_once(pytestconfig, cluster, probes, tmp_path_factory))
 
 
-def _host_dials_once(
 def _uses_host_dials(items: list[pytest.Item]) -> bool:
     return any("host_dials" in getattr(item, "fixturenames", ()) for item in items)
 
@@ -287,6 +287,7 @@ def _host_dials_ahead(*args: Any) -> None:
         _host_dials_once(*args)
 
 
+def _host_dials_once(
     pytestconfig: pytest.Config, cluster: Cluster, probes: Deployment, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Any]:
     """The NodePort dials from this machine, once per run: started beside the fan-out by `dials`, read

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 
+from ..dialseq import FIRST_OK, OK_ELSEWHERE
 from ..evidence import ClusterEvidence, NodeEvidence
 from ..facts import NodeFacts
 from ..iptables import Rule
@@ -55,3 +56,11 @@ def node_ip(nf: NodeFacts | None) -> str | None:
     if nf is None:
         return None
     return nf.public_ip or nf.internal_ip
+
+
+def pattern_evidence(ev: ClusterEvidence, node: str) -> tuple[list[str], bool]:
+    """The dial patterns through `node` that per-source state explains, quoted (first-ok-then-timeouts first),
+    and whether one is first-ok-then-timeouts (the one that raises a per-source cause's confidence)."""
+    seen = [p for p in ev.patterns_through(node) if p.kind in (FIRST_OK, OK_ELSEWHERE)]
+    seen.sort(key=lambda p: (not p.first_ok, p.src_node, p.host))
+    return [f"dials: {p.quote()}" for p in seen], any(p.first_ok for p in seen)

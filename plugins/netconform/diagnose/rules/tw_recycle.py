@@ -1,16 +1,27 @@
 """Seed 2: net.ipv4.tcp_tw_recycle=1 with timestamps behind NAT drops SYNs whose TSval goes backwards.
 
-The sysctl was removed in Linux 4.12: absent = healthy.
+The sysctl was removed in Linux 4.12: absent = healthy. The dial results' first-ok-then-timeouts pattern
+through the node (diagnose.dialseq) raises the confidence and is quoted; without the sysctl the pattern is
+per-source-limit's or per-source-pattern's (rules/per_source.py).
 """
 
 from __future__ import annotations
 
-from ..evidence import ClusterEvidence
+from ..evidence import ClusterEvidence, NodeEvidence
 from ..model import Finding, scope
 from ..parsers import netstat_counter
-from ._util import inspected
+from ._util import inspected, pattern_evidence
 
 CAUSE = "tcp-tw-recycle"
+
+
+def recycling(ne: NodeEvidence) -> bool:
+    """tcp_tw_recycle=1 with TCP timestamps on (what drops SYNs from NATed clients)."""
+    return (
+        ne.error is None
+        and ne.sysctl.get("net.ipv4.tcp_tw_recycle") == "1"
+        and ne.sysctl.get("net.ipv4.tcp_timestamps", "1") != "0"
+    )
 
 
 def rule(ev: ClusterEvidence) -> list[Finding]:
@@ -28,7 +39,9 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
         elif ne.nstat.get("TcpExtPAWSPassive"):
             evidence.append(f"{ne.node}$ nstat: TcpExtPAWSPassive {ne.nstat['TcpExtPAWSPassive']}")
         seen = bool(rejected and rejected[0] > 0) or bool(ne.nstat.get("TcpExtPAWSPassive"))
-        conf = 0.95 if ts_on and seen else 0.75 if ts_on else 0.2
+        quoted, first_ok = pattern_evidence(ev, ne.node) if ts_on else ([], False)
+        evidence += quoted
+        conf = 0.95 if ts_on and seen else (0.9 if first_ok else 0.75) if ts_on else 0.2
         out.append(
             Finding(
                 CAUSE,
