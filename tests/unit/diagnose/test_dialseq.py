@@ -29,6 +29,8 @@ from tests.unit.diagnose.conftest import load_case
 
 LAB = Path(__file__).resolve().parents[2] / "data" / "recorded" / "lab"
 FIRST, AGAIN = "per_source_limit_first", "per_source_limit_again"
+# the same fault, recorded by the suite with per-attempt paths (its paths.json as the run wrote it)
+RECORDED = "per_source_limit"
 
 
 def replay(case: str) -> tuple[ClusterEvidence, dict[str, list[PathRef]]]:
@@ -262,3 +264,33 @@ def test_the_diagnosis_of_a_failed_test_reads_the_pattern_from_its_own_paths() -
         "timed out" in diagnosis.text
     )
     assert diagnosis.findings[0]["confidence"] == 0.95
+
+
+def test_the_runs_own_paths_give_each_failed_test_the_pattern_it_printed() -> None:
+    # per_source_limit: the run recorded with this writer (paths.json carries attempts and same_host); each
+    # failed test's diagnosis reads the pattern from its own paths, as Diagnoser.diagnose does
+    d = LAB / RECORDED
+    facts = facts_from_dict(json.loads((d / "facts.json").read_text()))
+    nodes = {f.stem: NodeEvidence.from_output(f.stem, f.read_text()) for f in sorted(d.glob("lab-node-*.txt"))}
+    recorded = json.loads((d / "paths.json").read_text())
+    assert all("attempts" in p for ps in recorded.values() for p in ps)
+    quoted: dict[str, list[str]] = {}
+    for nodeid, props in recorded.items():
+        paths = correlate.failed_paths([("netconform_path", p) for p in props], nodeid)
+        ev = ClusterEvidence(facts, nodes, source_patterns(paths, facts))
+        (top, *_) = correlate.explaining([f for f in run_rules(ev) if f.confidence > 0], paths, facts)
+        assert (top.cause, top.node) == ("per-source-limit", "lab-node-2")
+        quoted[nodeid.split("::")[1]] = [e for e in top.evidence if e.startswith("dials: ")]
+        assert top.confidence == (
+            0.95 if any("the first connection passed" in e for e in quoted[nodeid.split("::")[1]]) else 0.9
+        )
+    assert quoted["test_nodeport_connections_all_succeed[ipv4-from-lab-node-1]"] == [
+        "dials: from lab-node-1's pod to lab-node-2:31236 (10.99.0.12) the first connection passed, the next 6 "
+        "timed out (SYN without answer; its dials there, each in order: ok T*5 | T)"
+    ]
+    assert quoted["test_nodeport_connections_all_succeed[ipv4-from-lab-node-2]"] == [
+        "dials: from lab-node-2's pod to lab-node-3:31236 (10.99.0.13) the first connection passed, the next 5 "
+        "timed out (SYN without answer; its dials there, each in order: T*5 | ok)"
+    ]
+    assert quoted["test_nodeport_from_pod[ipv4-lab-node-2-to-lab-node-2]"] == []  # all failed: nothing to quote
+    assert sum(1 for q in quoted.values() if any("the first connection passed" in e for e in q)) == 5

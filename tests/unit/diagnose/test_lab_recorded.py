@@ -32,6 +32,10 @@ EXPECTED = {
     "kube_proxy_down": ("kube-proxy-rules-missing", "lab-node-2"),
     "nodeport_firewall": ("nodeport-blocked", "lab-node-2"),
     "dns_down": ("coredns-down", None),
+    # issue 10 5(d); per_source_limit's paths carry their attempts (test_dialseq.py reads the pattern)
+    "per_source_limit": ("per-source-limit", "lab-node-2"),
+    "per_source_limit_first": ("per-source-limit", "lab-node-2"),
+    "per_source_limit_again": ("per-source-limit", "lab-node-2"),
 }
 HEALTH = {  # --diagnose-only: the only findings
     "dxo_ip_forward_off": {("ip-forward-off", "lab-node-2")},
