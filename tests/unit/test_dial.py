@@ -157,22 +157,31 @@ def test_outcomes_are_kept_compactly_and_read_back(codes: list[str], text: str) 
     assert encode_outcomes(codes) == text and decode_outcomes(text) == codes
 
 
-def test_a_path_carries_its_attempts_and_on_failure_the_sources_other_dials_to_that_address() -> None:
+def test_a_path_carries_its_attempts_and_on_failure_the_sources_other_like_dials_to_that_address() -> None:
     stab = many([True, False, False, False, False])
     single = DialResult(SRC.pod, SRC.ip, SRC.node, "np-cluster", "nodeport", "tcp", "10.99.0.12", 30080, "lab-node-3",
                         [Attempt(ok=False, error="timeout")])  # fmt: skip
+    local = DialResult(SRC.pod, SRC.ip, SRC.node, "np-local", "nodeport", "tcp", "10.99.0.12", 30081, "lab-node-3",
+                       [Attempt(ok=True)])  # fmt: skip
     udp = DialResult(SRC.pod, SRC.ip, SRC.node, "u", "pod_to_pod", "udp", "10.99.0.12", 8081, None,
                      [Attempt(ok=True), Attempt(ok=True)])  # fmt: skip
+    big = DialResult(SRC.pod, SRC.ip, SRC.node, "m", "mtu", "tcp", "10.99.0.12", 30080, None,
+                     [Attempt(ok=False, error="timeout", payload_bytes=65536)])  # fmt: skip
     elsewhere = DialResult(SRC.pod, SRC.ip, SRC.node, "x", "nodeport", "tcp", "10.99.0.13", 30080, None,
                            [Attempt(ok=True)])  # fmt: skip
-    results = [single, stab, udp, elsewhere]
+    results = [single, stab, local, udp, big, elsewhere]
     info = stab.path_info(None, results)
-    assert (info.attempts, info.same_host) == ("ok T*4", "30080: T; 8081/udp: ok*2")
-    assert SameHost.decode_all(info.same_host) == [SameHost(30080, "tcp", ("T",)), SameHost(8081, "udp", ("ok", "ok"))]
+    # other protocols and request sizes are left out (a full-size transfer is not a small connection)
+    assert (info.attempts, info.same_host) == ("ok T*4", "30080: T; 30081: ok")
+    assert SameHost.decode_all(info.same_host) == [SameHost(30080, "tcp", ("T",)), SameHost(30081, "tcp", ("ok",))]
+    assert SameHost.decode_all("8081/udp: ok*2; junk; 30080: T") == [
+        SameHost(8081, "udp", ("ok", "ok")),
+        SameHost(30080, "tcp", ("T",)),
+    ]
     # a path that passed keeps its attempts only, and no empty key grows the record
-    ok = udp.path_info(None, results)
-    assert (ok.attempts, ok.same_host) == ("ok*2", "")
-    assert "same_host" not in ok.to_dict() and ok.to_dict()["attempts"] == "ok*2"
+    ok = local.path_info(None, results)
+    assert (ok.attempts, ok.same_host) == ("ok", "")
+    assert "same_host" not in ok.to_dict() and ok.to_dict()["attempts"] == "ok"
     props: list[tuple[str, object]] = []
     record_path(props, info)
     (back,) = read_paths(props)

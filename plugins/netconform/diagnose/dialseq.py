@@ -13,7 +13,9 @@ other dials to the same address (`same_host`). Read from those, one of:
 - `random-loss`: a connection passed after one had failed (a full conntrack table, an insert race).
 - `other`: failures that are not timeouts.
 
-Nothing is read from a path recorded without attempts (an older recording): no pattern then.
+Only TCP paths are read (the pattern is of unanswered SYNs), and a failed path's other dials are those of the
+same protocol and request size (dialing.model.DialResult.like). Nothing is read from a path recorded without
+attempts (an older recording): no pattern then.
 """
 
 from __future__ import annotations
@@ -128,14 +130,15 @@ def _dials_of(path: PathRef) -> list[Dial] | None:
     proto = path.proto or "tcp"
     own = Dial(path.target_port, proto, tuple(decode_outcomes(path.attempts)))
     others = [Dial(s.port, s.proto, s.outcomes) for s in SameHost.decode_all(path.same_host)]
-    return [own, *[d for d in others if d.outcomes]]
+    return [own, *[d for d in others if d.outcomes and d.proto == proto]]
 
 
 def source_patterns(paths: Iterable[PathRef], facts: ClusterFacts) -> list[SourcePattern]:
     """One pattern per (source node, address) among the failed paths that carry their attempts."""
     groups: dict[tuple[str, str], list[PathRef]] = {}
     for p in paths:
-        if p.src_node and p.error and p.target_ip and p.attempts:
+        # TCP connections only: the pattern is of SYNs left unanswered (a UDP or full-size probe is another story)
+        if p.src_node and p.error and p.target_ip and p.attempts and p.proto in ("tcp", "") and p.check != "mtu":
             groups.setdefault((p.src_node, p.target_ip), []).append(p)
     out = []
     for (src, host), group in sorted(groups.items()):

@@ -198,6 +198,14 @@ class DialResult:
         return f"{self.path()}: {self.what_went_wrong()}"
 
     @property
+    def payload_bytes(self) -> int:
+        return self.attempts[0].payload_bytes if self.attempts else 0
+
+    def like(self, other: DialResult) -> bool:
+        """Same protocol and request size: a full-size DF datagram is not compared with a small one."""
+        return self.proto == other.proto and self.payload_bytes == other.payload_bytes
+
+    @property
     def outcome_codes(self) -> tuple[str, ...]:
         """Each attempt's code in the order made (netconform.dialing.path): ("ok", "T", "T")."""
         ordered = sorted(self.attempts, key=lambda a: a.index) if all(a.index for a in self.attempts) else self.attempts
@@ -212,7 +220,7 @@ class DialResult:
             [
                 SameHost(r.port, r.proto, r.outcome_codes).encode()
                 for r in others
-                if r is not self and r.host == self.host and r.proto != "dns" and r.attempts
+                if r is not self and r.host == self.host and r.proto != "dns" and r.attempts and r.like(self)
             ]
             if first_failure
             else []

@@ -199,6 +199,7 @@ def test_no_pattern_and_no_finding_without_attempts() -> None:
         ("T ok T*3", "", "random-loss"),
         ("T*5", "30387: T; 31366: T", "all-fail"),
         ("ok R*4", "", "other"),  # refused is an answer, not per-source silence
+        ("T*3", "30387/udp: ok", "all-fail"),  # another protocol's dial is not compared
     ],
 )
 def test_classification(attempts: str, same_host: str, kind: str) -> None:
@@ -294,3 +295,13 @@ def test_the_runs_own_paths_give_each_failed_test_the_pattern_it_printed() -> No
     ]
     assert quoted["test_nodeport_from_pod[ipv4-lab-node-2-to-lab-node-2]"] == []  # all failed: nothing to quote
     assert sum(1 for q in quoted.values() if any("the first connection passed" in e for e in q)) == 5
+
+
+def test_udp_and_full_size_paths_give_no_pattern() -> None:
+    # the mtu check's full-size datagrams time out where small ones to the same pod port pass: not per-source
+    ev = load_case("healthy")
+    udp = PathRef(
+        "pod_to_pod", "lab-node-2", "lab-node-1", "192.0.2.11:8081", "timeout", proto="udp", attempts="ok T*4"
+    )
+    mtu = PathRef("mtu", "lab-node-2", "lab-node-1", "192.0.2.11:8080", "timeout", attempts="T*3", same_host="8080: ok")
+    assert source_patterns([udp, mtu], ev.facts) == []

@@ -18,7 +18,8 @@ def rule_causes() -> list[str]:
     """Every CAUSE a diagnose rule can report (read from the rule modules, so a new rule needs a category)."""
     found = []
     for path in sorted((REPO / "plugins" / "netconform" / "diagnose" / "rules").glob("*.py")):
-        found += re.findall(r'^CAUSE = "([a-z0-9-]+)"', path.read_text(), re.MULTILINE)
+        # CAUSE, and a rule's other causes (per_source.PATTERN_CAUSE)
+        found += re.findall(r'^(?:[A-Z]+_)?CAUSE = "([a-z0-9-]+)"', path.read_text(), re.MULTILINE)
     return [c for c in found if c not in ("not-inspected",)]
 
 
