@@ -11,7 +11,7 @@ other dials to the same address (`same_host`). Read from those, one of:
   passed: consistent with the same, weaker (a Service of its own could be broken).
 - `all-fail`: no connection there passed in the run.
 - `random-loss`: a connection passed after one had failed (a full conntrack table, an insert race).
-- `other`: failures that are not timeouts.
+- `other`: failures that are not timeouts, or one timeout after passed connections on the same port.
 
 Only TCP paths are read (the pattern is of unanswered SYNs), and a failed path's other dials are those of the
 same protocol and request size (dialing.model.DialResult.like). Nothing is read from a path recorded without
@@ -55,7 +55,6 @@ class SourcePattern:
     timed_out: int = 0  # connections that timed out after them
     checks: tuple[str, ...] = ()  # the failed paths' checks
     ports: tuple[int, ...] = ()  # the failed paths' ports
-
     src_in_cluster: bool = True  # the source is a node's pod (not this machine, "outside the cluster")
 
     def through(self, node: str) -> bool:
@@ -102,15 +101,18 @@ def _classify(dials: list[Dial]) -> tuple[str, int | None, int, int]:
         return "random-loss", None, 0, 0
     if any(c not in ("ok", "T") for c in codes):
         return "other", None, 0, 0
-    best: tuple[int, int, int] | None = None  # (timeouts, -port, oks)
+    best: tuple[int, int, int] | None = None  # (timeouts, port, oks)
+    mixed = False  # a port where connections passed and timed out
     for port in sorted({d.port for d in dials}):
         on = [c for d in dials if d.port == port for c in d.outcomes]
         oks, timeouts = on.count("ok"), on.count("T")
+        mixed = mixed or bool(oks and timeouts)
         if oks and timeouts >= 2 and (best is None or timeouts > best[0]):
             best = (timeouts, port, oks)
     if best is not None:
         return FIRST_OK, best[1], best[2], best[0]
-    return OK_ELSEWHERE if any(c == "T" for c in codes) else "other", None, 0, 0
+    # a single timeout after a passed connection on one port says too little; else the ports split cleanly
+    return "other" if mixed else OK_ELSEWHERE, None, 0, 0
 
 
 def _ok_after_failure(outcomes: tuple[str, ...]) -> bool:

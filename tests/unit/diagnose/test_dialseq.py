@@ -194,7 +194,8 @@ def test_no_pattern_and_no_finding_without_attempts() -> None:
         ("ok T*4", "", FIRST_OK),
         ("ok*3 T*5", "", FIRST_OK),  # a limit of 3 (hashlimit burst, connlimit 3)
         ("T*5", "30387: ok", FIRST_OK),  # the single dial to the same port won
-        ("ok T", "", OK_ELSEWHERE),  # a single timeout: not "the next ones"
+        ("ok T", "", "other"),  # a single timeout after it: too little to say "the next ones"
+        ("T", "31366: ok", OK_ELSEWHERE),
         ("ok*17 T ok*2", "", "random-loss"),  # nodeport-firewall's masqueraded source port, conntrack races
         ("T ok T*3", "", "random-loss"),
         ("T*5", "30387: T; 31366: T", "all-fail"),
