@@ -61,6 +61,17 @@ def test_every_client_must_see_all_servers_the_single_pod_and_itself_through_eac
     assert int(spec["count"]) >= 3 * 3  # type: ignore[call-overload]
 
 
+def test_on_a_big_cluster_a_client_waits_for_twenty_distinct_servers_not_all() -> None:
+    d = dep()
+    for i in range(4, 1001):  # 1000 servers; the clients stay three
+        d.servers[f"sim-node-{i}"] = PodRef(f"nc-server-{i}", f"10.245.{i // 250}.{i % 250}", f"sim-node-{i}")
+    by_id = {w.id: w for w in settle_wants(d, ["ipv4"])["lab-node-1"]}
+    want = by_id[f"{SERVICES['clusterip']}:tcp:ipv4"]
+    assert want.backends == settle.CONFIRM_BACKENDS_MAX == 20
+    assert int(want.spec()["count"]) == 6 * 20  # type: ignore[call-overload]
+    assert by_id[f"{HAIRPIN_SERVICE}:tcp:ipv4"].backends == 1
+
+
 def test_each_family_is_waited_for_and_a_pod_without_an_address_of_it_dials_nothing_of_it() -> None:
     d = dep(("ipv4", "ipv6"))
     wants = settle_wants(d, ["ipv4", "ipv6"])

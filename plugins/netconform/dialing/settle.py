@@ -10,6 +10,12 @@ endpoints), the single pod through its Service, and the pod itself through the h
 (internalTrafficPolicy Local). A Service that answered from them all is off the list; the rest are
 dialed again, from fresh connections, until SETTLE_MAX_S.
 
+Above CONFIRM_BACKENDS_MAX servers, a client waits for that many distinct ones, not all: seeing every
+one of N backends costs about N * H(N) connections per client and Service (7,500 at 1000 nodes; over
+the cluster O(N^2)), and the bounded wait would end unconfirmed on a healthy big cluster. Twenty new
+pods answering through a Service show its sync with this run's slices has happened; an endpoint
+programmed later still gets its connections from the check, which dials until every backend answered.
+
 This is a wait, not a check: nothing here passes or fails a test. The checks dial everything again
 afterwards, exactly as they would have. When the bound is reached (kube-proxy down, hairpin mode off:
 real faults), the run goes on, says which Services were not confirmed on which nodes, and the checks
@@ -33,11 +39,13 @@ from netconform.kube.exec import run_in_pod
 from netconform.workload.deploy import Deployment
 from netconform.workload.labels import HAIRPIN_SERVICE, HTTP_PORT, SERVICES, SINGLE, UDP_PORT
 
-__all__ = ["SETTLE_MAX_S", "Settled", "Want", "settle_wants", "wait_programmed"]
+__all__ = ["CONFIRM_BACKENDS_MAX", "SETTLE_MAX_S", "Settled", "Want", "settle_wants", "wait_programmed"]
 
 # The bound of the whole wait. The fixed sleep it replaces was 3 s after the slices were complete;
 # a healthy kube-proxy confirms well within it, a broken one costs this much before the checks run.
 SETTLE_MAX_S = 6.0
+# The distinct backends a client waits for through one Service (see above): all of them up to this.
+CONFIRM_BACKENDS_MAX = 20
 # One attempt to an unprogrammed ClusterIP is refused at once or silently dropped; do not wait long.
 ATTEMPT_TIMEOUT_MS = 500
 # Per round and Service: stop after this many failed connections (the next round tries again).
@@ -112,7 +120,7 @@ def settle_wants(dep: Deployment, families: list[str]) -> dict[str, list[Want]]:
                 elif name == SINGLE["service"]:
                     backends = 1 if dep.single else 0
                 elif name in SERVICES.values():
-                    backends = servers
+                    backends = min(servers, CONFIRM_BACKENDS_MAX)
                 else:
                     backends = 0
                 if not backends:
