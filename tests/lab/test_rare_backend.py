@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,7 +43,6 @@ from netconform.dialing.plan import service_coverage_target, service_target
 from netconform.workload.images import DEFAULT_IMAGES
 from netconform.workload.labels import HTTP_PORT, UDP_PORT
 from netconform.workload.manifests import only_on, workload_manifests
-from netconform.workload.readiness import KUBE_PROXY_SETTLE_S
 from tests.lab.conftest import kubectl_admin, lab, lab_lock
 
 pytestmark = pytest.mark.lab
@@ -51,6 +51,7 @@ BULK = 19  # the rare backend gets 1 connection in BULK + 1 = 20
 VERDICTS = 3  # dials judged by this module: their bound keeps all of them below 1e-9 together
 TIMEOUT_MS = 2000  # the suite's --dial-timeout default
 READY_WAIT_S = 240.0
+RULES_WAIT_S = 60.0  # kube-proxy's sync after the slices changed (1 s min-sync-period; slower under load)
 SVC_LABEL = "netconform-lab-test/in-service"  # the Service selects it; the ReplicaSets select on `set`
 
 
@@ -61,6 +62,7 @@ class RareLab:
     client: Source
     expected: dict[str, str]  # every backend pod -> its node (the set that exists)
     rare: str
+    rare_ip: str
     rare_node: str
     tries: int  # coverage.backend_tries for len(expected) backends
 
@@ -112,32 +114,56 @@ def _pods(admin: str, namespace: str, selector: str) -> list[dict[str, Any]]:
     return list(json.loads(kubectl_admin(admin, "-n", namespace, "get", "pods", "-l", selector, "-o", "json"))["items"])
 
 
-def _ready_endpoints(admin: str, namespace: str) -> set[str]:
+def _ready_endpoints(admin: str, namespace: str) -> dict[str, str]:
+    """The Service's ready endpoints: pod name -> its address."""
     slices = json.loads(
         kubectl_admin(
             admin, "-n", namespace, "get", "endpointslices", "-l", "kubernetes.io/service-name=rare-set", "-o", "json"
         )  # fmt: skip
     )["items"]
     return {
-        ep["targetRef"]["name"]
+        ep["targetRef"]["name"]: ep["addresses"][0]
         for s in slices
         for ep in s.get("endpoints") or []
         if ep.get("conditions", {}).get("ready") and ep.get("targetRef")
     }
 
 
-def _wait_endpoints(admin: str, namespace: str, want: set[str]) -> None:
-    """Until the Service's ready endpoints are exactly `want`, then kube-proxy's sync time (bounded)."""
+def _kube_proxy_rules(node: str) -> str:
+    """The NAT rules kube-proxy wrote on a lab node (iptables and nftables: whichever mode runs)."""
+    netns = f"nclab-{node.removeprefix('lab-')}"  # lab-node-N runs in namespace nclab-node-N (ci/lablib/config.py)
+    texts = [
+        subprocess.run(["ip", "netns", "exec", netns, *cmd], capture_output=True, text=True, timeout=30).stdout
+        for cmd in (["iptables-save", "-t", "nat"], ["nft", "list", "ruleset"])
+    ]
+    return "\n".join(texts)
+
+
+def _wait_endpoints(admin: str, namespace: str, want: set[str], node: str, gone: frozenset[str] = frozenset()) -> None:
+    """Until the Service's ready endpoints are exactly `want` and kube-proxy on `node` (the client's) has
+    programmed them: every one's address:port in its rules, none of the `gone` addresses (bounded).
+    A fixed pause was not enough under load: a test once found a removed backend still answering."""
     deadline = time.monotonic() + READY_WAIT_S
-    seen: set[str] = set()
+    seen: dict[str, str] = {}
     while time.monotonic() < deadline:
         seen = _ready_endpoints(admin, namespace)
-        if seen == want:
-            time.sleep(KUBE_PROXY_SETTLE_S)
-            return
+        if set(seen) == want:
+            break
         time.sleep(1.0)
-    pytest.fail(f"Service rare-set in {namespace}: ready endpoints {sorted(seen)} != {sorted(want)} "
-                f"after {READY_WAIT_S:.0f}s")  # fmt: skip
+    else:
+        pytest.fail(f"Service rare-set in {namespace}: ready endpoints {sorted(seen)} != {sorted(want)} "
+                    f"after {READY_WAIT_S:.0f}s")  # fmt: skip
+    deadline = time.monotonic() + RULES_WAIT_S
+    missing, stale = [], []
+    while time.monotonic() < deadline:
+        rules = _kube_proxy_rules(node)
+        missing = [ip for ip in seen.values() if f"{ip}:{HTTP_PORT}" not in rules]
+        stale = [ip for ip in gone if f"{ip}:{HTTP_PORT}" in rules]
+        if not missing and not stale:
+            return
+        time.sleep(0.5)
+    pytest.fail(f"kube-proxy on {node} did not program rare-set within {RULES_WAIT_S:.0f}s: "
+                f"missing {missing}, still there {stale}")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -164,8 +190,12 @@ def rare_lab(admin_kubeconfig: str, lab_kubeconfig: str) -> Iterator[RareLab]:
             backends = _pods(admin, namespace, "set in (bulk,rare)")
             expected = {p["metadata"]["name"]: p["spec"]["nodeName"] for p in backends}
             assert len(expected) == BULK + 1, expected
-            _wait_endpoints(admin, namespace, set(expected))
-            (rare,) = [p["metadata"]["name"] for p in backends if p["metadata"]["labels"]["set"] == "rare"]
+            _wait_endpoints(admin, namespace, set(expected), home)
+            ((rare, rare_ip),) = [
+                (p["metadata"]["name"], p["status"]["podIP"])
+                for p in backends
+                if p["metadata"]["labels"]["set"] == "rare"
+            ]
             (client,) = _pods(admin, namespace, "set=client")
             svc = json.loads(kubectl_admin(admin, "-n", namespace, "get", "service", "rare-set", "-o", "json"))
             yield RareLab(
@@ -174,6 +204,7 @@ def rare_lab(admin_kubeconfig: str, lab_kubeconfig: str) -> Iterator[RareLab]:
                 client=Source(client["metadata"]["name"], client["status"]["podIP"], client["spec"]["nodeName"]),
                 expected=expected,
                 rare=rare,
+                rare_ip=rare_ip,
                 rare_node=far,
                 tries=coverage.backend_tries(len(expected), checks=VERDICTS),
             )
@@ -201,7 +232,7 @@ def dial(lab_kubeconfig: str, rl: RareLab) -> tuple[DialResult, str | None]:
 
 
 def test_the_rare_backend_reachable_passes(lab_kubeconfig: str, admin_kubeconfig: str, rare_lab: RareLab) -> None:
-    _wait_endpoints(admin_kubeconfig, rare_lab.namespace, set(rare_lab.expected))
+    _wait_endpoints(admin_kubeconfig, rare_lab.namespace, set(rare_lab.expected), rare_lab.client.node)
     result, verdict = dial(lab_kubeconfig, rare_lab)
     assert verdict is None, verdict
     assert rare_lab.rare in result.backends and result.stopped == "backends"
@@ -211,7 +242,7 @@ def test_the_rare_backend_reachable_passes(lab_kubeconfig: str, admin_kubeconfig
 def test_the_rare_backend_behind_a_broken_node_fails_naming_it(
     lab_kubeconfig: str, admin_kubeconfig: str, rare_lab: RareLab
 ) -> None:
-    _wait_endpoints(admin_kubeconfig, rare_lab.namespace, set(rare_lab.expected))
+    _wait_endpoints(admin_kubeconfig, rare_lab.namespace, set(rare_lab.expected), rare_lab.client.node)
     try:
         lab("fault", "forward-drop", "--node", rare_lab.rare_node)
         result, verdict = dial(lab_kubeconfig, rare_lab)
@@ -233,7 +264,8 @@ def test_the_rare_backend_the_service_never_picks_fails_after_the_bound(
     rl = rare_lab
     kubectl_admin(admin_kubeconfig, "-n", rl.namespace, "label", "pod", rl.rare, f"{SVC_LABEL}-")
     try:
-        _wait_endpoints(admin_kubeconfig, rl.namespace, set(rl.expected) - {rl.rare})
+        _wait_endpoints(admin_kubeconfig, rl.namespace, set(rl.expected) - {rl.rare}, rl.client.node,
+                        frozenset({rl.rare_ip}))  # fmt: skip
         result, verdict = dial(lab_kubeconfig, rl)
     finally:
         kubectl_admin(admin_kubeconfig, "-n", rl.namespace, "label", "pod", rl.rare, f"{SVC_LABEL}=yes")
