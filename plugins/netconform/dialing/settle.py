@@ -27,15 +27,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kubernetes import client as k8s
 
-from netconform.dialing.fanout import MAX_PARALLEL_EXECS
-from netconform.dialing.probe import DIAL_COMMAND, build_spec
+from netconform.dialing.fanout import MAX_PARALLEL_EXECS, ProbeRunner, run_probe_dial
+from netconform.dialing.probe import build_spec
 from netconform.errors import NetconformError
-from netconform.kube.exec import run_in_pod
 from netconform.workload.deploy import Deployment
 from netconform.workload.labels import HAIRPIN_SERVICE, HTTP_PORT, SERVICES, SINGLE, UDP_PORT
 
@@ -52,7 +50,6 @@ ATTEMPT_TIMEOUT_MS = 500
 ROUND_MAX_FAILURES = 2
 PAUSE_S = 0.2
 EXEC_EXTRA_S = 10.0
-Runner = Callable[[k8s.Configuration, str, str, str, float], str]
 
 
 @dataclass(frozen=True)
@@ -146,13 +143,8 @@ def _confirmed(stdout: str) -> set[str]:
     return {str(r.get("id")) for r in results or [] if isinstance(r, dict) and r.get("stopped") == "backends"}
 
 
-def _run_dial(configuration: k8s.Configuration, namespace: str, pod: str, spec_json: str, wait_s: float) -> str:
-    res = run_in_pod(configuration, namespace, pod, DIAL_COMMAND, stdin=spec_json, timeout_s=wait_s)
-    return res.stdout if res.rc == 0 else ""
-
-
 def _round(
-    run: Runner,
+    run: ProbeRunner,
     configuration: k8s.Configuration,
     dep: Deployment,
     node: str,
@@ -168,7 +160,7 @@ def _round(
     try:
         with gate:
             stdout = run(configuration, dep.namespace, dep.clients[node].name, json.dumps(spec), wait_s)
-    except NetconformError:
+    except NetconformError:  # ExecError, ProbeRunError (a non-zero exit)
         stdout = ""  # an exec that failed confirms nothing; the fan-out reports exec failures itself
     found[node] = _confirmed(stdout)
 
@@ -178,11 +170,11 @@ def wait_programmed(
     dep: Deployment,
     families: list[str],
     max_s: float = SETTLE_MAX_S,
-    runner: Runner | None = None,
+    runner: ProbeRunner | None = None,
 ) -> Settled:
     """Dial, from every client pod at once, the Services not yet confirmed there, until all are or
     `max_s` has passed (bounded: each round's execs are bounded, and no round starts after `max_s`)."""
-    run = runner or _run_dial
+    run = runner or run_probe_dial
     pending = {node: list(wants) for node, wants in settle_wants(dep, families).items() if wants}
     result = Settled()
     started = time.monotonic()
