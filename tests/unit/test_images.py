@@ -54,7 +54,7 @@ def test_two_builds_give_the_same_digest(tmp_path):
     refs = []
     for out in (tmp_path / "a", tmp_path / "b"):
         done = subprocess.run(
-            [sys.executable, str(REPO / "ci/images"), "build", "--out", str(out)],
+            [sys.executable, str(REPO / "ci/images"), "build", "probe", "--out", str(out)],
             capture_output=True,
             text=True,
             timeout=1200,
@@ -105,7 +105,9 @@ def test_push_and_mirror_round_trip_through_ci_images(tmp_path):
         host = f"localhost:{port.group(1)}"
         images = [sys.executable, str(REPO / "ci/images")]
         out = tmp_path / "out"
-        built = subprocess.run([*images, "build", "--out", str(out)], capture_output=True, text=True, timeout=1200)
+        built = subprocess.run(
+            [*images, "build", "probe", "--out", str(out)], capture_output=True, text=True, timeout=1200
+        )
         assert built.returncode == 0, built.stderr
         digest = built.stdout.strip().splitlines()[-1].split("@")[1]
         version = package_version()
