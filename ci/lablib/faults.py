@@ -84,6 +84,10 @@ def ip_masq(node: Node) -> list[list[str]]:
 def missing_route(node: Node) -> list[list[str]]:
     undo = []
     if config.variant().flannel_backend == "host-gw":
+        # flanneld's host-gw route check re-adds a deleted route within seconds, so the fault would heal
+        # before anyone looked: the node's flanneld is stopped first (a crashed agent, the field's cause).
+        undo = [["netconform-lab", "restart-flanneld"]]
+        proc.stop(f"{node.name}-flanneld")
         for cidr, peer_ip in _peer_routes(node):
             _sh(node, "ip", "route", "del", cidr, "via", peer_ip, "dev", "eth0")
             undo.append(["ip", "route", "replace", cidr, "via", peer_ip, "dev", "eth0"])
@@ -231,6 +235,8 @@ def clear() -> list[str]:
         for argv in entry["undo"]:
             if argv == ["netconform-lab", "restart-kube-proxy"]:
                 node_mod.start_kube_proxy(node, bin_dir())
+            elif argv == ["netconform-lab", "restart-flanneld"]:
+                node_mod.start_flanneld(node, bin_dir())
             elif argv[:2] == ["netconform-lab", "stop"]:
                 proc.stop(argv[2])
             elif argv == ["netconform-lab", "restore-coredns"]:
