@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -191,6 +192,17 @@ def test_a_path_carries_its_attempts_and_on_failure_the_sources_other_like_dials
 def test_round_trips_through_json_for_xdist_workers() -> None:
     result = many([True, False])
     assert DialResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
+
+
+def test_to_dict_is_what_asdict_gives_and_shares_no_list() -> None:
+    result = many([True, False])
+    result.addresses = ["10.96.0.1"]
+    data = result.to_dict()
+    assert data == dataclasses.asdict(result)
+    assert list(data) == [f.name for f in dataclasses.fields(DialResult)]  # same key order: same JSON
+    data["attempts"][0]["ok"] = False
+    data["addresses"].append("x")
+    assert result.attempts[0].ok and result.addresses == ["10.96.0.1"]
 
 
 # ---------------------------------------------------------------- retry of transport errors

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from netconform.dialing.path import MAX_SAME_HOST, PathInfo, SameHost, encode_outcomes, outcome_code
@@ -240,11 +240,20 @@ class DialResult:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """What dataclasses.asdict gives, built directly: asdict deep-copies field by field, and this runs
+        for every result of the run (the fan-out's shared book) and for every test's report attachment."""
+        data = {name: getattr(self, name) for name in _RESULT_FIELDS}
+        data["attempts"] = [{name: getattr(a, name) for name in _ATTEMPT_FIELDS} for a in self.attempts]
+        data["addresses"] = list(self.addresses)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DialResult:
         return cls(**{**data, "attempts": [Attempt(**a) for a in data["attempts"]]})
+
+
+_RESULT_FIELDS = tuple(f.name for f in fields(DialResult))
+_ATTEMPT_FIELDS = tuple(f.name for f in fields(Attempt))  # every one a str, int, float or bool
 
 
 def percentile(values: list[float], pct: float) -> float | None:
