@@ -10,14 +10,24 @@ happens in the process that ran the test; everything per run (matrix, environmen
 from __future__ import annotations
 
 import json
+import os
+import queue
 import shutil
+import sys
+import threading
+import uuid
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 import allure
+import allure_commons
+import attr
 import pytest
+from _pytest.python import get_direct_param_fixture_func
+from allure_commons.logger import INDENT, AllureFileLogger
 from allure_commons.model2 import Label, StatusDetails
+from allure_pytest.listener import AllureListener
 
 from netconform.diagnose import Diagnosis
 from netconform.errors import API_ERRORS, UsageError
@@ -107,6 +117,111 @@ def pytest_configure_node(node: Any) -> None:
     path = node.config.stash.get(_RESULTS, None)
     if path is not None:
         node.workerinput["netconform_alluredir"] = str(path)
+
+
+# ---------------------------------------------------------------- allure-pytest, lighter per test
+
+
+class _Listener(AllureListener):
+    """allure-pytest's listener without a fixture container per parametrize argument.
+
+    allure-pytest reports every fixture set-up of a test as a container file of its own, also the pseudo
+    fixtures pytest makes for `@pytest.mark.parametrize`/metafunc.parametrize arguments (`dst`, `family`):
+    two of the three files per suite test, whose value is already the test's parameter. Real fixtures
+    (`src`, `host_dials`, the session's `probes`, ...) are reported as before."""
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_fixture_setup(self, fixturedef: Any, request: Any) -> Generator[None, Any, None]:
+        if fixturedef.func is get_direct_param_fixture_func:
+            yield
+            return
+        yield from super().pytest_fixture_setup(fixturedef, request)
+
+
+class _Writer:
+    """Writes allure's files on a thread of its own, in the order given: creating a file is a metadata
+    operation of the file system that took 0.1-0.9 ms here (more while other work writes to the disk),
+    three files per test, and a thread in a system call does not hold the interpreter's lock, so the
+    tests go on meanwhile. `close` (at the end of the run, bounded) waits until every file is written."""
+
+    WAIT_S = 120.0
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[Path, bytes] | None] = queue.SimpleQueue()
+        self.failed: list[str] = []
+        self._thread = threading.Thread(target=self._run, name="allure-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, path: Path, data: bytes) -> None:
+        self._queue.put((path, data))
+
+    def _run(self) -> None:
+        while (job := self._queue.get()) is not None:
+            path, data = job
+            tmp = path.with_name(f"{path.name}.tmp")
+            try:
+                tmp.write_bytes(data)
+                os.replace(tmp, path)
+            except OSError as exc:
+                self.failed.append(f"{path.name}: {exc.strerror or exc}")
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(self.WAIT_S)
+        if self._thread.is_alive():
+            print(f"netconform: Allure results still being written after {self.WAIT_S:.0f}s", file=sys.stderr)
+        elif self.failed:
+            print(f"netconform: {len(self.failed)} Allure files not written, e.g. {self.failed[0]}", file=sys.stderr)
+
+
+class _FileLogger(AllureFileLogger):
+    """allure-commons' writer, the same bytes: serialized here (json.dumps, in C; json.dump to a file
+    encodes in pure Python), written by a _Writer."""
+
+    writer: _Writer
+
+    @classmethod
+    def adopt(cls, logger: AllureFileLogger) -> _FileLogger:
+        """allure's own logger, now this class, with a writer of its own."""
+        logger.__class__ = cls
+        assert isinstance(logger, cls)
+        logger.writer = _Writer()
+        return logger
+
+    def _report_item(self, item: Any) -> None:
+        indent = INDENT if os.environ.get("ALLURE_INDENT_OUTPUT") else None
+        filename = item.file_pattern.format(prefix=uuid.uuid4())
+        data = attr.asdict(item, filter=lambda _, v: v or v is False)
+        self.writer.put(self._report_dir / filename, json.dumps(data, indent=indent, ensure_ascii=False).encode())
+
+    @allure_commons.hookimpl
+    def report_attached_data(self, body: str | bytes, file_name: str) -> None:
+        self.writer.put(self._report_dir / file_name, body.encode() if isinstance(body, str) else body)
+
+
+def _lighten_allure(config: pytest.Config) -> None:
+    """Swap in _Listener and _FileLogger (exactly allure-pytest's own classes only: another version or a
+    subclass someone registered is left alone); hooks are bound when registered, hence re-registered."""
+    listener = config.pluginmanager.get_plugin("allure_listener")
+    if type(listener) is AllureListener:
+        config.pluginmanager.unregister(listener)
+        listener.__class__ = _Listener
+        config.pluginmanager.register(listener, "allure_listener")
+    manager = allure_commons.plugin_manager
+    for plugin in manager.get_plugins():
+        if type(plugin) is AllureFileLogger:
+            name = manager.get_name(plugin)
+            manager.unregister(plugin)
+            light = _FileLogger.adopt(plugin)
+            config.add_cleanup(light.writer.close)  # before allure's own cleanup, which unregisters it
+            manager.register(light, name)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Runs of the cluster suite only: other tests of a project with netconform installed keep allure as is."""
+    if wants_cluster(session.config) and _allure_on(session.config):
+        _lighten_allure(session.config)
 
 
 # ---------------------------------------------------------------- per test: labels and parameters
