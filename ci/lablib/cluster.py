@@ -36,6 +36,17 @@ def preflight() -> None:
 
 def build() -> Path:
     say("building upstream binaries (cached after the first run)")
+    return _run_build(["bash", str(config.REPO / "ci/lab-build/build.sh")], "building the lab's binaries")
+
+
+def build_kube(version: str) -> Path:
+    """The directory holding `kube` at an older version (ci/lab-build/build-kube.sh, cached per version)."""
+    say(f"building Kubernetes {version} (cached after the first run)")
+    return _run_build(["bash", str(config.REPO / "ci/lab-build/build-kube.sh"), version],
+                      f"building Kubernetes {version}")
+
+
+def _run_build(argv: list[str], what_failed: str) -> Path:
     config.LOGS.mkdir(parents=True, exist_ok=True)
     log = config.LOGS / "build.log"
     # the build's progress reaches the terminal: its own lines ([build HH:MM:SS] building kube), and
@@ -50,7 +61,7 @@ def build() -> Path:
     threading.Thread(target=heartbeat, args=(stop,), daemon=True).start()
     try:
         with open(log, "ab") as fh, subprocess.Popen(
-                ["bash", str(config.REPO / "ci/lab-build/build.sh")], stdout=subprocess.PIPE,
+                argv, stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE, env={**os.environ, "LAB_CACHE": str(config.CACHE)}) as proc:
             assert proc.stderr is not None and proc.stdout is not None
             for line in proc.stderr:
@@ -65,7 +76,7 @@ def build() -> Path:
     finally:
         stop.set()
     if proc.returncode != 0:
-        raise LabError(f"building the lab's binaries failed; see {log}")
+        raise LabError(f"{what_failed} failed; see {log}")
     return Path(out.decode().strip().splitlines()[-1])
 
 
@@ -74,6 +85,50 @@ def bin_dir() -> Path:
     if not path.exists():
         raise LabError("the lab is not up; run `ci/lab up`")
     return path.resolve()
+
+
+def kube_bins(version: str, bins: Path) -> Path:
+    """The binaries the Kubernetes components of `version` run from: the build's own directory at
+    versions.env's version; for an older one, STATE/bin-<version>/ (links to the build's etcd, flanneld,
+    ... and to that version's `kube`, so each process's command line names its version)."""
+    if version == config.KUBE_VERSION:
+        return bins
+    if version not in config.kube_versions():
+        raise LabError(f"the lab cannot build Kubernetes {version}: it builds "
+                       f"{', '.join(config.kube_versions())} (an older one needs ci/lab-build/kube-<version>/)")
+    kube = build_kube(version) / "kube"
+    out = config.STATE / f"bin-{version}"
+    out.mkdir(parents=True, exist_ok=True)
+    for target in [*(p for p in bins.iterdir() if p.name != "kube" and not p.name.startswith(".")), kube]:
+        link = out / target.name
+        link.unlink(missing_ok=True)
+        link.symlink_to(target)
+    return out
+
+
+def running_bins(version: str) -> Path:
+    """The binaries of a version the running lab already uses (for a restart): no build."""
+    if version == config.KUBE_VERSION:
+        return bin_dir()
+    path = config.STATE / f"bin-{version}"
+    if not (path / "kube").exists():
+        raise LabError(f"the lab has no binaries of Kubernetes {version} ({path}); run `ci/lab up --version {version}`")
+    return path
+
+
+def versions() -> dict[str, str]:
+    """What each part runs: {"control-plane": v, "lab-node-1": v, ...}; a lab brought up before
+    versions.json existed runs the variant's version everywhere."""
+    if config.VERSIONS_FILE.exists():
+        return json.loads(config.VERSIONS_FILE.read_text())
+    version = config.variant().version
+    return {"control-plane": version, **{n.name: version for n in config.nodes(config.node_count())}}
+
+
+def record_version(part: str, version: str) -> None:
+    found = versions()
+    found[part] = version
+    config.VERSIONS_FILE.write_text(json.dumps(found, indent=1) + "\n")
 
 
 def _node_json(bins: Path, name: str) -> dict:
@@ -110,6 +165,9 @@ def up(var: config.Variant) -> None:
     link = config.STATE / "bin"
     link.unlink(missing_ok=True)
     link.symlink_to(bins)
+    kbins = kube_bins(var.version, bins)
+    config.VERSIONS_FILE.write_text(json.dumps(
+        {"control-plane": var.version, **{n.name: var.version for n in config.nodes(count)}}, indent=1) + "\n")
     say("building images")
     archives = images.build(bins)
     nodes = config.nodes(count)
@@ -121,12 +179,12 @@ def up(var: config.Variant) -> None:
         net.up_node(n)
     say("starting the control plane")
     proc.make_cgroup(config.CGROUP_ROOT)
-    control.start(bins)
+    control.start(kbins)
     for n in nodes:
         say(f"starting {n.name}")
         node.start_namespace(n)
         node.start_containerd(n, archives)
-        node.start_kubelet(n, bins)
+        node.start_kubelet(n, kbins)
     pod_cidrs = {}
     for n in nodes:
         pod_cidrs[n] = proc.wait_for(f"{n.name} to register with a podCIDR",
@@ -134,7 +192,7 @@ def up(var: config.Variant) -> None:
                                      _node_json(bins, n.name)["spec"].get("podCIDR"), 120, 1.0,
                                      log=str(config.LOGS / f"{n.name}-kubelet.log"))
         node.start_flanneld(n, bins)
-        node.start_kube_proxy(n, bins)
+        node.start_kube_proxy(n, kbins)
     net.route_control_plane(pod_cidrs)
     for n in nodes:
         proc.wait_for(f"flanneld on {n.name} to lease a subnet",
@@ -239,6 +297,9 @@ def status() -> tuple[list[str], bool]:
         healthy = healthy and pid is not None
     try:
         lines.append(control.kubectl(bin_dir(), "get", "nodes", "-o", "wide", timeout=20))
+        version_lines, versions_ok = _version_lines()
+        lines += version_lines
+        healthy = healthy and versions_ok
     except LabError as err:
         lines.append(f"API: {err}")
         healthy = False
@@ -246,6 +307,21 @@ def status() -> tuple[list[str], bool]:
     problems = net.isolation_problems() if config.node_count() else []
     lines.append("isolation: " + ("; ".join(problems) if problems else "sealed (no route or NAT out of the lab)"))
     return lines, healthy and not problems
+
+
+def _version_lines() -> tuple[list[str], bool]:
+    """The versions running: recorded at start (versions.json) and as the API server and kubelets report."""
+    recorded = versions()
+    server = control.server_version(bin_dir())
+    kubelets = {item["metadata"]["name"]: item["status"]["nodeInfo"]["kubeletVersion"] for item in
+                json.loads(control.kubectl(bin_dir(), "get", "nodes", "-o", "json", timeout=20))["items"]}
+    ok = server == recorded.get("control-plane")
+    lines = [f"version: control plane {recorded.get('control-plane')} (API server reports {server})"]
+    for n in config.nodes(config.node_count()):
+        reported = kubelets.get(n.name, "not registered")
+        ok = ok and reported == recorded.get(n.name)
+        lines.append(f"version: {n.name} kubelet + kube-proxy {recorded.get(n.name)} (kubelet reports {reported})")
+    return lines, ok
 
 
 def _rss_mib(relpath: str) -> float:

@@ -59,6 +59,22 @@ def _versions() -> dict[str, str]:
 
 
 KUBE_VERSION = _versions()["KUBE_VERSION"]
+# The Kubernetes components each part of the running lab was started with (control plane, each node's
+# kubelet + kube-proxy): `ci/lab up --version` writes it, `ci/lab upgrade` updates it step by step.
+VERSIONS_FILE = STATE / "versions.json"
+
+
+def kube_versions() -> list[str]:
+    """The Kubernetes versions the lab can build: versions.env's (ci/lab-build/kube) and each older one
+    that has a wrapper module ci/lab-build/kube-<version>/ (built by ci/lab-build/build-kube.sh)."""
+    found = {KUBE_VERSION} | {d.name.removeprefix("kube-") for d in (REPO / "ci/lab-build").glob("kube-v*")
+                              if (d / "go.mod").is_file()}
+    return sorted(found, key=version_key)
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """v1.36.3 -> (1, 36, 3), for ordering versions."""
+    return tuple(int(part) for part in version.removeprefix("v").split("."))
 PROXY_MODES = ("iptables", "nftables")   # this kernel has no IPVS, so no ipvs mode
 FLANNEL_BACKENDS = ("vxlan", "host-gw")
 IP_FAMILIES = ("ipv4", "dual")

@@ -7,7 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
-from . import cluster, config, faults, node, proc, smoke
+from . import cluster, config, faults, node, proc, smoke, upgrade
 from .proc import LabError
 
 RESTARTABLE = {"kubelet": node.start_kubelet, "flanneld": node.start_flanneld, "kube-proxy": node.start_kube_proxy}
@@ -26,8 +26,14 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--proxy-mode", default="iptables", help="kube-proxy mode: iptables (default) or nftables")
     up.add_argument("--flannel-backend", default="vxlan", help="flannel backend: vxlan (default) or host-gw")
     up.add_argument("--ip-family", default="ipv4", help="ipv4 (default) or dual (IPv4 + IPv6)")
+    up.add_argument("--version", default=config.KUBE_VERSION,
+                    help=f"Kubernetes version: {' or '.join(config.kube_versions())} (default {config.KUBE_VERSION})")
     up.add_argument("--no-smoke", action="store_true")
     up.add_argument("--keep-on-failure", action="store_true", help="leave a failed lab running to debug it")
+    upg = sub.add_parser("upgrade", help="upgrade the running lab's Kubernetes: control plane, then node by "
+                                         "node (drain, new kubelet + kube-proxy, uncordon)")
+    upg.add_argument("version", help=f"a newer version than the running one: {' or '.join(config.kube_versions())}")
+    upg.add_argument("--no-smoke", action="store_true")
     sub.add_parser("down", help="stop everything the lab started and remove its namespaces, cgroups, files")
     sub.add_parser("status", help="processes, nodes and isolation")
     sub.add_parser("env", help="print the export line for KUBECONFIG")
@@ -68,8 +74,11 @@ def _variant(args: argparse.Namespace) -> config.Variant:
                                  ("--ip-family", args.ip_family, config.IP_FAMILIES)):
         if value not in allowed:
             raise LabError(f"{flag} takes {' or '.join(allowed)}, not {value!r}")
+    if args.version not in config.kube_versions():
+        raise LabError(f"--version takes {' or '.join(config.kube_versions())} (the versions the lab has a wrapper "
+                       f"module for in ci/lab-build/), not {args.version!r}")
     return config.Variant(nodes=args.nodes, proxy_mode=args.proxy_mode, flannel_backend=args.flannel_backend,
-                          ip_family=args.ip_family)
+                          ip_family=args.ip_family, version=args.version)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -87,6 +96,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             cluster.down(keep_logs=True)
             raise
         print(f"export KUBECONFIG={config.KUBECONFIG}")
+    elif args.cmd == "upgrade":
+        upgrade.upgrade(args.version)
+        if not args.no_smoke:
+            smoke.check_or_explain()
     elif args.cmd == "down":
         cluster.down()
         print("lab down")
@@ -111,7 +124,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.cmd == "restart":
         target = cluster.node_by_name(args.node)
         proc.stop(f"{target.name}-{args.component}")
-        RESTARTABLE[args.component](target, cluster.bin_dir())
+        bins = cluster.bin_dir() if args.component == "flanneld" else \
+            cluster.running_bins(cluster.versions().get(target.name, config.KUBE_VERSION))
+        RESTARTABLE[args.component](target, bins)
         print(f"restarted {args.component} on {target.name}")
     elif args.cmd == "fault":
         if args.list or not args.name:
