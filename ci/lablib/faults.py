@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import config, control, proc
-from .cluster import bin_dir, node_by_name, run_in_node
+from .cluster import bin_dir, node_by_name, run_in_node, running_bins, versions
 from .config import Node
 from .proc import LabError
 
@@ -234,7 +234,8 @@ def clear() -> list[str]:
         node = node_by_name(entry["node"])
         for argv in entry["undo"]:
             if argv == ["netconform-lab", "restart-kube-proxy"]:
-                node_mod.start_kube_proxy(node, bin_dir())
+                # the version this node runs (an older one after `up --version`, until `upgrade`)
+                node_mod.start_kube_proxy(node, running_bins(versions().get(node.name, config.KUBE_VERSION)))
             elif argv == ["netconform-lab", "restart-flanneld"]:
                 node_mod.start_flanneld(node, bin_dir())
             elif argv[:2] == ["netconform-lab", "stop"]:
