@@ -116,6 +116,11 @@ def running_bins(version: str) -> Path:
     return path
 
 
+def node_bins(name: str) -> Path:
+    """The binaries node `name`'s kubelet and kube-proxy run from now (its version, for a restart)."""
+    return running_bins(versions().get(name, config.KUBE_VERSION))
+
+
 def versions() -> dict[str, str]:
     """What each part runs: {"control-plane": v, "lab-node-1": v, ...}; a lab brought up before
     versions.json existed runs the variant's version everywhere."""

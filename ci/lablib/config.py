@@ -75,6 +75,8 @@ def kube_versions() -> list[str]:
 def version_key(version: str) -> tuple[int, ...]:
     """v1.36.3 -> (1, 36, 3), for ordering versions."""
     return tuple(int(part) for part in version.removeprefix("v").split("."))
+
+
 PROXY_MODES = ("iptables", "nftables")   # this kernel has no IPVS, so no ipvs mode
 FLANNEL_BACKENDS = ("vxlan", "host-gw")
 IP_FAMILIES = ("ipv4", "dual")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import config, control, proc
-from .cluster import bin_dir, node_by_name, run_in_node, running_bins, versions
+from .cluster import bin_dir, node_bins, node_by_name, run_in_node
 from .config import Node
 from .proc import LabError
 
@@ -235,7 +235,7 @@ def clear() -> list[str]:
         for argv in entry["undo"]:
             if argv == ["netconform-lab", "restart-kube-proxy"]:
                 # the version this node runs (an older one after `up --version`, until `upgrade`)
-                node_mod.start_kube_proxy(node, running_bins(versions().get(node.name, config.KUBE_VERSION)))
+                node_mod.start_kube_proxy(node, node_bins(node.name))
             elif argv == ["netconform-lab", "restart-flanneld"]:
                 node_mod.start_flanneld(node, bin_dir())
             elif argv[:2] == ["netconform-lab", "stop"]:

@@ -124,8 +124,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.cmd == "restart":
         target = cluster.node_by_name(args.node)
         proc.stop(f"{target.name}-{args.component}")
-        bins = cluster.bin_dir() if args.component == "flanneld" else \
-            cluster.running_bins(cluster.versions().get(target.name, config.KUBE_VERSION))
+        bins = cluster.bin_dir() if args.component == "flanneld" else cluster.node_bins(target.name)
         RESTARTABLE[args.component](target, bins)
         print(f"restarted {args.component} on {target.name}")
     elif args.cmd == "fault":

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 import ssl
-import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -137,12 +136,12 @@ def _evict(pod: dict) -> None:
     path = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/eviction"
 
     def accepted() -> bool:
-        done = subprocess.run([str(cluster.bin_dir() / "kube"), "kubectl", "--kubeconfig", str(config.KUBECONFIG),
-                               "--request-timeout=20s", "create", "--raw", path, "-f", "-"],
-                              input=body, capture_output=True, text=True, timeout=60)
-        if done.returncode == 0 or "NotFound" in done.stderr or "not found" in done.stderr:
-            return True
-        raise LabError(done.stderr.strip()[:300])   # wait_for keeps the last refusal for its message
+        try:
+            _kubectl("create", "--raw", path, "-f", "-", input=body)
+        except LabError as refused:   # wait_for keeps the last refusal for its message
+            if "NotFound" not in str(refused) and "not found" not in str(refused):
+                raise
+        return True
 
     proc.wait_for(f"the eviction of pod {meta['namespace']}/{meta['name']} to be accepted", accepted,
                   EVICT_TIMEOUT_S, 2.0)
