@@ -33,7 +33,7 @@ type Target struct {
 	Proto  string `json:"proto"`  // tcp | udp | dns
 	Host   string `json:"host"`   // IP (v4 or v6) or name (resolved with the pod's resolver)
 	Port   int    `json:"port"`   // ignored for dns
-	Count  int    `json:"count"`  // default 1; ignored for dns; the upper bound with want_backends
+	Count  int    `json:"count"`  // default 1; the upper bound with want_backends; dns: lookups, until one is answered
 	Family string `json:"family"` // "4" | "6" | "" (any): which addresses a name resolves to
 	// MaxFailures stops a target's attempts after this many failures (0: never), so a dead
 	// path costs a few timeouts instead of count of them.
@@ -104,6 +104,7 @@ const (
 	stoppedBackends    = "backends"
 	stoppedCount       = "count"
 	stoppedMaxFailures = "max_failures"
+	stoppedAnswered    = "answered" // dns: a lookup got an answer (addresses or "no such name")
 )
 
 const (
@@ -260,10 +261,7 @@ func (d *dialer) run(ctx context.Context, spec Spec) []Result {
 func (d *dialer) target(ctx context.Context, t Target) Result {
 	r := Result{ID: t.ID, Proto: t.Proto, Host: t.Host, Port: t.Port, Stopped: stoppedCount}
 	if t.Proto == "dns" {
-		a, addrs := d.lookup(ctx, t.Host, t.Family)
-		a.Index = 1
-		r.Attempts, r.Addresses = []Attempt{a}, addrs
-		return r
+		return d.lookups(ctx, t, r)
 	}
 	attempt := d.udp
 	if t.Proto == "tcp" {
@@ -453,16 +451,41 @@ func whoamiAttempt(body []byte, payload int) Attempt {
 	return a
 }
 
-// lookup resolves a name the way an application in the pod would.
+// lookups resolves t.Host up to t.Count times, as the pod's resolver retries
+// a query nobody answered (resolv.conf attempts): a lone lost datagram is a
+// retry there, not a failed lookup. It stops at the first answer, "no such
+// name" included; only unanswered lookups (timeouts) are tried again.
+func (d *dialer) lookups(ctx context.Context, t Target, r Result) Result {
+	first := time.Now()
+	for i := range max(t.Count, 1) {
+		startMS := ms(time.Since(first))
+		a, addrs, answered := d.lookup(ctx, t.Host, t.Family)
+		a.Index, a.StartMS = i+1, startMS
+		r.Attempts, r.Addresses = append(r.Attempts, a), addrs
+		if answered {
+			r.Stopped = stoppedAnswered
+		}
+		if answered || ctx.Err() != nil {
+			break
+		}
+	}
+	return r
+}
+
+// lookup resolves a name the way an application in the pod would; answered is
+// false when no answer came (a timeout), the one case a resolver retries.
 // family "4"/"6" asks for A or AAAA records only.
-func (d *dialer) lookup(ctx context.Context, host, family string) (Attempt, []string) {
+func (d *dialer) lookup(ctx context.Context, host, family string) (Attempt, []string, bool) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	ips, err := d.resolver.LookupNetIP(ctx, "ip"+family, host)
 	var a Attempt
+	answered := true
 	if err != nil {
 		a = failed(kindDNS, "resolve", err)
+		var dnsErr *net.DNSError
+		answered = !(errors.As(err, &dnsErr) && dnsErr.IsTimeout) && ctx.Err() == nil
 	} else {
 		a.OK = true
 	}
@@ -475,7 +498,7 @@ func (d *dialer) lookup(ctx context.Context, host, family string) (Attempt, []st
 	for _, ip := range slices.Compact(ips) {
 		addrs = append(addrs, ip.String())
 	}
-	return a, addrs
+	return a, addrs, answered
 }
 
 // resolve returns "ip:port" ("[ip6]:port" for IPv6) for host: addresses of

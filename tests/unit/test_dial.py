@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -16,6 +17,7 @@ from netconform.dialing.plan import build_plan, pod_target, service_target, stab
 from netconform.dialing.probe import parse_output, worst_case_seconds
 from netconform.errors import ProbeRunError
 from netconform.kube.inventory import NodeInfo
+from netconform.plugin.dial import retried_lookups
 from netconform.workload.deploy import Deployment
 from netconform.workload.readiness import PodRef
 
@@ -308,3 +310,44 @@ def test_backend_bound_keeps_a_whole_run_below_one_in_a_billion(backends: int) -
 
 def test_one_backend_needs_no_luck() -> None:
     assert backend_tries(1, checks=2) == 3 and false_failure_bound(1, 3) == 0.0
+
+
+def dns_retry_results() -> list[DialResult]:
+    targets = [
+        Target(tid, "dns", host, 0, "dns", count=3, dst_label=tid)
+        for tid, host in [
+            ("dns:retried", "nc-server.drop.svc.cluster.local."),
+            ("dns:answered", "nc-server.ok.svc.cluster.local."),
+            ("dns:nxdomain", "nxname.ok.svc.cluster.local."),
+        ]
+    ]
+    return parse_output(SRC, targets, (DATA / "probe_dial_dns_retry.json").read_text(), timeout_ms=500)
+
+
+def test_a_lookup_answered_on_the_retry_passes_and_keeps_the_lost_one() -> None:
+    retried, answered, nxdomain = dns_retry_results()
+    assert retried.ok and retried.addresses == ["10.96.0.10"] and retried.stopped == "answered"
+    assert [a.ok for a in retried.attempts] == [False, True] and retried.failures[0].error == "dns"
+    path = retried.path_info()
+    assert path.error is None and path.attempts == "D ok"  # a passed path, its lost lookup kept
+    assert answered.ok and len(answered.attempts) == 1
+    assert not nxdomain.ok and len(nxdomain.attempts) == 1 and "no such host" in nxdomain.describe()
+    assert nxdomain.path_info().error == "dns"
+
+
+def test_three_unanswered_lookups_fail() -> None:
+    retried, _, _ = dns_retry_results()
+    lost = dataclasses.replace(retried.attempts[0])
+    unanswered = dataclasses.replace(retried, attempts=[lost, lost, lost])
+    assert not unanswered.ok and unanswered.path_info().error == "dns"
+    assert "3/3 attempts failed: DNS lookup failed (resolve: lookup nc-server.drop" in unanswered.describe()
+
+
+def test_the_summary_names_lookups_that_passed_only_on_a_retry() -> None:
+    retried, answered, _ = dns_retry_results()
+    reports = []
+    for result in (retried, answered):
+        report = SimpleNamespace(user_properties=[])
+        record_path(report.user_properties, result.path_info())
+        reports.append(report)
+    assert retried_lookups(reports) == ["nc-client-abcde (lab-node-2) -> nc-server.drop.svc.cluster.local."]

@@ -133,6 +133,10 @@ class DialResult:
 
     @property
     def ok(self) -> bool:
+        """Every attempt succeeded; for dns, the last lookup was answered (the probe retries only a
+        lookup nobody answered, as the pod's resolver does: an earlier lost query is in `failures`)."""
+        if self.proto == "dns":
+            return bool(self.attempts) and self.attempts[-1].ok
         return bool(self.attempts) and all(a.ok for a in self.attempts)
 
     @property
@@ -214,7 +218,7 @@ class DialResult:
     def path_info(self, check: str | None = None, others: Iterable[DialResult] = ()) -> PathInfo:
         """This result as the path a test checked (see netconform.dialing.path). `others`: the source's
         other results; on a failed path those to the same address are kept (`same_host`)."""
-        first_failure = self.failures[0] if self.failures else None
+        first_failure = self.failures[0] if self.failures and not self.ok else None  # a retried lookup passed
         seen = self.seen_ips
         same = (  # only a failed path needs them (a passed one is read by nobody for a pattern)
             [

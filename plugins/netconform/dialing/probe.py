@@ -29,7 +29,7 @@ def worst_case_seconds(targets: list[Target], timeout_ms: int, concurrency: int 
 
 def _worst_case_target(target: Target, timeout_s: float) -> float:
     if target.proto == "dns":
-        return 3 * timeout_s  # a lookup may try every search domain: allow a few resolver timeouts
+        return (max(target.count, 1) + 2) * timeout_s  # each lookup within the timeout; 2 more for a loaded node
     # failures stop at max_failures; the other attempts answered (allow 250 ms each: a loaded node;
     # slower than that for hundreds of connections, "did not finish within" is the right verdict)
     failing = min(target.count, target.max_failures) if target.max_failures else target.count

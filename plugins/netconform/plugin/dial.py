@@ -25,7 +25,7 @@ from netconform.dialing.fanout import dial_all
 from netconform.dialing.host import HostDials, dial_nodeports_from_host
 from netconform.dialing.model import DialResult, Source, SourceOutcome, Target
 from netconform.dialing.pairs import ALL_PAIRS_UP_TO, MODES, PairChoice, choose_pairs
-from netconform.dialing.path import PathInfo, record_path
+from netconform.dialing.path import PathInfo, decode_outcomes, read_paths, record_path
 from netconform.dialing.plan import Gap, plan_with_gaps
 from netconform.dialing.probe import worst_case_seconds
 from netconform.kube.inventory import NodeInfo, cluster_families, family_of
@@ -307,6 +307,33 @@ def _host_dials_once(
 def host_dials(request: pytest.FixtureRequest, _host_dials: HostDials | None) -> HostView:
     """NodePort of every node dialed from this machine (once per run, shared with xdist workers)."""
     return HostView(_host_dials, request.node)
+
+
+# ---------------------------------------------------------------- lookups that passed on a retry
+
+RETRIED_SHOWN = 5
+
+
+def retried_lookups(reports: list[Any]) -> list[str]:
+    """Passed DNS paths whose first lookup got no answer (a lost query the retry made up for)."""
+    out = []
+    for report in reports:
+        for path in read_paths(report.user_properties):
+            if path.proto == "dns" and not path.error and "D" in decode_outcomes(path.attempts):
+                out.append(f"{path.src_pod} ({path.src_node}) -> {path.target}")
+    return out
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    retried = retried_lookups(terminalreporter.stats.get("passed", []))
+    if retried:
+        shown = "; ".join(retried[:RETRIED_SHOWN]) + (
+            f"; and {len(retried) - RETRIED_SHOWN} more" if len(retried) > RETRIED_SHOWN else ""
+        )
+        terminalreporter.write_line(
+            f"netconform: {len(retried)} DNS lookups got no answer and passed on the resolver's retry (a lost "
+            f"query; if it recurs, compare `conntrack -S` insert_failed on the nodes): {shown}"
+        )
 
 
 # ---------------------------------------------------------------- parametrization of suite tests
