@@ -26,8 +26,8 @@ import attr
 import pytest
 from _pytest.python import get_direct_param_fixture_func
 from allure_commons.logger import INDENT, AllureFileLogger
-from allure_commons.model2 import Label, StatusDetails
-from allure_pytest.listener import AllureListener
+from allure_commons.model2 import Label, StatusDetails, TestResultContainer
+from allure_pytest.listener import AllureListener, _test_fixtures
 
 from netconform.diagnose import Diagnosis
 from netconform.errors import API_ERRORS, UsageError
@@ -122,20 +122,43 @@ def pytest_configure_node(node: Any) -> None:
 # ---------------------------------------------------------------- allure-pytest, lighter per test
 
 
+# Function-scoped fixtures reported without a fixture container of their own: our per-test views of
+# session data (netconform.plugin.dial). Their set-up is a lookup, and a container file per test would
+# say only "src: passed"; a set-up failure still shows on the test (allure-pytest takes the test's status
+# and message from the setup report). The session fixtures they read (`probes`, `dials`, ...) keep theirs.
+NO_CONTAINER = frozenset({"src", "host_dials"})
+
+
 class _Listener(AllureListener):
-    """allure-pytest's listener without a fixture container per parametrize argument.
+    """allure-pytest's listener without a fixture container per parametrize argument or NO_CONTAINER fixture.
 
     allure-pytest reports every fixture set-up of a test as a container file of its own, also the pseudo
-    fixtures pytest makes for `@pytest.mark.parametrize`/metafunc.parametrize arguments (`dst`, `family`):
-    two of the three files per suite test, whose value is already the test's parameter. Real fixtures
-    (`src`, `host_dials`, the session's `probes`, ...) are reported as before."""
+    fixtures pytest makes for `@pytest.mark.parametrize`/metafunc.parametrize arguments (`dst`, `family`),
+    whose value is already the test's parameter, and `src`/`host_dials` (NO_CONTAINER). Other fixtures
+    (the session's `probes`, `dials`, ...) are reported as before."""
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_fixture_setup(self, fixturedef: Any, request: Any) -> Generator[None, Any, None]:
-        if fixturedef.func is get_direct_param_fixture_func:
+        if fixturedef.func is get_direct_param_fixture_func or fixturedef.argname in NO_CONTAINER:
             yield
             return
         yield from super().pytest_fixture_setup(fixturedef, request)
+
+    def _update_fixtures_children(self, item: pytest.Item) -> None:
+        """allure-pytest's own, less NO_CONTAINER (it would start a container for a fixture it did not see set up)."""
+        uuid = self._cache.get(item.nodeid)
+        for fixturedef in _test_fixtures(item):
+            if fixturedef.argname in NO_CONTAINER:
+                continue
+            group_uuid = self._cache.get(fixturedef)
+            if group_uuid:
+                group = self.allure_logger.get_item(group_uuid)
+            else:
+                group_uuid = self._cache.push(fixturedef)
+                group = TestResultContainer(uuid=group_uuid)
+                self.allure_logger.start_group(group_uuid, group)
+            if uuid not in group.children:
+                self.allure_logger.update_group(group_uuid, children=uuid)
 
 
 class _Writer:
