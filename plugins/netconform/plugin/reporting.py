@@ -25,11 +25,13 @@ import allure_commons
 import attr
 import pytest
 from _pytest.python import get_direct_param_fixture_func
+from allure_commons._allure import StepContext
 from allure_commons.logger import INDENT, AllureFileLogger
 from allure_commons.model2 import Label, StatusDetails, TestResultContainer
 from allure_pytest.listener import AllureListener, _test_fixtures
 
 from netconform.diagnose import Diagnosis
+from netconform.dialing.model import DialResult, percentile
 from netconform.errors import API_ERRORS, UsageError
 from netconform.plugin.diagnose import gathered_evidence
 from netconform.plugin.permissions import GET_KUBE_PROXY_CONFIG, LIST_DAEMONSETS
@@ -365,22 +367,72 @@ def _fixture_value(item: pytest.Item, name: str) -> Any:
 
 
 def _dial_step(item: pytest.Item, path: dict[str, Any]) -> None:
-    """One step per dialed path, failed when it failed, with the probe's result as JSON."""
+    """One step per dialed path with the result's key facts as the step's parameters (no file); a failed
+    path's step is failed and carries the probe's whole result as a JSON attachment besides."""
     result = _find_result(item, path)
     src, target = path.get("src_node"), path.get("target") or "?"
     dst = f" ({path['dst_node']})" if path.get("dst_node") else ""
     title = f"dial {path.get('proto', '')} {src} -> {target}{dst}".replace("  ", " ")
     failed = bool(path.get("error"))
+    params = _dial_parameters(result) if result is not None else _path_parameters(path)
     try:
-        with allure.step(title):
+        with StepContext(title, params):
+            if not failed:
+                return
             if result is not None:
                 allure.attach(json.dumps(result.to_dict(), indent=2), "dial result (JSON)", allure.attachment_type.JSON)
             else:
                 allure.attach(json.dumps(path, indent=2), "path (JSON)", allure.attachment_type.JSON)
-            if failed:
-                raise DialFailed(result.what_went_wrong() if result is not None else str(path.get("error")))
+            raise DialFailed(result.what_went_wrong() if result is not None else str(path.get("error")))
     except DialFailed:
         pass
+
+
+_STOPPED = {"backends": "enough backends answered", "count": "all attempts made", "max_failures": "too many failures"}
+
+
+def _dial_parameters(result: DialResult) -> dict[str, str]:
+    """A dial result's key facts as Allure step parameters, in reading order; empty facts left out."""
+    n, good = len(result.attempts), [a for a in result.attempts if a.ok]
+    params = {"dialed": result.path(), "target id": result.target_id, "attempts": f"{len(good)}/{n} ok"}
+    if result.bound > 1:
+        why = _STOPPED.get(result.stopped, result.stopped or "not said")
+        params["stopped"] = f"{why} ({n} of at most {result.bound} attempts)"
+    answered = sorted({(a.server_hostname, a.server_node) for a in good if a.server_hostname})
+    if answered:
+        params["backends answered"] = ", ".join(f"{h} ({node})" if node else h for h, node in answered)
+    if result.seen_ips:
+        params["client IP the server saw"] = ", ".join(result.seen_ips)
+    if result.addresses:
+        params["addresses"] = ", ".join(result.addresses)
+    if result.payload_bytes:
+        params["payload"] = f"{result.payload_bytes} bytes"
+    latency = [
+        _latency(what, [getattr(a, f"{what}_ms") for a in good if getattr(a, f"{what}_ms") > 0])
+        for what in ("connect", "total")
+    ]
+    if any(latency):
+        params["latency"] = ", ".join(text for text in latency if text)
+    return params
+
+
+def _latency(what: str, values: list[float]) -> str:
+    """`connect 2.16 ms` (one attempt), `connect p50 2.16 ms p99 3.40 ms` (several); "" for none."""
+    if len(values) == 1:
+        return f"{what} {values[0]:.2f} ms"
+    p50, p99 = percentile(values, 50), percentile(values, 99)
+    return f"{what} p50 {p50:.2f} ms p99 {p99:.2f} ms" if p50 is not None and p99 is not None else ""
+
+
+def _path_parameters(path: dict[str, Any]) -> dict[str, str]:
+    """The recorded path's facts when its dial result is not at hand (e.g. the probe could not run)."""
+    where = f" ({path['src_ip']}, {path['src_node']})" if path.get("src_ip") else ""
+    params = {"dialed": f"{path.get('src_pod') or path.get('src_node') or '?'}{where} -> {path.get('target') or '?'}"}
+    for key, name in (("attempts", "attempts"), ("error", "error"), ("seen_ip", "client IP the server saw")):
+        if path.get(key):
+            value = path[key]
+            params[name] = ", ".join(value) if isinstance(value, list) else str(value)
+    return params
 
 
 class DialFailed(AssertionError):
@@ -397,7 +449,7 @@ def _find_result(item: pytest.Item, path: dict[str, Any]) -> Any:
     src = funcargs.get("src")
     if src is not None and hasattr(src, "outcome"):
         candidates += src.outcome.results
-    host = funcargs.get("host_dials")
+    host = getattr(funcargs.get("host_dials"), "dials", None)  # a HostView; its HostDials (None in-cluster)
     if host is not None:
         for results in host.results.values():
             candidates += results

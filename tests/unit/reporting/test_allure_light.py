@@ -1,6 +1,7 @@
 """allure-pytest made lighter per test (netconform.plugin.reporting): the same bytes written off the
-main thread, and no fixture container for a parametrize argument (its value is a parameter already)
-nor for `src`/`host_dials` (NO_CONTAINER)."""
+main thread, in place; no fixture container for a parametrize argument (its value is a parameter already)
+nor for `src`/`host_dials`; a passed dial step's result as its parameters, not a file. So a passed suite
+test writes one file, its result."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 from allure_commons import model2  # (its TestResult imported by name would look like a test class)
 from allure_commons.logger import AllureFileLogger
 
-from netconform.plugin.reporting import _FileLogger, _Writer
+from netconform.dialing.model import Attempt, DialResult
+from netconform.plugin.reporting import NO_CONTAINER, _dial_parameters, _FileLogger, _Writer
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -60,6 +62,65 @@ def test_a_write_that_fails_is_said_at_the_end(tmp_path: Path, capsys: pytest.Ca
     assert "1 Allure files not written, e.g. x-result.json" in capsys.readouterr().err
 
 
+def service_result(**changes: object) -> DialResult:
+    """A ClusterIP dial from lab-node-1 that stopped once 2 backends answered (3 of at most 60 attempts)."""
+
+    def attempt(i: int, server: str, node: str, connect: float, total: float) -> Attempt:
+        return Attempt(
+            ok=True, connect_ms=connect, total_ms=total, server_hostname=server, server_node=node,
+            client_ip_seen="10.244.0.5", index=i,
+        )  # fmt: skip
+
+    result = DialResult(
+        source_pod="nc-client-abcde", source_ip="10.244.0.5", source_node="lab-node-1", target_id="svc:tcp:ipv4",
+        check="service", proto="tcp", host="10.96.10.194", port=8080, dest_node=None,
+        dest_label="ClusterIP nc-server", timeout_ms=500, stopped="backends", bound=60,
+        attempts=[
+            attempt(1, "nc-server-b", "lab-node-2", 2.0, 4.0),
+            attempt(2, "nc-server-a", "lab-node-1", 1.0, 3.0),
+            attempt(3, "nc-server-b", "lab-node-2", 3.0, 9.0),
+        ],
+    )  # fmt: skip
+    for name, value in changes.items():
+        setattr(result, name, value)
+    return result
+
+
+def test_dial_parameters_of_a_many_attempt_result() -> None:
+    assert _dial_parameters(service_result()) == {
+        "dialed": "nc-client-abcde (10.244.0.5, lab-node-1) -> 10.96.10.194:8080 (ClusterIP nc-server)",
+        "target id": "svc:tcp:ipv4",
+        "attempts": "3/3 ok",
+        "stopped": "enough backends answered (3 of at most 60 attempts)",
+        "backends answered": "nc-server-a (lab-node-1), nc-server-b (lab-node-2)",
+        "client IP the server saw": "10.244.0.5",
+        "latency": "connect p50 2.00 ms p99 3.00 ms, total p50 4.00 ms p99 9.00 ms",
+    }
+
+
+def test_dial_parameters_of_a_lookup_and_of_a_failed_datagram() -> None:
+    lookup = service_result(
+        target_id="dns:short:ipv4", proto="dns", host="nc-server", port=0, dest_label="short name", bound=1,
+        stopped="count", addresses=["10.96.10.194"], attempts=[Attempt(ok=True, total_ms=33.28)],
+    )  # fmt: skip
+    assert _dial_parameters(lookup) == {
+        "dialed": "nc-client-abcde (10.244.0.5, lab-node-1) -> DNS nc-server (short name)",
+        "target id": "dns:short:ipv4",
+        "attempts": "1/1 ok",
+        "addresses": "10.96.10.194",
+        "latency": "total 33.28 ms",
+    }
+    lost = service_result(
+        proto="udp", bound=1, stopped="count", attempts=[Attempt(ok=False, error="timeout", payload_bytes=1422)]
+    )
+    assert _dial_parameters(lost) == {
+        "dialed": "nc-client-abcde (10.244.0.5, lab-node-1) -> UDP 10.96.10.194:8080 (ClusterIP nc-server)",
+        "target id": "svc:tcp:ipv4",
+        "attempts": "0/1 ok",
+        "payload": "1422 bytes",
+    }
+
+
 CONFTEST = """
 from pathlib import Path
 
@@ -72,33 +133,125 @@ netconform.plugin.session.suites_dir = lambda: Path(__file__).resolve().parent /
 """
 
 SUITE = """
+from types import SimpleNamespace
+
 import pytest
+
+from netconform.dialing.model import Attempt, DialResult
+from netconform.dialing.path import record_path
+
+
+@pytest.fixture(scope="session")
+def kube():
+    return "a session fixture: keeps its container"
 
 
 @pytest.fixture
-def src(request):
-    return request.param
+def src(request, kube):
+    if request.param == "lab-node-9":
+        pytest.fail("netconform: no client pod on lab-node-9", pytrace=False)
+    ok = request.param == "lab-node-1"
+    result = DialResult(
+        source_pod="nc-client-x", source_ip="10.244.0.5", source_node=request.param, target_id="pod:tcp:ipv4",
+        check="pod_to_pod", proto="tcp", host="10.244.1.7", port=8080, dest_node="lab-node-2",
+        attempts=[Attempt(ok=ok, error="" if ok else "timeout", connect_ms=1.5, total_ms=2.5,
+                          server_hostname="nc-server-y" if ok else "", server_node="lab-node-2" if ok else "")],
+        timeout_ms=500, stopped="count", bound=1)
+    return SimpleNamespace(outcome=SimpleNamespace(results=[result]), result=result)
 
 
-@pytest.mark.parametrize(("src", "dst", "family"), [("lab-node-1", "lab-node-2", "ipv4")], indirect=["src"])
-def test_tcp_cross_node(src, dst, family):
-    pass
+@pytest.mark.parametrize(
+    ("src", "dst", "family"),
+    [(n, "lab-node-2", "ipv4") for n in ("lab-node-1", "lab-node-3", "lab-node-9")],
+    indirect=["src"],
+)
+def test_tcp_cross_node(request, src, dst, family):
+    record_path(request.node.user_properties, src.result.path_info())
+    assert src.result.ok, src.result.describe()
 """
 
 
-def test_no_container_per_parametrize_argument_nor_for_src(
+NODEPORT = """
+from types import SimpleNamespace
+
+import pytest
+
+from netconform.dialing.host import HostDials
+from netconform.dialing.model import Attempt, DialResult
+from netconform.plugin.dial import HostView
+
+
+@pytest.fixture
+def host_dials(request):
+    result = DialResult(
+        source_pod="runner", source_ip="10.99.0.1", source_node="outside the cluster", target_id="np:ipv4:lab-node-2",
+        check="nodeport", proto="tcp", host="10.99.0.12", port=30387, dest_node="lab-node-2",
+        dest_label="NodePort of lab-node-2", timeout_ms=500,
+        attempts=[Attempt(ok=True, connect_ms=0.5, total_ms=1.5, server_hostname="nc-server-y", server_node="lab-node-2",
+                          client_ip_seen="10.244.1.0")])
+    return HostView(HostDials("runner", {"lab-node-2": [result]}, {}), request.node)
+
+
+def test_nodeport_from_this_machine(host_dials):
+    assert host_dials.result(SimpleNamespace(name="lab-node-2"), "np:ipv4:lab-node-2").ok
+"""
+
+
+def test_a_passed_test_writes_its_result_only_a_failed_dial_its_json(
     pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     pytester.makeconftest(CONFTEST)
     (pytester.path / "suites").mkdir()
     (pytester.path / "suites" / "test_pod_to_pod.py").write_text(SUITE)
+    (pytester.path / "suites" / "test_nodeport.py").write_text(NODEPORT)
     out = tmp_path / "allure"
     pytester.runpytest_subprocess(
         "suites", "-p", "no:randomly", "-p", "no:netconform", f"--alluredir={out}"
-    ).assert_outcomes(passed=1)
-    befores = [b["name"] for p in out.glob("*-container.json") for b in json.loads(p.read_text()).get("befores", [])]
-    assert befores == []  # src (NO_CONTAINER), dst and family (parametrize arguments)
-    assert not list(out.glob("*-container.json"))
-    (result,) = [json.loads(p.read_text()) for p in out.glob("*-result.json")]
-    assert {p["name"] for p in result["parameters"]} >= {"source node", "destination node", "family"}
+    ).assert_outcomes(passed=2, failed=1, errors=1)
+    assert {"src", "host_dials"} == NO_CONTAINER
+    containers = [json.loads(p.read_text()) for p in out.glob("*-container.json")]
+    assert [b["name"] for c in containers for b in c.get("befores", [])] == ["kube"]  # no src, dst, family
+    results = {r["name"]: r for r in (json.loads(p.read_text()) for p in out.glob("*-result.json"))}
+    (step,) = [s for s in results.pop("test_nodeport_from_this_machine")["steps"] if s["name"].startswith("dial ")]
+    assert {p["name"]: p["value"] for p in step["parameters"]} == {  # found on host_dials (a HostView)
+        "dialed": "runner (10.99.0.1, outside the cluster) -> 10.99.0.12:30387 (NodePort of lab-node-2)",
+        "target id": "np:ipv4:lab-node-2",
+        "attempts": "1/1 ok",
+        "backends answered": "nc-server-y (lab-node-2)",
+        "client IP the server saw": "10.244.1.0",
+        "latency": "connect 0.50 ms, total 1.50 ms",
+    }
+    passed, failed, unset = (
+        results[f"test_tcp_cross_node[{n}-lab-node-2-ipv4]"] for n in ("lab-node-1", "lab-node-3", "lab-node-9")
+    )
+    assert {p["name"] for p in passed["parameters"]} >= {"source node", "destination node", "family"}
+
+    (step,) = [s for s in passed["steps"] if s["name"].startswith("dial ")]
+    assert step["name"] == "dial tcp lab-node-1 -> 10.244.1.7:8080 (lab-node-2)" and step["status"] == "passed"
+    assert {p["name"]: p["value"] for p in step["parameters"]} == {
+        "dialed": "nc-client-x (10.244.0.5, lab-node-1) -> 10.244.1.7:8080 (lab-node-2)",
+        "target id": "pod:tcp:ipv4",
+        "attempts": "1/1 ok",
+        "backends answered": "nc-server-y (lab-node-2)",
+        "latency": "connect 1.50 ms, total 2.50 ms",
+    }
+    assert not step.get("attachments") and not passed.get("attachments")
+
+    (step,) = [s for s in failed["steps"] if s["name"].startswith("dial ")]
+    assert step["status"] == "failed" and step["statusDetails"]["message"].startswith("DialFailed: timeout after 0.5s")
+    assert {p["name"]: p["value"] for p in step["parameters"]}["attempts"] == "0/1 ok"
+    (attachment,) = step["attachments"]
+    assert attachment["name"] == "dial result (JSON)"
+    assert json.loads((out / attachment["source"]).read_text())["attempts"][0]["error"] == "timeout"
+
+    # src's set-up failed: no container says so, the test itself does (allure-pytest reads the setup report)
+    assert unset["status"] == "failed"
+    assert unset["statusDetails"]["message"].startswith("Failed: netconform: no client pod on lab-node-9")
+
+    # one file per passed test: the 4 results, the session fixture's container, the failed dial's JSON
+    # (and per run: the matrix picture, attached globally, and allure's globals file naming it)
+    names = sorted(p.name.split("-", 5)[-1] for p in out.iterdir() if p.name != "categories.json")
+    per_test = ["attachment.json", "container.json", *["result.json"] * 4]
+    assert names == sorted([*per_test, "attachment.svg", "globals.json"]), names
+    assert not list(out.glob("*.tmp"))
