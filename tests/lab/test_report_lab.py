@@ -12,11 +12,10 @@ import pytest
 
 from netconform.report import html
 from netconform.reporting.labels import PATHS
-from tests.lab.conftest import lab, lab_lock, run_suite
+from tests.lab.conftest import kubectl_admin, lab, lab_lock, run_suite
 
 pytestmark = pytest.mark.lab
 SVG = "{http://www.w3.org/2000/svg}"
-NODES = ("lab-node-1", "lab-node-2", "lab-node-3")
 
 
 def cells(svg: Path, check: str) -> dict[tuple[str, str], tuple[str, str]]:
@@ -37,7 +36,17 @@ def chromium(lab_kubeconfig: str) -> str:
     return html.ensure_chromium()
 
 
-def test_healthy_run_renders_a_report_with_an_all_green_matrix(lab_kubeconfig: str, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def nodes(admin_kubeconfig: str) -> list[str]:
+    """The lab's nodes as it is now (3 by default; `ci/lab up --nodes N` makes more)."""
+    names = kubectl_admin(admin_kubeconfig, "get", "nodes", "-o", "jsonpath={.items[*].metadata.name}").split()
+    assert "lab-node-2" in names and len(names) >= 3, names
+    return sorted(names)
+
+
+def test_healthy_run_renders_a_report_with_an_all_green_matrix(
+    lab_kubeconfig: str, nodes: list[str], tmp_path: Path
+) -> None:
     results, svg = tmp_path / "allure", tmp_path / "matrix.svg"
     with lab_lock():
         run = run_suite(lab_kubeconfig, f"--alluredir={results}", f"--matrix={svg}", "-q")
@@ -46,9 +55,16 @@ def test_healthy_run_renders_a_report_with_an_all_green_matrix(lab_kubeconfig: s
     assert panels == set(PATHS)  # one panel per network path the suites check
     outcomes = {o for p in panels for o, _ in cells(svg, p).values()}
     assert outcomes == {"passed"}
-    assert len(cells(svg, "pod_to_pod")) == 9
+    assert len(cells(svg, "pod_to_pod")) == len(nodes) ** 2
     props = (results / "environment.properties").read_text()
-    assert "CNI=flannel (vxlan)" in props and "nodes.count=3" in props
+    assert "CNI=flannel (vxlan)" in props and f"nodes.count={len(nodes)}" in props
+    # a passed dial step carries the result as parameters, no file; no container per test; no reporting error
+    found = [json.loads(p.read_text()) for p in results.glob("*-result.json")]
+    steps = [s for r in found for s in r.get("steps", []) if s["name"].startswith("dial ") and s["status"] == "passed"]
+    assert len(steps) >= len(found) // 2, (len(steps), len(found))
+    assert all("attempts" in {p["name"] for p in s.get("parameters", [])} and not s.get("attachments") for s in steps)
+    assert len(list(results.glob("*-container.json"))) < 10  # the session fixtures' (src, dst, family: none)
+    assert not [a for r in found for a in r.get("attachments", []) if a["name"] == "netconform reporting error"]
 
     rendered = html.render(results, tmp_path / "report.html")
     assert len(rendered.tests) >= 80 and not rendered.failed()
@@ -60,7 +76,9 @@ def test_healthy_run_renders_a_report_with_an_all_green_matrix(lab_kubeconfig: s
     assert "Pod to pod" in seen.overview and "Results" in seen.overview
 
 
-def test_stale_arp_report_shows_diagnosis_pcap_and_a_red_row_and_column(lab_kubeconfig: str, tmp_path: Path) -> None:
+def test_stale_arp_report_shows_diagnosis_pcap_and_a_red_row_and_column(
+    lab_kubeconfig: str, nodes: list[str], tmp_path: Path
+) -> None:
     results, svg = tmp_path / "allure", tmp_path / "matrix.svg"
     with lab_lock():
         lab("fault", "stale-arp", "--node", "lab-node-2")
@@ -78,8 +96,8 @@ def test_stale_arp_report_shows_diagnosis_pcap_and_a_red_row_and_column(lab_kube
     assert run.returncode == 1, run.stdout[-3000:]
 
     grid = cells(svg, "pod_to_pod")
-    for src in NODES:
-        for dst in NODES:
+    for src in nodes:
+        for dst in nodes:
             outcome, text = grid[(src, dst)]
             if src != dst and "lab-node-2" in (src, dst):
                 assert (outcome, text) == ("failed", "stale-flannel-arp"), (src, dst)
@@ -92,8 +110,11 @@ def test_stale_arp_report_shows_diagnosis_pcap_and_a_red_row_and_column(lab_kube
     assert all(p.read_bytes()[:4] in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4") for p in pcaps)
     failed = [json.loads(p.read_text()) for p in results.glob("*-result.json")]
     failed = [r for r in failed if r["status"] == "failed"]
-    assert len(failed) == 8  # 1<->2, 2<->3 both ways, TCP and UDP
+    assert len(failed) == 4 * (len(nodes) - 1)  # lab-node-2 <-> every other node, both ways, TCP and UDP
     assert all("root cause: stale-flannel-arp on lab-node-2" in r["statusDetails"]["message"] for r in failed)
+    steps = [s for r in failed for s in r["steps"] if s["name"].startswith("dial ") and s["status"] == "failed"]
+    assert len(steps) == len(failed)  # each failed test's dial step: failed, the whole result attached
+    assert all([a["name"] for a in s.get("attachments", [])] == ["dial result (JSON)"] for s in steps)
 
     rendered = html.render(results, tmp_path / "report.html")
     shot = Path(os.environ.get("NETCONFORM_REPORT_SCREENSHOT") or tmp_path / "failed.png")
