@@ -25,10 +25,17 @@ import allure_commons
 import attr
 import pytest
 from _pytest.python import get_direct_param_fixture_func
-from allure_commons._allure import StepContext
 from allure_commons.logger import INDENT, AllureFileLogger
 from allure_commons.model2 import Label, StatusDetails, TestResultContainer
-from allure_pytest.listener import AllureListener, _test_fixtures
+from allure_pytest.listener import AllureListener
+
+try:  # allure internals reused below; an allure version without them keeps its own listener and steps
+    from allure_commons._allure import StepContext
+    from allure_pytest.listener import _test_fixtures
+
+    ALLURE_INTERNALS = True
+except ImportError:  # pragma: no cover - depends on the installed allure
+    ALLURE_INTERNALS = False
 
 from netconform.diagnose import Diagnosis
 from netconform.dialing.model import DialResult, percentile
@@ -229,7 +236,7 @@ def _lighten_allure(config: pytest.Config) -> None:
     """Swap in _Listener and _FileLogger (exactly allure-pytest's own classes only: another version or a
     subclass someone registered is left alone); hooks are bound when registered, hence re-registered."""
     listener = config.pluginmanager.get_plugin("allure_listener")
-    if type(listener) is AllureListener:
+    if type(listener) is AllureListener and ALLURE_INTERNALS:
         config.pluginmanager.unregister(listener)
         listener.__class__ = _Listener
         config.pluginmanager.register(listener, "allure_listener")
@@ -376,8 +383,8 @@ def _dial_step(item: pytest.Item, path: dict[str, Any]) -> None:
     failed = bool(path.get("error"))
     params = _dial_parameters(result) if result is not None else _path_parameters(path)
     try:
-        with StepContext(title, params):
-            if not failed:
+        with StepContext(title, params) if ALLURE_INTERNALS else allure.step(title):
+            if not failed and ALLURE_INTERNALS:
                 return
             if result is not None:
                 allure.attach(json.dumps(result.to_dict(), indent=2), "dial result (JSON)", allure.attachment_type.JSON)
