@@ -255,3 +255,36 @@ def test_a_passed_test_writes_its_result_only_a_failed_dial_its_json(
     per_test = ["attachment.json", "container.json", *["result.json"] * 4]
     assert names == sorted([*per_test, "attachment.svg", "globals.json"]), names
     assert not list(out.glob("*.tmp"))
+
+
+SILENT = """
+from netconform.dialing.model import Attempt, DialResult
+from netconform.dialing.path import record_path
+
+
+def test_nodeport_local_silent_without_local_backend(request):
+    result = DialResult(
+        source_pod="runner", source_ip="10.99.0.1", source_node="outside the cluster", target_id="np-local:lab-node-3",
+        check="nodeport", proto="tcp", host="10.99.0.13", port=30388, dest_node="lab-node-3", timeout_ms=500,
+        attempts=[Attempt(ok=False, error="timeout")])
+    record_path(request.node.user_properties, result.path_info())
+    assert not result.ok  # no local backend: silence is the right answer
+"""
+
+
+def test_a_dial_the_check_wants_unanswered_is_a_passed_step_with_its_json(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    pytester.makeconftest(CONFTEST)
+    (pytester.path / "suites").mkdir()
+    (pytester.path / "suites" / "test_nodeport.py").write_text(SILENT)
+    out = tmp_path / "allure"
+    pytester.runpytest_subprocess(
+        "suites", "-p", "no:randomly", "-p", "no:netconform", f"--alluredir={out}"
+    ).assert_outcomes(passed=1)
+    (result,) = [json.loads(p.read_text()) for p in out.glob("*-result.json")]
+    (step,) = [s for s in result["steps"] if s["name"].startswith("dial ")]
+    assert step["status"] == "passed" and step["name"].endswith("(no answer, as the check expects)")
+    assert {p["name"]: p["value"] for p in step["parameters"]}["attempts"] == "T"  # the recorded path's (no src here)
+    assert [a["name"] for a in step["attachments"]] == ["path (JSON)"]
