@@ -197,18 +197,26 @@ def test_nodeport_from_this_machine(host_dials):
 """
 
 
-def test_a_passed_test_writes_its_result_only_a_failed_dial_its_json(
-    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def run_suites(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suites: dict[str, str], **outcomes: int
+) -> Path:
+    """Run these files as suites/ with allure on (netconform's reporting plugin, no cluster); the results dir."""
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     pytester.makeconftest(CONFTEST)
     (pytester.path / "suites").mkdir()
-    (pytester.path / "suites" / "test_pod_to_pod.py").write_text(SUITE)
-    (pytester.path / "suites" / "test_nodeport.py").write_text(NODEPORT)
+    for name, text in suites.items():
+        (pytester.path / "suites" / name).write_text(text)
     out = tmp_path / "allure"
-    pytester.runpytest_subprocess(
-        "suites", "-p", "no:randomly", "-p", "no:netconform", f"--alluredir={out}"
-    ).assert_outcomes(passed=2, failed=1, errors=1)
+    run = pytester.runpytest_subprocess("suites", "-p", "no:randomly", "-p", "no:netconform", f"--alluredir={out}")
+    run.assert_outcomes(**outcomes)
+    return out
+
+
+def test_a_passed_test_writes_its_result_only_a_failed_dial_its_json(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    suites = {"test_pod_to_pod.py": SUITE, "test_nodeport.py": NODEPORT}
+    out = run_suites(pytester, tmp_path, monkeypatch, suites, passed=2, failed=1, errors=1)
     assert {"src", "host_dials"} == NO_CONTAINER
     containers = [json.loads(p.read_text()) for p in out.glob("*-container.json")]
     assert [b["name"] for c in containers for b in c.get("befores", [])] == ["kube"]  # no src, dst, family
@@ -275,14 +283,7 @@ def test_nodeport_local_silent_without_local_backend(request):
 def test_a_dial_the_check_wants_unanswered_is_a_passed_step_with_its_json(
     pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    pytester.makeconftest(CONFTEST)
-    (pytester.path / "suites").mkdir()
-    (pytester.path / "suites" / "test_nodeport.py").write_text(SILENT)
-    out = tmp_path / "allure"
-    pytester.runpytest_subprocess(
-        "suites", "-p", "no:randomly", "-p", "no:netconform", f"--alluredir={out}"
-    ).assert_outcomes(passed=1)
+    out = run_suites(pytester, tmp_path, monkeypatch, {"test_nodeport.py": SILENT}, passed=1)
     (result,) = [json.loads(p.read_text()) for p in out.glob("*-result.json")]
     (step,) = [s for s in result["steps"] if s["name"].startswith("dial ")]
     assert step["status"] == "passed" and step["name"].endswith("(no answer, as the check expects)")
