@@ -214,12 +214,18 @@ def rare_lab(admin_kubeconfig: str, lab_kubeconfig: str) -> Iterator[RareLab]:
             kubectl_admin(admin, "delete", "namespace", namespace, "--wait=true", "--timeout=180s")
 
 
-def dial(lab_kubeconfig: str, rl: RareLab) -> tuple[DialResult, str | None]:
-    """The Service check's dial and verdict, as the suite makes them, from the client pod as the suite's account."""
+def _client_config(lab_kubeconfig: str) -> Any:
+    """The kubernetes client configuration of the suite's account (what dial_from execs with)."""
     from kubernetes import client, config
 
     cfg = client.Configuration()
     config.load_kube_config(config_file=lab_kubeconfig, client_configuration=cfg)
+    return cfg
+
+
+def dial(lab_kubeconfig: str, rl: RareLab) -> tuple[DialResult, str | None]:
+    """The Service check's dial and verdict, as the suite makes them, from the client pod as the suite's account."""
+    cfg = _client_config(lab_kubeconfig)
     tid = service_target("tcp")
     target = service_coverage_target(
         tid, "tcp", rl.service_ip, HTTP_PORT, len(rl.expected), rl.tries, "ClusterIP rare-set"
@@ -237,10 +243,7 @@ def _wait_unpicked(lab_kubeconfig: str, rl: RareLab) -> None:
     """After kube-proxy's rules dropped the rare backend, until the client's fresh connections stop reaching
     it too (bounded): once, with the rules already without it, one connection of 348 still reached it (a
     datapath lag the rules do not show). The check's own dial must start where the Service never picks it."""
-    from kubernetes import client, config
-
-    cfg = client.Configuration()
-    config.load_kube_config(config_file=lab_kubeconfig, client_configuration=cfg)
+    cfg = _client_config(lab_kubeconfig)
     look = Target("unpicked", "tcp", rl.service_ip, HTTP_PORT, "service", count=UNPICKED_PROBE)
     deadline, picks = time.monotonic() + UNPICKED_WAIT_S, -1
     while time.monotonic() < deadline:
