@@ -1,4 +1,5 @@
 """A private CA and the client/serving certificates and kubeconfigs the lab's components use."""
+
 from __future__ import annotations
 
 import base64
@@ -14,8 +15,24 @@ D = config.CERTS
 def _ca() -> None:
     if (D / "ca.crt").exists():
         return
-    run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
-         "-subj", "/CN=netconform-lab-ca", "-keyout", str(D / "ca.key"), "-out", str(D / "ca.crt")])
+    run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "3650",
+            "-subj",
+            "/CN=netconform-lab-ca",
+            "-keyout",
+            str(D / "ca.key"),
+            "-out",
+            str(D / "ca.crt"),
+        ]
+    )
 
 
 def _cert(name: str, subject: str, sans: list[str] | None = None) -> None:
@@ -29,23 +46,63 @@ def _cert(name: str, subject: str, sans: list[str] | None = None) -> None:
     else:
         lines += ["extendedKeyUsage=clientAuth"]
     ext.write_text("\n".join(lines) + "\n")
-    run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", subject,
-         "-keyout", str(D / f"{name}.key"), "-out", str(D / f"{name}.csr")])
-    run(["openssl", "x509", "-req", "-in", str(D / f"{name}.csr"), "-CA", str(D / "ca.crt"),
-         "-CAkey", str(D / "ca.key"), "-CAcreateserial", "-days", "3650",
-         "-extfile", str(ext), "-out", str(D / f"{name}.crt")])
+    run(
+        [
+            "openssl",
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            subject,
+            "-keyout",
+            str(D / f"{name}.key"),
+            "-out",
+            str(D / f"{name}.csr"),
+        ]
+    )
+    run(
+        [
+            "openssl",
+            "x509",
+            "-req",
+            "-in",
+            str(D / f"{name}.csr"),
+            "-CA",
+            str(D / "ca.crt"),
+            "-CAkey",
+            str(D / "ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "3650",
+            "-extfile",
+            str(ext),
+            "-out",
+            str(D / f"{name}.crt"),
+        ]
+    )
 
 
 def kubeconfig(path: Path, user_cert: str, server: str) -> None:
     def b64(p: Path) -> str:
         return base64.b64encode(p.read_bytes()).decode()
+
     doc = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "netconform-lab",
-        "clusters": [{"name": "netconform-lab", "cluster": {
-            "server": server, "certificate-authority-data": b64(D / "ca.crt")}}],
-        "users": [{"name": user_cert, "user": {
-            "client-certificate-data": b64(D / f"{user_cert}.crt"),
-            "client-key-data": b64(D / f"{user_cert}.key")}}],
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "netconform-lab",
+        "clusters": [
+            {"name": "netconform-lab", "cluster": {"server": server, "certificate-authority-data": b64(D / "ca.crt")}}
+        ],
+        "users": [
+            {
+                "name": user_cert,
+                "user": {
+                    "client-certificate-data": b64(D / f"{user_cert}.crt"),
+                    "client-key-data": b64(D / f"{user_cert}.key"),
+                },
+            }
+        ],
         "contexts": [{"name": "netconform-lab", "context": {"cluster": "netconform-lab", "user": user_cert}}],
     }
     path.write_text(json.dumps(doc, indent=1))
@@ -55,9 +112,19 @@ def kubeconfig(path: Path, user_cert: str, server: str) -> None:
 def ensure(node_names: list[str]) -> None:
     D.mkdir(parents=True, exist_ok=True)
     _ca()
-    _cert("apiserver", "/CN=kube-apiserver", [
-        f"IP:{config.API_IP}", "IP:10.96.0.1", "IP:127.0.0.1", "DNS:kubernetes", "DNS:kubernetes.default",
-        "DNS:kubernetes.default.svc", f"DNS:kubernetes.default.svc.{config.CLUSTER_DOMAIN}"])
+    _cert(
+        "apiserver",
+        "/CN=kube-apiserver",
+        [
+            f"IP:{config.API_IP}",
+            "IP:10.96.0.1",
+            "IP:127.0.0.1",
+            "DNS:kubernetes",
+            "DNS:kubernetes.default",
+            "DNS:kubernetes.default.svc",
+            f"DNS:kubernetes.default.svc.{config.CLUSTER_DOMAIN}",
+        ],
+    )
     # system:masters: the lab's own admin, controllers, flanneld and kube-proxy; a lab keeps RBAC simple.
     _cert("admin", "/O=system:masters/CN=netconform-lab-admin")
     _cert("apiserver-kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client")

@@ -1,4 +1,5 @@
 """Bringing the whole lab up and down."""
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,9 @@ def build() -> Path:
 def build_kube(version: str) -> Path:
     """The directory holding `kube` at an older version (ci/lab-build/build-kube.sh, cached per version)."""
     say(f"building Kubernetes {version} (cached after the first run)")
-    return _run_build(["bash", str(config.REPO / "ci/lab-build/build-kube.sh"), version],
-                      f"building Kubernetes {version}")
+    return _run_build(
+        ["bash", str(config.REPO / "ci/lab-build/build-kube.sh"), version], f"building Kubernetes {version}"
+    )
 
 
 def _run_build(argv: list[str], what_failed: str) -> Path:
@@ -60,9 +62,12 @@ def _run_build(argv: list[str], what_failed: str) -> Path:
     stop = threading.Event()
     threading.Thread(target=heartbeat, args=(stop,), daemon=True).start()
     try:
-        with open(log, "ab") as fh, subprocess.Popen(
-                argv, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, env={**os.environ, "LAB_CACHE": str(config.CACHE)}) as proc:
+        with (
+            open(log, "ab") as fh,
+            subprocess.Popen(
+                argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "LAB_CACHE": str(config.CACHE)}
+            ) as proc,
+        ):
             assert proc.stderr is not None and proc.stdout is not None
             for line in proc.stderr:
                 fh.write(line)
@@ -94,8 +99,10 @@ def kube_bins(version: str, bins: Path) -> Path:
     if version == config.KUBE_VERSION:
         return bins
     if version not in config.kube_versions():
-        raise LabError(f"the lab cannot build Kubernetes {version}: it builds "
-                       f"{', '.join(config.kube_versions())} (an older one needs ci/lab-build/kube-<version>/)")
+        raise LabError(
+            f"the lab cannot build Kubernetes {version}: it builds "
+            f"{', '.join(config.kube_versions())} (an older one needs ci/lab-build/kube-<version>/)"
+        )
     kube = build_kube(version) / "kube"
     out = config.STATE / f"bin-{version}"
     out.mkdir(parents=True, exist_ok=True)
@@ -171,8 +178,10 @@ def up(var: config.Variant) -> None:
     link.unlink(missing_ok=True)
     link.symlink_to(bins)
     kbins = kube_bins(var.version, bins)
-    config.VERSIONS_FILE.write_text(json.dumps(
-        {"control-plane": var.version, **{n.name: var.version for n in config.nodes(count)}}, indent=1) + "\n")
+    config.VERSIONS_FILE.write_text(
+        json.dumps({"control-plane": var.version, **{n.name: var.version for n in config.nodes(count)}}, indent=1)
+        + "\n"
+    )
     say("building images")
     archives = images.build(bins)
     nodes = config.nodes(count)
@@ -192,40 +201,80 @@ def up(var: config.Variant) -> None:
         node.start_kubelet(n, kbins)
     pod_cidrs = {}
     for n in nodes:
-        pod_cidrs[n] = proc.wait_for(f"{n.name} to register with a podCIDR",
-                                     lambda: proc.ensure_running(f"{n.name}-kubelet") or
-                                     _node_json(bins, n.name)["spec"].get("podCIDR"), 120, 1.0,
-                                     log=str(config.LOGS / f"{n.name}-kubelet.log"))
+        pod_cidrs[n] = proc.wait_for(
+            f"{n.name} to register with a podCIDR",
+            lambda n=n: proc.ensure_running(f"{n.name}-kubelet") or _node_json(bins, n.name)["spec"].get("podCIDR"),
+            120,
+            1.0,
+            log=str(config.LOGS / f"{n.name}-kubelet.log"),
+        )
         node.start_flanneld(n, bins)
         node.start_kube_proxy(n, kbins)
     net.route_control_plane(pod_cidrs)
     for n in nodes:
-        proc.wait_for(f"flanneld on {n.name} to lease a subnet",
-                      lambda: proc.ensure_running(f"{n.name}-flanneld") or
-                      (n.dir / "flannel/subnet.env").exists(), 60, log=str(config.LOGS / f"{n.name}-flanneld.log"))
-        proc.wait_for(f"{n.name} to be Ready", lambda: _ready(_node_json(bins, n.name)), 120, 1.0,
-                      log=str(config.LOGS / f"{n.name}-kubelet.log"))
+        proc.wait_for(
+            f"flanneld on {n.name} to lease a subnet",
+            lambda n=n: proc.ensure_running(f"{n.name}-flanneld") or (n.dir / "flannel/subnet.env").exists(),
+            60,
+            log=str(config.LOGS / f"{n.name}-flanneld.log"),
+        )
+        proc.wait_for(
+            f"{n.name} to be Ready",
+            lambda n=n: _ready(_node_json(bins, n.name)),
+            120,
+            1.0,
+            log=str(config.LOGS / f"{n.name}-kubelet.log"),
+        )
     problems = net.isolation_problems()
     if problems:
         raise LabError("the lab is not sealed off from the machine's network: " + "; ".join(problems))
     say("deploying CoreDNS")
     control.deploy_coredns(bins)
     # Where kubeadm clusters keep kube-proxy's configuration; tools (and netconform's report) read the mode there.
-    proxy_conf = control.kubectl(bins, "-n", "kube-system", "create", "configmap", "kube-proxy", "--dry-run=client",
-                                 "-o", "json", f"--from-file=config.conf={nodes[0].dir / 'etc/kube-proxy.json'}")
+    proxy_conf = control.kubectl(
+        bins,
+        "-n",
+        "kube-system",
+        "create",
+        "configmap",
+        "kube-proxy",
+        "--dry-run=client",
+        "-o",
+        "json",
+        f"--from-file=config.conf={nodes[0].dir / 'etc/kube-proxy.json'}",
+    )
     control.kubectl(bins, "apply", "-f", "-", input=proxy_conf)
     _check_published_proxy_mode(bins, var)
-    proc.wait_for("CoreDNS to be Ready", lambda: control.kubectl(
-        bins, "-n", "kube-system", "get", "deploy", "coredns", "-o", "jsonpath={.status.readyReplicas}",
-        check=False).strip() == "2", 180, 2.0)
+    proc.wait_for(
+        "CoreDNS to be Ready",
+        lambda: (
+            control.kubectl(
+                bins,
+                "-n",
+                "kube-system",
+                "get",
+                "deploy",
+                "coredns",
+                "-o",
+                "jsonpath={.status.readyReplicas}",
+                check=False,
+            ).strip()
+            == "2"
+        ),
+        180,
+        2.0,
+    )
     (config.STATE / "up.json").write_text(json.dumps({"nodes": count, "seconds": round(time.monotonic() - started)}))
     say(f"lab up in {time.monotonic() - started:.0f}s: {var.describe()}")
 
 
 def _check_published_proxy_mode(bins: Path, var: config.Variant) -> None:
     """kube-system/kube-proxy says the mode that runs (tools and netconform's report read it there)."""
-    conf = json.loads(control.kubectl(bins, "-n", "kube-system", "get", "configmap", "kube-proxy",
-                                      "-o", "jsonpath={.data.config\\.conf}"))
+    conf = json.loads(
+        control.kubectl(
+            bins, "-n", "kube-system", "get", "configmap", "kube-proxy", "-o", "jsonpath={.data.config\\.conf}"
+        )
+    )
     if conf.get("mode") != var.proxy_mode:
         raise LabError(f"kube-system/kube-proxy says mode {conf.get('mode')!r}, but kube-proxy runs {var.proxy_mode}")
 
@@ -251,7 +300,7 @@ def _restore_host_sysctls() -> None:
     if not HOST_SYSCTLS.exists():
         return
     for key, entry in json.loads(HOST_SYSCTLS.read_text()).items():
-        if run(["sysctl", "-n", key]).strip() == str(entry["set"]):   # nobody changed it since
+        if run(["sysctl", "-n", key]).strip() == str(entry["set"]):  # nobody changed it since
             run(["sysctl", "-qw", f"{key}={entry['was']}"])
     HOST_SYSCTLS.unlink()
 
@@ -275,7 +324,7 @@ def down(keep_logs: bool = False) -> None:
     if config.PIDS.exists():
         proc.kill_cgroup(config.CGROUP_ROOT)
         for pidfile in config.PIDS.glob("*.pid"):
-            proc.stop(pidfile.stem)   # anything that escaped the cgroup, by its recorded pid
+            proc.stop(pidfile.stem)  # anything that escaped the cgroup, by its recorded pid
     proc.remove_cgroup(config.CGROUP_ROOT)
     net.down()
     _restore_host_sysctls()
@@ -318,8 +367,10 @@ def _version_lines() -> tuple[list[str], bool]:
     """The versions running: recorded at start (versions.json) and as the API server and kubelets report."""
     recorded = versions()
     server = control.server_version(bin_dir())
-    kubelets = {item["metadata"]["name"]: item["status"]["nodeInfo"]["kubeletVersion"] for item in
-                json.loads(control.kubectl(bin_dir(), "get", "nodes", "-o", "json", timeout=20))["items"]}
+    kubelets = {
+        item["metadata"]["name"]: item["status"]["nodeInfo"]["kubeletVersion"]
+        for item in json.loads(control.kubectl(bin_dir(), "get", "nodes", "-o", "json", timeout=20))["items"]
+    }
     ok = server == recorded.get("control-plane")
     lines = [f"version: control plane {recorded.get('control-plane')} (API server reports {server})"]
     for n in config.nodes(config.node_count()):
@@ -341,16 +392,19 @@ def _rss_mib(relpath: str) -> float:
 def _memory_line() -> str:
     nodes = [_rss_mib(n.cgroup) for n in config.nodes(config.node_count())]
     per_node = f", nodes {min(nodes):.0f}-{max(nodes):.0f} MiB each" if nodes else ""
-    return (f"memory: {_rss_mib(config.CGROUP_ROOT):.0f} MiB resident (cgroup total_rss): control plane "
-            f"{_rss_mib(control.CP):.0f} MiB{per_node}")
+    return (
+        f"memory: {_rss_mib(config.CGROUP_ROOT):.0f} MiB resident (cgroup total_rss): control plane "
+        f"{_rss_mib(control.CP):.0f} MiB{per_node}"
+    )
 
 
 def node_by_name(name: str) -> Node:
     for n in config.nodes(config.node_count()):
         if name in (n.name, str(n.index)):
             return n
-    raise LabError(f"no lab node named {name}; the nodes are " +
-                   ", ".join(n.name for n in config.nodes(config.node_count())))
+    raise LabError(
+        f"no lab node named {name}; the nodes are " + ", ".join(n.name for n in config.nodes(config.node_count()))
+    )
 
 
 def run_in_node(n: Node, argv: list[str], check: bool = True) -> str:

@@ -1,4 +1,5 @@
 """Where the lab lives and how it is addressed. One place for every constant."""
+
 from __future__ import annotations
 
 import json
@@ -14,28 +15,28 @@ LOGS = STATE / "logs"
 PIDS = STATE / "pids"
 CERTS = STATE / "certs"
 
-PREFIX = "nclab"                 # names of netns, interfaces and cgroups start with it
-CGROUP_ROOT = "netconform-lab"   # every lab process lives below this cgroup
+PREFIX = "nclab"  # names of netns, interfaces and cgroups start with it
+CGROUP_ROOT = "netconform-lab"  # every lab process lives below this cgroup
 SWITCH_NS = f"{PREFIX}-sw"
-ROOT_VETH = f"{PREFIX}0"          # root end of the link to the lab switch
+ROOT_VETH = f"{PREFIX}0"  # root end of the link to the lab switch
 
-LAB_NET = "10.99.0"               # /24 for node uplinks; .1 is the control plane (root namespace)
+LAB_NET = "10.99.0"  # /24 for node uplinks; .1 is the control plane (root namespace)
 LAB_CIDR = f"{LAB_NET}.0/24"
-MAX_NODES = 12                    # node N is 10.99.0.(10+N); 12 is the largest size measured (ci/LAB.md)
+MAX_NODES = 12  # node N is 10.99.0.(10+N); 12 is the largest size measured (ci/LAB.md)
 API_IP = f"{LAB_NET}.1"
 API_PORT = 6443
 ETCD_CLIENT = "127.0.0.1:23791"
 ETCD_PEER = "127.0.0.1:23801"
-CM_PORT = 31257                   # controller-manager / scheduler secure ports on 127.0.0.1
+CM_PORT = 31257  # controller-manager / scheduler secure ports on 127.0.0.1
 SCHED_PORT = 31259
 POD_CIDR = "10.244.0.0/16"
 SERVICE_CIDR = "10.96.0.0/16"
 DNS_IP = "10.96.0.10"
 CLUSTER_DOMAIN = "cluster.local"
 # The dual-stack variant's IPv6 ranges: unique local addresses, used by nothing outside the lab.
-LAB_NET6 = "fd10:99::"            # /64 for node uplinks (node N: fd10:99::(10+N)); nclab0 has IPv6 disabled
+LAB_NET6 = "fd10:99::"  # /64 for node uplinks (node N: fd10:99::(10+N)); nclab0 has IPv6 disabled
 LAB_CIDR6 = f"{LAB_NET6}/64"
-POD_CIDR6 = "fd10:244::/56"       # a /64 per node
+POD_CIDR6 = "fd10:244::/56"  # a /64 per node
 SERVICE_CIDR6 = "fd10:96::/112"
 VARIANT_FILE = STATE / "variant.json"
 
@@ -67,8 +68,9 @@ VERSIONS_FILE = STATE / "versions.json"
 def kube_versions() -> list[str]:
     """The Kubernetes versions the lab can build: versions.env's (ci/lab-build/kube) and each older one
     that has a wrapper module ci/lab-build/kube-<version>/ (built by ci/lab-build/build-kube.sh)."""
-    found = {KUBE_VERSION} | {d.name.removeprefix("kube-") for d in (REPO / "ci/lab-build").glob("kube-v*")
-                              if (d / "go.mod").is_file()}
+    found = {KUBE_VERSION} | {
+        d.name.removeprefix("kube-") for d in (REPO / "ci/lab-build").glob("kube-v*") if (d / "go.mod").is_file()
+    }
     return sorted(found, key=version_key)
 
 
@@ -77,7 +79,7 @@ def version_key(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.removeprefix("v").split("."))
 
 
-PROXY_MODES = ("iptables", "nftables")   # this kernel has no IPVS, so no ipvs mode
+PROXY_MODES = ("iptables", "nftables")  # this kernel has no IPVS, so no ipvs mode
 FLANNEL_BACKENDS = ("vxlan", "host-gw")
 IP_FAMILIES = ("ipv4", "dual")
 
@@ -85,6 +87,7 @@ IP_FAMILIES = ("ipv4", "dual")
 @dataclass(frozen=True)
 class Variant:
     """The shape of a lab, chosen at `ci/lab up` and recorded in VARIANT_FILE (format: ci/LAB.md)."""
+
     nodes: int = 3
     proxy_mode: str = "iptables"
     flannel_backend: str = "vxlan"
@@ -104,14 +107,16 @@ class Variant:
         return [SERVICE_CIDR, SERVICE_CIDR6] if self.dual else [SERVICE_CIDR]
 
     def describe(self) -> str:
-        return (f"{self.nodes} nodes, kube-proxy {self.proxy_mode}, flannel {self.flannel_backend}, "
-                f"{self.ip_family}, Kubernetes {self.version}")
+        return (
+            f"{self.nodes} nodes, kube-proxy {self.proxy_mode}, flannel {self.flannel_backend}, "
+            f"{self.ip_family}, Kubernetes {self.version}"
+        )
 
     def to_json(self) -> str:
         return json.dumps({"format": 1, **asdict(self)}, indent=1) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> "Variant":
+    def from_json(cls, text: str) -> Variant:
         doc = json.loads(text)
         return cls(**{f.name: doc[f.name] for f in fields(cls) if f.name in doc})
 

@@ -2,26 +2,27 @@
 
 Every injection records how to undo itself in faults.json, so `ci/lab fault clear` restores the node
 exactly, whatever flanneld or kube-proxy did meanwhile."""
+
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from . import config, control, proc
 from .cluster import bin_dir, node_bins, node_by_name, run_in_node
 from .config import Node
 from .proc import LabError
 
-STALE_MAC = "ee:ee:ee:00:00:01"   # a MAC no lab interface has: what a recreated flannel.1 leaves behind
+STALE_MAC = "ee:ee:ee:00:00:01"  # a MAC no lab interface has: what a recreated flannel.1 leaves behind
 
 
 @dataclass(frozen=True)
 class Fault:
     name: str
     incident: str
-    inject: Callable[[Node], list[list[str]]]   # returns the commands that undo it (run in the node's netns)
-    vxlan_only: bool = False                    # needs flannel.1, which the host-gw backend does not have
+    inject: Callable[[Node], list[list[str]]]  # returns the commands that undo it (run in the node's netns)
+    vxlan_only: bool = False  # needs flannel.1, which the host-gw backend does not have
 
 
 def _peers(node: Node) -> list[tuple[str, str, str]]:
@@ -45,8 +46,7 @@ def _peer_routes(node: Node) -> list[tuple[str, str]]:
     """(podCIDR, node IP) of every other node: where host-gw routes each peer's pods."""
     found = []
     for item in json.loads(control.kubectl(bin_dir(), "get", "nodes", "-o", "json"))["items"]:
-        addresses = {a["type"]: a["address"] for a in item["status"].get("addresses", [])
-                     if ":" not in a["address"]}
+        addresses = {a["type"]: a["address"] for a in item["status"].get("addresses", []) if ":" not in a["address"]}
         if item["metadata"]["name"] != node.name and item["spec"].get("podCIDR") and "InternalIP" in addresses:
             found.append((item["spec"]["podCIDR"], addresses["InternalIP"]))
     if not found:
@@ -119,8 +119,9 @@ def mtu_mismatch(node: Node) -> list[list[str]]:
 def forward_drop(node: Node) -> list[list[str]]:
     # dockerd sets the FORWARD policy to DROP; flanneld re-adds its ACCEPT rules for the pod network every
     # few seconds, which would hide a policy change, so the DROP goes in front of them as a rule.
-    undo = _iptables_insert(node, "filter", "FORWARD", "-m", "comment", "--comment", "netconform-lab fault",
-                            "-j", "DROP")
+    undo = _iptables_insert(
+        node, "filter", "FORWARD", "-m", "comment", "--comment", "netconform-lab fault", "-j", "DROP"
+    )
     return undo
 
 
@@ -146,8 +147,11 @@ def hairpin_off(node: Node) -> list[list[str]]:
     off = f'for f in {HAIRPIN_MODES}; do [ -e "$f" ] && echo 0 > "$f"; done; true'
     _sh(node, "sh", "-c", off)
     name = f"{node.name}-hairpin-off"
-    proc.start(name, ["ip", "netns", "exec", node.netns, "sh", "-c", f"while :; do {off}; sleep 0.3; done"],
-               f"{node.cgroup}/system")
+    proc.start(
+        name,
+        ["ip", "netns", "exec", node.netns, "sh", "-c", f"while :; do {off}; sleep 0.3; done"],
+        f"{node.cgroup}/system",
+    )
     on = f'for f in {HAIRPIN_MODES}; do [ -e "$f" ] && echo 1 > "$f"; done; true'
     return [["netconform-lab", "stop", name], ["sh", "-c", on]]
 
@@ -165,43 +169,90 @@ def per_source_limit(node: Node) -> list[list[str]]:
     """Per-source state before kube-proxy's DNAT: a source's first new NodePort connection passes and marks the
     source; its later ones (for 10 minutes) are dropped. Behind NAT a whole node is one source, as in seed
     incident 2 (there tcp_tw_recycle, which this kernel no longer has)."""
-    match = ["-p", "tcp", "--dport", "30000:32767", "-m", "conntrack", "--ctstate", "NEW", "-m", "recent",
-             "--name", PER_SOURCE_LIST]
+    match = [
+        "-p",
+        "tcp",
+        "--dport",
+        "30000:32767",
+        "-m",
+        "conntrack",
+        "--ctstate",
+        "NEW",
+        "-m",
+        "recent",
+        "--name",
+        PER_SOURCE_LIST,
+    ]
     drop = [*match, "--rcheck", "--seconds", "600", "-j", "DROP"]
     mark = [*match, "--set"]
-    undo = _iptables_insert(node, "mangle", "PREROUTING", *mark)     # checked second, after the drop
+    undo = _iptables_insert(node, "mangle", "PREROUTING", *mark)  # checked second, after the drop
     return _iptables_insert(node, "mangle", "PREROUTING", *drop) + undo
 
 
-FAULTS = {f.name: f for f in [
-    Fault("stale-arp", "seed 1 / FAULTS #1: wrong MAC for every peer's flannel.1 in the node's neighbour table",
-          stale_arp, vxlan_only=True),
-    Fault("stale-arp-fdb", "seed 1 / FAULTS #1: stale neighbour MAC plus a matching FDB entry (frames vanish at the peer)",
-          lambda n: stale_arp(n, with_fdb=True), vxlan_only=True),
-    Fault("ip-masq", "seed 3 / FAULTS #3: dockerd --ip-masq rule `-s <podCIDR> ! -o cni0 -j MASQUERADE`", ip_masq),
-    Fault("missing-route", "FAULTS #4: no route to the peers' podCIDRs (flannel.1 on vxlan, via the peer on host-gw)",
-          missing_route),
-    Fault("vxlan-blocked", "FAULTS #6: UDP 8472 (VXLAN) dropped on input",
-          lambda n: _iptables_insert(n, "filter", "INPUT", "-p", "udp", "--dport", "8472", "-j", "DROP"),
-          vxlan_only=True),
-    Fault("ip-forward-off", "FAULTS #7: net.ipv4.ip_forward=0", lambda n: _sysctl(n, "net.ipv4.ip_forward", "0")),
-    Fault("forward-drop", "FAULTS #8: FORWARD chain drops pod traffic (docker's policy DROP)", forward_drop),
-    Fault("bridge-nf-off", "FAULTS #9: net.bridge.bridge-nf-call-iptables=0",
-          lambda n: _sysctl(n, "net.bridge.bridge-nf-call-iptables", "0")),
-    Fault("mtu-mismatch", "FAULTS #5: flannel.1 MTU below the pods' MTU (large transfers black-holed)", mtu_mismatch,
-          vxlan_only=True),
-    Fault("kube-proxy-down", "FAULTS #11: kube-proxy stopped and its service rules flushed", kube_proxy_down),
-    Fault("nodeport-firewall", "FAULTS #13: host firewall drops the NodePort range ahead of kube-proxy",
-          # --syn: new connections only, as a host firewall means it; a stateless drop of every packet to
-          # the range also ate replies to masqueraded connections whose random source port fell in it
-          lambda n: _iptables_insert(n, "raw", "PREROUTING", "-p", "tcp", "--dport", "30000:32767", "--syn",
-                                     "-j", "DROP")),
-    Fault("hairpin-off", "FAULTS #14: hairpin mode off on the node's cni0 ports, also on ports added later",
-          hairpin_off),
-    Fault("dns-down", "FAULTS #16: CoreDNS scaled to zero (cluster-wide; --node is ignored)", dns_down),
-    Fault("per-source-limit", "seed 2 / issue 10 5(d): a source's first NodePort connection passes, later ones "
-          "are dropped (per-source state, `-m recent`)", per_source_limit),
-]}
+FAULTS = {
+    f.name: f
+    for f in [
+        Fault(
+            "stale-arp",
+            "seed 1 / FAULTS #1: wrong MAC for every peer's flannel.1 in the node's neighbour table",
+            stale_arp,
+            vxlan_only=True,
+        ),
+        Fault(
+            "stale-arp-fdb",
+            "seed 1 / FAULTS #1: stale neighbour MAC plus a matching FDB entry (frames vanish at the peer)",
+            lambda n: stale_arp(n, with_fdb=True),
+            vxlan_only=True,
+        ),
+        Fault("ip-masq", "seed 3 / FAULTS #3: dockerd --ip-masq rule `-s <podCIDR> ! -o cni0 -j MASQUERADE`", ip_masq),
+        Fault(
+            "missing-route",
+            "FAULTS #4: no route to the peers' podCIDRs (flannel.1 on vxlan, via the peer on host-gw)",
+            missing_route,
+        ),
+        Fault(
+            "vxlan-blocked",
+            "FAULTS #6: UDP 8472 (VXLAN) dropped on input",
+            lambda n: _iptables_insert(n, "filter", "INPUT", "-p", "udp", "--dport", "8472", "-j", "DROP"),
+            vxlan_only=True,
+        ),
+        Fault("ip-forward-off", "FAULTS #7: net.ipv4.ip_forward=0", lambda n: _sysctl(n, "net.ipv4.ip_forward", "0")),
+        Fault("forward-drop", "FAULTS #8: FORWARD chain drops pod traffic (docker's policy DROP)", forward_drop),
+        Fault(
+            "bridge-nf-off",
+            "FAULTS #9: net.bridge.bridge-nf-call-iptables=0",
+            lambda n: _sysctl(n, "net.bridge.bridge-nf-call-iptables", "0"),
+        ),
+        Fault(
+            "mtu-mismatch",
+            "FAULTS #5: flannel.1 MTU below the pods' MTU (large transfers black-holed)",
+            mtu_mismatch,
+            vxlan_only=True,
+        ),
+        Fault("kube-proxy-down", "FAULTS #11: kube-proxy stopped and its service rules flushed", kube_proxy_down),
+        Fault(
+            "nodeport-firewall",
+            "FAULTS #13: host firewall drops the NodePort range ahead of kube-proxy",
+            # --syn: new connections only, as a host firewall means it; a stateless drop of every packet to
+            # the range also ate replies to masqueraded connections whose random source port fell in it
+            lambda n: _iptables_insert(
+                n, "raw", "PREROUTING", "-p", "tcp", "--dport", "30000:32767", "--syn", "-j", "DROP"
+            ),
+        ),
+        Fault(
+            "hairpin-off",
+            "FAULTS #14: hairpin mode off on the node's cni0 ports, also on ports added later",
+            hairpin_off,
+        ),
+        Fault("dns-down", "FAULTS #16: CoreDNS scaled to zero (cluster-wide; --node is ignored)", dns_down),
+        Fault(
+            "per-source-limit",
+            "seed 2 / issue 10 5(d): a source's first NodePort connection passes, later ones "
+            "are dropped (per-source state, `-m recent`)",
+            per_source_limit,
+        ),
+    ]
+}
 
 
 def _state() -> dict:
@@ -215,8 +266,9 @@ def inject(name: str, node_name: str) -> str:
     node = node_by_name(node_name)
     backend = config.variant().flannel_backend
     if FAULTS[name].vxlan_only and backend != "vxlan":
-        raise LabError(f"{name} needs flannel's VXLAN device flannel.1, which this lab's {backend} backend "
-                       "does not have")
+        raise LabError(
+            f"{name} needs flannel's VXLAN device flannel.1, which this lab's {backend} backend does not have"
+        )
     state = _state()
     key = f"{name}@{node.name}"
     if key in state:
@@ -228,6 +280,7 @@ def inject(name: str, node_name: str) -> str:
 
 def clear() -> list[str]:
     from . import node as node_mod
+
     done = []
     state = _state()
     for key, entry in reversed(list(state.items())):

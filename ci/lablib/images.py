@@ -4,6 +4,7 @@ The probe image is the release artifact itself: `ci/images build` (multi-arch OC
 imported with every platform, so the lab runs the digest a release would push. The pause, CoreDNS and
 node agent images are the lab's own look-alikes under the upstream names, built below.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,13 +22,48 @@ from .proc import LabError, run
 RELEASE_BUILD_TIMEOUT_S = 1200  # a cold Go cache compiles go-containerregistry and the probe twice (~3 min here)
 
 BUSYBOX = "/bin/busybox"
-BUSYBOX_APPLETS = ["sh", "cat", "ls", "sleep", "echo", "mkdir", "rm", "ps", "grep", "sed", "head", "tail",
-                   "env", "timeout", "base64", "wc", "tr", "cut", "date", "hostname", "nslookup", "wget", "nc"]
+BUSYBOX_APPLETS = [
+    "sh",
+    "cat",
+    "ls",
+    "sleep",
+    "echo",
+    "mkdir",
+    "rm",
+    "ps",
+    "grep",
+    "sed",
+    "head",
+    "tail",
+    "env",
+    "timeout",
+    "base64",
+    "wc",
+    "tr",
+    "cut",
+    "date",
+    "hostname",
+    "nslookup",
+    "wget",
+    "nc",
+]
 # The node agent's network tools, copied from this machine's Debian packages with their libraries.
-AGENT_TOOLS = ["/usr/sbin/ip", "/usr/sbin/bridge", "/usr/bin/ss", "/usr/bin/nstat", "/usr/sbin/tc",
-               "/usr/sbin/xtables-nft-multi", "/usr/sbin/xtables-legacy-multi", "/usr/sbin/conntrack",
-               "/usr/bin/tcpdump", "/usr/sbin/sysctl", "/usr/sbin/ethtool", "/bin/netstat", "/usr/bin/nsenter",
-               "/usr/sbin/nft"]
+AGENT_TOOLS = [
+    "/usr/sbin/ip",
+    "/usr/sbin/bridge",
+    "/usr/bin/ss",
+    "/usr/bin/nstat",
+    "/usr/sbin/tc",
+    "/usr/sbin/xtables-nft-multi",
+    "/usr/sbin/xtables-legacy-multi",
+    "/usr/sbin/conntrack",
+    "/usr/bin/tcpdump",
+    "/usr/sbin/sysctl",
+    "/usr/sbin/ethtool",
+    "/bin/netstat",
+    "/usr/bin/nsenter",
+    "/usr/sbin/nft",
+]
 IPTABLES_NAMES = ["iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save"]
 
 
@@ -102,25 +138,40 @@ def _oci_archive(out: Path, ref: str, root: Path, entrypoint: list[str], cmd: li
     layer = _layer(root)
     layer_desc = blob(layer)
     image_config = {
-        "architecture": "amd64", "os": "linux",
+        "architecture": "amd64",
+        "os": "linux",
         "config": {"Entrypoint": entrypoint, "Cmd": cmd, "Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]},
         "rootfs": {"type": "layers", "diff_ids": [layer_desc["digest"]]},
     }
     config_desc = blob(json.dumps(image_config).encode())
-    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config_desc},
-                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **layer_desc}]}
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config_desc},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **layer_desc}],
+    }
     manifest_desc = blob(json.dumps(manifest).encode())
-    index = {"schemaVersion": 2, "manifests": [{
-        "mediaType": "application/vnd.oci.image.manifest.v1+json", **manifest_desc,
-        "annotations": {"io.containerd.image.name": ref, "org.opencontainers.image.ref.name": ref.rsplit(":", 1)[1]},
-    }]}
+    index = {
+        "schemaVersion": 2,
+        "manifests": [
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                **manifest_desc,
+                "annotations": {
+                    "io.containerd.image.name": ref,
+                    "org.opencontainers.image.ref.name": ref.rsplit(":", 1)[1],
+                },
+            }
+        ],
+    }
     tmp = out.with_suffix(".partial")
     with tarfile.open(tmp, "w") as tar:
+
         def add(name: str, data: bytes) -> None:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
+
         add("oci-layout", b'{"imageLayoutVersion": "1.0.0"}')
         add("index.json", json.dumps(index).encode())
         for digest, data in blobs.items():
@@ -154,8 +205,20 @@ def import_into(containerd_sock: Path, archives: list[Path]) -> None:
     amd64 and arm64; without --all-platforms ctr would keep only this machine's and let the rest be
     garbage-collected)."""
     for archive in archives:
-        run(["ctr", "--address", str(containerd_sock), "-n", "k8s.io", "images", "import", "--all-platforms",
-             str(archive)], timeout=120)
+        run(
+            [
+                "ctr",
+                "--address",
+                str(containerd_sock),
+                "-n",
+                "k8s.io",
+                "images",
+                "import",
+                "--all-platforms",
+                str(archive),
+            ],
+            timeout=120,
+        )
 
 
 def probe_digest(containerd_sock: Path) -> tuple[str, list[str]]:

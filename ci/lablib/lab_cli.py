@@ -1,4 +1,5 @@
 """`ci/lab`: bring the netconform lab up and down, inspect it, inject faults."""
+
 from __future__ import annotations
 
 import argparse
@@ -26,12 +27,18 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--proxy-mode", default="iptables", help="kube-proxy mode: iptables (default) or nftables")
     up.add_argument("--flannel-backend", default="vxlan", help="flannel backend: vxlan (default) or host-gw")
     up.add_argument("--ip-family", default="ipv4", help="ipv4 (default) or dual (IPv4 + IPv6)")
-    up.add_argument("--version", default=config.KUBE_VERSION,
-                    help=f"Kubernetes version: {' or '.join(config.kube_versions())} (default {config.KUBE_VERSION})")
+    up.add_argument(
+        "--version",
+        default=config.KUBE_VERSION,
+        help=f"Kubernetes version: {' or '.join(config.kube_versions())} (default {config.KUBE_VERSION})",
+    )
     up.add_argument("--no-smoke", action="store_true")
     up.add_argument("--keep-on-failure", action="store_true", help="leave a failed lab running to debug it")
-    upg = sub.add_parser("upgrade", help="upgrade the running lab's Kubernetes: control plane, then node by "
-                                         "node (drain, new kubelet + kube-proxy, uncordon)")
+    upg = sub.add_parser(
+        "upgrade",
+        help="upgrade the running lab's Kubernetes: control plane, then node by "
+        "node (drain, new kubelet + kube-proxy, uncordon)",
+    )
     upg.add_argument("version", help=f"a newer version than the running one: {' or '.join(config.kube_versions())}")
     upg.add_argument("--no-smoke", action="store_true")
     sub.add_parser("down", help="stop everything the lab started and remove its namespaces, cgroups, files")
@@ -39,8 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("env", help="print the export line for KUBECONFIG")
     sub.add_parser("smoke", help="run the smoke check against the running lab")
     logs = sub.add_parser("logs", help="print a component's log")
-    logs.add_argument("component", help="etcd, kube-apiserver, kube-controller-manager, kube-scheduler, "
-                                        "containerd, kubelet, flanneld, kube-proxy, build")
+    logs.add_argument(
+        "component",
+        help="etcd, kube-apiserver, kube-controller-manager, kube-scheduler, "
+        "containerd, kubelet, flanneld, kube-proxy, build",
+    )
     logs.add_argument("--node", default="lab-node-1")
     restart = sub.add_parser("restart", help="restart a node component (an upgrade's rolling restart)")
     restart.add_argument("component", choices=sorted(RESTARTABLE))
@@ -66,25 +76,36 @@ def _variant(args: argparse.Namespace) -> config.Variant:
         raise LabError(f"--nodes takes 1 to {config.MAX_NODES}, not {args.nodes}")
     if args.proxy_mode == "ipvs":
         if not Path("/proc/net/ip_vs").exists():
-            raise LabError("--proxy-mode ipvs is not available: this machine's kernel has no IPVS (ip_vs), "
-                           "so the lab runs kube-proxy in iptables or nftables mode only")
+            raise LabError(
+                "--proxy-mode ipvs is not available: this machine's kernel has no IPVS (ip_vs), "
+                "so the lab runs kube-proxy in iptables or nftables mode only"
+            )
         raise LabError("--proxy-mode ipvs is not supported by the lab; use iptables or nftables")
-    for flag, value, allowed in (("--proxy-mode", args.proxy_mode, config.PROXY_MODES),
-                                 ("--flannel-backend", args.flannel_backend, config.FLANNEL_BACKENDS),
-                                 ("--ip-family", args.ip_family, config.IP_FAMILIES)):
+    for flag, value, allowed in (
+        ("--proxy-mode", args.proxy_mode, config.PROXY_MODES),
+        ("--flannel-backend", args.flannel_backend, config.FLANNEL_BACKENDS),
+        ("--ip-family", args.ip_family, config.IP_FAMILIES),
+    ):
         if value not in allowed:
             raise LabError(f"{flag} takes {' or '.join(allowed)}, not {value!r}")
     if args.version not in config.kube_versions():
-        raise LabError(f"--version takes {' or '.join(config.kube_versions())} (the versions the lab has a wrapper "
-                       f"module for in ci/lab-build/), not {args.version!r}")
-    return config.Variant(nodes=args.nodes, proxy_mode=args.proxy_mode, flannel_backend=args.flannel_backend,
-                          ip_family=args.ip_family, version=args.version)
+        raise LabError(
+            f"--version takes {' or '.join(config.kube_versions())} (the versions the lab has a wrapper "
+            f"module for in ci/lab-build/), not {args.version!r}"
+        )
+    return config.Variant(
+        nodes=args.nodes,
+        proxy_mode=args.proxy_mode,
+        flannel_backend=args.flannel_backend,
+        ip_family=args.ip_family,
+        version=args.version,
+    )
 
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.cmd == "up":
         var = _variant(args)
-        cluster.refuse_other_shape(var)   # before the try: a refusal must not take the other lab down
+        cluster.refuse_other_shape(var)  # before the try: a refusal must not take the other lab down
         try:
             cluster.up(var)
             if not args.no_smoke:
@@ -115,8 +136,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         smoke.check_or_explain()
     elif args.cmd == "logs":
         control_plane = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "build")
-        name = args.component if args.component in control_plane else \
-            f"{cluster.node_by_name(args.node).name}-{args.component}"
+        name = (
+            args.component
+            if args.component in control_plane
+            else f"{cluster.node_by_name(args.node).name}-{args.component}"
+        )
         path = config.LOGS / f"{name}.log"
         if not path.exists():
             raise LabError(f"no log {path}")

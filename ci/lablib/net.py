@@ -5,6 +5,7 @@ pod and service ranges, so that no lab packet can follow the machine's default r
 (like a kubeadm control-plane node) more specific routes into the lab for each node's podCIDR and
 for the ClusterIPs, via the nodes' lab addresses. nclab0 never forwards.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -15,7 +16,7 @@ from .config import Node
 from .proc import LabError, run
 
 BLACKHOLES = [config.POD_CIDR, config.SERVICE_CIDR]
-BLACKHOLES6 = [config.POD_CIDR6, config.SERVICE_CIDR6]   # dual-stack variant only
+BLACKHOLES6 = [config.POD_CIDR6, config.SERVICE_CIDR6]  # dual-stack variant only
 # ClusterIPs from the control plane go to any node's kube-proxy: two halves of the service range, each
 # spread over every node, so the /16 blackhole stays in place under them.
 SERVICE_HALVES = [str(n) for n in ipaddress.ip_network(config.SERVICE_CIDR).subnets(1)]
@@ -43,13 +44,17 @@ def preflight() -> None:
         dev, cidr = line.split()[1], line.split()[3]
         if any(ipaddress.ip_interface(cidr).network.overlaps(r) for r in lab6):
             raise LabError(f"{dev} already uses {cidr}, which overlaps the lab's IPv6 ranges")
-    for family, cidr in [("-4", config.POD_CIDR), ("-4", config.SERVICE_CIDR),
-                         ("-6", config.POD_CIDR6), ("-6", config.SERVICE_CIDR6)]:
+    for family, cidr in [
+        ("-4", config.POD_CIDR),
+        ("-4", config.SERVICE_CIDR),
+        ("-6", config.POD_CIDR6),
+        ("-6", config.SERVICE_CIDR6),
+    ]:
         # -o: one line per route, so a multipath route's hops (via nclab0) are on its own line
         for line in run(["ip", "-o", family, "route", "show", "match", cidr.split("/")[0]]).splitlines():
             words = line.split()
             if words[0] in ("default", "blackhole") or config.ROOT_VETH in words:
-                continue   # the default route, or a lab's own route (swept by `down` before `up`)
+                continue  # the default route, or a lab's own route (swept by `down` before `up`)
             if ipaddress.ip_network(words[0]).overlaps(ipaddress.ip_network(cidr)):
                 raise LabError(f"the machine already routes {words[0]}, which overlaps the lab range {cidr}")
 
@@ -72,8 +77,21 @@ def up_switch() -> None:
         ns(config.SWITCH_NS, "sysctl", "-qw", f"net.bridge.{knob}=0")
     ns(config.SWITCH_NS, "ip", "link", "set", "br0", "up")
     if not Path(f"/sys/class/net/{config.ROOT_VETH}").exists():
-        run(["ip", "link", "add", config.ROOT_VETH, "type", "veth", "peer", "name", "sw-root",
-             "netns", config.SWITCH_NS])
+        run(
+            [
+                "ip",
+                "link",
+                "add",
+                config.ROOT_VETH,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "sw-root",
+                "netns",
+                config.SWITCH_NS,
+            ]
+        )
     ns(config.SWITCH_NS, "ip", "link", "set", "sw-root", "master", "br0", "up")
     # The control plane's address; packets arriving here are never forwarded anywhere. IPv6 is off on
     # nclab0 (the kernel drops every IPv6 packet arriving there): IPv6 forwarding is machine-wide, not
@@ -104,18 +122,40 @@ def up_node(node: Node) -> None:
         run(["ip", "netns", "add", node.netns])
     peer = f"sw-n{node.index}"
     if "eth0" not in ns(node.netns, "ip", "-o", "link", "show"):
-        run(["ip", "link", "add", peer, "netns", config.SWITCH_NS, "type", "veth", "peer", "name", "eth0",
-             "netns", node.netns])
+        run(
+            [
+                "ip",
+                "link",
+                "add",
+                peer,
+                "netns",
+                config.SWITCH_NS,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                node.netns,
+            ]
+        )
     ns(config.SWITCH_NS, "ip", "link", "set", peer, "master", "br0", "up")
     ns(node.netns, "ip", "link", "set", "lo", "up")
     ns(node.netns, "ip", "addr", "replace", f"{node.ip}/24", "dev", "eth0")
-    knobs = ["net.ipv4.ip_forward=1", "net.ipv4.conf.all.route_localnet=1",
-             "net.bridge.bridge-nf-call-iptables=1", "net.bridge.bridge-nf-call-ip6tables=1"]
+    knobs = [
+        "net.ipv4.ip_forward=1",
+        "net.ipv4.conf.all.route_localnet=1",
+        "net.bridge.bridge-nf-call-iptables=1",
+        "net.bridge.bridge-nf-call-ip6tables=1",
+    ]
     if config.variant().dual:
         # no duplicate address detection: the lab assigns every address once, and DAD would delay
         # flanneld's and the pods' IPv6 addresses by seconds
-        knobs += ["net.ipv6.conf.all.forwarding=1", "net.ipv6.conf.default.accept_dad=0",
-                  "net.ipv6.conf.eth0.accept_dad=0"]
+        knobs += [
+            "net.ipv6.conf.all.forwarding=1",
+            "net.ipv6.conf.default.accept_dad=0",
+            "net.ipv6.conf.eth0.accept_dad=0",
+        ]
         ns(node.netns, "ip", "-6", "addr", "replace", f"{node.ip6}/64", "dev", "eth0", "nodad")
     ns(node.netns, "ip", "link", "set", "eth0", "up")
     for knob in knobs:
@@ -124,8 +164,9 @@ def up_node(node: Node) -> None:
 
 def _outside(dest: str, ranges: list[str]) -> bool:
     net = ipaddress.ip_network(dest, strict=False)
-    return not any(net.version == ipaddress.ip_network(c).version and net.subnet_of(ipaddress.ip_network(c))
-                   for c in ranges)
+    return not any(
+        net.version == ipaddress.ip_network(c).version and net.subnet_of(ipaddress.ip_network(c)) for c in ranges
+    )
 
 
 def isolation_problems() -> list[str]:
@@ -141,18 +182,15 @@ def isolation_problems() -> list[str]:
                     problems.append(f"{netns} routes {dest} outside the lab: {line}")
     if run(["sysctl", "-n", f"net.ipv4.conf.{config.ROOT_VETH}.forwarding"]).strip() != "0":
         problems.append(f"the root namespace forwards packets arriving on {config.ROOT_VETH}")
-    if config.variant().dual and \
-            run(["sysctl", "-n", f"net.ipv6.conf.{config.ROOT_VETH}.disable_ipv6"]).strip() != "1":
+    if config.variant().dual and run(["sysctl", "-n", f"net.ipv6.conf.{config.ROOT_VETH}.disable_ipv6"]).strip() != "1":
         problems.append(f"IPv6 is enabled on {config.ROOT_VETH} (IPv6 forwarding is machine-wide)")
     # The control plane's routes into the lab (one line per route, multipath hops included) stay in it.
     for line in run(["ip", "-4", "-o", "route", "show"]).splitlines():
-        if config.ROOT_VETH in line.split() and line.split()[0] != "default" and \
-                _outside(line.split()[0], LAB_RANGES):
+        if config.ROOT_VETH in line.split() and line.split()[0] != "default" and _outside(line.split()[0], LAB_RANGES):
             problems.append(f"the root namespace routes {line.split()[0]} into the lab: {line.strip()}")
         elif config.ROOT_VETH in line.split() and line.split()[0] == "default":
             problems.append(f"the root namespace's default route goes into the lab: {line.strip()}")
-    blackholes = [("-4", c) for c in BLACKHOLES] + \
-        ([("-6", c) for c in BLACKHOLES6] if config.variant().dual else [])
+    blackholes = [("-4", c) for c in BLACKHOLES] + ([("-6", c) for c in BLACKHOLES6] if config.variant().dual else [])
     for family, cidr in blackholes:
         if "blackhole" not in run(["ip", family, "route", "show", cidr]):
             problems.append(f"the root namespace has no blackhole route for {cidr}")

@@ -1,8 +1,10 @@
 """One lab node: a network namespace plus its own mount namespace, running containerd, kubelet,
 flanneld and kube-proxy. A holder process keeps the mount namespace alive; every component
 of the node enters it with nsenter, so kubelet's volume mounts are visible to containerd."""
+
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from pathlib import Path
@@ -14,9 +16,16 @@ from .proc import LabError, run
 CNI_PLUGINS = Path("/usr/lib/cni")
 # Per-node directories bound over the host paths inside the node's mount namespace.
 BINDS = {
-    "kubelet": "/var/lib/kubelet", "pods-log": "/var/log/pods", "containers-log": "/var/log/containers",
-    "containerd": "/var/lib/containerd", "run-containerd": "/run/containerd", "cni-conf": "/etc/cni/net.d",
-    "cni-state": "/var/lib/cni", "flannel": "/run/flannel", "cni-bin": "/opt/cni/bin", "netns": "/run/netns",
+    "kubelet": "/var/lib/kubelet",
+    "pods-log": "/var/log/pods",
+    "containers-log": "/var/log/containers",
+    "containerd": "/var/lib/containerd",
+    "run-containerd": "/run/containerd",
+    "cni-conf": "/etc/cni/net.d",
+    "cni-state": "/var/lib/cni",
+    "flannel": "/run/flannel",
+    "cni-bin": "/opt/cni/bin",
+    "netns": "/run/netns",
 }
 
 
@@ -56,10 +65,8 @@ def remove_created_host_dirs() -> None:
     if not _created_dirs().exists():
         return
     for path in sorted(_created_dirs().read_text().split(), key=len, reverse=True):
-        try:
+        with contextlib.suppress(OSError):
             Path(path).rmdir()
-        except OSError:
-            pass
     _created_dirs().unlink()
 
 
@@ -84,15 +91,41 @@ def start_namespace(node: Node) -> None:
     for plugin in ("bridge", "host-local", "portmap", "loopback"):
         shutil.copy2(CNI_PLUGINS / plugin, node.dir / "cni-bin" / plugin)
     shutil.copy2(config.REPO / "ci/lab-build/cni/flannel", node.dir / "cni-bin/flannel")
-    (node.dir / "cni-conf/10-flannel.conflist").write_text(json.dumps({
-        "cniVersion": "0.3.1", "name": "cbr0",
-        "plugins": [{"type": "flannel", "delegate": {"hairpinMode": True, "isDefaultGateway": True}},
-                    {"type": "portmap", "capabilities": {"portMappings": True}}]}, indent=1))
+    (node.dir / "cni-conf/10-flannel.conflist").write_text(
+        json.dumps(
+            {
+                "cniVersion": "0.3.1",
+                "name": "cbr0",
+                "plugins": [
+                    {"type": "flannel", "delegate": {"hairpinMode": True, "isDefaultGateway": True}},
+                    {"type": "portmap", "capabilities": {"portMappings": True}},
+                ],
+            },
+            indent=1,
+        )
+    )
     _note_missing_host_dirs()
-    proc.start(holder_name(node), ["nsenter", f"--net=/run/netns/{node.netns}", "unshare", "--mount",
-                                   "--propagation", "private", "sh", "-c", _holder_script(node)], node.cgroup)
-    proc.wait_for(f"{node.name}'s mount namespace", lambda: (node.dir / "ns-ready").exists()
-                  or proc.ensure_running(holder_name(node)), 20, log=str(config.LOGS / f"{holder_name(node)}.log"))
+    proc.start(
+        holder_name(node),
+        [
+            "nsenter",
+            f"--net=/run/netns/{node.netns}",
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            _holder_script(node),
+        ],
+        node.cgroup,
+    )
+    proc.wait_for(
+        f"{node.name}'s mount namespace",
+        lambda: (node.dir / "ns-ready").exists() or proc.ensure_running(holder_name(node)),
+        20,
+        log=str(config.LOGS / f"{holder_name(node)}.log"),
+    )
 
 
 def _containerd_config(node: Node) -> Path:
@@ -105,7 +138,7 @@ state = "/run/containerd"
 [plugins."io.containerd.internal.v1.opt"]
   path = "{node.dir}/opt"
 [plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "{config.IMAGES['pause']}"
+  sandbox_image = "{config.IMAGES["pause"]}"
   disable_apparmor = true
   # This machine withholds CAP_SYS_RESOURCE, so no process may lower its oom_score_adj (the sandbox's -998).
   restrict_oom_score_adj = true
@@ -126,10 +159,15 @@ state = "/run/containerd"
 def start_containerd(node: Node, images: list[Path]) -> None:
     name = f"{node.name}-containerd"
     if not proc.pid_of(name):
-        proc.start(name, enter(node) + ["containerd", "--config", str(_containerd_config(node))],
-                   f"{node.cgroup}/system")
-    proc.wait_for(f"containerd on {node.name}", lambda: proc.ensure_running(name) or node.containerd_sock.exists(),
-                  30, log=str(config.LOGS / f"{name}.log"))
+        proc.start(
+            name, enter(node) + ["containerd", "--config", str(_containerd_config(node))], f"{node.cgroup}/system"
+        )
+    proc.wait_for(
+        f"containerd on {node.name}",
+        lambda: proc.ensure_running(name) or node.containerd_sock.exists(),
+        30,
+        log=str(config.LOGS / f"{name}.log"),
+    )
     import_images(node, images)
 
 
@@ -140,20 +178,32 @@ def import_images(node: Node, archives: list[Path]) -> None:
 def _kubelet_config(node: Node) -> Path:
     (node.dir / "etc/resolv.conf").write_text("# the lab resolves nothing outside the cluster\n")
     cfg = {
-        "kind": "KubeletConfiguration", "apiVersion": "kubelet.config.k8s.io/v1beta1",
-        "address": node.ip, "readOnlyPort": 0, "healthzBindAddress": "127.0.0.1",
-        "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True},
-                           "x509": {"clientCAFile": str(config.CERTS / "ca.crt")}},
+        "kind": "KubeletConfiguration",
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "address": node.ip,
+        "readOnlyPort": 0,
+        "healthzBindAddress": "127.0.0.1",
+        "authentication": {
+            "anonymous": {"enabled": False},
+            "webhook": {"enabled": True},
+            "x509": {"clientCAFile": str(config.CERTS / "ca.crt")},
+        },
         "authorization": {"mode": "Webhook"},
-        "cgroupDriver": "cgroupfs", "cgroupRoot": f"/{node.cgroup}", "failCgroupV1": False,
-        "failSwapOn": False, "protectKernelDefaults": False,
-        "clusterDNS": [config.DNS_IP], "clusterDomain": config.CLUSTER_DOMAIN,
+        "cgroupDriver": "cgroupfs",
+        "cgroupRoot": f"/{node.cgroup}",
+        "failCgroupV1": False,
+        "failSwapOn": False,
+        "protectKernelDefaults": False,
+        "clusterDNS": [config.DNS_IP],
+        "clusterDomain": config.CLUSTER_DOMAIN,
         "resolvConf": str(node.dir / "etc/resolv.conf"),
         # Every node shares one disk: never evict or garbage-collect because of it.
         "evictionHard": {"nodefs.available": "0%", "nodefs.inodesFree": "0%", "imagefs.available": "0%"},
-        "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
+        "imageGCHighThresholdPercent": 100,
+        "imageGCLowThresholdPercent": 99,
         "containerRuntimeEndpoint": "unix:///run/containerd/containerd.sock",
-        "serializeImagePulls": False, "localStorageCapacityIsolation": False,
+        "serializeImagePulls": False,
+        "localStorageCapacityIsolation": False,
     }
     path = node.dir / "etc/kubelet.json"
     path.write_text(json.dumps(cfg, indent=1))
@@ -164,14 +214,27 @@ def start_kubelet(node: Node, bin_dir: Path) -> None:
     name = f"{node.name}-kubelet"
     if proc.pid_of(name):
         return
-    proc.start(name, enter(node) + [str(bin_dir / "kube"), "kubelet", "--config", str(_kubelet_config(node)),
-                                    "--kubeconfig", str(config.CERTS / f"kubelet-{node.name}.kubeconfig"),
-                                    "--hostname-override", node.name,
-                                    "--node-ip", ",".join(node.node_ips(config.variant())), "--v=1"],
-               f"{node.cgroup}/system")
+    proc.start(
+        name,
+        enter(node)
+        + [
+            str(bin_dir / "kube"),
+            "kubelet",
+            "--config",
+            str(_kubelet_config(node)),
+            "--kubeconfig",
+            str(config.CERTS / f"kubelet-{node.name}.kubeconfig"),
+            "--hostname-override",
+            node.name,
+            "--node-ip",
+            ",".join(node.node_ips(config.variant())),
+            "--v=1",
+        ],
+        f"{node.cgroup}/system",
+    )
 
 
-UNDERLAY_MTU = 1500   # the nodes' eth0 (veth pairs to the lab bridge)
+UNDERLAY_MTU = 1500  # the nodes' eth0 (veth pairs to the lab bridge)
 
 
 def flannel_net_conf(var: config.Variant) -> dict:
@@ -193,10 +256,25 @@ def start_flanneld(node: Node, bin_dir: Path) -> None:
         return
     net_conf = node.dir / "etc/net-conf.json"
     net_conf.write_text(json.dumps(flannel_net_conf(config.variant())))
-    proc.start(name, enter(node) + [str(bin_dir / "flanneld"), "--kube-subnet-mgr",
-                                    "--kubeconfig-file", str(config.KUBECONFIG), "--iface", "eth0", "--ip-masq",
-                                    "--net-config-path", str(net_conf), "--subnet-file", "/run/flannel/subnet.env"],
-               f"{node.cgroup}/system", env={"NODE_NAME": node.name, "POD_NAME": "", "POD_NAMESPACE": ""})
+    proc.start(
+        name,
+        enter(node)
+        + [
+            str(bin_dir / "flanneld"),
+            "--kube-subnet-mgr",
+            "--kubeconfig-file",
+            str(config.KUBECONFIG),
+            "--iface",
+            "eth0",
+            "--ip-masq",
+            "--net-config-path",
+            str(net_conf),
+            "--subnet-file",
+            "/run/flannel/subnet.env",
+        ],
+        f"{node.cgroup}/system",
+        env={"NODE_NAME": node.name, "POD_NAME": "", "POD_NAMESPACE": ""},
+    )
 
 
 def start_kube_proxy(node: Node, bin_dir: Path) -> None:
@@ -205,15 +283,22 @@ def start_kube_proxy(node: Node, bin_dir: Path) -> None:
         return
     var = config.variant()
     cfg = {
-        "kind": "KubeProxyConfiguration", "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "kind": "KubeProxyConfiguration",
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
         "clientConnection": {"kubeconfig": str(config.KUBECONFIG)},
         # nftables mode runs `nft` (Debian's nftables package, ci/lab-build/install-deps.sh).
-        "mode": var.proxy_mode, "clusterCIDR": ",".join(var.pod_cidrs), "hostnameOverride": node.name,
-        "healthzBindAddress": "127.0.0.1:10256", "metricsBindAddress": "127.0.0.1:10249",
+        "mode": var.proxy_mode,
+        "clusterCIDR": ",".join(var.pod_cidrs),
+        "hostnameOverride": node.name,
+        "healthzBindAddress": "127.0.0.1:10256",
+        "metricsBindAddress": "127.0.0.1:10249",
         # nf_conntrack_max is read-only outside the initial network namespace: leave conntrack alone.
         "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
     }
     path = node.dir / "etc/kube-proxy.json"
     path.write_text(json.dumps(cfg, indent=1))
-    proc.start(name, enter(node) + [str(bin_dir / "kube"), "kube-proxy", "--config", str(path), "--v=1"],
-               f"{node.cgroup}/system")
+    proc.start(
+        name,
+        enter(node) + [str(bin_dir / "kube"), "kube-proxy", "--config", str(path), "--v=1"],
+        f"{node.cgroup}/system",
+    )

@@ -1,6 +1,8 @@
 """Processes the lab starts: each one in the lab's cgroup, its pid on file, stopped by pid only."""
+
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,8 +20,9 @@ class LabError(Exception):
 
 def controllers() -> list[Path]:
     """Mounted cgroup v1 hierarchies (the lab's nodes use cgroupfs on v1)."""
-    return sorted(p for p in CGROUP_FS.iterdir()
-                  if p.is_dir() and p.name != "unified" and (p / "cgroup.procs").exists())
+    return sorted(
+        p for p in CGROUP_FS.iterdir() if p.is_dir() and p.name != "unified" and (p / "cgroup.procs").exists()
+    )
 
 
 def make_cgroup(relpath: str) -> None:
@@ -47,13 +50,19 @@ def start(name: str, argv: list[str], cgroup: str, env: dict[str, str] | None = 
     config.LOGS.mkdir(parents=True, exist_ok=True)
     config.PIDS.mkdir(parents=True, exist_ok=True)
     make_cgroup(cgroup)
-    log = open(config.LOGS / f"{name}.log", "ab")
     full_env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root"}
     full_env.update(env or {})
-    child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                             env=full_env, start_new_session=True,
-                             preexec_fn=lambda: _join_cgroup(cgroup))
-    log.close()
+    # The child keeps its own copy of the log's descriptor; ours closes once it is started.
+    with open(config.LOGS / f"{name}.log", "ab") as log:
+        child = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            start_new_session=True,
+            preexec_fn=lambda: _join_cgroup(cgroup),
+        )
     (config.PIDS / f"{name}.pid").write_text(f"{child.pid} {_start_time(child.pid)}\n")
     return child.pid
 
@@ -94,18 +103,14 @@ def stop(name: str, grace: float = 10.0) -> None:
 
 def _kill(pids: list[int], grace: float) -> None:
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
         time.sleep(0.1)
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def cgroup_pids(relpath: str) -> list[int]:

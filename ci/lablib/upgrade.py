@@ -8,6 +8,7 @@ kube-proxy answers its health check, uncordon. etcd, containerd, flanneld and th
 are left alone. Each step is recorded in versions.json, so an interrupted upgrade resumes where it
 stopped; the phases' durations go to STATE/upgrade.json.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,10 +23,10 @@ from .cluster import say
 from .config import Node
 from .proc import LabError
 
-EVICT_TIMEOUT_S = 120     # a pod's eviction accepted (a PodDisruptionBudget may refuse it for a while)
-GONE_TIMEOUT_S = 120      # the evicted pods gone from the node (their grace period included)
-READY_TIMEOUT_S = 120     # the node Ready on the new kubelet
-HEALTH_TIMEOUT_S = 120    # a restarted component answering its health check
+EVICT_TIMEOUT_S = 120  # a pod's eviction accepted (a PodDisruptionBudget may refuse it for a while)
+GONE_TIMEOUT_S = 120  # the evicted pods gone from the node (their grace period included)
+READY_TIMEOUT_S = 120  # the node Ready on the new kubelet
+HEALTH_TIMEOUT_S = 120  # a restarted component answering its health check
 
 
 def check_target(target: str) -> dict[str, str]:
@@ -42,12 +43,16 @@ def check_target(target: str) -> dict[str, str]:
     if oldest == target:
         raise LabError(f"the lab already runs Kubernetes {target}: nothing to upgrade")
     if config.version_key(target)[1] > config.version_key(oldest)[1] + 1:
-        raise LabError(f"Kubernetes upgrades one minor version at a time: {oldest} goes to "
-                       f"v1.{config.version_key(oldest)[1] + 1}.x first, not to {target}")
+        raise LabError(
+            f"Kubernetes upgrades one minor version at a time: {oldest} goes to "
+            f"v1.{config.version_key(oldest)[1] + 1}.x first, not to {target}"
+        )
     available = config.kube_versions()
     if target not in available:
-        raise LabError(f"the lab cannot build Kubernetes {target}: it builds {', '.join(available)} "
-                       "(an older one needs a wrapper module ci/lab-build/kube-<version>/)")
+        raise LabError(
+            f"the lab cannot build Kubernetes {target}: it builds {', '.join(available)} "
+            "(an older one needs a wrapper module ci/lab-build/kube-<version>/)"
+        )
     return running
 
 
@@ -56,8 +61,10 @@ def upgrade(target: str) -> dict[str, float]:
     var = config.variant()
     started = time.monotonic()
     phases: dict[str, float] = {}
-    say(f"upgrading the lab from {running['control-plane']} to {target}: control plane, then "
-        f"{', '.join(n.name for n in config.nodes(config.node_count()))}")
+    say(
+        f"upgrading the lab from {running['control-plane']} to {target}: control plane, then "
+        f"{', '.join(n.name for n in config.nodes(config.node_count()))}"
+    )
     t0 = time.monotonic()
     new_bins = cluster.kube_bins(target, cluster.build())
     phases["build"] = time.monotonic() - t0
@@ -73,13 +80,23 @@ def upgrade(target: str) -> dict[str, float]:
         upgrade_node(n, new_bins, target)
         phases[n.name] = time.monotonic() - t0
         say(f"{n.name} at {target} in {phases[n.name]:.0f}s")
-    config.VARIANT_FILE.write_text(config.Variant(nodes=var.nodes, proxy_mode=var.proxy_mode,
-                                                  flannel_backend=var.flannel_backend, ip_family=var.ip_family,
-                                                  version=target).to_json())
+    config.VARIANT_FILE.write_text(
+        config.Variant(
+            nodes=var.nodes,
+            proxy_mode=var.proxy_mode,
+            flannel_backend=var.flannel_backend,
+            ip_family=var.ip_family,
+            version=target,
+        ).to_json()
+    )
     phases["total"] = time.monotonic() - started
-    (config.STATE / "upgrade.json").write_text(json.dumps(
-        {"from": running["control-plane"], "to": target, "seconds": {k: round(v, 1) for k, v in phases.items()}},
-        indent=1) + "\n")
+    (config.STATE / "upgrade.json").write_text(
+        json.dumps(
+            {"from": running["control-plane"], "to": target, "seconds": {k: round(v, 1) for k, v in phases.items()}},
+            indent=1,
+        )
+        + "\n"
+    )
     say(f"lab upgraded to {target} in {phases['total']:.0f}s")
     return phases
 
@@ -94,15 +111,22 @@ def _healthz(port: int) -> bool:
 
 
 def upgrade_control_plane(new_bins: Path, target: str) -> None:
-    for name, port in (("kube-apiserver", None), ("kube-controller-manager", config.CM_PORT),
-                       ("kube-scheduler", config.SCHED_PORT)):
+    for name, port in (
+        ("kube-apiserver", None),
+        ("kube-controller-manager", config.CM_PORT),
+        ("kube-scheduler", config.SCHED_PORT),
+    ):
         say(f"restarting {name} on {target}")
         proc.stop(name)
-        control.start(new_bins)   # starts what is not running; waits for the API server's /readyz
+        control.start(new_bins)  # starts what is not running; waits for the API server's /readyz
         if port is not None:
-            proc.wait_for(f"{name} {target} to answer /healthz on 127.0.0.1:{port}",
-                          lambda name=name, port=port: proc.ensure_running(name) or _healthz(port),
-                          HEALTH_TIMEOUT_S, 1.0, log=str(config.LOGS / f"{name}.log"))
+            proc.wait_for(
+                f"{name} {target} to answer /healthz on 127.0.0.1:{port}",
+                lambda name=name, port=port: proc.ensure_running(name) or _healthz(port),
+                HEALTH_TIMEOUT_S,
+                1.0,
+                log=str(config.LOGS / f"{name}.log"),
+            )
     proc.wait_for(f"the API server to report {target}", lambda: control.server_version(new_bins) == target, 30, 1.0)
     cluster.record_version("control-plane", target)
 
@@ -131,20 +155,26 @@ def _pods_to_evict(name: str) -> list[dict]:
 def _evict(pod: dict) -> None:
     """POST an Eviction for the pod; retried (bounded) while a PodDisruptionBudget refuses it (429)."""
     meta = pod["metadata"]
-    body = json.dumps({"apiVersion": "policy/v1", "kind": "Eviction",
-                       "metadata": {"name": meta["name"], "namespace": meta["namespace"]}})
+    body = json.dumps(
+        {
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+        }
+    )
     path = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/eviction"
 
     def accepted() -> bool:
         try:
             _kubectl("create", "--raw", path, "-f", "-", input=body)
-        except LabError as refused:   # wait_for keeps the last refusal for its message
+        except LabError as refused:  # wait_for keeps the last refusal for its message
             if "NotFound" not in str(refused) and "not found" not in str(refused):
                 raise
         return True
 
-    proc.wait_for(f"the eviction of pod {meta['namespace']}/{meta['name']} to be accepted", accepted,
-                  EVICT_TIMEOUT_S, 2.0)
+    proc.wait_for(
+        f"the eviction of pod {meta['namespace']}/{meta['name']} to be accepted", accepted, EVICT_TIMEOUT_S, 2.0
+    )
 
 
 def drain(n: Node) -> list[str]:
@@ -166,8 +196,9 @@ def drain(n: Node) -> list[str]:
 
 
 def _proxy_healthy(n: Node) -> bool:
-    code = node.sh(n, "curl -s -o /dev/null -w '%{http_code}' --max-time 5 http://127.0.0.1:10256/healthz",
-                   check=False, timeout=10)
+    code = node.sh(
+        n, "curl -s -o /dev/null -w '%{http_code}' --max-time 5 http://127.0.0.1:10256/healthz", check=False, timeout=10
+    )
     return code.strip() == "200"
 
 
@@ -182,12 +213,21 @@ def upgrade_node(n: Node, new_bins: Path, target: str) -> None:
     evicted = drain(n)
     say(f"{n.name} drained: " + (f"evicted {', '.join(evicted)}" if evicted else "no pod to evict"))
     for component, start in (("kubelet", node.start_kubelet), ("kube-proxy", node.start_kube_proxy)):
-        proc.stop(f"{n.name}-{component}")   # by its recorded pid only
+        proc.stop(f"{n.name}-{component}")  # by its recorded pid only
         start(n, new_bins)
-    proc.wait_for(f"{n.name} to be Ready on kubelet {target}", lambda: proc.ensure_running(f"{n.name}-kubelet") or
-                  _node_on(n.name, target), READY_TIMEOUT_S, 1.0, log=str(config.LOGS / f"{n.name}-kubelet.log"))
-    proc.wait_for(f"kube-proxy {target} on {n.name} to answer /healthz on 127.0.0.1:10256",
-                  lambda: proc.ensure_running(f"{n.name}-kube-proxy") or _proxy_healthy(n),
-                  HEALTH_TIMEOUT_S, 1.0, log=str(config.LOGS / f"{n.name}-kube-proxy.log"))
+    proc.wait_for(
+        f"{n.name} to be Ready on kubelet {target}",
+        lambda: proc.ensure_running(f"{n.name}-kubelet") or _node_on(n.name, target),
+        READY_TIMEOUT_S,
+        1.0,
+        log=str(config.LOGS / f"{n.name}-kubelet.log"),
+    )
+    proc.wait_for(
+        f"kube-proxy {target} on {n.name} to answer /healthz on 127.0.0.1:10256",
+        lambda: proc.ensure_running(f"{n.name}-kube-proxy") or _proxy_healthy(n),
+        HEALTH_TIMEOUT_S,
+        1.0,
+        log=str(config.LOGS / f"{n.name}-kube-proxy.log"),
+    )
     cluster.record_version(n.name, target)
     _kubectl("uncordon", n.name)

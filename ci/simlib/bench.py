@@ -13,6 +13,7 @@ with a run's reports: Allure labels per test, the verdicts (RunVerdicts), the no
 
 Each prints one JSON line: seconds per phase, API requests (netconform's own count), peak RSS.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,20 +45,34 @@ def deploy_ready(kubeconfig: str, ready_timeout: float) -> dict[str, Any]:
     nodes = select_nodes(list_nodes(api), None, None)
     before = request_counts()["api"]
     started = time.monotonic()
-    dep = deploy(api, DeployRequest(
-        run_id=secrets.token_hex(4), node_names=[n.name for n in nodes], probe_image=DEFAULT_IMAGES["probe"],
-        keep=False, ready_timeout_s=ready_timeout, cluster_domain="cluster.local", extra_manifests=[],
-        progress=lambda line: print(f"bench: {line}", file=sys.stderr, flush=True)))
+    dep = deploy(
+        api,
+        DeployRequest(
+            run_id=secrets.token_hex(4),
+            node_names=[n.name for n in nodes],
+            probe_image=DEFAULT_IMAGES["probe"],
+            keep=False,
+            ready_timeout_s=ready_timeout,
+            cluster_domain="cluster.local",
+            extra_manifests=[],
+            progress=lambda line: print(f"bench: {line}", file=sys.stderr, flush=True),
+        ),
+    )
     ready_s = time.monotonic() - started
     deploy_requests = request_counts()["api"] - before
     rss = _rss_mib()
     from kubernetes import client as k8s
+
     started = time.monotonic()
     said = delete_namespace(k8s.CoreV1Api(api), dep.namespace, 600.0)
     return {
-        "nodes": len(nodes), "pods": len(dep.servers) + len(dep.clients), "deploy_ready_s": round(ready_s, 2),
-        "api_requests": deploy_requests, "peak_rss_mib": rss,
-        "cleanup_s": round(time.monotonic() - started, 2), "cleanup": said or "",
+        "nodes": len(nodes),
+        "pods": len(dep.servers) + len(dep.clients),
+        "deploy_ready_s": round(ready_s, 2),
+        "api_requests": deploy_requests,
+        "peak_rss_mib": rss,
+        "cleanup_s": round(time.monotonic() - started, 2),
+        "cleanup": said or "",
     }
 
 
@@ -80,6 +95,7 @@ class _Report:
 
 def report(kubeconfig: str) -> dict[str, Any]:
     import pytest
+
     from netconform.dialing.path import PathInfo, record_path
     from netconform.kube.connect import make_api_client, request_counts, resolve_target
     from netconform.kube.inventory import list_nodes
@@ -90,8 +106,19 @@ def report(kubeconfig: str) -> dict[str, Any]:
 
     grab = _Grab()
     started = time.monotonic()
-    code = pytest.main([str(REPO / "suites"), "--collect-only", "-qq", f"--kubeconfig={kubeconfig}",
-                        "-p", "no:cacheprovider", "-p", "no:randomly"], plugins=[grab])
+    code = pytest.main(
+        [
+            str(REPO / "suites"),
+            "--collect-only",
+            "-qq",
+            f"--kubeconfig={kubeconfig}",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:randomly",
+        ],
+        plugins=[grab],
+    )
     collect_s = time.monotonic() - started
     if code != 0 or not grab.items:
         raise SystemExit(f"bench: collecting the suite failed (pytest exit {code})")
@@ -129,15 +156,33 @@ def report(kubeconfig: str) -> dict[str, Any]:
         out = Path(tmp) / "outcomes.json"
         timed("outcomes_json", lambda: write_outcomes(out, "sim", 0, run.outcomes))
         outcomes_bytes = out.stat().st_size
-    props = timed("environment", lambda: env.render_properties(env.properties(
-        context="netconform-sim", server="sim", version="sim", nodes=all_nodes, selected=names,
-        cni=env.detect_cni([n.annotations for n in all_nodes], []), proxy_mode="unknown", run_id="sim")))
+    props = timed(
+        "environment",
+        lambda: env.render_properties(
+            env.properties(
+                context="netconform-sim",
+                server="sim",
+                version="sim",
+                nodes=all_nodes,
+                selected=names,
+                cni=env.detect_cni([n.annotations for n in all_nodes], []),
+                proxy_mode="unknown",
+                run_id="sim",
+            )
+        ),
+    )
     report_s = sum(v for k, v in timings.items() if k not in ("inventory",))
     return {
-        "nodes": len(all_nodes), "tests": len(items), "collect_s": round(collect_s, 2), "report_s": round(report_s, 2),
-        **{f"{k}_s": v for k, v in timings.items()}, "svg_kib": len(svg) // 1024,
-        "outcomes_kib": outcomes_bytes // 1024, "environment_bytes": len(props),
-        "api_requests": request_counts()["api"] - before, "peak_rss_mib": _rss_mib(),
+        "nodes": len(all_nodes),
+        "tests": len(items),
+        "collect_s": round(collect_s, 2),
+        "report_s": round(report_s, 2),
+        **{f"{k}_s": v for k, v in timings.items()},
+        "svg_kib": len(svg) // 1024,
+        "outcomes_kib": outcomes_bytes // 1024,
+        "environment_bytes": len(props),
+        "api_requests": request_counts()["api"] - before,
+        "peak_rss_mib": _rss_mib(),
     }
 
 

@@ -1,4 +1,5 @@
 """Bring the simulated cluster up (or resize it), take it down, say how it is."""
+
 from __future__ import annotations
 
 import json
@@ -14,16 +15,16 @@ from . import certs, config, kwok, nodes, proc
 from .kwok import say
 from .proc import SimError
 
-MARKER = ".netconform-sim"      # `down` removes STATE only when this file says it is ours
+MARKER = ".netconform-sim"  # `down` removes STATE only when this file says it is ours
 BUILD_LOCK = "/tmp/netconform-lab.lock"
 
 
 # ---------------------------------------------------------------- binaries
 
+
 def _lab_bins() -> Path | None:
     """The newest lab build directory holding both `kube` and `etcd` (completed builds first)."""
-    found = [d for d in config.LAB_CACHE.glob("bin-*")
-             if all(os.access(d / b, os.X_OK) for b in ("kube", "etcd"))]
+    found = [d for d in config.LAB_CACHE.glob("bin-*") if all(os.access(d / b, os.X_OK) for b in ("kube", "etcd"))]
     found.sort(key=lambda d: ((d / ".complete").exists(), (d / "kube").stat().st_mtime), reverse=True)
     return found[0] if found else None
 
@@ -32,15 +33,23 @@ def find_or_build_bins() -> Path:
     found = _lab_bins()
     if found:
         return found
-    say("the lab's Kubernetes and etcd binaries are not built yet: building them with ci/lab-build/build.sh "
-        "(about 15 minutes cold), holding the lab lock")
+    say(
+        "the lab's Kubernetes and etcd binaries are not built yet: building them with ci/lab-build/build.sh "
+        "(about 15 minutes cold), holding the lab lock"
+    )
     log = config.LOGS / "build.log"
     with open(log, "ab") as fh:
-        done = subprocess.run(["flock", "-w", "1800", BUILD_LOCK, "bash", str(config.REPO / "ci/lab-build/build.sh")],
-                              stdout=subprocess.PIPE, stderr=fh, env={**os.environ, "LAB_CACHE": str(config.LAB_CACHE)})
+        done = subprocess.run(
+            ["flock", "-w", "1800", BUILD_LOCK, "bash", str(config.REPO / "ci/lab-build/build.sh")],
+            stdout=subprocess.PIPE,
+            stderr=fh,
+            env={**os.environ, "LAB_CACHE": str(config.LAB_CACHE)},
+        )
     if done.returncode != 0:
-        raise SimError(f"building the lab's binaries (ci/lab-build/build.sh) failed or waited over 30 min for "
-                       f"the lab lock; see {log}")
+        raise SimError(
+            f"building the lab's binaries (ci/lab-build/build.sh) failed or waited over 30 min for "
+            f"the lab lock; see {log}"
+        )
     return Path(done.stdout.decode().strip().splitlines()[-1])
 
 
@@ -52,56 +61,165 @@ def bins() -> Path:
 
 
 def kubectl(*args: str, input: str | None = None, check: bool = True, timeout: float = 120) -> str:
-    return proc.run([str(bins() / "kube"), "kubectl", "--kubeconfig", str(config.KUBECONFIG),
-                     "--request-timeout=60s", *args], input=input, check=check, timeout=timeout)
+    return proc.run(
+        [str(bins() / "kube"), "kubectl", "--kubeconfig", str(config.KUBECONFIG), "--request-timeout=60s", *args],
+        input=input,
+        check=check,
+        timeout=timeout,
+    )
 
 
 # ---------------------------------------------------------------- control plane
 
+
 def _start_control_plane(kube: Path, etcd: Path) -> None:
     C = config.CERTS
     api = f"https://{config.API_HOST}:{config.API_PORT}"
-    proc.start("etcd", [
-        str(etcd), "--name", "sim", "--data-dir", str(config.STATE / "etcd"),
-        "--listen-client-urls", f"http://{config.ETCD_CLIENT}", "--advertise-client-urls", f"http://{config.ETCD_CLIENT}",
-        "--listen-peer-urls", f"http://{config.ETCD_PEER}", "--initial-advertise-peer-urls", f"http://{config.ETCD_PEER}",
-        "--initial-cluster", f"sim=http://{config.ETCD_PEER}", "--listen-metrics-urls", "",
-        "--quota-backend-bytes", str(4 << 30), "--unsafe-no-fsync"])
-    proc.start("kube-apiserver", [
-        str(kube), "kube-apiserver", "--etcd-servers", f"http://{config.ETCD_CLIENT}",
-        # the advertised address may not be loopback; nothing dials it (no endpoint reconciler, no nodes)
-        "--bind-address", config.API_HOST, "--advertise-address", config.ADVERTISE_IP,
-        "--endpoint-reconciler-type", "none",
-        "--secure-port", str(config.API_PORT), "--service-cluster-ip-range", config.SERVICE_CIDR,
-        "--authorization-mode", "RBAC", "--client-ca-file", str(C / "ca.crt"),
-        "--tls-cert-file", str(C / "apiserver.crt"), "--tls-private-key-file", str(C / "apiserver.key"),
-        "--service-account-key-file", str(C / "sa.pub"), "--service-account-signing-key-file", str(C / "sa.key"),
-        "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
-        "--profiling=false", "--v=1"])
-    proc.wait_for("the simulated API server to answer /readyz on " + api,
-                  lambda: proc.ensure_running("etcd") or proc.ensure_running("kube-apiserver") or
-                  kubectl("get", "--raw", "/readyz", check=False, timeout=10).strip() == "ok",
-                  180, 1.0, log=config.LOGS / "kube-apiserver.log")
+    proc.start(
+        "etcd",
+        [
+            str(etcd),
+            "--name",
+            "sim",
+            "--data-dir",
+            str(config.STATE / "etcd"),
+            "--listen-client-urls",
+            f"http://{config.ETCD_CLIENT}",
+            "--advertise-client-urls",
+            f"http://{config.ETCD_CLIENT}",
+            "--listen-peer-urls",
+            f"http://{config.ETCD_PEER}",
+            "--initial-advertise-peer-urls",
+            f"http://{config.ETCD_PEER}",
+            "--initial-cluster",
+            f"sim=http://{config.ETCD_PEER}",
+            "--listen-metrics-urls",
+            "",
+            "--quota-backend-bytes",
+            str(4 << 30),
+            "--unsafe-no-fsync",
+        ],
+    )
+    proc.start(
+        "kube-apiserver",
+        [
+            str(kube),
+            "kube-apiserver",
+            "--etcd-servers",
+            f"http://{config.ETCD_CLIENT}",
+            # the advertised address may not be loopback; nothing dials it (no endpoint reconciler, no nodes)
+            "--bind-address",
+            config.API_HOST,
+            "--advertise-address",
+            config.ADVERTISE_IP,
+            "--endpoint-reconciler-type",
+            "none",
+            "--secure-port",
+            str(config.API_PORT),
+            "--service-cluster-ip-range",
+            config.SERVICE_CIDR,
+            "--authorization-mode",
+            "RBAC",
+            "--client-ca-file",
+            str(C / "ca.crt"),
+            "--tls-cert-file",
+            str(C / "apiserver.crt"),
+            "--tls-private-key-file",
+            str(C / "apiserver.key"),
+            "--service-account-key-file",
+            str(C / "sa.pub"),
+            "--service-account-signing-key-file",
+            str(C / "sa.key"),
+            "--service-account-issuer",
+            "https://kubernetes.default.svc.cluster.local",
+            "--profiling=false",
+            "--v=1",
+        ],
+    )
+    proc.wait_for(
+        "the simulated API server to answer /readyz on " + api,
+        lambda: (
+            proc.ensure_running("etcd")
+            or proc.ensure_running("kube-apiserver")
+            or kubectl("get", "--raw", "/readyz", check=False, timeout=10).strip() == "ok"
+        ),
+        180,
+        1.0,
+        log=config.LOGS / "kube-apiserver.log",
+    )
     kc = str(config.KUBECONFIG)
-    common = ["--kubeconfig", kc, "--authentication-kubeconfig", kc, "--authorization-kubeconfig", kc,
-              "--bind-address", "127.0.0.1", "--profiling=false", "--v=1"]
-    proc.start("kube-controller-manager", [
-        str(kube), "kube-controller-manager", *common, "--secure-port", str(config.CM_PORT),
-        "--service-cluster-ip-range", config.SERVICE_CIDR, "--cluster-cidr", config.POD_CIDR,
-        "--cluster-signing-cert-file", str(C / "ca.crt"), "--cluster-signing-key-file", str(C / "ca.key"),
-        "--root-ca-file", str(C / "ca.crt"), "--service-account-private-key-file", str(C / "sa.key"),
-        "--use-service-account-credentials", "--leader-elect=false",
-        "--node-monitor-grace-period", config.NODE_MONITOR_GRACE,
-        "--kube-api-qps", config.API_QPS, "--kube-api-burst", config.API_BURST])
+    common = [
+        "--kubeconfig",
+        kc,
+        "--authentication-kubeconfig",
+        kc,
+        "--authorization-kubeconfig",
+        kc,
+        "--bind-address",
+        "127.0.0.1",
+        "--profiling=false",
+        "--v=1",
+    ]
+    proc.start(
+        "kube-controller-manager",
+        [
+            str(kube),
+            "kube-controller-manager",
+            *common,
+            "--secure-port",
+            str(config.CM_PORT),
+            "--service-cluster-ip-range",
+            config.SERVICE_CIDR,
+            "--cluster-cidr",
+            config.POD_CIDR,
+            "--cluster-signing-cert-file",
+            str(C / "ca.crt"),
+            "--cluster-signing-key-file",
+            str(C / "ca.key"),
+            "--root-ca-file",
+            str(C / "ca.crt"),
+            "--service-account-private-key-file",
+            str(C / "sa.key"),
+            "--use-service-account-credentials",
+            "--leader-elect=false",
+            "--node-monitor-grace-period",
+            config.NODE_MONITOR_GRACE,
+            "--kube-api-qps",
+            config.API_QPS,
+            "--kube-api-burst",
+            config.API_BURST,
+        ],
+    )
     sched_cfg = config.STATE / "scheduler.yaml"
-    sched_cfg.write_text(json.dumps({
-        "apiVersion": "kubescheduler.config.k8s.io/v1", "kind": "KubeSchedulerConfiguration",
-        "clientConnection": {"kubeconfig": kc, "qps": float(config.API_QPS), "burst": int(config.API_BURST)},
-        "leaderElection": {"leaderElect": False}}))
-    proc.start("kube-scheduler", [
-        str(kube), "kube-scheduler", "--config", str(sched_cfg), "--authentication-kubeconfig", kc,
-        "--authorization-kubeconfig", kc, "--bind-address", "127.0.0.1", "--secure-port", str(config.SCHED_PORT),
-        "--profiling=false", "--v=1"])
+    sched_cfg.write_text(
+        json.dumps(
+            {
+                "apiVersion": "kubescheduler.config.k8s.io/v1",
+                "kind": "KubeSchedulerConfiguration",
+                "clientConnection": {"kubeconfig": kc, "qps": float(config.API_QPS), "burst": int(config.API_BURST)},
+                "leaderElection": {"leaderElect": False},
+            }
+        )
+    )
+    proc.start(
+        "kube-scheduler",
+        [
+            str(kube),
+            "kube-scheduler",
+            "--config",
+            str(sched_cfg),
+            "--authentication-kubeconfig",
+            kc,
+            "--authorization-kubeconfig",
+            kc,
+            "--bind-address",
+            "127.0.0.1",
+            "--secure-port",
+            str(config.SCHED_PORT),
+            "--profiling=false",
+            "--v=1",
+        ],
+    )
 
 
 def _start_kwok() -> None:
@@ -122,6 +240,7 @@ def _check_running() -> None:
 
 # ---------------------------------------------------------------- nodes
 
+
 def _node_names() -> list[str]:
     out = kubectl("get", "nodes", "-o", "name", "-l", "type=kwok", timeout=120)
     return [line.split("/", 1)[1] for line in out.split() if line.startswith("node/")]
@@ -140,23 +259,42 @@ def _set_size(n: int) -> None:
     if extra:
         # one deletecollection request (kubectl delete NAME... would send a GET and a DELETE per node)
         selector = f"{nodes.INDEX_LABEL} in ({','.join(str(i) for i in extra)})"
-        kubectl("delete", "--raw", "/api/v1/nodes?" + urllib.parse.urlencode({"labelSelector": selector}),
-                timeout=300)
+        kubectl("delete", "--raw", "/api/v1/nodes?" + urllib.parse.urlencode({"labelSelector": selector}), timeout=300)
         say(f"removed {len(extra)} nodes ({config.node_name(extra[0])} ..) in {time.monotonic() - started:.1f}s")
     started = time.monotonic()
     # kubectl creates the items of a List one by one: four of them at once, 250 nodes each
-    chunks = [missing[k:k + 250] for k in range(0, len(missing), 250)]
+    chunks = [missing[k : k + 250] for k in range(0, len(missing), 250)]
     for batch in range(0, len(chunks), 4):
-        running = [(subprocess.Popen([str(bins() / "kube"), "kubectl", "--kubeconfig", str(config.KUBECONFIG),
-                                      "--request-timeout=60s", "create", "-f", "-"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True), chunk)
-                   for chunk in chunks[batch:batch + 4]]
+        running = [
+            (
+                subprocess.Popen(
+                    [
+                        str(bins() / "kube"),
+                        "kubectl",
+                        "--kubeconfig",
+                        str(config.KUBECONFIG),
+                        "--request-timeout=60s",
+                        "create",
+                        "-f",
+                        "-",
+                    ],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                ),
+                chunk,
+            )
+            for chunk in chunks[batch : batch + 4]
+        ]
         try:
             for child, chunk in running:
                 try:
                     _, err = child.communicate(nodes.node_list(chunk), timeout=300)
                 except subprocess.TimeoutExpired:
-                    raise SimError(f"creating nodes {config.node_name(chunk[0])}.. did not finish within 300s") from None
+                    raise SimError(
+                        f"creating nodes {config.node_name(chunk[0])}.. did not finish within 300s"
+                    ) from None
                 if child.returncode != 0:
                     raise SimError(f"creating nodes {config.node_name(chunk[0])}.. failed: {err.strip()[:300]}")
         finally:  # also on Ctrl-C: no kubectl outlives `up`
@@ -168,26 +306,37 @@ def _set_size(n: int) -> None:
     if missing:
         say(f"created {len(missing)} nodes in {time.monotonic() - started:.1f}s")
     started = time.monotonic()
-    proc.wait_for(f"{n} simulated nodes to be Ready (KWOK plays them)",
-                  lambda: _check_running() or _ready_count() == n and len(_node_names()) == n,
-                  120 + n * 0.2, 2.0, log=config.LOGS / "kwok.log")
+    proc.wait_for(
+        f"{n} simulated nodes to be Ready (KWOK plays them)",
+        lambda: _check_running() or _ready_count() == n and len(_node_names()) == n,
+        120 + n * 0.2,
+        2.0,
+        log=config.LOGS / "kwok.log",
+    )
     say(f"{n} nodes Ready ({time.monotonic() - started:.1f}s after creation)")
 
 
 SMOKE_POD = {
-    "apiVersion": "v1", "kind": "Pod",
+    "apiVersion": "v1",
+    "kind": "Pod",
     "metadata": {"name": "sim-smoke", "namespace": "default"},
-    "spec": {"nodeName": config.node_name(1), "automountServiceAccountToken": False,
-             "containers": [{"name": "c", "image": "sim.invalid/never-pulled:0"}]},
+    "spec": {
+        "nodeName": config.node_name(1),
+        "automountServiceAccountToken": False,
+        "containers": [{"name": "c", "image": "sim.invalid/never-pulled:0"}],
+    },
 }
 
 
 def _smoke() -> None:
     """One pod on node 1 must become Running and Ready with an address from that node's podCIDR."""
     kubectl("delete", "pod", "-n", "default", "sim-smoke", "--ignore-not-found", "--wait=false")
-    proc.wait_for("the previous smoke pod to be gone",
-                  lambda: not kubectl("get", "pod", "-n", "default", "sim-smoke", "--ignore-not-found", "-o", "name"),
-                  60, 1.0)
+    proc.wait_for(
+        "the previous smoke pod to be gone",
+        lambda: not kubectl("get", "pod", "-n", "default", "sim-smoke", "--ignore-not-found", "-o", "name"),
+        60,
+        1.0,
+    )
     kubectl("create", "-f", "-", input=json.dumps(SMOKE_POD))
 
     def ready() -> bool:
@@ -195,12 +344,19 @@ def _smoke() -> None:
         status = pod.get("status", {})
         ok = any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", []))
         return ok and status.get("podIP", "").startswith(config.pod_cidr(1).rsplit(".", 1)[0] + ".")
-    proc.wait_for(f"the smoke pod on {config.node_name(1)} to be Running and Ready with an address from "
-                  f"{config.pod_cidr(1)}", ready, 60, 0.5, log=config.LOGS / "kwok.log")
+
+    proc.wait_for(
+        f"the smoke pod on {config.node_name(1)} to be Running and Ready with an address from {config.pod_cidr(1)}",
+        ready,
+        60,
+        0.5,
+        log=config.LOGS / "kwok.log",
+    )
     kubectl("delete", "pod", "-n", "default", "sim-smoke", "--wait=false")
 
 
 # ---------------------------------------------------------------- commands
+
 
 def _interruptible(fn):
     """SIGTERM takes the Ctrl-C path, so an interrupted `up` of a new cluster removes everything it started."""

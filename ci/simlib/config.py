@@ -5,6 +5,7 @@ with its own state directory; the lab's build cache is only read (its `kube` and
 Node and pod addresses are never dialed (KWOK nodes have no network): InternalIPs come from
 198.18.0.0/15 (RFC 2544, reserved for benchmarks), pod and Service ranges do not overlap the lab's.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,23 +13,23 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 STATE = Path(os.environ.get("SIM_STATE", "/var/lib/netconform-sim"))
-CACHE = Path(os.environ.get("SIM_CACHE", "/var/cache/netconform-sim"))     # the KWOK binary
+CACHE = Path(os.environ.get("SIM_CACHE", "/var/cache/netconform-sim"))  # the KWOK binary
 LAB_CACHE = Path(os.environ.get("LAB_CACHE", "/var/cache/netconform-lab"))  # read only: kube, etcd
 KUBECONFIG = STATE / "kubeconfig"
 LOGS = STATE / "logs"
 PIDS = STATE / "pids"
 CERTS = STATE / "certs"
-SIZE_FILE = STATE / "nodes"       # the node count asked for by the last `up`
+SIZE_FILE = STATE / "nodes"  # the node count asked for by the last `up`
 
 ETCD_CLIENT = "127.0.0.1:23891"
 ETCD_PEER = "127.0.0.1:23892"
 API_HOST = "127.0.0.1"
 API_PORT = 6553
-ADVERTISE_IP = "198.18.0.1"     # what the API server advertises (it may not be loopback); never dialed
-CM_PORT = 31357                   # controller-manager / scheduler secure ports on 127.0.0.1
+ADVERTISE_IP = "198.18.0.1"  # what the API server advertises (it may not be loopback); never dialed
+CM_PORT = 31357  # controller-manager / scheduler secure ports on 127.0.0.1
 SCHED_PORT = 31359
 SERVICE_CIDR = "10.112.0.0/16"
-POD_CIDR = "10.128.0.0/10"        # node i: 10.(128 + i // 256).(i % 256).0/24
+POD_CIDR = "10.128.0.0/10"  # node i: 10.(128 + i // 256).(i % 256).0/24
 MAX_NODES = 5000
 
 KWOK_MODULE = "sigs.k8s.io/kwok/cmd/kwok"
@@ -52,7 +53,7 @@ def node_name(i: int) -> str:
 
 
 def node_index(name: str) -> int:
-    return int(name[len(NODE_PREFIX):])
+    return int(name[len(NODE_PREFIX) :])
 
 
 def node_ip(i: int) -> str:

@@ -4,6 +4,7 @@ and the stages that make them Ready and their pods Running and Ready with an add
 The stages are written here after KWOK's own node-fast, node-heartbeat and pod-fast stages
 (kustomize/stage/ in kubernetes-sigs/kwok), trimmed to what the suite looks at.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,7 +17,7 @@ from pathlib import Path
 from . import config
 from .proc import SimError
 
-MANAGED = "kwok.x-k8s.io/node=fake"   # the annotation every simulated node carries; KWOK plays those only
+MANAGED = "kwok.x-k8s.io/node=fake"  # the annotation every simulated node carries; KWOK plays those only
 
 
 def say(text: str) -> None:
@@ -36,9 +37,14 @@ def ensure_installed() -> Path:
     env = {**os.environ, "GOBIN": str(gobin), "GOTOOLCHAIN": "local", "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
     try:
         with open(log, "ab") as fh:
-            done = subprocess.run(["go", "install", "-trimpath", "-ldflags", "-s -w",
-                                   f"{config.KWOK_MODULE}@{config.KWOK_VERSION}"],
-                                  cwd=gobin, env=env, stdout=fh, stderr=subprocess.STDOUT, timeout=1800)
+            done = subprocess.run(
+                ["go", "install", "-trimpath", "-ldflags", "-s -w", f"{config.KWOK_MODULE}@{config.KWOK_VERSION}"],
+                cwd=gobin,
+                env=env,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                timeout=1800,
+            )
         if done.returncode != 0:
             raise SimError(f"building KWOK {config.KWOK_VERSION} failed; see {log}")
         config.KWOK_BIN.parent.mkdir(parents=True, exist_ok=True)
@@ -65,7 +71,8 @@ _CONDITIONS = """\
 
 # The simulated nodes are created with their addresses, capacity and nodeInfo (ci/simlib/nodes.py):
 # KWOK only has to report them Ready, then keep renewing that (the heartbeat).
-NODE_READY = """\
+NODE_READY = (
+    """\
 apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage
 metadata:
@@ -79,11 +86,15 @@ spec:
       values: ['True']
   next:
     statusTemplate: |
-""" + _CONDITIONS + """\
+"""
+    + _CONDITIONS
+    + """\
       phase: Running
 """
+)
 
-NODE_HEARTBEAT = f"""\
+NODE_HEARTBEAT = (
+    f"""\
 apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage
 metadata:
@@ -100,9 +111,12 @@ spec:
     jitterDurationMilliseconds: {config.HEARTBEAT_MS + config.HEARTBEAT_JITTER_MS}
   next:
     statusTemplate: |
-""" + _CONDITIONS + """\
+"""
+    + _CONDITIONS
+    + """\
   immediateNextStage: true
 """
+)
 
 # A scheduled pod becomes Running and Ready at once, with an address from its node's podCIDR
 # (KWOK's PodIPsWith) and the node's InternalIP as hostIP; a deleted pod goes at once.
@@ -196,5 +210,14 @@ options:
 
 def start_argv(kwok: Path, config_path: Path) -> list[str]:
     # No --server-address and no node port: KWOK serves nothing, it only talks to the API server.
-    return [str(kwok), "--config", str(config_path), "--kubeconfig", str(config.KUBECONFIG),
-            "--manage-nodes-with-annotation-selector", MANAGED, "--node-lease-duration-seconds", "0"]
+    return [
+        str(kwok),
+        "--config",
+        str(config_path),
+        "--kubeconfig",
+        str(config.KUBECONFIG),
+        "--manage-nodes-with-annotation-selector",
+        MANAGED,
+        "--node-lease-duration-seconds",
+        "0",
+    ]

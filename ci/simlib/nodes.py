@@ -1,4 +1,5 @@
 """The simulated nodes: names, addresses, podCIDRs, labels (a zone on most), as Node objects."""
+
 from __future__ import annotations
 
 import json
@@ -7,15 +8,19 @@ from typing import Any
 from . import config
 from .kwok import MANAGED
 
-INDEX_LABEL = "netconform.dev/sim-index"   # `up` with fewer nodes deletes by it in one request
+INDEX_LABEL = "netconform.dev/sim-index"  # `up` with fewer nodes deletes by it in one request
 
 
 def manifest(i: int) -> dict[str, Any]:
     """Node i (1-based): Ready once KWOK plays it. Every 10th node has no zone label (a zone-less pool)."""
     name = config.node_name(i)
     labels = {
-        "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-        "type": "kwok", "netconform.dev/sim-pool": "blue" if i % 2 else "green", INDEX_LABEL: str(i),
+        "kubernetes.io/hostname": name,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+        "type": "kwok",
+        "netconform.dev/sim-pool": "blue" if i % 2 else "green",
+        INDEX_LABEL: str(i),
     }
     if i % 10:
         labels["topology.kubernetes.io/zone"] = config.ZONES[i % len(config.ZONES)]
@@ -23,9 +28,11 @@ def manifest(i: int) -> dict[str, Any]:
     ip = config.node_ip(i)
     vtep_mac = f"0e:5e:{(i >> 24) & 255:02x}:{(i >> 16) & 255:02x}:{(i >> 8) & 255:02x}:{i & 255:02x}"
     return {
-        "apiVersion": "v1", "kind": "Node",
+        "apiVersion": "v1",
+        "kind": "Node",
         "metadata": {
-            "name": name, "labels": labels,
+            "name": name,
+            "labels": labels,
             "annotations": {
                 key: value,
                 # what flanneld would announce (the inventory reads them; CNI detection says flannel)
@@ -42,10 +49,16 @@ def manifest(i: int) -> dict[str, Any]:
             "capacity": {"cpu": "32", "memory": "128Gi", "pods": "110"},
             "allocatable": {"cpu": "32", "memory": "128Gi", "pods": "110"},
             "nodeInfo": {
-                "architecture": "amd64", "operatingSystem": "linux", "osImage": "KWOK simulated node",
-                "kernelVersion": f"kwok-{config.KWOK_VERSION}", "kubeletVersion": f"kwok-{config.KWOK_VERSION}",
-                "kubeProxyVersion": "", "containerRuntimeVersion": f"kwok-{config.KWOK_VERSION}",
-                "machineID": "", "systemUUID": "", "bootID": "",
+                "architecture": "amd64",
+                "operatingSystem": "linux",
+                "osImage": "KWOK simulated node",
+                "kernelVersion": f"kwok-{config.KWOK_VERSION}",
+                "kubeletVersion": f"kwok-{config.KWOK_VERSION}",
+                "kubeProxyVersion": "",
+                "containerRuntimeVersion": f"kwok-{config.KWOK_VERSION}",
+                "machineID": "",
+                "systemUUID": "",
+                "bootID": "",
             },
         },
     }

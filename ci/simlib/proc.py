@@ -1,4 +1,5 @@
 """Processes of the simulated cluster: started detached with a log, pid on file, stopped by that pid only."""
+
 from __future__ import annotations
 
 import contextlib
@@ -25,8 +26,15 @@ def start(name: str, argv: list[str]) -> int:
     config.PIDS.mkdir(parents=True, exist_ok=True)
     env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(config.STATE)}
     with open(config.LOGS / f"{name}.log", "ab") as log:
-        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                 env=env, cwd=config.STATE, start_new_session=True)
+        child = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=config.STATE,
+            start_new_session=True,
+        )
     (config.PIDS / f"{name}.pid").write_text(f"{child.pid} {_start_time(child.pid)}\n")
     return child.pid
 

@@ -1,4 +1,5 @@
 """ci/sim: command line."""
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,9 @@ ci/sim down             # stop every process by pid, remove the state directory;
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ci/sim", description="A simulated cluster for what needs no packets.",
-                                     usage=USAGE)
+    parser = argparse.ArgumentParser(
+        prog="ci/sim", description="A simulated cluster for what needs no packets.", usage=USAGE
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_up = sub.add_parser("up")
     p_up.add_argument("--nodes", type=int, default=100)
