@@ -5,17 +5,39 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
+from hostlib.proc import BASE_PATH, ClusterError, ComponentExited, Procs, run, wait_for
+
 from . import config
+
+__all__ = [
+    "CGROUP_FS",
+    "ComponentExited",
+    "LabError",
+    "cgroup_pids",
+    "controllers",
+    "ensure_running",
+    "kill_cgroup",
+    "make_cgroup",
+    "pid_of",
+    "remove_cgroup",
+    "run",
+    "start",
+    "stop",
+    "wait_for",
+]
 
 CGROUP_FS = Path("/sys/fs/cgroup")
 
 
-class LabError(Exception):
-    """A failure the operator can act on; its text is one sentence."""
+# The lab's failures are the shared ClusterError: one type whether the shared code or the lab raised it.
+LabError = ClusterError
+_procs = Procs(config.LOGS, config.PIDS)
+pid_of = _procs.pid_of
+ensure_running = _procs.ensure_running
+stop = _procs.stop
 
 
 def controllers() -> list[Path]:
@@ -47,58 +69,9 @@ def _join_cgroup(relpath: str) -> None:
 
 def start(name: str, argv: list[str], cgroup: str, env: dict[str, str] | None = None) -> int:
     """Start argv detached, logging to logs/<name>.log, inside cgroup; record its pid."""
-    config.LOGS.mkdir(parents=True, exist_ok=True)
-    config.PIDS.mkdir(parents=True, exist_ok=True)
     make_cgroup(cgroup)
-    full_env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root"}
-    full_env.update(env or {})
-    # The child keeps its own copy of the log's descriptor; ours closes once it is started.
-    with open(config.LOGS / f"{name}.log", "ab") as log:
-        child = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=full_env,
-            start_new_session=True,
-            preexec_fn=lambda: _join_cgroup(cgroup),
-        )
-    (config.PIDS / f"{name}.pid").write_text(f"{child.pid} {_start_time(child.pid)}\n")
-    return child.pid
-
-
-def _start_time(pid: int) -> str:
-    """Start time in clock ticks: tells a live process from a recycled pid."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
-def pid_of(name: str) -> int | None:
-    """The pid of a component the lab started, if it still runs."""
-    try:
-        pid_text, started = (config.PIDS / f"{name}.pid").read_text().split()
-    except (OSError, ValueError):
-        return None
-    pid = int(pid_text)
-    return pid if _start_time(pid) == started else None
-
-
-class ComponentExited(LabError):
-    """A lab component died: waiting for it any longer is pointless."""
-
-
-def ensure_running(name: str) -> None:
-    if pid_of(name) is None:
-        raise ComponentExited(f"{name} exited; its log is {config.LOGS / (name + '.log')}")
-
-
-def stop(name: str, grace: float = 10.0) -> None:
-    pid = pid_of(name)
-    if pid is not None:
-        _kill([pid], grace)
-    (config.PIDS / f"{name}.pid").unlink(missing_ok=True)
+    full_env = {"PATH": BASE_PATH, "HOME": "/root", **(env or {})}
+    return _procs.start(name, argv, full_env, preexec_fn=lambda: _join_cgroup(cgroup))
 
 
 def _kill(pids: list[int], grace: float) -> None:
@@ -151,34 +124,3 @@ def remove_cgroup(relpath: str) -> None:
                 except OSError:
                     time.sleep(0.1)
         top.rmdir()
-
-
-def run(argv: list[str], timeout: float = 60, check: bool = True, input: str | None = None) -> str:
-    """Run a short command; a failure becomes a LabError naming the command."""
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, input=input)
-    except subprocess.TimeoutExpired:
-        raise LabError(f"`{' '.join(argv)}` did not finish within {timeout:.0f}s") from None
-    if check and done.returncode != 0:
-        raise LabError(f"`{' '.join(argv)}` failed: {(done.stderr or done.stdout).strip()[:500]}")
-    return done.stdout
-
-
-def wait_for(what: str, predicate, timeout: float, interval: float = 0.5, log: str | None = None):
-    """Poll predicate until truthy; on timeout a LabError says what was awaited (and where to look)."""
-    deadline = time.monotonic() + timeout
-    last_error = ""
-    while True:
-        try:
-            value = predicate()
-        except ComponentExited:
-            raise
-        except Exception as err:  # noqa: BLE001 - a not-yet-ready component raises all kinds of things
-            value, last_error = None, str(err)
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            where = f"; see {log}" if log else ""
-            last = f" (last: {last_error[:300]})" if last_error else ""
-            raise LabError(f"timed out after {timeout:.0f}s waiting for {what}{last}{where}")
-        time.sleep(interval)
