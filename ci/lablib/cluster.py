@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 import subprocess
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import certs, config, control, images, net, node, proc
@@ -48,16 +50,24 @@ def build_kube(version: str) -> Path:
     )
 
 
+@dataclass
+class _BuildStep:
+    """What the build is building now and since when (time.monotonic())."""
+
+    what: str
+    since: float
+
+
 def _run_build(argv: list[str], what_failed: str) -> Path:
     config.LOGS.mkdir(parents=True, exist_ok=True)
     log = config.LOGS / "build.log"
     # the build's progress reaches the terminal: its own lines ([build HH:MM:SS] building kube), and
     # every 30 s what it is still building and for how long (a cold build of kube takes minutes)
-    current = {"what": "binaries", "since": time.monotonic()}
+    current = _BuildStep("binaries", time.monotonic())
 
     def heartbeat(stop: threading.Event) -> None:
         while not stop.wait(30):
-            say(f"still building {current['what']} ({time.monotonic() - current['since']:.0f}s)")
+            say(f"still building {current.what} ({time.monotonic() - current.since:.0f}s)")
 
     stop = threading.Event()
     threading.Thread(target=heartbeat, args=(stop,), daemon=True).start()
@@ -75,7 +85,7 @@ def _run_build(argv: list[str], what_failed: str) -> Path:
                 if text.startswith("[build "):
                     words = text.split("] ", 1)[-1]
                     if words.startswith("building "):
-                        current.update(what=words.removeprefix("building "), since=time.monotonic())
+                        current.what, current.since = words.removeprefix("building "), time.monotonic()
                     say(words)
             out = proc.stdout.read()
     finally:
@@ -147,6 +157,21 @@ def _node_json(bins: Path, name: str) -> dict:
     return json.loads(control.kubectl(bins, "get", "node", name, "-o", "json"))
 
 
+def _pod_cidr(bins: Path, n: Node) -> str:
+    """The node's podCIDR once it registered with one ("" before); raises if its kubelet exited."""
+    proc.ensure_running(f"{n.name}-kubelet")
+    cidr: str = _node_json(bins, n.name)["spec"].get("podCIDR") or ""
+    return cidr
+
+
+def _subnet_leased(n: Node) -> bool:
+    return proc.ensure_running(f"{n.name}-flanneld") or (n.dir / "flannel/subnet.env").exists()
+
+
+def _node_ready(bins: Path, n: Node) -> bool:
+    return _ready(_node_json(bins, n.name))
+
+
 def _ready(doc: dict) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in doc["status"].get("conditions", []))
 
@@ -203,7 +228,7 @@ def up(var: config.Variant) -> None:
     for n in nodes:
         pod_cidrs[n] = proc.wait_for(
             f"{n.name} to register with a podCIDR",
-            lambda n=n: proc.ensure_running(f"{n.name}-kubelet") or _node_json(bins, n.name)["spec"].get("podCIDR"),
+            functools.partial(_pod_cidr, bins, n),
             120,
             1.0,
             log=str(config.LOGS / f"{n.name}-kubelet.log"),
@@ -214,13 +239,13 @@ def up(var: config.Variant) -> None:
     for n in nodes:
         proc.wait_for(
             f"flanneld on {n.name} to lease a subnet",
-            lambda n=n: proc.ensure_running(f"{n.name}-flanneld") or (n.dir / "flannel/subnet.env").exists(),
+            functools.partial(_subnet_leased, n),
             60,
             log=str(config.LOGS / f"{n.name}-flanneld.log"),
         )
         proc.wait_for(
             f"{n.name} to be Ready",
-            lambda n=n: _ready(_node_json(bins, n.name)),
+            functools.partial(_node_ready, bins, n),
             120,
             1.0,
             log=str(config.LOGS / f"{n.name}-kubelet.log"),

@@ -164,9 +164,18 @@ def up_node(node: Node) -> None:
 
 def _outside(dest: str, ranges: list[str]) -> bool:
     net = ipaddress.ip_network(dest, strict=False)
-    return not any(
-        net.version == ipaddress.ip_network(c).version and net.subnet_of(ipaddress.ip_network(c)) for c in ranges
-    )
+    return not any(_within(net, ipaddress.ip_network(c)) for c in ranges)
+
+
+def _within(
+    net: ipaddress.IPv4Network | ipaddress.IPv6Network, outer: ipaddress.IPv4Network | ipaddress.IPv6Network
+) -> bool:
+    """net lies in outer (False across families; subnet_of wants both of one family)."""
+    if isinstance(net, ipaddress.IPv4Network) and isinstance(outer, ipaddress.IPv4Network):
+        return net.subnet_of(outer)
+    if isinstance(net, ipaddress.IPv6Network) and isinstance(outer, ipaddress.IPv6Network):
+        return net.subnet_of(outer)
+    return False
 
 
 def isolation_problems() -> list[str]:

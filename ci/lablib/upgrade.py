@@ -11,6 +11,7 @@ stopped; the phases' durations go to STATE/upgrade.json.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import ssl
@@ -101,6 +102,10 @@ def upgrade(target: str) -> dict[str, float]:
     return phases
 
 
+def _healthy(name: str, port: int) -> bool:
+    return proc.ensure_running(name) or _healthz(port)
+
+
 def _healthz(port: int) -> bool:
     """A control-plane component's /healthz on 127.0.0.1 (always allowed without credentials)."""
     ctx = ssl.create_default_context()
@@ -122,7 +127,7 @@ def upgrade_control_plane(new_bins: Path, target: str) -> None:
         if port is not None:
             proc.wait_for(
                 f"{name} {target} to answer /healthz on 127.0.0.1:{port}",
-                lambda name=name, port=port: proc.ensure_running(name) or _healthz(port),
+                functools.partial(_healthy, name, port),
                 HEALTH_TIMEOUT_S,
                 1.0,
                 log=str(config.LOGS / f"{name}.log"),

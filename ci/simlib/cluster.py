@@ -233,9 +233,11 @@ def _all_running() -> bool:
     return all(proc.pid_of(c) for c in config.COMPONENTS)
 
 
-def _check_running() -> None:
+def _check_running() -> bool:
+    """Raise ComponentExited if a component exited; False otherwise (for `_check_running() or ready`)."""
     for c in config.COMPONENTS:
         proc.ensure_running(c)
+    return False
 
 
 # ---------------------------------------------------------------- nodes
