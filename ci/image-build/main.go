@@ -24,7 +24,6 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -96,38 +95,16 @@ func parse(fs *flag.FlagSet, args []string, positional int) ([]string, error) {
 func cmdBuild(args []string) error {
 	fset := flag.NewFlagSet("build", flag.ContinueOnError)
 	probeSrc := fset.String("probe-src", "", "the probe's Go module directory")
-	basePath := fset.String("base", "", "base.json (pinned busybox packages)")
-	debDir := fset.String("deb-dir", "", "directory holding the pinned .deb files")
-	out := fset.String("out", "dist/images", "output directory")
-	imgName := fset.String("name", "ghcr.io/netconform/probe", "image name without tag")
-	version := fset.String("version", "", "image tag (the package version)")
-	source := fset.String("source", "https://github.com/netconform/netconform", "org.opencontainers.image.source")
-	epochFlag := fset.String("epoch", os.Getenv("SOURCE_DATE_EPOCH"), "time stamp of every file and the config (seconds; default SOURCE_DATE_EPOCH or 0)")
-	platformsFlag := fset.String("platforms", "linux/amd64,linux/arm64", "platforms of the index")
+	f := addImageFlags(fset, "ghcr.io/netconform/probe")
 	goBin := fset.String("go", "go", "the go command")
 	timeout := fset.Duration("timeout", 10*time.Minute, "bound on each go build")
 	if _, err := parse(fset, args, 0); err != nil {
 		return err
 	}
-	if *probeSrc == "" || *basePath == "" || *debDir == "" || *version == "" {
+	if *probeSrc == "" || *f.basePath == "" || *f.debDir == "" || *f.version == "" {
 		return usageError{"build needs --probe-src, --base, --deb-dir and --version"}
 	}
-	epoch := int64(0)
-	if *epochFlag != "" {
-		v, err := strconv.ParseInt(*epochFlag, 10, 64)
-		if err != nil || v < 0 {
-			return usageError{fmt.Sprintf("--epoch / SOURCE_DATE_EPOCH must be seconds since 1970, got %q", *epochFlag)}
-		}
-		epoch = v
-	}
-	if _, err := name.NewTag(*imgName+":"+*version, name.StrictValidation); err != nil {
-		return usageError{fmt.Sprintf("%s:%s is not a valid image reference: %v", *imgName, *version, err)}
-	}
-	platforms, err := parsePlatforms(*platformsFlag)
-	if err != nil {
-		return err
-	}
-	base, err := readBaseSpec(*basePath)
+	img, err := f.resolve()
 	if err != nil {
 		return err
 	}
@@ -138,8 +115,8 @@ func cmdBuild(args []string) error {
 	defer os.RemoveAll(tmp)
 
 	var inputs []PlatformInputs
-	for _, p := range platforms {
-		bb, err := base.BusyboxFor(p.Arch, *debDir)
+	for _, p := range img.platforms {
+		bb, err := img.base.BusyboxFor(p.Arch, *f.debDir)
 		if err != nil {
 			return err
 		}
@@ -153,13 +130,13 @@ func cmdBuild(args []string) error {
 	if err != nil {
 		return fmt.Errorf("cannot ask %s for its version: %v", *goBin, err)
 	}
-	meta := Meta{Name: *imgName, Version: *version, Source: *source, Epoch: time.Unix(epoch, 0).UTC(),
-		Go: strings.TrimSpace(string(goVersion))}
+	meta := img.meta
+	meta.Go = strings.TrimSpace(string(goVersion))
 	idx, err := Index(inputs, meta)
 	if err != nil {
 		return err
 	}
-	ref, err := WriteOutputs(idx, meta, *out)
+	ref, err := WriteOutputs(idx, meta, *f.out)
 	if err != nil {
 		return err
 	}

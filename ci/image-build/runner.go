@@ -21,9 +21,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -378,37 +376,15 @@ func RunnerIndex(inputs []RunnerInputs, meta Meta, python string) (v1.ImageIndex
 func cmdBuildRunner(args []string) error {
 	fset := flag.NewFlagSet("build-runner", flag.ContinueOnError)
 	lockPath := fset.String("lock", "", "runner.json (pinned Debian packages)")
-	basePath := fset.String("base", "", "base.json (pinned busybox packages)")
-	debDir := fset.String("deb-dir", "", "directory holding the pinned .deb files")
+	f := addImageFlags(fset, "ghcr.io/netconform/runner")
 	siteDir := fset.String("site", "", "directory with one `pip install --target` tree per architecture (SITE/amd64, SITE/arm64)")
-	out := fset.String("out", "dist/images", "output directory")
-	imgName := fset.String("name", "ghcr.io/netconform/runner", "image name without tag")
-	version := fset.String("version", "", "image tag (the package version)")
-	source := fset.String("source", "https://github.com/netconform/netconform", "org.opencontainers.image.source")
-	epochFlag := fset.String("epoch", os.Getenv("SOURCE_DATE_EPOCH"), "time stamp of every file and the config (seconds; default SOURCE_DATE_EPOCH or 0)")
-	platformsFlag := fset.String("platforms", "linux/amd64,linux/arm64", "platforms of the index")
 	if _, err := parse(fset, args, 0); err != nil {
 		return err
 	}
-	if *lockPath == "" || *basePath == "" || *debDir == "" || *siteDir == "" || *version == "" {
+	if *lockPath == "" || *f.basePath == "" || *f.debDir == "" || *siteDir == "" || *f.version == "" {
 		return usageError{"build-runner needs --lock, --base, --deb-dir, --site and --version"}
 	}
-	epoch := int64(0)
-	if *epochFlag != "" {
-		v, err := strconv.ParseInt(*epochFlag, 10, 64)
-		if err != nil || v < 0 {
-			return usageError{fmt.Sprintf("--epoch / SOURCE_DATE_EPOCH must be seconds since 1970, got %q", *epochFlag)}
-		}
-		epoch = v
-	}
-	if _, err := name.NewTag(*imgName+":"+*version, name.StrictValidation); err != nil {
-		return usageError{fmt.Sprintf("%s:%s is not a valid image reference: %v", *imgName, *version, err)}
-	}
-	platforms, err := parsePlatforms(*platformsFlag)
-	if err != nil {
-		return err
-	}
-	base, err := readBaseSpec(*basePath)
+	img, err := f.resolve()
 	if err != nil {
 		return err
 	}
@@ -417,12 +393,12 @@ func cmdBuildRunner(args []string) error {
 		return err
 	}
 	var inputs []RunnerInputs
-	for _, p := range platforms {
-		bb, err := base.BusyboxFor(p.Arch, *debDir)
+	for _, p := range img.platforms {
+		bb, err := img.base.BusyboxFor(p.Arch, *f.debDir)
 		if err != nil {
 			return err
 		}
-		py, err := spec.DebsFor(p.Arch, *debDir)
+		py, err := spec.DebsFor(p.Arch, *f.debDir)
 		if err != nil {
 			return err
 		}
@@ -432,12 +408,12 @@ func cmdBuildRunner(args []string) error {
 		}
 		inputs = append(inputs, RunnerInputs{Platform: p, Busybox: bb, Python: py, Site: site})
 	}
-	meta := Meta{Name: *imgName, Version: *version, Source: *source, Epoch: time.Unix(epoch, 0).UTC()}
+	meta := img.meta
 	idx, err := RunnerIndex(inputs, meta, spec.Python)
 	if err != nil {
 		return err
 	}
-	ref, err := WriteOutputs(idx, meta, *out)
+	ref, err := WriteOutputs(idx, meta, *f.out)
 	if err != nil {
 		return err
 	}
