@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from hostlib.control import apiserver_cert_args, controller_manager_cert_args, etcd_argv, service_account_args
+
 from . import config, proc
 from .proc import LabError, run
 
@@ -34,27 +36,7 @@ def start(bin_dir: Path) -> None:
     if not proc.pid_of("etcd"):
         proc.start(
             "etcd",
-            [
-                str(bin_dir / "etcd"),
-                "--name",
-                "lab",
-                "--data-dir",
-                str(config.STATE / "etcd"),
-                "--listen-client-urls",
-                f"http://{config.ETCD_CLIENT}",
-                "--advertise-client-urls",
-                f"http://{config.ETCD_CLIENT}",
-                "--listen-peer-urls",
-                f"http://{config.ETCD_PEER}",
-                "--initial-advertise-peer-urls",
-                f"http://{config.ETCD_PEER}",
-                "--initial-cluster",
-                f"lab=http://{config.ETCD_PEER}",
-                "--listen-metrics-urls",
-                "",
-                "--quota-backend-bytes",
-                str(2 << 30),
-            ],
+            etcd_argv(bin_dir / "etcd", "lab", config.STATE / "etcd", config.ETCD_CLIENT, config.ETCD_PEER, 2 << 30),
             CP,
         )
     if not proc.pid_of("kube-apiserver"):
@@ -78,24 +60,14 @@ def start(bin_dir: Path) -> None:
                 "Node,RBAC",
                 "--enable-admission-plugins",
                 "NodeRestriction",
-                "--client-ca-file",
-                str(C / "ca.crt"),
-                "--tls-cert-file",
-                str(C / "apiserver.crt"),
-                "--tls-private-key-file",
-                str(C / "apiserver.key"),
+                *apiserver_cert_args(C),
                 "--kubelet-client-certificate",
                 str(C / "apiserver-kubelet-client.crt"),
                 "--kubelet-client-key",
                 str(C / "apiserver-kubelet-client.key"),
                 "--kubelet-preferred-address-types",
                 "InternalIP",
-                "--service-account-key-file",
-                str(C / "sa.pub"),
-                "--service-account-signing-key-file",
-                str(C / "sa.key"),
-                "--service-account-issuer",
-                f"https://kubernetes.default.svc.{config.CLUSTER_DOMAIN}",
+                *service_account_args(C, f"https://kubernetes.default.svc.{config.CLUSTER_DOMAIN}"),
                 "--profiling=false",
                 "--v=1",
             ],
@@ -139,16 +111,7 @@ def start(bin_dir: Path) -> None:
                 *node_masks,
                 "--service-cluster-ip-range",
                 services,
-                "--cluster-signing-cert-file",
-                str(C / "ca.crt"),
-                "--cluster-signing-key-file",
-                str(C / "ca.key"),
-                "--root-ca-file",
-                str(C / "ca.crt"),
-                "--service-account-private-key-file",
-                str(C / "sa.key"),
-                "--use-service-account-credentials",
-                "--leader-elect=false",
+                *controller_manager_cert_args(C),
             ],
             CP,
         )

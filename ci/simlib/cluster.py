@@ -11,6 +11,8 @@ import time
 import urllib.parse
 from pathlib import Path
 
+from hostlib.control import apiserver_cert_args, controller_manager_cert_args, etcd_argv, service_account_args
+
 from . import certs, config, kwok, nodes, proc
 from .kwok import say
 from .proc import SimError
@@ -78,25 +80,7 @@ def _start_control_plane(kube: Path, etcd: Path) -> None:
     proc.start(
         "etcd",
         [
-            str(etcd),
-            "--name",
-            "sim",
-            "--data-dir",
-            str(config.STATE / "etcd"),
-            "--listen-client-urls",
-            f"http://{config.ETCD_CLIENT}",
-            "--advertise-client-urls",
-            f"http://{config.ETCD_CLIENT}",
-            "--listen-peer-urls",
-            f"http://{config.ETCD_PEER}",
-            "--initial-advertise-peer-urls",
-            f"http://{config.ETCD_PEER}",
-            "--initial-cluster",
-            f"sim=http://{config.ETCD_PEER}",
-            "--listen-metrics-urls",
-            "",
-            "--quota-backend-bytes",
-            str(4 << 30),
+            *etcd_argv(etcd, "sim", config.STATE / "etcd", config.ETCD_CLIENT, config.ETCD_PEER, 4 << 30),
             "--unsafe-no-fsync",
         ],
     )
@@ -120,18 +104,8 @@ def _start_control_plane(kube: Path, etcd: Path) -> None:
             config.SERVICE_CIDR,
             "--authorization-mode",
             "RBAC",
-            "--client-ca-file",
-            str(C / "ca.crt"),
-            "--tls-cert-file",
-            str(C / "apiserver.crt"),
-            "--tls-private-key-file",
-            str(C / "apiserver.key"),
-            "--service-account-key-file",
-            str(C / "sa.pub"),
-            "--service-account-signing-key-file",
-            str(C / "sa.key"),
-            "--service-account-issuer",
-            "https://kubernetes.default.svc.cluster.local",
+            *apiserver_cert_args(C),
+            *service_account_args(C, "https://kubernetes.default.svc.cluster.local"),
             "--profiling=false",
             "--v=1",
         ],
@@ -172,16 +146,7 @@ def _start_control_plane(kube: Path, etcd: Path) -> None:
             config.SERVICE_CIDR,
             "--cluster-cidr",
             config.POD_CIDR,
-            "--cluster-signing-cert-file",
-            str(C / "ca.crt"),
-            "--cluster-signing-key-file",
-            str(C / "ca.key"),
-            "--root-ca-file",
-            str(C / "ca.crt"),
-            "--service-account-private-key-file",
-            str(C / "sa.key"),
-            "--use-service-account-credentials",
-            "--leader-elect=false",
+            *controller_manager_cert_args(C),
             "--node-monitor-grace-period",
             config.NODE_MONITOR_GRACE,
             "--kube-api-qps",
