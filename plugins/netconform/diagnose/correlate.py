@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from netconform.checks import DNS, HAIRPIN, MTU, NODEPORT, POD_TO_POD, SERVICE, STABILITY
 from netconform.dialing.path import read_paths
 
 from .facts import ClusterFacts
@@ -24,7 +25,7 @@ def _dns_nodes(facts: ClusterFacts) -> list[str]:
 def hops_for(path: PathRef, facts: ClusterFacts) -> list[Hop]:
     """The node-to-node legs a failed path depends on."""
     src = path.src_node
-    if path.check == "dns":
+    if path.check == DNS:
         return [Hop(src, n) for n in _dns_nodes(facts)] or [Hop(src, None)]
     ip = path.target_ip
     if ip and facts.is_node_ip(ip):
@@ -67,12 +68,12 @@ def _checks_of(path: PathRef, facts: ClusterFacts) -> tuple[str, ...]:
     """The check a path belongs to, plus what it is underneath: a stability run is a NodePort or a
     ClusterIP path, a hairpin a ClusterIP path, a full-size datagram a pod or ClusterIP path, and every
     finding about those explains it too."""
-    if path.check == "stability":
-        return ("stability", "nodeport" if facts.is_node_ip(path.target_ip) else "service")
-    if path.check == "hairpin":  # a pod through a ClusterIP back to itself
-        return ("hairpin", "service")
-    if path.check == "mtu":  # full-size datagrams to a pod, or through the ClusterIP
-        return ("mtu", "service" if facts.service_by_ip(path.target_ip) else "pod_to_pod")
+    if path.check == STABILITY:
+        return (STABILITY, NODEPORT if facts.is_node_ip(path.target_ip) else SERVICE)
+    if path.check == HAIRPIN:  # a pod through a ClusterIP back to itself
+        return (HAIRPIN, SERVICE)
+    if path.check == MTU:  # full-size datagrams to a pod, or through the ClusterIP
+        return (MTU, SERVICE if facts.service_by_ip(path.target_ip) else POD_TO_POD)
     return (path.check,)
 
 

@@ -8,8 +8,6 @@ from typing import Any
 
 from netconform.dialing.path import PathInfo
 
-CHECKS = ("pod_to_pod", "service", "nodeport", "stability", "source_ip", "dns")
-
 
 @dataclass(frozen=True)
 class PathRef:

@@ -12,19 +12,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from netconform.checks import CHECKS
+from netconform.checks import check_of as check_of  # re-exported: plugin.reporting reads lb.check_of
 from netconform.dialing.path import read_paths
 
-# suite module (without test_) -> (epic, severity). Pod to pod is what every other path rides on.
-PATHS: dict[str, tuple[str, str]] = {
-    "pod_to_pod": ("Pod to pod", "blocker"),
-    "service": ("ClusterIP Service", "critical"),
-    "dns": ("DNS", "critical"),
-    "nodeport": ("NodePort", "critical"),
-    "stability": ("Connection stability", "normal"),
-    "source_ip": ("Source IP", "normal"),
-    "mtu": ("Path MTU", "critical"),
-    "hairpin": ("Hairpin", "normal"),
-}
+# suite module (without test_) -> (epic, severity), in report order (netconform.checks)
+PATHS: dict[str, tuple[str, str]] = {c.name: (c.epic, c.severity) for c in CHECKS}
 OUTSIDE = "outside the cluster"  # DialResult.source_node of dials made from the machine running pytest
 
 
@@ -36,11 +29,6 @@ class Labels:
     severity: str
     parameters: list[tuple[str, str]] = field(default_factory=list)  # kept in history
     excluded: list[str] = field(default_factory=list)  # raw pytest params to hide from history
-
-
-def check_of(module_name: str) -> str:
-    """`suites.test_pod_to_pod` or `test_pod_to_pod` -> `pod_to_pod`."""
-    return module_name.rsplit(".", 1)[-1].removeprefix("test_")
 
 
 def _feature_of(function_name: str) -> str:
