@@ -17,7 +17,7 @@ from netconform.dialing.plan import build_plan, pod_target, service_target, stab
 from netconform.dialing.probe import parse_output, worst_case_seconds
 from netconform.errors import ProbeRunError
 from netconform.kube.inventory import NodeInfo
-from netconform.plugin.dial import retried_lookups
+from netconform.plugin.dns_retries import retried_lookups
 from netconform.workload.deploy import Deployment
 from netconform.workload.readiness import PodRef
 

@@ -17,7 +17,7 @@ from kubernetes import client as k8s
 from netconform.errors import ProbeSetupError, UsageError, api_error_sentence
 from netconform.kube.connect import get_json, make_api_client, request_counts
 from netconform.kube.inventory import list_nodes
-from netconform.plugin import dial as dial_plugin
+from netconform.plugin import collection as collection_plugin
 from netconform.workload.labels import HAIRPIN_SERVICE, ROLE_LABEL, SERVICES, SINGLE
 from netconform.workload.readiness import PodRef, wait_ready
 
@@ -117,7 +117,7 @@ def session(active: bool) -> Any:
 def run_wrapper(active: bool, fail: bool = False) -> tuple[bool, bool, int]:
     """Drive the pytest_collection wrapper; (gc enabled during, after, objects frozen by it)."""
     frozen = gc.get_freeze_count()
-    hook = dial_plugin.pytest_collection(session(active))  # type: ignore[arg-type]
+    hook = collection_plugin.pytest_collection(session(active))  # type: ignore[arg-type]
     next(hook)
     during = gc.isenabled()
     with pytest.raises(StopIteration if not fail else RuntimeError):

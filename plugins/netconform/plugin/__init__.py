@@ -6,6 +6,8 @@ pytest_plugins = [
     "netconform.plugin.checks",
     "netconform.plugin.probes",
     "netconform.plugin.dial",
+    "netconform.plugin.collection",
+    "netconform.plugin.dns_retries",
     "netconform.plugin.nodes",
     "netconform.plugin.diagnose",
     "netconform.plugin.reporting",

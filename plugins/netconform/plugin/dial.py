@@ -10,11 +10,9 @@ cluster: "ipv4", "ipv6"; the test id starts with it), and for tests taking both 
 from __future__ import annotations
 
 import contextlib
-import gc
 import secrets
 import threading
 import time
-from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +23,7 @@ from netconform.dialing.fanout import dial_all
 from netconform.dialing.host import HostDials, dial_nodeports_from_host
 from netconform.dialing.model import DialResult, Source, SourceOutcome, Target
 from netconform.dialing.pairs import ALL_PAIRS_UP_TO, MODES, PairChoice, choose_pairs
-from netconform.dialing.path import PathInfo, decode_outcomes, read_paths, record_path
+from netconform.dialing.path import PathInfo, record_path
 from netconform.dialing.plan import Gap, plan_with_gaps
 from netconform.dialing.probe import worst_case_seconds
 from netconform.kube.inventory import NodeInfo, cluster_families, family_of
@@ -309,53 +307,7 @@ def host_dials(request: pytest.FixtureRequest, _host_dials: HostDials | None) ->
     return HostView(_host_dials, request.node)
 
 
-# ---------------------------------------------------------------- lookups that passed on a retry
-
-RETRIED_SHOWN = 5
-
-
-def retried_lookups(reports: list[Any]) -> list[str]:
-    """Passed DNS paths whose first lookup got no answer (a lost query the retry made up for)."""
-    out = []
-    for report in reports:
-        for path in read_paths(report.user_properties):
-            if path.proto == "dns" and not path.error and "D" in decode_outcomes(path.attempts):
-                out.append(f"{path.src_pod} ({path.src_node}) -> {path.target}")
-    return out
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    retried = retried_lookups(terminalreporter.stats.get("passed", []))
-    if retried:
-        shown = "; ".join(retried[:RETRIED_SHOWN]) + (
-            f"; and {len(retried) - RETRIED_SHOWN} more" if len(retried) > RETRIED_SHOWN else ""
-        )
-        terminalreporter.write_line(
-            f"netconform: {len(retried)} DNS lookups got no answer and passed on the resolver's retry (a lost "
-            f"query; if it recurs, compare `conntrack -S` insert_failed on the nodes): {shown}"
-        )
-
-
 # ---------------------------------------------------------------- parametrization of suite tests
-
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_collection(session: pytest.Session) -> Generator[None, object, object]:
-    """Collection without the cyclic garbage collector, whose objects are then frozen (gc.freeze).
-
-    Every pytest item is a web of cycles (node <-> parent, keywords, stash), so while tens of thousands
-    of them are made, each full collection walks all made so far: at 1000 nodes (44,000 items) that was
-    about half of collection's CPU time, and pytest's own gc.collect() at the end walked them again.
-    Items live until the session ends anyway; freezing them leaves them out of every later collection.
-    """
-    if not is_active(session.config) or not gc.isenabled():
-        return (yield)
-    gc.disable()
-    try:
-        return (yield)
-    finally:
-        gc.freeze()
-        gc.enable()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
