@@ -1,7 +1,7 @@
 """Every document the repo cites is in the repo: markdown links, `*.md` names, `docs/faults.md #N` entries.
 
-A clone has only the tracked files, so a citation of a file outside them (a design note, an old
-FAULTS.md) or of a fault number docs/faults.md does not define is a broken reference.
+A clone has only the tracked files, so a citation of a file outside them (a design note, the old
+untracked catalog) or of a fault number docs/faults.md does not define is a broken reference.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ CATALOG = "docs/faults.md"
 URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+")
 MD_LINK = re.compile(r"\[[^\]\n]*\]\(([^)\s]+)\)")
 MD_NAME = re.compile(r"(?<![\w.*/-])((?:\.{1,2}/|/)?(?:[\w.-]+/)*[\w-][\w.-]*\.md)\b")
-# "docs/faults.md #5", "FAULTS.md #5", "FAULTS #5": a numbered entry of a fault catalog
+# a numbered entry of a fault catalog: "<dir>/faults.md #N", any case, with or without ".md"
 NUMBERED = re.compile(r"((?:[\w./-]*/)?faults(?:\.md)?) #(\d+)", re.IGNORECASE)
 ANCHOR = re.compile(r'<a id="([\w-]+)"></a>')
 # files a tracked file writes itself, named where they are made (the release workflow's notes)
@@ -101,8 +101,9 @@ def test_every_cited_document_is_in_the_repo() -> None:
     files = tracked_files()
     catalog = anchors((REPO / CATALOG).read_text(encoding="utf-8"))
     broken: list[Broken] = []
+    this = str(Path(__file__).resolve().relative_to(REPO))  # its examples are broken on purpose
     for path in files:
-        text = _text(path)
+        text = _text(path) if path != this else None
         if text is not None:
             broken += broken_references(path, text, set(files), catalog)
     assert not broken, "references to documents the repo does not have:\n" + "\n".join(map(str, broken))
