@@ -14,7 +14,7 @@ import (
 
 // TestPathMTUInNamespacePair runs serve and dial as real processes in two
 // throwaway network namespaces joined by a veth pair whose B side has MTU
-// 1280 while A's has 1500: the overlay-below-pod-MTU mismatch of FAULTS.md #5.
+// 1280 while A's has 1500: the overlay-below-pod-MTU mismatch of docs/faults.md #5.
 //
 //   - A -> B, DF, bigger than 1280: the veth drops the frame, nothing comes
 //     back: timeout (a PMTU black hole).

@@ -1,6 +1,6 @@
 """Hairpin: a pod reaches its own Service and is answered by itself.
 
-Incident (FAULTS.md #14, hairpin off): the pod's bridge port (cni0) is not in hairpin mode: a CNI
+Incident (docs/faults.md #14, hairpin off): the pod's bridge port (cni0) is not in hairpin mode: a CNI
 config without "hairpinMode": true, kubelet --hairpin-mode=none, ports reset by hand. A pod whose
 connection to a Service is balanced back to itself needs its frame sent back out of the bridge
 port it came in on, which the bridge refuses without hairpin mode: the connection hangs. It hits

@@ -1,6 +1,6 @@
 """Path MTU: full-size packets cross nodes, pod to pod and through a Service.
 
-Incident (FAULTS.md #5, MTU mismatch / PMTU black hole): the overlay (flannel.1) carries less than
+Incident (docs/faults.md #5, MTU mismatch / PMTU black hole): the overlay (flannel.1) carries less than
 the MTU the pods were given: a node's VXLAN device recreated with a smaller MTU, a CNI config that
 does not subtract the encapsulation, an underlay with jumbo frames on some nodes only. Small
 requests pass, so every other check is green; large transfers across nodes hang (packets of the

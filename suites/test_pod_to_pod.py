@@ -1,6 +1,6 @@
 """Pod to pod: the path every other one rides on.
 
-Incident (seed 1): a node keeps a stale ARP entry for a peer's flannel.1 MAC after flanneld was
+Incident (seed 1, docs/faults.md #1): a node keeps a stale ARP entry for a peer's flannel.1 MAC after flanneld was
 re-created without cleaning its interfaces; replies arrive with the wrong MAC and are dropped. Pods
 on that node cannot reach pods elsewhere while pods on the same node still talk. The same picture
 comes from a missing route/FDB entry for a peer's podCIDR, a blocked VXLAN port or ip_forward off.

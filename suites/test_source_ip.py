@@ -1,6 +1,6 @@
 """Source IP: the server sees the client pod's own address.
 
-Incident (seed 3): dockerd's --ip-masq rule (`-s <podCIDR> ! -o docker0 -j MASQUERADE`, with
+Incident (seed 3, docs/faults.md #3): dockerd's --ip-masq rule (`-s <podCIDR> ! -o docker0 -j MASQUERADE`, with
 containerd `! -o cni0`) SNATs pod traffic that leaves the node, so keystone saw the client nodes'
 flannel.1 addresses (x.x.x.0) instead of pod IPs, for cross-node traffic only; network policies and
 audit logs then go wrong.

@@ -1,6 +1,6 @@
 """Stability: many consecutive new connections, every one must succeed.
 
-Incident (seed 2): behind NAT with net.ipv4.tcp_tw_recycle=1 the first connection to a NodePort
+Incident (seed 2, docs/faults.md #2): behind NAT with net.ipv4.tcp_tw_recycle=1 the first connection to a NodePort
 works and later ones hang (PAWS drops SYNs whose timestamps are not monotonic per source IP); a full
 conntrack table or an insert race drops random new connections. A single dial does not see it; a
 hundred in a row do.

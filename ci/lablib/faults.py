@@ -1,4 +1,4 @@
-"""Faults injected for real into the lab's nodes, each one an incident from FAULTS.md or the seeds.
+"""Faults injected for real into the lab's nodes, each one an entry of docs/faults.md (seeds 1-3 are its #1-#3).
 
 Every injection records how to undo itself in faults.json, so `ci/lab fault clear` restores the node
 exactly, whatever flanneld or kube-proxy did meanwhile."""
@@ -194,45 +194,57 @@ FAULTS = {
     for f in [
         Fault(
             "stale-arp",
-            "seed 1 / FAULTS #1: wrong MAC for every peer's flannel.1 in the node's neighbour table",
+            "docs/faults.md #1 (seed 1): wrong MAC for every peer's flannel.1 in the node's neighbour table",
             stale_arp,
             vxlan_only=True,
         ),
         Fault(
             "stale-arp-fdb",
-            "seed 1 / FAULTS #1: stale neighbour MAC plus a matching FDB entry (frames vanish at the peer)",
+            "docs/faults.md #1 (seed 1): stale neighbour MAC plus a matching FDB entry (frames vanish at the peer)",
             lambda n: stale_arp(n, with_fdb=True),
             vxlan_only=True,
         ),
-        Fault("ip-masq", "seed 3 / FAULTS #3: dockerd --ip-masq rule `-s <podCIDR> ! -o cni0 -j MASQUERADE`", ip_masq),
+        Fault(
+            "ip-masq",
+            "docs/faults.md #3 (seed 3): dockerd --ip-masq rule `-s <podCIDR> ! -o cni0 -j MASQUERADE`",
+            ip_masq,
+        ),
         Fault(
             "missing-route",
-            "FAULTS #4: no route to the peers' podCIDRs (flannel.1 on vxlan, via the peer on host-gw)",
+            "docs/faults.md #4: no route to the peers' podCIDRs (flannel.1 on vxlan, via the peer on host-gw)",
             missing_route,
         ),
         Fault(
             "vxlan-blocked",
-            "FAULTS #6: UDP 8472 (VXLAN) dropped on input",
+            "docs/faults.md #6: UDP 8472 (VXLAN) dropped on input",
             lambda n: _iptables_insert(n, "filter", "INPUT", "-p", "udp", "--dport", "8472", "-j", "DROP"),
             vxlan_only=True,
         ),
-        Fault("ip-forward-off", "FAULTS #7: net.ipv4.ip_forward=0", lambda n: _sysctl(n, "net.ipv4.ip_forward", "0")),
-        Fault("forward-drop", "FAULTS #8: FORWARD chain drops pod traffic (docker's policy DROP)", forward_drop),
+        Fault(
+            "ip-forward-off",
+            "docs/faults.md #7: net.ipv4.ip_forward=0",
+            lambda n: _sysctl(n, "net.ipv4.ip_forward", "0"),
+        ),
+        Fault(
+            "forward-drop", "docs/faults.md #8: FORWARD chain drops pod traffic (docker's policy DROP)", forward_drop
+        ),
         Fault(
             "bridge-nf-off",
-            "FAULTS #9: net.bridge.bridge-nf-call-iptables=0",
+            "docs/faults.md #9: net.bridge.bridge-nf-call-iptables=0",
             lambda n: _sysctl(n, "net.bridge.bridge-nf-call-iptables", "0"),
         ),
         Fault(
             "mtu-mismatch",
-            "FAULTS #5: flannel.1 MTU below the pods' MTU (large transfers black-holed)",
+            "docs/faults.md #5: flannel.1 MTU below the pods' MTU (large transfers black-holed)",
             mtu_mismatch,
             vxlan_only=True,
         ),
-        Fault("kube-proxy-down", "FAULTS #11: kube-proxy stopped and its service rules flushed", kube_proxy_down),
+        Fault(
+            "kube-proxy-down", "docs/faults.md #11: kube-proxy stopped and its service rules flushed", kube_proxy_down
+        ),
         Fault(
             "nodeport-firewall",
-            "FAULTS #13: host firewall drops the NodePort range ahead of kube-proxy",
+            "docs/faults.md #13: host firewall drops the NodePort range ahead of kube-proxy",
             # --syn: new connections only, as a host firewall means it; a stateless drop of every packet to
             # the range also ate replies to masqueraded connections whose random source port fell in it
             lambda n: _iptables_insert(
@@ -241,10 +253,10 @@ FAULTS = {
         ),
         Fault(
             "hairpin-off",
-            "FAULTS #14: hairpin mode off on the node's cni0 ports, also on ports added later",
+            "docs/faults.md #14: hairpin mode off on the node's cni0 ports, also on ports added later",
             hairpin_off,
         ),
-        Fault("dns-down", "FAULTS #16: CoreDNS scaled to zero (cluster-wide; --node is ignored)", dns_down),
+        Fault("dns-down", "docs/faults.md #16: CoreDNS scaled to zero (cluster-wide; --node is ignored)", dns_down),
         Fault(
             "per-source-limit",
             "seed 2 / issue 10 5(d): a source's first NodePort connection passes, later ones "

@@ -289,7 +289,7 @@ def _hairpin(b: _Builder, dep: Deployment, family: str) -> None:
 # Lookups per name, each bounded by --dial-timeout: a lookup nobody answered is tried again, as the pod's
 # resolver does (resolv.conf attempts); an answer ends it. One lost datagram must not fail a DNS check:
 # under load on the 12-node lab one query in ~1,000 went unanswered (i/o timeout). Three unanswered in a
-# row is no chance loss; a retry that answered is said in the run's summary (FAULTS #18 when it recurs).
+# row is no chance loss; a retry that answered is said in the run's summary (docs/faults.md #18 when it recurs).
 DNS_LOOKUPS = 3
 
 

@@ -27,7 +27,7 @@ def path(check: str, src: str, dst: str | None, error: str | None = None) -> dic
 
 
 def stale_arp_run(bad: str = "lab-node-2") -> list[mx.Record]:
-    """pod_to_pod over every ordered pair; every cross-node pair touching `bad` times out (FAULTS #1)."""
+    """pod_to_pod over every ordered pair; every cross-node pair touching `bad` times out (docs/faults.md #1)."""
     records = []
     for src in NODES:
         for dst in NODES:

@@ -1,7 +1,7 @@
 """conntrack drops / insert races: random new-connection failures, 5 s DNS lookups.
 
 insert_failed counts connections whose conntrack entry lost a race at insert: on a node that
-masquerades, two connections SNATed to the same source port at once (FAULTS #18; issue 9: a lone
+masquerades, two connections SNATed to the same source port at once (docs/faults.md #18; issue 9: a lone
 lost connection among many). The cure for the SNAT race is fully random source ports
 (`--random-fully` on MASQUERADE, `masquerade fully-random` in nft), so the rule quotes the node's
 masquerade rules that lack it.
