@@ -207,10 +207,14 @@ def test_healthy_xdist_run_sets_up_once_dials_once_sweeps_dead_runs_and_leaves_n
     dead = namespace_manifest(f"dead{tag}", keep=False)  # a run whose pytest process is gone
     dead.metadata.annotations["netconform.io/owner"] = owner_token().rsplit("/", 1)[0] + "/999999999"
     alive = namespace_manifest(f"a11ve{tag}", keep=False)  # this very test process: alive, left alone
-    seeded = {ns.metadata.name for ns in (old, dead, alive)}
+    # someone else's namespace that carries netconform's labels and looks 30 days old: never ours
+    foreign = namespace_manifest(f"f0reign{tag}", keep=False)
+    foreign.metadata.name = f"team-a-prod-{tag}"
+    foreign.metadata.annotations["netconform.io/created"] = str(int(time.time()) - 30 * 86400)
+    seeded = {ns.metadata.name for ns in (old, dead, alive, foreign)}
     with lab_lock():
         try:
-            for ns in (old, dead, alive):
+            for ns in (old, dead, alive, foreign):
                 api.create_namespace(ns)
             with NamespaceWatcher(admin_kubeconfig, ignore=seeded) as watcher:
                 run = run_suite(lab_kubeconfig, "-n", "2", "-v", "-rs", "--no-allure", f"--basetemp={tmp_path / 'bt'}")
@@ -229,7 +233,10 @@ def test_healthy_xdist_run_sets_up_once_dials_once_sweeps_dead_runs_and_leaves_n
                     admin_kubeconfig, "delete", "namespace", name, "--ignore-not-found", "--wait=false", check=False
                 )
     assert alive.metadata.name in left  # a live run's namespace is not a leftover
+    assert foreign.metadata.name in left  # named otherwise: not a run namespace, whatever its labels say
     for line in (
+        f"netconform: left namespace {foreign.metadata.name} alone: it carries app.kubernetes.io/managed-by="
+        "netconform but is not named netconform-<run id> after its netconform.io/run-id label",
         f"netconform: removed leftover namespace {old.metadata.name} (created 3h ago)",
         f"netconform: removed leftover namespace {dead.metadata.name} (its pytest process is gone)",
         "netconform: 3 of 3 nodes selected: lab-node-1 (10.99.0.11), lab-node-2 (10.99.0.12), lab-node-3 (10.99.0.13)",
@@ -256,8 +263,17 @@ def test_healthy_xdist_run_sets_up_once_dials_once_sweeps_dead_runs_and_leaves_n
     assert_run_namespace_gone(admin_kubeconfig, out)
 
 
-def test_k_selects_by_node_id(lab_kubeconfig: str) -> None:
-    run = run_suite(lab_kubeconfig, "--collect-only", "-q", "--no-allure", "-k", "lab-node-2 and cross_node")
+def test_k_selects_by_node_id(lab_kubeconfig: str, admin_kubeconfig: str) -> None:
+    # --collect-only reads and never writes: a leftover that a real run would sweep is left in place
+    stale = namespace_manifest(f"c0llect{secrets.token_hex(2)}", keep=False)
+    stale.metadata.annotations["netconform.io/owner"] = owner_token().rsplit("/", 1)[0] + "/999999999"
+    with lab_lock():  # another run in the lock's queue would sweep it
+        core(admin_kubeconfig).create_namespace(stale)
+        try:
+            run = run_suite(lab_kubeconfig, "--collect-only", "-q", "--no-allure", "-k", "lab-node-2 and cross_node")
+            assert stale.metadata.name in run_namespaces(admin_kubeconfig)
+        finally:
+            kubectl(admin_kubeconfig, "delete", "namespace", stale.metadata.name, "--ignore-not-found", "--wait=false")
     lines = [line for line in run.stdout.splitlines() if "::" in line]
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert lines and all("lab-node-2" in line and "cross_node" in line for line in lines)

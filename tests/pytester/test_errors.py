@@ -50,6 +50,13 @@ def test_bad_option_value(run_netconform, dead_kubeconfig: Path) -> None:
     result.stderr.fnmatch_lines(["*argument --sweep-age: 'soon' is not a duration like 2s, 500ms, 5m or 1h*"])
 
 
+def test_sweep_age_below_the_floor_is_refused(run_netconform, dead_kubeconfig: Path) -> None:
+    """`--sweep-age 0` would sweep another machine's run 5 s old: refused before anything connects."""
+    result = run_netconform(f"--kubeconfig={dead_kubeconfig}", "--sweep-age=0")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*argument --sweep-age: '0' is shorter than 10m*"])
+
+
 def test_project_tests_never_touch_a_cluster(pytester, monkeypatch) -> None:
     """`pytest tests/` (no suites/ in the arguments) must not connect, even with no kubeconfig at all."""
     import os

@@ -19,7 +19,7 @@ from netconform.workload.labels import (
     RUN_LABEL,
 )
 from netconform.workload.manifests import workload_manifests
-from netconform.workload.namespace import owner_alive, owner_token, stale_reason
+from netconform.workload.namespace import not_ours, owner_alive, owner_token, stale_reason, sweep
 from netconform.workload.readiness import not_ready_message, pod_problem
 
 PROBE = "ghcr.io/netconform/probe:0.1.0"
@@ -50,10 +50,17 @@ def test_parse_age_rejects_nonsense() -> None:
         parse_age("soon")
 
 
-def ns(run: str, created: float, owner: str = "", keep: bool = False, phase: str = "Active") -> k8s.V1Namespace:
+def ns(
+    run: str,
+    created: float,
+    owner: str = "",
+    keep: bool = False,
+    phase: str = "Active",
+    name: str | None = None,
+) -> k8s.V1Namespace:
     return k8s.V1Namespace(
         metadata=k8s.V1ObjectMeta(
-            name=f"netconform-{run}",
+            name=name or f"netconform-{run}",
             labels={MANAGED_BY_LABEL: "netconform", RUN_LABEL: run},
             annotations={
                 CREATED_ANNOTATION: str(int(created)),
@@ -68,10 +75,15 @@ def ns(run: str, created: float, owner: str = "", keep: bool = False, phase: str
 NOW = 1_800_000_000.0
 HERE = "host-a/bootabcd/4242"
 DEAD = "host-a/bootabcd/999999999"  # beyond pid_max: never alive
+ALIVE = owner_token()  # this very process
 
 
-def test_old_namespaces_are_swept() -> None:
-    assert stale_reason(ns("old", NOW - 3 * 3600), "mine", 3600, NOW, HERE) == "created 3h ago"
+def test_old_namespaces_of_another_machine_are_swept() -> None:
+    old = ns("old", NOW - 3 * 3600, owner="host-b/bootabcd/1")
+    assert stale_reason(old, "mine", 3600, NOW, HERE) == "created 3h ago by a run on host-b"
+    assert (
+        stale_reason(ns("old", NOW - 3 * 3600), "mine", 3600, NOW, HERE) == "created 3h ago by a run of unknown origin"
+    )
 
 
 def test_namespace_of_a_dead_local_run_is_swept_even_if_young() -> None:
@@ -83,12 +95,77 @@ def test_namespace_of_a_dead_local_run_is_swept_even_if_young() -> None:
     [
         ns("mine", NOW - 9 * 3600),  # our own run, however old
         ns("young", NOW - 60, owner="host-b/bootabcd/1"),  # another machine's live run
-        ns("kept", NOW - 60, owner=DEAD, keep=True),  # --keep: only age removes it
+        ns("kept", NOW - 60, owner=DEAD, keep=True),  # --keep: never swept
+        ns("keptold", NOW - 30 * 86400, owner="host-b/bootabcd/1", keep=True),  # kept, 30 days old
         ns("going", NOW - 9 * 3600, phase="Terminating"),  # already being deleted
     ],
 )
 def test_namespaces_left_alone(namespace: k8s.V1Namespace) -> None:
     assert stale_reason(namespace, "mine", 3600, NOW, HERE) is None
+
+
+def test_a_live_local_run_is_never_swept_however_old() -> None:
+    """Liveness before age: a 2-hour run of this machine keeps its namespace."""
+    assert stale_reason(ns("long", NOW - 2 * 3600, owner=ALIVE), "mine", 3600, NOW, ALIVE) is None
+
+
+@pytest.mark.parametrize(
+    "namespace, why",
+    [
+        (ns("x", NOW, name="team-a-prod"), "not named netconform-<run id>"),
+        (ns("Bad Id", NOW, name="netconform-Bad Id"), "not named netconform-<run id>"),
+        (ns("", NOW, name="netconform-"), "not named netconform-<run id>"),
+    ],
+)
+def test_namespaces_named_otherwise_are_not_ours(namespace: k8s.V1Namespace, why: str) -> None:
+    reason = not_ours(namespace)
+    assert reason is not None and reason.startswith(why)
+
+
+def test_a_run_namespace_without_a_runs_annotations_is_not_ours() -> None:
+    bare = k8s.V1Namespace(
+        metadata=k8s.V1ObjectMeta(name="netconform-abc", labels={MANAGED_BY_LABEL: "netconform", RUN_LABEL: "abc"})
+    )
+    assert not_ours(bare) == "no netconform.io/created and netconform.io/owner annotations"
+    assert not_ours(ns("abc", NOW)) is None
+
+
+class _Core:
+    """The two CoreV1Api calls the sweep makes, over a fixed list (what a cluster would answer)."""
+
+    def __init__(self, items: list[k8s.V1Namespace]) -> None:
+        self.items, self.deleted = items, []  # type: list[k8s.V1Namespace], list[str]
+
+    def list_namespace(self, label_selector: str) -> k8s.V1NamespaceList:
+        assert label_selector == "app.kubernetes.io/managed-by=netconform"
+        return k8s.V1NamespaceList(items=self.items)
+
+    def delete_namespace(self, name: str) -> None:
+        self.deleted.append(name)
+
+
+def test_sweep_removes_only_dead_runs_and_says_why() -> None:
+    month = 30 * 86400.0
+    import time
+
+    now = time.time()
+    core = _Core(
+        [
+            ns("x", now - month, name="team-a-prod"),  # carries our label, 30 days old: not ours
+            ns("kept1", now - month, owner="host-b/boot/1", keep=True),
+            ns("dead1", now - 5, owner=ALIVE.rsplit("/", 1)[0] + "/999999999"),
+            ns("live1", now - 3 * 3600, owner=ALIVE),
+            ns("mine", now - month),
+        ]
+    )
+    said = sweep(core, "mine", 3600)  # type: ignore[arg-type]
+    assert core.deleted == ["netconform-dead1"]
+    assert said == [
+        "left namespace team-a-prod alone: it carries app.kubernetes.io/managed-by=netconform but is not named "
+        "netconform-<run id> after its netconform.io/run-id label",
+        "left kept namespace netconform-kept1 in place (--keep; remove it: kubectl delete namespace netconform-kept1)",
+        "removed leftover namespace netconform-dead1 (its pytest process is gone)",
+    ]
 
 
 def test_owner_alive_only_judges_this_machine() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from argparse import ArgumentTypeError
 from typing import Any
 
 import pytest
@@ -25,6 +26,20 @@ from netconform.workload.labels import namespace_name
 from netconform.workload.namespace import NAMESPACE_GONE_WAIT_S, delete_namespace, sweep
 
 _SWEPT = pytest.StashKey[list[str]]()
+# Another machine's run cannot be asked whether it still runs: only its age tells, so a sweep age
+# shorter than a long run would delete a live run's namespace under it.
+MIN_SWEEP_AGE = "10m"
+
+
+def _sweep_age(text: str) -> float:
+    seconds = duration_s(text)
+    if seconds < duration_s(MIN_SWEEP_AGE):
+        raise ArgumentTypeError(
+            f"{text!r} is shorter than {MIN_SWEEP_AGE}: a live run elsewhere could lose its namespace"
+        )
+    return seconds
+
+
 _CALLS = pytest.StashKey[dict[str, int]]()
 
 
@@ -47,9 +62,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--sweep-age",
         metavar="AGE",
-        type=duration_s,
+        type=_sweep_age,
         default="1h",
-        help="remove leftover netconform namespaces older than AGE, e.g. 30m, 2h (default 1h)",
+        help="remove another machine's leftover run namespaces older than AGE, at least "
+        f"{MIN_SWEEP_AGE}, e.g. 30m, 2h (default 1h); a run of this machine is removed once its "
+        "pytest process is gone, a kept one (--keep) never",
     )
     group.addoption(
         "--ready-timeout",
@@ -146,8 +163,8 @@ def probe_namespace(probes: Deployment) -> str:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
-    if not (cl.is_active(config) and cl.is_controller(config)):
-        return
+    if not (cl.is_active(config) and cl.is_controller(config)) or config.option.collectonly:
+        return  # --collect-only reads, never writes: no sweep
     try:
         config.stash[_SWEPT] = sweep(cl.get_cluster(config).core, cl.run_id(config), config.getoption("sweep_age"))
     except API_ERRORS as exc:

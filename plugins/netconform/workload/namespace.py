@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 from pathlib import Path
@@ -17,9 +18,18 @@ from netconform.workload.labels import (
     MANAGED_BY_LABEL,
     OWNER_ANNOTATION,
     RUN_LABEL,
+    namespace_name,
 )
 
-__all__ = ["NAMESPACE_GONE_WAIT_S", "delete_namespace", "owner_alive", "owner_token", "stale_reason", "sweep"]
+__all__ = [
+    "NAMESPACE_GONE_WAIT_S",
+    "delete_namespace",
+    "not_ours",
+    "owner_alive",
+    "owner_token",
+    "stale_reason",
+    "sweep",
+]
 
 NAMESPACE_GONE_WAIT_S = 60.0
 
@@ -52,25 +62,57 @@ def owner_alive(owner: str, here: str | None = None) -> bool | None:
     return True
 
 
+# A run id is what session.py makes (8 hex digits); tests and older releases used other short [a-z0-9] ids.
+_RUN_ID = re.compile(r"[a-z0-9]{1,40}")
+
+
+def not_ours(ns: k8s.V1Namespace) -> str | None:
+    """Why a namespace that carries netconform's label is not a netconform run namespace, or None.
+
+    The label alone proves nothing (anyone can set it): a run namespace is named after its run id
+    and carries the creation time and owner a run writes."""
+    meta = ns.metadata or k8s.V1ObjectMeta()
+    labels, annotations = meta.labels or {}, meta.annotations or {}
+    run = labels.get(RUN_LABEL, "")
+    if not _RUN_ID.fullmatch(run) or meta.name != namespace_name(run):
+        return f"not named {namespace_name('<run id>')} after its {RUN_LABEL} label"
+    if CREATED_ANNOTATION not in annotations or OWNER_ANNOTATION not in annotations:
+        return f"no {CREATED_ANNOTATION} and {OWNER_ANNOTATION} annotations"
+    return None
+
+
 def stale_reason(
     ns: k8s.V1Namespace, own_run: str, max_age_s: float, now: float, here: str | None = None
 ) -> str | None:
-    """Why a managed namespace is a leftover to remove, or None to leave it alone."""
+    """Why a run namespace is a dead run's leftover to remove, or None to leave it alone.
+
+    Liveness comes before age: a run on this machine whose pytest process lives is never swept,
+    however old; one whose process is gone is swept at once. A run of another machine (its
+    liveness unknown here) is swept only past `max_age_s`. A kept run (--keep) is never swept."""
     meta = ns.metadata or k8s.V1ObjectMeta()
     labels, annotations = meta.labels or {}, meta.annotations or {}
     if labels.get(RUN_LABEL) == own_run or (ns.status and ns.status.phase == "Terminating"):
         return None
+    if annotations.get(KEEP_ANNOTATION) == "true":
+        return None
+    alive = owner_alive(annotations.get(OWNER_ANNOTATION, ""), here)
+    if alive is True:
+        return None
+    if alive is False:
+        return "its pytest process is gone"
     try:
         created = float(annotations.get(CREATED_ANNOTATION, ""))
     except ValueError:
         created = meta.creation_timestamp.timestamp() if meta.creation_timestamp else now
     age = now - created
     if age > max_age_s:
-        return f"created {_age_words(age)} ago"
-    kept = annotations.get(KEEP_ANNOTATION) == "true"
-    if not kept and owner_alive(annotations.get(OWNER_ANNOTATION, ""), here) is False:
-        return "its pytest process is gone"
+        return f"created {_age_words(age)} ago by {_owner_words(annotations.get(OWNER_ANNOTATION, ''))}"
     return None
+
+
+def _owner_words(owner: str) -> str:
+    host = owner.rsplit("/", 2)[0] if owner.count("/") >= 2 else ""
+    return f"a run on {host}" if host else "a run of unknown origin"
 
 
 def _age_words(seconds: float) -> str:
@@ -82,18 +124,28 @@ def _age_words(seconds: float) -> str:
 
 
 def sweep(core: k8s.CoreV1Api, own_run: str, max_age_s: float) -> list[str]:
-    """Delete leftover run namespaces; one line per namespace removed (or still terminating)."""
+    """Delete dead runs' namespaces; one line per namespace removed, left alone for a reason worth
+    saying (kept, not ours by its name), or still terminating."""
     found = core.list_namespace(label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY}").items
     said = []
     now = time.time()
     for ns in found:
         name = (ns.metadata and ns.metadata.name) or ""
         labels = (ns.metadata and ns.metadata.labels) or {}
-        if ns.status and ns.status.phase == "Terminating" and labels.get(RUN_LABEL) != own_run:
+        annotations = (ns.metadata and ns.metadata.annotations) or {}
+        if labels.get(RUN_LABEL) == own_run:
+            continue
+        foreign = not_ours(ns)
+        if foreign is not None:
+            said.append(f"left namespace {name} alone: it carries {MANAGED_BY_LABEL}={MANAGED_BY} but is {foreign}")
+            continue
+        if ns.status and ns.status.phase == "Terminating":
             said.append(f"namespace {name} of an earlier run is still terminating")
             continue
         why = stale_reason(ns, own_run, max_age_s, now)
         if why is None:
+            if annotations.get(KEEP_ANNOTATION) == "true":
+                said.append(f"left kept namespace {name} in place (--keep; remove it: kubectl delete namespace {name})")
             continue
         try:
             core.delete_namespace(name)
