@@ -203,7 +203,8 @@ def test_healthy_xdist_run_sets_up_once_dials_once_sweeps_dead_runs_and_leaves_n
     api = core(admin_kubeconfig)
     tag = secrets.token_hex(2)
     old = namespace_manifest(f"0ld{tag}", keep=False)
-    old.metadata.annotations["netconform.io/created"] = str(int(time.time()) - 3 * 3600)  # a run 3h ago
+    old.metadata.annotations["netconform.io/created"] = str(int(time.time()) - 3 * 3600)  # a run 3h ago ...
+    old.metadata.annotations["netconform.io/owner"] = "elsewhere/bootabcd/1"  # ... of another machine: age decides
     dead = namespace_manifest(f"dead{tag}", keep=False)  # a run whose pytest process is gone
     dead.metadata.annotations["netconform.io/owner"] = owner_token().rsplit("/", 1)[0] + "/999999999"
     alive = namespace_manifest(f"a11ve{tag}", keep=False)  # this very test process: alive, left alone
@@ -237,7 +238,7 @@ def test_healthy_xdist_run_sets_up_once_dials_once_sweeps_dead_runs_and_leaves_n
     for line in (
         f"netconform: left namespace {foreign.metadata.name} alone: it carries app.kubernetes.io/managed-by="
         "netconform but is not named netconform-<run id> after its netconform.io/run-id label",
-        f"netconform: removed leftover namespace {old.metadata.name} (created 3h ago)",
+        f"netconform: removed leftover namespace {old.metadata.name} (created 3h ago by a run on elsewhere)",
         f"netconform: removed leftover namespace {dead.metadata.name} (its pytest process is gone)",
         "netconform: 3 of 3 nodes selected: lab-node-1 (10.99.0.11), lab-node-2 (10.99.0.12), lab-node-3 (10.99.0.13)",
     ):
