@@ -56,6 +56,9 @@ def run_smoke() -> None:
         _pod("server", last.name),
         service,
     ]
+    # The namespace of an earlier smoke check is deleted without waiting: `apply` into it while it
+    # terminates would patch the old pods, and the namespace would vanish under the dial.
+    control.kubectl(bins, "delete", "namespace", NS, "--ignore-not-found", "--wait=true", "--timeout=90s", timeout=100)
     try:
         control.kubectl(
             bins, "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
