@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -19,7 +20,7 @@ import (
 // target with --plan (several targets held at once) and is left out with
 // --target.
 type HoldEvent struct {
-	Event  string `json:"event"` // connected | broken | ok_summary
+	Event  string `json:"event"` // connected | broken | late | ok_summary
 	ID     string `json:"id,omitempty"`
 	At     string `json:"at"` // RFC 3339, UTC, milliseconds
 	Detail any    `json:"detail"`
@@ -31,6 +32,8 @@ type HoldSummary struct {
 	Echoed   int `json:"echoed"`   // lines echoed back correctly in time
 	Breaks   int `json:"breaks"`   // "broken" events
 	Connects int `json:"connects"` // "connected" events
+	Late     int `json:"late"`     // lines echoed after more than one interval (latency, not a break)
+	MaxMs    int `json:"max_ms"`   // the slowest echo, milliseconds
 }
 
 // HoldPlan is the --plan file: the targets one process holds concurrently.
@@ -47,6 +50,10 @@ type HoldTarget struct {
 const (
 	holdTimeFormat = "2006-01-02T15:04:05.000Z07:00"
 	maxHoldTargets = 10000 // one goroutine and one socket each
+	// A line unanswered this long is a break. It outlasts TCP's own retransmissions of a lost
+	// segment on a live connection: 4 of them even at a 1 s RTO (1+2+4+8 = 15 s), 6 at Linux's
+	// 200 ms minimum (12.6 s). A connection that loses all of them is not coming back on its own.
+	defaultBreakAfter = 20 * time.Second
 )
 
 func runHold(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -54,13 +61,14 @@ func runHold(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	target := fs.String("target", "", "host:port of a serve hold port (8082)")
 	planPath := fs.String("plan", "", `JSON file {"targets": [{"id": "...", "target": "host:port"}]}: hold them all at once`)
-	interval := fs.Duration("interval", time.Second, "write a line this often; its echo must arrive within one interval")
+	interval := fs.Duration("interval", time.Second, "write a line this often; an echo later than one interval is late (latency)")
+	breakAfter := fs.Duration("break-after", defaultBreakAfter, "a line unanswered this long (or a socket error) is a break; outlasts TCP retransmissions")
 	duration := fs.Duration("duration", 0, "stop after this long; 0 = until SIGTERM/SIGINT")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *interval <= 0 || *duration < 0 {
-		fmt.Fprintln(stderr, "probe hold: --interval must be > 0 and --duration >= 0.")
+	if *interval <= 0 || *duration < 0 || *breakAfter < *interval {
+		fmt.Fprintln(stderr, "probe hold: --interval must be > 0, --break-after >= --interval and --duration >= 0.")
 		return 2
 	}
 	var targets []HoldTarget
@@ -91,7 +99,7 @@ func runHold(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	out := &holdOutput{enc: enc}
 	var wg sync.WaitGroup
 	for _, t := range targets {
-		h := &holder{id: t.ID, target: t.Target, interval: *interval, out: out}
+		h := &holder{id: t.ID, target: t.Target, interval: *interval, breakAfter: *breakAfter, out: out}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -141,11 +149,13 @@ type holdOutput struct {
 }
 
 type holder struct {
-	id       string
-	target   string
-	interval time.Duration
-	out      *holdOutput
-	sum      HoldSummary
+	id         string
+	target     string
+	interval   time.Duration
+	breakAfter time.Duration
+	out        *holdOutput
+	sum        HoldSummary
+	late       bool // a "late" event was emitted and no echo has been on time since
 }
 
 func (h *holder) emit(event string, detail any) {
@@ -171,7 +181,7 @@ func (h *holder) run(ctx context.Context) {
 	defer tick.Stop()
 	for seq := 1; ; seq++ {
 		if conn == nil {
-			c, err := (&net.Dialer{Timeout: h.interval}).DialContext(ctx, "tcp", h.target)
+			c, err := (&net.Dialer{Timeout: h.breakAfter}).DialContext(ctx, "tcp", h.target)
 			if ctx.Err() != nil {
 				if c != nil {
 					c.Close()
@@ -179,7 +189,7 @@ func (h *holder) run(ctx context.Context) {
 				return // shutting down is not a break
 			}
 			if err == nil {
-				conn, rd, broken = c, bufio.NewReader(c), false
+				conn, rd, broken, h.late = c, bufio.NewReader(c), false, false
 				h.sum.Connects++
 				h.emit("connected", fmt.Sprintf("%s -> %s", c.LocalAddr(), c.RemoteAddr()))
 			} else if !broken {
@@ -205,21 +215,38 @@ func (h *holder) run(ctx context.Context) {
 	}
 }
 
-// exchange writes one line and waits up to one interval for its echo.
+// exchange writes one line and waits up to --break-after for its echo, as TCP would: a socket
+// error breaks at once, an echo later than one interval is latency (one "late" event until an
+// echo is on time again).
 func (h *holder) exchange(conn net.Conn, rd *bufio.Reader, seq int) error {
 	line := fmt.Sprintf("netconform-hold %d\n", seq)
-	conn.SetDeadline(time.Now().Add(h.interval))
+	start := time.Now()
+	conn.SetDeadline(start.Add(h.breakAfter))
 	h.sum.Sent++
 	if _, err := io.WriteString(conn, line); err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
 	got, err := rd.ReadString('\n')
+	took := time.Since(start)
 	if err != nil {
-		return fmt.Errorf("no echo of line %d within %v: %w", seq, h.interval, err)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return fmt.Errorf("no echo of line %d within %v: %w", seq, h.breakAfter, err)
+		}
+		return fmt.Errorf("no echo of line %d (after %v): %w", seq, took.Round(time.Millisecond), err)
 	}
 	if got != line {
 		return fmt.Errorf("wrong echo: sent %q, got %q", line, got)
 	}
 	h.sum.Echoed++
+	h.sum.MaxMs = max(h.sum.MaxMs, int(took.Milliseconds()))
+	if took > h.interval {
+		h.sum.Late++
+		if !h.late {
+			h.late = true
+			h.emit("late", fmt.Sprintf("echo of line %d after %v (latency, not a break)", seq, took.Round(time.Millisecond)))
+		}
+	} else {
+		h.late = false
+	}
 	return nil
 }

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -120,7 +122,7 @@ func TestHoldInitialConnectFailure(t *testing.T) {
 	}
 }
 
-// A peer that accepts but never echoes must count as broken after one interval.
+// A peer that accepts but never echoes must count as broken after --break-after.
 func TestHoldNoEcho(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -137,7 +139,7 @@ func TestHoldNoEcho(t *testing.T) {
 		}
 	}()
 	var out, errb bytes.Buffer
-	run(context.Background(), []string{"hold", "--target", ln.Addr().String(), "--interval", "50ms", "--duration", "180ms"}, nil, &out, &errb)
+	run(context.Background(), []string{"hold", "--target", ln.Addr().String(), "--interval", "50ms", "--break-after", "60ms", "--duration", "180ms"}, nil, &out, &errb)
 	evs := parseEvents(t, out.String())
 	if len(evs) < 3 || evs[0].Event != "connected" || evs[1].Event != "broken" {
 		t.Fatalf("events = %v", eventNames(evs))
@@ -147,12 +149,57 @@ func TestHoldNoEcho(t *testing.T) {
 	}
 }
 
+// An echo slower than one interval but within --break-after is latency: one "late" event, no
+// break, counted in the summary.
+func TestHoldLateEchoIsNotABreak(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				rd := bufio.NewReader(c)
+				for {
+					line, err := rd.ReadString('\n')
+					if err != nil {
+						return
+					}
+					time.Sleep(120 * time.Millisecond)
+					io.WriteString(c, line)
+				}
+			}()
+		}
+	}()
+	var out, errb bytes.Buffer
+	run(context.Background(), []string{"hold", "--target", ln.Addr().String(), "--interval", "50ms", "--break-after", "1s", "--duration", "600ms"}, nil, &out, &errb)
+	evs := parseEvents(t, out.String())
+	names := eventNames(evs)
+	if len(evs) != 3 || names[0] != "connected" || names[1] != "late" || names[2] != "ok_summary" {
+		t.Fatalf("events = %v", names)
+	}
+	if d, _ := evs[1].Detail.(string); !strings.HasPrefix(d, "echo of line ") {
+		t.Fatalf("late detail = %q", d)
+	}
+	sum, _ := evs[2].Detail.(map[string]any)
+	if sum["breaks"] != float64(0) || sum["late"].(float64) < 2 || sum["max_ms"].(float64) < 120 {
+		t.Fatalf("summary = %v", sum)
+	}
+}
+
 func TestHoldBadArgs(t *testing.T) {
 	var out, errb bytes.Buffer
 	for _, args := range [][]string{
 		{"hold"},
 		{"hold", "--target", "nohostport"},
 		{"hold", "--target", "127.0.0.1:1", "--interval", "0s"},
+		{"hold", "--target", "127.0.0.1:1", "--interval", "2s", "--break-after", "1s"},
 	} {
 		if code := run(context.Background(), args, nil, &out, &errb); code != 2 {
 			t.Errorf("%v: exit %d, want 2", args, code)

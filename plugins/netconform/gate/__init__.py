@@ -21,7 +21,9 @@ baseline/check/close; exits: exit codes.
 from .compare import BAD, Comparison, Verdict, cause_for_hold, causes_of, compare, judge, summary
 from .exits import EXIT_BLOCK, EXIT_CANNOT_RUN, EXIT_PASS, EXIT_USAGE, GateError
 from .holds import (
+    BREAK_AFTER_S,
     GATE_LABEL,
+    HOLD_INTERVAL,
     HOLDER_DS,
     MANAGED_BY,
     NAMESPACE,
@@ -45,12 +47,14 @@ from .pods import GatePod, end_churn, gate_pods
 
 __all__ = [
     "BAD",
+    "BREAK_AFTER_S",
     "EXIT_BLOCK",
     "EXIT_CANNOT_RUN",
     "EXIT_PASS",
     "EXIT_USAGE",
     "GATE_LABEL",
     "HOLDER_DS",
+    "HOLD_INTERVAL",
     "MANAGED_BY",
     "NAMESPACE",
     "NODE_LABEL",

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .exits import EXIT_BLOCK, EXIT_PASS
-from .holds import Hold, HoldState
+from .holds import BREAK_AFTER_S, HOLD_INTERVAL, Hold, HoldState
 
 __all__ = ["BAD", "Comparison", "Verdict", "causes_of", "cause_for_hold", "compare", "judge", "summary"]
 
@@ -80,6 +80,7 @@ class Verdict:
     churn: list[tuple[Hold, str]] = field(default_factory=list)  # (hold, which end went and how)
     drained: dict[str, str] = field(default_factory=dict)  # node -> when it was cordoned in the window
     churned_ends: dict[tuple[str, str], str] = field(default_factory=dict)  # (role, node) -> why
+    late: list[tuple[Hold, HoldState]] = field(default_factory=list)  # survived, with slow echoes
 
     @property
     def exit_code(self) -> int:
@@ -113,6 +114,8 @@ def judge(
             v.churn.append((h, churned[("holder", h.src)]))
         elif st.survived:
             v.survived.append(h)
+            if st.late:
+                v.late.append((h, st))
         elif churned.get(("server", h.dst)):
             v.churn.append((h, churned[("server", h.dst)]))
         else:
@@ -158,6 +161,17 @@ def summary(v: Verdict, baseline: dict[str, dict[str, Any]], now: dict[str, dict
         lines.append("Broken long-lived connections (both pods lived on):")
         for h, st, cause in v.broken:
             lines.append(f"  - {h.label}: {st.why_not()}" + (f" — likely {_cause_words(cause)}" if cause else ""))
+    if v.late:
+        lines.append("")
+        lines.append(
+            f"Slow echoes, not breaks ({len(v.late)} long-lived connections answered later than "
+            f"{HOLD_INTERVAL} at least once, none unanswered for {BREAK_AFTER_S}s):"
+        )
+        for h, st in v.late[:10]:
+            at, detail = st.late[0]
+            lines.append(f"  ~ {h.label}: at {at}, {detail}")
+        if len(v.late) > 10:
+            lines.append(f"  ... and {len(v.late) - 10} more")
     if v.drained:
         lines.append("")
         lines.append(f"Nodes cordoned during the window (a drain; not blocking, {len(v.drained)}):")

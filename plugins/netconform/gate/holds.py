@@ -31,6 +31,7 @@ from netconform.workload.manifests import only_on
 __all__ = [
     "GATE_LABEL",
     "HOLDER_DS",
+    "BREAK_AFTER_S",
     "HOLD_INTERVAL",
     "HOLD_PORT",
     "MANAGED_BY",
@@ -59,6 +60,9 @@ ROLE_LABEL = "netconform.io/gate-role"
 NODE_LABEL = "netconform.io/gate-node"  # set on each server pod by the gate; its node's Service selects it
 SERVER_DS, HOLDER_DS, PLAN_CONFIGMAP = "gate-server", "gate-holder", "gate-plan"
 HOLD_INTERVAL = "1s"
+# A held line unanswered this long is a break (a socket error is one at once); an echo later than
+# HOLD_INTERVAL is latency. 20 s outlasts TCP's own retransmissions of a lost segment (probe/README.md).
+BREAK_AFTER_S = 20
 VIAS = ("pod", "service")
 PLAN_DIR = "/plan"
 PLAN_MAX_BYTES = 1_000_000  # a ConfigMap's data may be 1 MiB, with some room for the rest of the object
@@ -160,7 +164,17 @@ def server_daemonset(nodes: list[str], image: str) -> dict[str, Any]:
 
 def holder_daemonset(nodes: list[str], image: str) -> dict[str, Any]:
     # $(NODE_NAME) is expanded by the kubelet: each holder reads its own node's key of the plan
-    args = ["hold", "--plan", f"{PLAN_DIR}/$(NODE_NAME)", "--interval", HOLD_INTERVAL, "--duration", "0"]
+    args = [
+        "hold",
+        "--plan",
+        f"{PLAN_DIR}/$(NODE_NAME)",
+        "--interval",
+        HOLD_INTERVAL,
+        "--break-after",
+        f"{BREAK_AFTER_S}s",
+        "--duration",
+        "0",
+    ]
     return _daemonset(HOLDER_DS, "holder", nodes, image, args, {"configMap": {"name": PLAN_CONFIGMAP}})
 
 
@@ -206,6 +220,7 @@ class HoldState:
     summary: dict[str, Any] | None = None  # ok_summary: the hold process ended
     problem: str = ""  # could not read it at all
     last: str = ""  # the last connected/broken event
+    late: list[tuple[str, str]] = field(default_factory=list)  # (at, detail): slow echoes, not breaks
 
     @property
     def established(self) -> bool:
@@ -220,7 +235,13 @@ class HoldState:
         """The same state without the first `breaks_before` breaks: what happened after the baseline
         (a ClusterIP hold may miss its first connect while the Service gets its endpoint)."""
         return HoldState(
-            self.connects, self.breaks[breaks_before:], self.first_connected, self.summary, self.problem, self.last
+            self.connects,
+            self.breaks[breaks_before:],
+            self.first_connected,
+            self.summary,
+            self.problem,
+            self.last,
+            self.late,
         )
 
     @property
@@ -263,6 +284,8 @@ def parse_holder_log(text: str) -> dict[str, HoldState]:
             state.first_connected = state.first_connected or at
         elif kind == "broken":
             state.breaks.append((at, str(detail)))
+        elif kind == "late":
+            state.late.append((at, str(detail)))
         elif kind == "ok_summary":
             state.summary = detail if isinstance(detail, dict) else {}
     return states

@@ -15,7 +15,7 @@ from netconform.dialing.pairs import choose_pairs
 
 from .compare import BAD, judge, summary
 from .exits import EXIT_PASS, EXIT_USAGE, GateError
-from .holds import HOLDER_DS, NAMESPACE, SERVER_DS, Hold, plan_configmap, planned_holds
+from .holds import BREAK_AFTER_S, HOLDER_DS, NAMESPACE, SERVER_DS, Hold, plan_configmap, planned_holds
 from .namespace import PERMISSIONS, GateNamespace, open_gate, read_states
 from .pods import GatePod, end_churn
 
@@ -201,6 +201,15 @@ def baseline(
     return EXIT_PASS
 
 
+def _settle_holds(started: float) -> None:
+    """Wait until a connection that stopped answering before the check began has been called broken
+    by its holder (it waits BREAK_AFTER_S for an echo, as TCP waits out its retransmissions)."""
+    left = BREAK_AFTER_S - (time.monotonic() - started)
+    if left > 0:
+        print(f"ci/gate: waiting {left:.0f}s more for the holders: a line unanswered for {BREAK_AFTER_S}s is a break")
+        time.sleep(left)
+
+
 def check(
     state_dir: Path,
     kubeconfig: str | None,
@@ -224,7 +233,9 @@ def check(
         )
     holds = _holds_from_state(state)
     nodes: list[str] = state["nodes"]
+    started = time.monotonic()
     data = run_suite(state_dir / "check", kubeconfig, context, extra + opened_for.suite_args())
+    _settle_holds(started)
     gate.reconnect()
     # after the suite: the connections lived through it, too
     pods_then, pods_now = _pods_from_state(state["pods"]), gate.pods()
@@ -259,6 +270,7 @@ def check(
                 "churn": [{"hold": asdict(h), "why": why} for h, why in verdict.churn],
                 "drained": verdict.drained,
                 "survived": [h.key for h in verdict.survived],
+                "late": [{"hold": h.key, "first": st.late[0][1], "episodes": len(st.late)} for h, st in verdict.late],
                 "not_watched": [h.key for h in verdict.not_established],
                 "pods": {"baseline": len(pods_then), "now": len(pods_now), "nodes": len(nodes)},
             },

@@ -2,7 +2,9 @@
 manifests (controller-owned, O(nodes)), the node selection and the permission preflight.
 
 data/holder-plan.jsonl is real `probe hold --plan` output on loopback (probe built from probe/): four
-targets, two to a server that stayed, two to one that was killed after 2.5 s; the holder was still running."""
+targets, two to a server that stayed, two to one that was killed after 2.5 s; the holder was still running.
+data/holder-late.jsonl is real `probe hold --plan --interval 1s --break-after 4s` output on loopback against
+an echo server that answered lines 2-3 of each connection 1.4 s late and then went silent for 30 s."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from netconform.workload import labels as workload_labels
 DATA = Path(__file__).parent / "data"
 SURVIVED = (DATA / "hold-survived.jsonl").read_text()  # the single --target form (no id)
 PLAN_LOG = (DATA / "holder-plan.jsonl").read_text()
+LATE_LOG = (DATA / "holder-late.jsonl").read_text()
 NODES = ["lab-node-1", "lab-node-2", "lab-node-3"]
 
 
@@ -37,6 +40,33 @@ def test_a_holder_log_is_read_per_target() -> None:
     assert not broken.survived and not broken.up
     assert broken.breaks[0][1] == "no echo of line 4 within 1s: EOF"
     assert broken.why_not().startswith("broke at 2026-") and "no echo of line 4" in broken.why_not()
+
+
+def test_a_late_echo_is_latency_and_only_silence_past_the_bound_is_a_break() -> None:
+    st = gate.parse_holder_log(LATE_LOG)["pod:lab-node-2"]
+    assert [detail.split(" after ")[0] for _, detail in st.late] == ["echo of line 3", "echo of line 9"]
+    assert len(st.breaks) == 1 and st.breaks[0][1].startswith("no echo of line 6 within 4s: ")
+    assert st.summary == {"sent": 10, "echoed": 8, "breaks": 1, "connects": 2, "late": 4, "max_ms": 1414}
+
+
+def test_a_hold_that_answered_late_survives_and_the_summary_says_latency() -> None:
+    hs = holds()
+    late = gate.parse_holder_log(
+        '{"event":"connected","id":"x","at":"t","detail":""}\n'
+        '{"event":"late","id":"x","at":"t1","detail":"echo of line 41 after 2.3s (latency, not a break)"}'
+    )["x"]
+    states = {h.key: (late if i == 0 else UP) for i, h in enumerate(hs)}
+    base = now = {"t1": outcome("passed")}
+    v = gate.judge(base, now, hs, states, {h.key for h in hs})
+    assert v.exit_code == gate.EXIT_PASS and len(v.survived) == 12 and [h for h, _ in v.late] == [hs[0]]
+    text = gate.summary(v, base, now)
+    assert "Slow echoes, not breaks (1 long-lived connections answered later than 1s at least once" in text
+    assert f"~ {hs[0].label}: at t1, echo of line 41 after 2.3s" in text
+
+
+def test_the_holder_waits_out_tcp_retransmissions_before_calling_a_break() -> None:
+    args = gate.holder_daemonset(NODES, "probe:x")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--break-after") + 1] == f"{gate.BREAK_AFTER_S}s" and gate.BREAK_AFTER_S >= 15
 
 
 def test_a_hold_that_ended_did_not_survive_and_noise_is_ignored() -> None:
@@ -108,6 +138,8 @@ def test_gate_pods_are_daemonset_pods_on_the_selected_nodes_only() -> None:
         "/plan/$(NODE_NAME)",
         "--interval",
         "1s",
+        "--break-after",
+        "20s",
         "--duration",
         "0",
     ]
