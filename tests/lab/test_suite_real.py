@@ -309,6 +309,7 @@ def test_single_node_run_skips_cross_node_with_reason_and_keep_leaves_the_namesp
                 kubectl(admin_kubeconfig, "delete", "namespace", ns, "--wait=true", "--timeout=90s", check=False)
     assert run.returncode == 0, out[-4000:]
     assert "netconform: 1 of 3 nodes selected: lab-node-1 (10.99.0.11)" in out
+    assert "netconform: left out beyond --node-limit 1: lab-node-2, lab-node-3" in out
     skipped = re.search(r"SKIPPED \[(\d+)\] .*only one node selected \(lab-node-1\): cross-node paths need two", out)
     assert skipped, out[-3000:]
     assert len(kept) == 1 and present == kept, (kept, present)

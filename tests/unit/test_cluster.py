@@ -10,7 +10,14 @@ from kubernetes import client as k8s
 
 from netconform.errors import UsageError, api_error_sentence
 from netconform.kube.connect import resolve_target
-from netconform.kube.inventory import NodeInfo, explain_no_nodes, ownership_of, select_nodes
+from netconform.kube.inventory import (
+    NodeInfo,
+    explain_no_nodes,
+    left_out,
+    left_out_lines,
+    ownership_of,
+    select_nodes,
+)
 
 
 def kubeconfig(path: Path, contexts: tuple[str, ...] = ("lab",), current: str | None = "lab") -> Path:
@@ -99,6 +106,80 @@ def test_no_usable_node_says_why() -> None:
     assert explain_no_nodes(NODES[1:3], None) == (
         "no node is both Ready and schedulable: lab-node-2 (NotReady), lab-node-3 (cordoned)"
     )
+
+
+def _api_node(name: str, ready: dict[str, str] | None, unschedulable: bool = False) -> dict[str, object]:
+    return {
+        "metadata": {"name": name},
+        "spec": {"podCIDR": "10.244.9.0/24", "unschedulable": unschedulable},
+        "status": {
+            "addresses": [{"type": "InternalIP", "address": "10.99.0.19"}],
+            "conditions": [{"type": "MemoryPressure", "status": "False"}]
+            + ([{"type": "Ready", **ready}] if ready else []),
+        },
+    }
+
+
+def test_a_node_that_is_not_ready_says_since_when_and_why() -> None:
+    hung = NodeInfo.from_json(
+        _api_node(
+            "lab-node-2",
+            {
+                "status": "Unknown",
+                "lastTransitionTime": "2026-12-03T13:01:22Z",
+                "reason": "NodeStatusUnknown",
+                "message": "Kubelet stopped posting node status.",
+            },
+        )
+    )
+    assert not hung.ready
+    assert (
+        hung.not_ready
+        == "Ready Unknown since 2026-12-03T13:01:22Z (NodeStatusUnknown: Kubelet stopped posting node status.)"
+    )
+    down = NodeInfo.from_json(
+        _api_node(
+            "n", {"status": "False", "reason": "KubeletNotReady", "message": "container runtime\nnetwork not ready"}
+        )
+    )
+    assert down.not_ready == "NotReady (KubeletNotReady: container runtime network not ready)"
+    assert NodeInfo.from_json(_api_node("n", None)).not_ready == "NotReady (no Ready condition reported)"
+    assert NodeInfo.from_json(_api_node("n", {"status": "True"})).not_ready == ""
+    again = NodeInfo.from_dict(hung.to_dict())  # as xdist workers get it
+    assert again.not_ready == hung.not_ready
+
+
+def test_the_header_names_every_node_left_out_and_why() -> None:
+    nodes = [
+        node("lab-node-1", "10.99.0.11", "10.244.1.0/24"),
+        NodeInfo("lab-node-2", "10.99.0.12", ("10.244.2.0/24",), False, True, not_ready="NotReady since T (x)"),
+        node("lab-node-3", "10.99.0.13", "10.244.3.0/24", schedulable=False),
+        node("lab-node-4", "10.99.0.14", "10.244.4.0/24"),
+        node("lab-node-5", "10.99.0.15", "10.244.5.0/24"),
+        node("pool-b-1", "10.99.0.16", "10.244.6.0/24", ready=False),
+    ]
+    matching = [n.name for n in nodes if n.name.startswith("lab-")]
+    chosen = select_nodes(nodes, matching, 2)
+    assert [n.name for n in chosen] == ["lab-node-1", "lab-node-4"]
+    left = left_out(nodes, chosen, "pool=a", matching, 2)
+    assert left == {
+        "lab-node-2": "NotReady since T (x)",
+        "lab-node-3": "cordoned (spec.unschedulable)",
+        "lab-node-5": "beyond --node-limit 2",
+        "pool-b-1": "does not match --node-selector 'pool=a'",  # not asked for: its state is not the reason
+    }
+    assert left_out_lines(left) == [
+        "lab-node-2: NotReady since T (x)",
+        "cordoned (spec.unschedulable): lab-node-3",
+        "beyond --node-limit 2: lab-node-5",
+        "does not match --node-selector 'pool=a': pool-b-1",
+    ]
+
+
+def test_a_node_limit_on_a_big_cluster_is_one_header_line() -> None:
+    nodes = [node(f"n{i:04}", "10.99.0.1", "10.244.0.0/24") for i in range(1000)]
+    left = left_out(nodes, select_nodes(nodes, None, 10), None, None, 10)
+    assert left_out_lines(left) == ["beyond --node-limit 10: n0010, n0011, n0012, n0013, n0014 and 985 more"]
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,8 @@ __all__ = [
     "cluster_families",
     "explain_no_nodes",
     "family_of",
+    "left_out",
+    "left_out_lines",
     "list_nodes",
     "ownership_of",
     "select_nodes",
@@ -55,6 +57,7 @@ class NodeInfo:
     labels: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     annotations: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     internal_ips: tuple[str, ...] = ()  # every InternalIP (one per family on a dual-stack node)
+    not_ready: str = ""  # when not Ready: since when and why, from its Ready condition
 
     def ip_of(self, family: str) -> str | None:
         """This node's InternalIP of `family` ("ipv4" | "ipv6"), if it has one."""
@@ -88,7 +91,8 @@ class NodeInfo:
         for a in status.get("addresses") or []:
             addresses.setdefault(a["type"], a["address"])  # the first of a type: the primary family's
         internal = tuple(a["address"] for a in status.get("addresses") or [] if a["type"] == "InternalIP")
-        conditions = {c["type"]: c["status"] for c in status.get("conditions") or []}
+        conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+        ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
         cidrs = tuple(spec.get("podCIDRs") or ([spec["podCIDR"]] if spec.get("podCIDR") else []))
         info = status.get("nodeInfo") or {}
         return cls(
@@ -103,6 +107,7 @@ class NodeInfo:
             labels=dict(meta.get("labels") or {}),
             annotations=dict(meta.get("annotations") or {}),
             internal_ips=internal,
+            not_ready="" if conditions.get("Ready") == "True" else _not_ready_words(ready),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -133,6 +138,62 @@ def list_nodes(api: k8s.ApiClient, label_selector: str | None = None) -> list[No
             raise UsageError(f"--node-selector {label_selector!r} is not a valid label selector") from None
         raise UsageError(api_error_sentence(exc, "list nodes")) from None
     return sorted((NodeInfo.from_json(n) for n in items), key=lambda n: n.name)
+
+
+def _not_ready_words(condition: dict[str, Any] | None) -> str:
+    """`NotReady since 2026-12-03T13:01:22Z (NodeStatusUnknown: Kubelet stopped posting node status.)`."""
+    if not condition:
+        return "NotReady (no Ready condition reported)"
+    status = {"False": "NotReady", "Unknown": "Ready Unknown"}.get(str(condition.get("status")), "NotReady")
+    since = f" since {condition['lastTransitionTime']}" if condition.get("lastTransitionTime") else ""
+    why = ": ".join(str(condition[k]) for k in ("reason", "message") if condition.get(k))
+    why = " ".join(why.split())  # the API's text, on one line
+    return f"{status}{since}" + (f" ({why[:160]})" if why else "")
+
+
+def left_out(
+    all_nodes: list[NodeInfo],
+    chosen: list[NodeInfo],
+    selector: str | None,
+    matching: list[str] | None,
+    limit: int | None,
+) -> dict[str, str]:
+    """Each node the run does not test, and why, in the order select_nodes decides it."""
+    taken = {n.name for n in chosen}
+    out: dict[str, str] = {}
+    for n in all_nodes:
+        if n.name in taken:
+            continue
+        if matching is not None and n.name not in matching:  # not asked for, whatever its state
+            out[n.name] = f"does not match --node-selector {selector!r}"
+            continue
+        why = [n.not_ready or "NotReady"] if not n.ready else []
+        if not n.schedulable:
+            why.append("cordoned (spec.unschedulable)")
+        out[n.name] = "; ".join(why) or f"beyond --node-limit {limit}"
+    return out
+
+
+def left_out_lines(left: dict[str, str], per_reason: int = 5) -> list[str]:
+    """The header's account of the nodes left out: NotReady ones one by one (each has its own time and
+    reason, first 10), the others grouped by reason with a few names each (a --node-limit of 10 on
+    1000 nodes is one line, not 990)."""
+    if not left:
+        return []
+    own = [(name, why) for name, why in left.items() if why.startswith(("NotReady", "Ready Unknown"))]
+    lines = [f"{name}: {why}" for name, why in own[:10]]
+    if len(own) > 10:
+        lines.append(f"... and {len(own) - 10} more not Ready")
+    groups: dict[str, list[str]] = {}
+    for name, why in left.items():
+        if not why.startswith(("NotReady", "Ready Unknown")):
+            groups.setdefault(why, []).append(name)
+    for why, names in groups.items():
+        shown = ", ".join(names[:per_reason]) + (
+            f" and {len(names) - per_reason} more" if len(names) > per_reason else ""
+        )
+        lines.append(f"{why}: {shown}")
+    return lines
 
 
 def select_nodes(all_nodes: list[NodeInfo], matching: list[str] | None, limit: int | None) -> list[NodeInfo]:

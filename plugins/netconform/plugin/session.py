@@ -21,7 +21,15 @@ from kubernetes import client as k8s
 from netconform.errors import API_TRANSPORT_ERRORS, UsageError, api_error_sentence
 from netconform.kube.access import Permission, missing_permissions
 from netconform.kube.connect import make_api_client, resolve_target, server_version
-from netconform.kube.inventory import NodeInfo, explain_no_nodes, list_nodes, ownership_of, select_nodes
+from netconform.kube.inventory import (
+    NodeInfo,
+    explain_no_nodes,
+    left_out,
+    left_out_lines,
+    list_nodes,
+    ownership_of,
+    select_nodes,
+)
 from netconform.plugin.options import positive_int
 from netconform.plugin.permissions import INSPECT_PERMISSIONS, RUN_PERMISSIONS
 
@@ -44,6 +52,7 @@ class Cluster:
     api_client: k8s.ApiClient
     # read-only permissions (ClusterRole netconform-inspect) the caller lacks: said once, nothing read
     cannot_inspect: list[str] = field(default_factory=list)
+    left_out: dict[str, str] = field(default_factory=dict)  # node -> why the run does not test it
 
     @property
     def core(self) -> k8s.CoreV1Api:
@@ -185,7 +194,8 @@ def connect(config: pytest.Config) -> Cluster:
         all_nodes = list_nodes(api)
         selector = config.getoption("node_selector")
         matching = [n.name for n in list_nodes(api, selector)] if selector else None
-        nodes = select_nodes(all_nodes, matching, config.getoption("node_limit"))
+        limit = config.getoption("node_limit")
+        nodes = select_nodes(all_nodes, matching, limit)
         if not nodes:
             raise UsageError(explain_no_nodes(all_nodes, selector))
     except UsageError as exc:
@@ -202,6 +212,7 @@ def connect(config: pytest.Config) -> Cluster:
         configuration=target.configuration,
         api_client=api,
         cannot_inspect=[str(p) for p in lacking],
+        left_out=left_out(all_nodes, nodes, selector, matching, limit),
     )
 
 
@@ -250,6 +261,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [
         f"netconform: cluster {c.cluster_name} (context {c.context}) at {c.server}, Kubernetes {c.version}, run {run_id(config)}",
         f"netconform: {len(c.nodes)} of {len(c.all_nodes)} nodes selected: {nodes}",
+        *(f"netconform: left out {line}" for line in left_out_lines(c.left_out)),
     ]
 
 
