@@ -13,7 +13,14 @@ from netconform.dialing.coverage import backend_tries, false_failure_bound
 from netconform.dialing.fanout import dial_from
 from netconform.dialing.model import Attempt, DialResult, Source, Target, connection_summary, percentile
 from netconform.dialing.path import PATH_PROPERTY, SameHost, decode_outcomes, encode_outcomes, read_paths, record_path
-from netconform.dialing.plan import build_plan, pod_target, service_target, stability_peer
+from netconform.dialing.plan import (
+    build_plan,
+    nodeport_target,
+    plan_with_gaps,
+    pod_target,
+    service_target,
+    stability_peer,
+)
 from netconform.dialing.probe import parse_output, worst_case_seconds
 from netconform.errors import ProbeRunError
 from netconform.kube.inventory import NodeInfo
@@ -288,6 +295,26 @@ def test_plan_is_one_batch_per_client_and_grows_linearly_per_client() -> None:
     assert by_id["stability:nodeport:ipv4"].host == "10.99.0.12" and by_id["stability:nodeport:ipv4"].count == 100
     assert by_id["dns:fqdn:ipv4"].host == "nc-server.netconform-ab12cd34.svc.cluster.local"
     assert by_id["dns:fqdn:ipv4"].spec()["family"] == "4"
+
+
+def test_a_node_whose_probes_never_started_fails_its_paths_with_the_reason_and_the_rest_are_planned() -> None:
+    nodes = [node(1), node(2), node(3)]
+    dep = deployment(nodes)
+    del dep.servers["lab-node-2"], dep.clients["lab-node-2"]
+    dep.unusable = {"lab-node-2": "nc-server-x on lab-node-2: ContainerCreating (FailedCreatePodSandBox: cni)"}
+    plan, gaps = plan_with_gaps(dep, nodes, stability_count=100)
+    assert [s.node for s in plan] == ["lab-node-1", "lab-node-3"]  # no client there: no dial from it
+    why = "the probe pods on lab-node-2 never became Ready: nc-server-x on lab-node-2: ContainerCreating"
+    for tid in (
+        pod_target("tcp", "lab-node-2"),
+        nodeport_target("lab-node-2"),
+        nodeport_target("lab-node-2", local=True),
+    ):
+        gap = gaps[("lab-node-1", tid)]
+        assert gap.fail and gap.reason.startswith(why)
+    first = {t.id: t for t in plan[Source("nc-client-1", "10.244.1.20", "lab-node-1")]}
+    assert first["stability:nodeport:ipv4"].host == "10.99.0.13"  # the ring skips the node without probes
+    assert first[service_target("tcp")].want_backends == 2
 
 
 def test_stability_ring_gives_every_node_one_remote_client() -> None:

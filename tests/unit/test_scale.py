@@ -159,7 +159,7 @@ def probe_pod(role: str, node: str, ip: str, ready: bool = True, **status: Any) 
         "status": {
             "phase": "Running" if ready else "Pending",
             "podIP": ip,
-            "podIPs": [{"ip": ip}, {"ip": f"fd00::{ip.rsplit('.', 1)[1]}"}],
+            "podIPs": [{"ip": ip}, {"ip": f"fd00::{ip.rsplit('.', 1)[1]}"}] if ip else [],  # none while pending
             "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
             **status,
         },
@@ -186,8 +186,48 @@ def test_wait_ready_lists_pods_and_slices_once_per_poll_as_plain_json(api: k8s.A
     got = wait_ready(k8s.CoreV1Api(api), NS, ["n1", "n2"], timeout_s=5, settle_s=0)
     assert request_counts()["api"] - before == 2
     assert FakeApiServer.asked == [(PODS, "labelSelector=netconform.io/role"), (SLICES, "")]
-    assert got["server"]["n2"] == PodRef("nc-server-n2", "10.0.2.2", "n2", ("10.0.2.2", "fd00::2"))
-    assert set(got["client"]) == {"n1", "n2"} and got[SINGLE["role"]]["n1"].ip_of("ipv6") == "fd00::4"
+    assert got.pods["server"]["n2"] == PodRef("nc-server-n2", "10.0.2.2", "n2", ("10.0.2.2", "fd00::2"))
+    assert set(got.pods["client"]) == {"n1", "n2"} and got.pods[SINGLE["role"]]["n1"].ip_of("ipv6") == "fd00::4"
+    assert got.unusable == {}
+
+
+def test_a_node_whose_probes_never_start_is_left_out_with_the_reason_not_the_run(api: k8s.ApiClient) -> None:
+    """A broken CNI on n2: its pods stay ContainerCreating; n1 and n3 are Ready and listed."""
+    sandbox = {"containerStatuses": [{"name": "probe", "image": "p", "ready": False, "restartCount": 0,
+                                      "state": {"waiting": {"reason": "ContainerCreating"}}}]}  # fmt: skip
+    pods = [probe_pod("server", "n1", "10.0.1.2"), probe_pod("client", "n1", "10.0.1.3"),
+            probe_pod(SINGLE["role"], "n1", "10.0.1.4"),
+            probe_pod("server", "n2", "", ready=False, **sandbox), probe_pod("client", "n2", "", ready=False, **sandbox),
+            probe_pod("server", "n3", "10.0.3.2"), probe_pod("client", "n3", "10.0.3.3")]  # fmt: skip
+    servers = ["10.0.1.2", "10.0.3.2", "fd00::2"]
+    slices = [endpoint_slice(name, servers) for name in SERVICES.values()]
+    slices += [endpoint_slice(HAIRPIN_SERVICE, ["10.0.1.3", "10.0.3.3", "fd00::3"])]
+    slices += [endpoint_slice(SINGLE["service"], ["10.0.1.4", "fd00::4"])]
+    events = [
+        {"metadata": {"creationTimestamp": "2026-11-28T10:00:01Z"}, "involvedObject": {"kind": "Pod", "name": name},
+         "reason": "FailedCreatePodSandBox", "lastTimestamp": "2026-11-28T10:00:05Z",
+         "message": 'plugin type="flannel" failed (add): failed to load flannel \'subnet.env\' file'}
+        for name in ("nc-server-n2", "nc-client-n2")
+    ]  # fmt: skip
+    FakeApiServer.answers = {
+        PODS: (200, {"items": pods}),
+        SLICES: (200, {"items": slices}),
+        EVENTS: (200, {"items": events}),
+    }
+    got = wait_ready(k8s.CoreV1Api(api), NS, ["n1", "n2", "n3"], timeout_s=0, settle_s=0)
+    assert set(got.pods["server"]) == set(got.pods["client"]) == {"n1", "n3"}
+    why = "ContainerCreating (FailedCreatePodSandBox: plugin type=\"flannel\" failed (add): failed to load flannel 'subnet.env' file)"
+    assert got.unusable == {"n2": f"nc-server-n2 on n2: {why}; nc-client-n2 on n2: {why}"}
+
+
+def test_no_node_ready_at_all_is_still_one_sentence(api: k8s.ApiClient) -> None:
+    pods = [probe_pod("server", "n1", "", ready=False), probe_pod("client", "n1", "", ready=False)]
+    FakeApiServer.answers = {PODS: (200, {"items": pods}), SLICES: (200, {"items": []}), EVENTS: (200, {"items": []})}
+    with pytest.raises(
+        ProbeSetupError,
+        match=r"^probes not Ready after 0s: nc-client-n1 on n1, nc-server-n1 on n1: Pending; no nc-server pod on n2",
+    ):
+        wait_ready(k8s.CoreV1Api(api), NS, ["n1", "n2"], timeout_s=0)
 
 
 def test_wait_ready_times_out_naming_the_newest_warning(api: k8s.ApiClient) -> None:

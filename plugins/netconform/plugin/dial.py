@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
+from netconform.checks import check_of
 from netconform.dialing.fanout import dial_all
 from netconform.dialing.host import HostDials, dial_nodeports_from_host
 from netconform.dialing.model import DialResult, Source, SourceOutcome, Target
@@ -185,11 +186,13 @@ class SourceView:
         item: pytest.Item,
         gaps: dict[tuple[str, str], Gap] | None = None,
         pod: PodRef | None = None,
+        unusable: str = "",
     ) -> None:
         self.outcome, self.node, self._item = outcome, node, item
         self._by_id = {r.target_id: r for r in outcome.results}
         self._gaps = gaps or {}
         self._pod = pod
+        self._unusable = unusable  # why this node has no probe pods: each result fails with it
 
     @property
     def pod(self) -> str:
@@ -206,6 +209,11 @@ class SourceView:
     def result(self, target_id: str, check: str | None = None, *, record: bool = True) -> DialResult:
         """The result of `target_id` from this pod, recorded as the test's path (unless `record` is False).
         A path the plan could not dial fails or skips the test with the reason (netconform.dialing.plan.Gap)."""
+        if self._unusable:
+            module = getattr(self._item, "module", None)
+            check_name = check or check_of(module.__name__ if module else "")
+            record_path(self._item.user_properties, PathInfo(check_name, self.node.name, error="probe_not_run"))
+            pytest.fail(f"the probe pods on {self.node.name} never became Ready: {self._unusable}", pytrace=False)
         result = self._by_id.get(target_id)
         if result is None:
             gap = self._gaps.get((self.node.name, target_id))
@@ -232,10 +240,16 @@ def _check_of(request: pytest.FixtureRequest) -> str:
 def src(request: pytest.FixtureRequest, dials: DialBook, cluster: Cluster, probes: Deployment) -> SourceView:
     """The client pod on the node named by the indirect parameter, with its dial results.
 
-    If the probe could not be run there, the test errors (not fails): that is no network verdict.
+    If the probe could not be run there, the test errors (not fails): that is no network verdict. If the
+    node's probe pods never became Ready (a broken CNI, an image that does not pull), the test fails
+    with that reason: the node cannot run pods, which is the node's fault.
     """
     node = cluster.node(request.param)
     outcome = dials.outcomes.get(node.name)
+    if outcome is None and node.name in probes.unusable:  # the test fails when it asks for a result
+        return SourceView(
+            SourceOutcome(Source("", "", node.name)), node, request.node, unusable=probes.unusable[node.name]
+        )
     if outcome is None:
         pytest.fail(f"netconform: no client pod on {node.name}", pytrace=False)
     if outcome.error:
@@ -250,13 +264,16 @@ def src(request: pytest.FixtureRequest, dials: DialBook, cluster: Cluster, probe
 class HostView:
     """A test's view of the NodePort dials made from this machine; records the path like SourceView."""
 
-    def __init__(self, dials: HostDials | None, item: pytest.Item) -> None:
+    def __init__(self, dials: HostDials | None, item: pytest.Item, unusable: dict[str, str] | None = None) -> None:
         self.dials, self._item = dials, item
+        self._unusable = unusable or {}
 
     def result(self, dst: NodeInfo, target_id: str) -> DialResult:
         """The dial of `target_id` on `dst`; skips the test when this machine cannot reach `dst` at all."""
         if self.dials is None:
             pytest.skip(IN_CLUSTER)
+        if dst.name in self._unusable:  # no local backend there: its NodePorts cannot answer as checked
+            pytest.fail(f"the probe pods on {dst.name} never became Ready: {self._unusable[dst.name]}", pytrace=False)
         if target_id in self.dials.skip:
             pytest.skip(self.dials.skip[target_id])
         results = self.dials.results[dst.name]
@@ -294,7 +311,9 @@ def _host_dials_once(
     return once_per_run(
         shared_dir(tmp_path_factory, run_id(pytestconfig)),
         "host-dials",
-        lambda: dial_nodeports_from_host(probes, cluster.nodes, timeout_s).to_dict(),
+        lambda: dial_nodeports_from_host(
+            probes, [n for n in cluster.nodes if n.name not in probes.unusable], timeout_s
+        ).to_dict(),
         # per node and family: the kubelet-port check and three NodePorts, 16 at a time
         wait_s=timeout_s * 4 * len(cluster.nodes) * len(cluster_families(cluster.nodes)) + 60,
         what="dialing NodePorts from this machine",
@@ -302,9 +321,9 @@ def _host_dials_once(
 
 
 @pytest.fixture
-def host_dials(request: pytest.FixtureRequest, _host_dials: HostDials | None) -> HostView:
+def host_dials(request: pytest.FixtureRequest, _host_dials: HostDials | None, probes: Deployment) -> HostView:
     """NodePort of every node dialed from this machine (once per run, shared with xdist workers)."""
-    return HostView(_host_dials, request.node)
+    return HostView(_host_dials, request.node, probes.unusable)
 
 
 # ---------------------------------------------------------------- parametrization of suite tests

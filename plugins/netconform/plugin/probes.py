@@ -126,6 +126,8 @@ def _deploy_shared(config: pytest.Config, cluster: Cluster) -> dict[str, Any]:
         dep = deploy(cluster.api_client, _deploy_request(config, cluster))
     except ProbeSetupError as exc:
         return {"error": str(exc)}
+    for node, why in dep.unusable.items():  # the run goes on without it; its tests fail with this
+        _say(config, f"the probe pods on {node} never became Ready, its tests fail: {why}")
     settled = wait_programmed(cluster.configuration, dep, cluster_families(cluster.nodes))
     dep.settle_s, dep.settle_execs, dep.settle_note = settled.seconds, settled.execs, settled.note()
     dep.seconds = round(dep.seconds + settled.seconds, 2)

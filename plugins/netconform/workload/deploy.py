@@ -53,6 +53,8 @@ class Deployment:
     settle_s: float = 0.0
     settle_execs: int = 0
     settle_note: str = ""
+    # selected nodes whose probe pods did not become Ready in the wait -> why (their tests fail with it)
+    unusable: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -136,9 +138,11 @@ def deploy(api: k8s.ApiClient, want: DeployRequest) -> Deployment:
     services = {key.removeprefix("service "): obj for key, obj in made.items() if key.startswith("service ")}
     kubernetes = made["kubernetes"]
     kubernetes_ip, kubernetes_ips = kubernetes.spec.cluster_ip, _cluster_ips(kubernetes)
-    pods = wait_ready(core, ns, want.node_names, want.ready_timeout_s, want.progress, want.settle_s)
+    ready = wait_ready(core, ns, want.node_names, want.ready_timeout_s, want.progress, want.settle_s)
+    pods = ready.pods
     servers, clients = pods["server"], pods["client"]
-    mtu, mtu_error = _pod_mtu(api, ns, clients[want.node_names[0]].name) if want.node_names else (0, "no node")
+    first = next((clients[n] for n in want.node_names if n in clients), None)
+    mtu, mtu_error = _pod_mtu(api, ns, first.name) if first else (0, "no node")
     server = services[SERVICES["clusterip"]]
     return Deployment(
         namespace=ns,
@@ -158,6 +162,7 @@ def deploy(api: k8s.ApiClient, want: DeployRequest) -> Deployment:
         pod_mtu=mtu,
         pod_mtu_error=mtu_error,
         service_ips={name: ips for name, svc in services.items() if (ips := _cluster_ips(svc))},
+        unusable=ready.unusable,
     )
 
 

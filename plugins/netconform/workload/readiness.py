@@ -22,7 +22,7 @@ from netconform.kube.connect import get_json
 from netconform.kube.inventory import family_of
 from netconform.workload.labels import HAIRPIN_SERVICE, HTTP_PORT, ROLE_LABEL, SERVICES, SINGLE
 
-__all__ = ["PodRef", "not_ready_message", "pod_problem", "wait_ready"]
+__all__ = ["PodRef", "Readiness", "not_ready_message", "pod_problem", "wait_ready"]
 
 # kube-proxy applies EndpointSlice changes asynchronously (iptables min-sync-period is 1s by default);
 # dialing the moment the slices list every server found nodes still balancing over the old set.
@@ -53,6 +53,15 @@ class PodRef:
     @classmethod
     def of(cls, pod: Pod, node: str) -> PodRef:
         return cls(pod["metadata"]["name"], pod["status"]["podIP"], node, tuple(_pod_ips(pod)))
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """The probe pods that became Ready (role -> node -> pod), and the selected nodes whose pods did not
+    within the wait, with the reason (the run tests the others; those nodes' tests fail with it)."""
+
+    pods: dict[str, dict[str, PodRef]]
+    unusable: dict[str, str]
 
 
 def _pod_ips(pod: Pod) -> list[str]:
@@ -186,11 +195,12 @@ def wait_ready(
     timeout_s: float,
     progress: Progress | None = None,
     settle_s: float = KUBE_PROXY_SETTLE_S,
-) -> dict[str, dict[str, PodRef]]:
+) -> Readiness:
     """Wait (bounded) until every selected node has a Ready server and client (the first one also the
-    single pod) and the Services list them all, then `settle_s` more for kube-proxy. Returns role ->
-    node -> pod.
+    single pod) and the Services list them all, then `settle_s` more for kube-proxy.
 
+    At the deadline, nodes whose server and client are Ready and listed are tested without the others
+    (a node with a broken CNI must not stop the run); with none, ProbeSetupError says why.
     `progress` hears what is still pending every PROGRESS_EVERY_S seconds.
     """
     api = core.api_client
@@ -213,7 +223,7 @@ def wait_ready(
                 slices_ok = _endpoints_cover(api, namespace, _backend_ips(chosen, nodes))
             covered_since = (covered_since or time.monotonic()) if slices_ok else None
             if covered_since is not None and time.monotonic() - covered_since >= settle_s:
-                return {role: {n: PodRef.of(p, n) for n, p in chosen[role].items()} for role in chosen}
+                return Readiness({role: {n: PodRef.of(p, n) for n, p in chosen[role].items()} for role in chosen}, {})
             api_error = None
         except API_ERRORS as exc:
             # keep polling through a blip of the API; say so if it lasts until the deadline
@@ -225,8 +235,37 @@ def wait_ready(
         if waited >= timeout_s:
             if api_error:
                 raise ProbeSetupError(f"probes not Ready after {waited:.0f}s: {api_error}")
-            raise ProbeSetupError(not_ready_message(pods, nodes, _latest_warnings(api, namespace), waited, slices_ok))
+            warnings = _latest_warnings(api, namespace)
+            partial = _without_unready_nodes(api, namespace, pods, nodes, warnings)
+            if partial:
+                return partial
+            raise ProbeSetupError(not_ready_message(pods, nodes, warnings, waited, slices_ok))
         time.sleep(POLL_S)
+
+
+def _without_unready_nodes(
+    api: k8s.ApiClient, namespace: str, pods: list[Pod], nodes: list[str], warnings: dict[str, str]
+) -> Readiness | None:
+    """The nodes whose server and client are Ready, if there are any and the Services list exactly
+    those servers; the rest by the reason their pods give."""
+    chosen, _ = _placement(pods, nodes)
+    usable = [n for n in nodes if all(n in chosen[r] and _is_ready(chosen[r][n]) for r in ("server", "client"))]
+    if not usable or len(usable) == len(nodes):
+        return None
+    ready = {role: {n: p for n, p in chosen[role].items() if n in usable and _is_ready(p)} for role in chosen}
+    try:
+        if not _endpoints_cover(api, namespace, _backend_ips(ready, usable)):
+            return None
+    except API_ERRORS:
+        return None
+    unusable = {}
+    for node in nodes:
+        if node in usable:
+            continue
+        why = [pod_problem(chosen[r][node], warnings) for r in ("server", "client") if node in chosen[r]]
+        why += [f"no nc-{r} pod on {node}" for r in ("server", "client") if node not in chosen[r]]
+        unusable[node] = "; ".join(why)
+    return Readiness({role: {n: PodRef.of(p, n) for n, p in ready[role].items()} for role in ready}, unusable)
 
 
 def _pending(pods: list[Pod], nodes: list[str], slices_ok: bool, api_error: str | None) -> str:
