@@ -12,7 +12,15 @@ import pytest
 from netconform.dialing.coverage import backend_tries, false_failure_bound
 from netconform.dialing.fanout import dial_from
 from netconform.dialing.model import Attempt, DialResult, Source, Target, connection_summary, percentile
-from netconform.dialing.path import PATH_PROPERTY, SameHost, decode_outcomes, encode_outcomes, read_paths, record_path
+from netconform.dialing.path import (
+    PATH_PROPERTY,
+    PathInfo,
+    SameHost,
+    decode_outcomes,
+    encode_outcomes,
+    read_paths,
+    record_path,
+)
 from netconform.dialing.plan import build_plan, pod_target, service_target, stability_peer
 from netconform.dialing.probe import parse_output, worst_case_seconds
 from netconform.errors import ProbeRunError
@@ -145,6 +153,16 @@ def test_path_property_has_one_writer_and_one_reader() -> None:
     props.append((PATH_PROPERTY, json.dumps({"check": "dns", "src_node": "lab-node-1", "unknown_key": 1})))
     paths = read_paths(props)
     assert [p.check for p in paths] == ["stability", "dns"] and paths[0].seen_ip is None
+
+
+def test_a_path_carries_its_result_and_is_serialized_without_it() -> None:
+    result = many([True, False])
+    info = result.path_info()
+    assert info.result is result
+    data = info.to_dict()
+    assert "result" not in data
+    back = PathInfo.from_value(json.dumps(data))  # the form xdist and JUnit XML carry
+    assert back == info and back.result is None and back.to_dict() == data
 
 
 @pytest.mark.parametrize(
