@@ -12,7 +12,15 @@ import pytest
 from netconform.dialing.coverage import backend_tries, false_failure_bound
 from netconform.dialing.fanout import dial_from
 from netconform.dialing.model import Attempt, DialResult, Source, Target, connection_summary, percentile
-from netconform.dialing.path import PATH_PROPERTY, SameHost, decode_outcomes, encode_outcomes, read_paths, record_path
+from netconform.dialing.path import (
+    PATH_PROPERTY,
+    PathInfo,
+    SameHost,
+    decode_outcomes,
+    encode_outcomes,
+    read_paths,
+    record_path,
+)
 from netconform.dialing.plan import (
     build_plan,
     nodeport_target,
@@ -24,6 +32,7 @@ from netconform.dialing.plan import (
 from netconform.dialing.probe import parse_output, worst_case_seconds
 from netconform.errors import ProbeRunError
 from netconform.kube.inventory import NodeInfo
+from netconform.plugin import paths
 from netconform.plugin.dns_retries import retried_lookups
 from netconform.workload.deploy import Deployment
 from netconform.workload.readiness import PodRef
@@ -152,6 +161,28 @@ def test_path_property_has_one_writer_and_one_reader() -> None:
     props.append((PATH_PROPERTY, json.dumps({"check": "dns", "src_node": "lab-node-1", "unknown_key": 1})))
     paths = read_paths(props)
     assert [p.check for p in paths] == ["stability", "dns"] and paths[0].seen_ip is None
+
+
+def test_a_path_carries_its_result_and_is_serialized_without_it() -> None:
+    result = many([True, False])
+    info = result.path_info()
+    assert info.result is result
+    data = info.to_dict()
+    assert "result" not in data
+    back = PathInfo.from_value(json.dumps(data))  # the form xdist and JUnit XML carry
+    assert back == info and back.result is None and back.to_dict() == data
+
+
+def test_a_test_reads_its_paths_as_recorded_with_the_results_it_was_handed() -> None:
+    item = SimpleNamespace(user_properties=[("other", 1)], stash=pytest.Stash())
+    first, second = many([True]), many([True, False])  # the same address: no search could tell them apart
+    paths.record(item, first.path_info())
+    item.user_properties.append((PATH_PROPERTY, {"check": "dns", "src_node": "lab-node-1"}))  # a test's own dict
+    paths.record(item, second.path_info())
+    got = paths.recorded(item)
+    assert [p.check for p in got] == ["stability", "dns", "stability"]
+    assert got[0].result is first and got[1].result is None and got[2].result is second
+    assert read_paths(item.user_properties) == got  # the serialized form says the same, for other processes
 
 
 @pytest.mark.parametrize(

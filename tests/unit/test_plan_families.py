@@ -402,7 +402,8 @@ def test_an_ipv6_path_is_said_to_leave_from_the_pod_s_ipv6_address() -> None:
 def test_findings_about_services_and_pod_paths_explain_hairpin_and_full_size_paths() -> None:
     from netconform.diagnose.correlate import explains
     from netconform.diagnose.facts import ClusterFacts, ServiceFacts
-    from netconform.diagnose.model import Finding, PathRef, scope
+    from netconform.diagnose.model import Finding, scope
+    from netconform.dialing.path import PathInfo
 
     facts = ClusterFacts(
         services={
@@ -414,9 +415,9 @@ def test_findings_about_services_and_pod_paths_explain_hairpin_and_full_size_pat
     def finding(*checks: str) -> Finding:
         return Finding("x", "x", 0.9, "lab-node-2", (), "", (scope(checks=list(checks), nodes=["lab-node-2"]),))
 
-    hairpin = PathRef("hairpin", "lab-node-2", "lab-node-2", "10.96.0.60:8080", "timeout")
-    through = PathRef("mtu", "lab-node-2", None, "10.96.0.50:8081", "too_big")
-    to_pod = PathRef("mtu", "lab-node-2", "lab-node-3", "10.244.3.10:8081", "too_big")
+    hairpin = PathInfo("hairpin", "lab-node-2", "lab-node-2", "10.96.0.60:8080", "timeout")
+    through = PathInfo("mtu", "lab-node-2", None, "10.96.0.50:8081", "too_big")
+    to_pod = PathInfo("mtu", "lab-node-2", "lab-node-3", "10.244.3.10:8081", "too_big")
     service, pod_to_pod = finding("service"), finding("pod_to_pod")
     assert explains(service, hairpin, facts) and explains(finding("hairpin"), hairpin, facts)
     assert explains(service, through, facts) and not explains(pod_to_pod, through, facts)

@@ -20,12 +20,12 @@ from kubernetes import client as k8s
 
 from netconform.dialing.fanout import dial_from
 from netconform.dialing.model import Source, Target
+from netconform.dialing.path import PathInfo
 from netconform.kube.connect import make_api_client
 from netconform.nodes import NodeHosts
 from netconform.workload.labels import role_selector
 
 from .facts import ClusterFacts
-from .model import PathRef
 
 __all__ = ["Analysis", "analyse", "capture_path"]
 
@@ -167,7 +167,7 @@ def capture_path(
     facts: ClusterFacts,
     configuration: k8s.Configuration,
     namespace: str,
-    paths: list[PathRef],
+    paths: list[PathInfo],
     seconds: int,
     save: Callable[[str, bytes], str | None],
 ) -> Captured:
@@ -215,7 +215,7 @@ def capture_path(
     return Captured("\n".join(lines) + "\n", pcaps)
 
 
-def _redial(configuration: k8s.Configuration, namespace: str, path: PathRef) -> str:
+def _redial(configuration: k8s.Configuration, namespace: str, path: PathInfo) -> str:
     """Dial the failed target again from the client pod on the source node (one `probe dial`)."""
     core = k8s.CoreV1Api(make_api_client(configuration))
     pods = core.list_namespaced_pod(

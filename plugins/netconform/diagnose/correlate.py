@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netconform.checks import DNS, HAIRPIN, MTU, NODEPORT, POD_TO_POD, SERVICE, STABILITY
-from netconform.dialing.path import read_paths
+from netconform.dialing.path import PathInfo
 
 from .facts import ClusterFacts
-from .model import Finding, Hop, PathRef, Scope
+from .model import Finding, Hop, Scope
 
 
 def _dns_nodes(facts: ClusterFacts) -> list[str]:
@@ -22,7 +22,7 @@ def _dns_nodes(facts: ClusterFacts) -> list[str]:
     return sorted(nodes)
 
 
-def hops_for(path: PathRef, facts: ClusterFacts) -> list[Hop]:
+def hops_for(path: PathInfo, facts: ClusterFacts) -> list[Hop]:
     """The node-to-node legs a failed path depends on."""
     src = path.src_node
     if path.check == DNS:
@@ -64,7 +64,7 @@ def _specificity(s: Scope) -> int:
     return 3 if s.pairs else 2 if (s.src_nodes or s.dst_nodes) else 1 if s.nodes else 0
 
 
-def _checks_of(path: PathRef, facts: ClusterFacts) -> tuple[str, ...]:
+def _checks_of(path: PathInfo, facts: ClusterFacts) -> tuple[str, ...]:
     """The check a path belongs to, plus what it is underneath: a stability run is a NodePort or a
     ClusterIP path, a hairpin a ClusterIP path, a full-size datagram a pod or ClusterIP path, and every
     finding about those explains it too."""
@@ -77,26 +77,25 @@ def _checks_of(path: PathRef, facts: ClusterFacts) -> tuple[str, ...]:
     return (path.check,)
 
 
-def explains(f: Finding, path: PathRef, facts: ClusterFacts) -> bool:
+def explains(f: Finding, path: PathInfo, facts: ClusterFacts) -> bool:
     hops = hops_for(path, facts)
     return any(
-        sc.matches(c, path.error, h, path.target_port)
+        sc.matches(c, path.error or "", h, path.target_port)
         for sc in f.explains
         for h in hops
         for c in _checks_of(path, facts)
     )
 
 
-def explaining(findings: Iterable[Finding], paths: list[PathRef], facts: ClusterFacts) -> list[Finding]:
+def explaining(findings: Iterable[Finding], paths: list[PathInfo], facts: ClusterFacts) -> list[Finding]:
     """Findings that explain at least one of a test's failed paths, most convincing first."""
     out = [f for f in findings if any(explains(f, p, facts) for p in paths)]
     return sorted(out, key=lambda f: (-f.confidence, -max((_specificity(s) for s in f.explains), default=0), f.cause))
 
 
-def failed_paths(user_properties: Iterable[tuple[str, Any]], nodeid: str = "") -> list[PathRef]:
-    """The test's `netconform_path` entries; those that carry an error when any does."""
-    paths = [PathRef.from_info(info, nodeid) for info in read_paths(user_properties)]
-    paths = [p for p in paths if p.error != "probe_not_run"]  # the probe did not run: no network verdict
+def failed_paths(recorded: Iterable[PathInfo]) -> list[PathInfo]:
+    """The paths of a failed test to diagnose: those that carry an error when any does."""
+    paths = [p for p in recorded if p.error != "probe_not_run"]  # the probe did not run: no network verdict
     with_error = [p for p in paths if p.error and p.error != "None"]
     return with_error or paths
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from kubernetes import client as k8s
 
-from netconform.dialing.path import read_paths
+from netconform.dialing.path import PathInfo
 from netconform.errors import API_ERRORS, NetconformError
 from netconform.kube.connect import make_api_client
 from netconform.kube.inventory import NodeInfo
@@ -33,7 +33,7 @@ from .diagnosis import Diagnosis
 from .dialseq import source_patterns
 from .evidence import ClusterEvidence, NodeEvidence, gather_script
 from .facts import ClusterFacts, NodeFacts, facts_from_api, facts_to_dict
-from .model import NOTHING, Finding, PathRef
+from .model import NOTHING, Finding
 from .rules import run_rules
 
 __all__ = ["GATHER_TIMEOUT_S", "Diagnoser", "render"]
@@ -129,7 +129,7 @@ class Diagnoser:
 
     # ------------------------------------------------------------ diagnosing
 
-    def diagnose(self, paths: list[PathRef]) -> tuple[list[Finding], list[Finding]]:
+    def diagnose(self, paths: list[PathInfo]) -> tuple[list[Finding], list[Finding]]:
         """(findings explaining the paths, inspection problems of the nodes involved)."""
         facts = self.facts()
         involved = {n for p in paths for h in correlate.hops_for(p, facts) for n in (h.src, h.dst) if n}
@@ -142,12 +142,11 @@ class Diagnoser:
             gaps.append(Finding("not-inspected", self.facts_error, 0.0, None, (), "", (NOTHING,)))
         return correlate.explaining([f for f in findings if f not in gaps], paths, facts), gaps
 
-    def diagnose_test(self, nodeid: str, user_properties: list[tuple[str, Any]]) -> Diagnosis | None:
-        """The diagnosis of one failed test from its recorded paths; None when it has no failed path."""
-        paths = correlate.failed_paths(user_properties, nodeid)
+    def diagnose_test(self, nodeid: str, recorded: list[PathInfo]) -> Diagnosis | None:
+        """The diagnosis of one failed test from the paths it recorded; None when it has no failed path."""
+        paths = correlate.failed_paths(recorded)
         if not paths:
             return None
-        recorded = read_paths(user_properties)
         with self._lock:
             self._paths[nodeid] = [p.to_dict() for p in recorded]
         findings, gaps = self.diagnose(paths)
@@ -160,9 +159,9 @@ class Diagnoser:
             evidence={n: seen[n].as_text() for n in sorted(n for n in wanted if n and n in seen)},
         )
 
-    def capture(self, diagnosis: Diagnosis, nodeid: str, user_properties: list[tuple[str, Any]]) -> None:
+    def capture(self, diagnosis: Diagnosis, nodeid: str, recorded: list[PathInfo]) -> None:
         """--capture-pcap: once per diagnosed cause (40 failures of one stale entry need one pcap, not 40)."""
-        paths = correlate.failed_paths(user_properties, nodeid)
+        paths = correlate.failed_paths(recorded)
         top = diagnosis.findings[0] if diagnosis.findings else None
         key = (str(top["cause"]), top.get("node")) if top else ("", paths[0].src_node if paths else None)
         with self._lock:

@@ -23,10 +23,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from netconform.dialing.path import SameHost, decode_outcomes, encode_outcomes
+from netconform.dialing.path import PathInfo, SameHost, decode_outcomes, encode_outcomes
 
 from .facts import ClusterFacts
-from .model import PathRef
 
 __all__ = ["FIRST_OK", "OK_ELSEWHERE", "Dial", "SourcePattern", "source_patterns"]
 
@@ -125,7 +124,7 @@ def _ok_after_failure(outcomes: tuple[str, ...]) -> bool:
     return False
 
 
-def _dials_of(path: PathRef) -> list[Dial] | None:
+def _dials_of(path: PathInfo) -> list[Dial] | None:
     """The source's dials to the path's address: its own, then the others it recorded; None without attempts."""
     if not path.attempts or path.target_port is None:
         return None
@@ -135,9 +134,9 @@ def _dials_of(path: PathRef) -> list[Dial] | None:
     return [own, *[d for d in others if d.outcomes and d.proto == proto]]
 
 
-def source_patterns(paths: Iterable[PathRef], facts: ClusterFacts) -> list[SourcePattern]:
+def source_patterns(paths: Iterable[PathInfo], facts: ClusterFacts) -> list[SourcePattern]:
     """One pattern per (source node, address) among the failed paths that carry their attempts."""
-    groups: dict[tuple[str, str], list[PathRef]] = {}
+    groups: dict[tuple[str, str], list[PathInfo]] = {}
     for p in paths:
         # TCP connections only: the pattern is of SYNs left unanswered (a UDP or full-size probe is another story)
         if p.src_node and p.error and p.target_ip and p.attempts and p.proto in ("tcp", "") and p.check != "mtu":

@@ -6,50 +6,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from netconform.dialing.path import PathInfo
-
-
-@dataclass(frozen=True)
-class PathRef:
-    """One failed test's path, from its `netconform_path` user_property."""
-
-    check: str
-    src_node: str | None
-    dst_node: str | None = None
-    target: str = ""
-    error: str = ""
-    seen_ip: str | list[str] | None = None
-    nodeid: str = ""
-    proto: str = ""
-    attempts: str = ""  # this path's outcomes in order (`ok T*4`); "" when not recorded
-    same_host: str = ""  # the source's other dials to the same address (netconform.dialing.path)
-
-    @classmethod
-    def from_info(cls, info: PathInfo, nodeid: str = "") -> PathRef:
-        """The parts of a `netconform_path` (read by dialing.path, its only reader) the rules use."""
-        return cls(
-            check=info.check,
-            src_node=info.src_node,
-            dst_node=info.dst_node,
-            target=str(info.target or ""),
-            error=str(info.error or ""),
-            seen_ip=info.seen_ip,
-            nodeid=nodeid,
-            proto=info.proto,
-            attempts=info.attempts,
-            same_host=info.same_host,
-        )
-
-    @property
-    def target_port(self) -> int | None:
-        _, _, port = self.target.rpartition(":")
-        return int(port) if port.isdigit() else None
-
-    @property
-    def target_ip(self) -> str:
-        host, _, _ = self.target.rpartition(":")
-        return host.strip("[]") if host else self.target
-
 
 @dataclass(frozen=True)
 class Hop:

@@ -216,8 +216,8 @@ class DialResult:
         return tuple(outcome_code(a.ok, a.error) for a in ordered)
 
     def path_info(self, check: str | None = None, others: Iterable[DialResult] = ()) -> PathInfo:
-        """This result as the path a test checked (see netconform.dialing.path). `others`: the source's
-        other results; on a failed path those to the same address are kept (`same_host`)."""
+        """This result as the path a test checked (see netconform.dialing.path), carrying this result.
+        `others`: the source's other results; on a failed path those to the same address are kept (`same_host`)."""
         first_failure = self.failures[0] if self.failures and not self.ok else None  # a retried lookup passed
         seen = self.seen_ips
         same = (  # only a failed path needs them (a passed one is read by nobody for a pattern)
@@ -241,6 +241,7 @@ class DialResult:
             seen_ip=seen[0] if len(seen) == 1 else (seen or None),
             attempts=encode_outcomes(self.outcome_codes),
             same_host="; ".join(same[:MAX_SAME_HOST]),
+            result=self,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,7 +1,9 @@
-"""The `netconform_path` user property: which path a test checked, for diagnosis and reports.
+"""A checked path (`PathInfo`) and its serialized form, the `netconform_path` user property.
 
-This module is its only writer (`record_path`) and its only reader (`read_paths`); everything else
-handles `PathInfo` objects. The value is a plain dict, so it survives xdist and JUnit XML.
+`PathInfo` is the one record of a dial path: built once from its `DialResult` (which it keeps, in the
+process that dialed), read by diagnosis, the capture and the report. The property is its only
+serialized form, a plain dict, so it survives xdist and JUnit XML: `PathInfo.to_dict` writes it
+(`record_path` appends it), `read_path` reads it back (`read_paths`: every one a test recorded).
 
 Per-attempt outcomes are kept compactly, in the order the probe made the attempts: one code per
 attempt (`ok`, or an error kind: T timeout, R refused, X reset, U unreachable, D dns, B too_big, E other),
@@ -12,8 +14,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # dialing.model builds PathInfo from a DialResult, so it imports this module
+    from netconform.dialing.model import DialResult
 
 __all__ = [
     "PATH_PROPERTY",
@@ -22,6 +27,7 @@ __all__ = [
     "decode_outcomes",
     "encode_outcomes",
     "outcome_code",
+    "read_path",
     "read_paths",
     "record_path",
 ]
@@ -88,7 +94,8 @@ class PathInfo:
     `attempts`: this path's outcomes in order (`ok T*4`); `same_host`, on a failed path only: the source's
     other dials to the same address in the run, `port[/proto]: outcomes` joined by `; ` (at most
     MAX_SAME_HOST), so a per-source pattern ("its first connection there passed, the later ones timed
-    out") can be read from the failed test alone."""
+    out") can be read from the failed test alone. `result`: the dial it was made from, in the process
+    that dialed (never serialized; None when read back from the property or when the probe did not run)."""
 
     check: str
     src_node: str
@@ -101,9 +108,25 @@ class PathInfo:
     proto: str = ""
     attempts: str = ""
     same_host: str = ""
+    result: DialResult | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def target_port(self) -> int | None:
+        _, _, port = (self.target or "").rpartition(":")
+        return int(port) if port.isdigit() else None
+
+    @property
+    def target_ip(self) -> str:
+        """The host part of `target` (an address, or a name for a DNS path)."""
+        target = self.target or ""
+        host, _, _ = target.rpartition(":")
+        return host.strip("[]") if host else target
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """The serialized form (the property's value): every field but `result`, lists copied."""
+        data = {name: getattr(self, name) for name in _SERIALIZED}
+        if isinstance(data["seen_ip"], list):
+            data["seen_ip"] = list(data["seen_ip"])
         for key in ("attempts", "same_host"):  # absent rather than empty: the record stays small
             if not data[key]:
                 del data[key]
@@ -112,22 +135,29 @@ class PathInfo:
     @classmethod
     def from_value(cls, value: str | Mapping[str, Any]) -> PathInfo:
         data = json.loads(value) if isinstance(value, str) else dict(value)
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**{k: v for k, v in data.items() if k in _SERIALIZED})
 
 
-def record_path(user_properties: list[tuple[str, object]], info: PathInfo) -> None:
-    user_properties.append((PATH_PROPERTY, info.to_dict()))
+_SERIALIZED = tuple(f.name for f in fields(PathInfo) if f.name != "result")
+
+
+def record_path(user_properties: list[tuple[str, object]], info: PathInfo) -> dict[str, Any]:
+    """Append `info`'s serialized form to a test's user properties; the value appended."""
+    value = info.to_dict()
+    user_properties.append((PATH_PROPERTY, value))
+    return value
+
+
+def read_path(value: object) -> PathInfo | None:
+    """One property value read back (a dict, or a JSON string after some serializers); None if unreadable."""
+    if not isinstance(value, str | Mapping):
+        return None
+    try:
+        return PathInfo.from_value(value)
+    except (ValueError, TypeError, KeyError):
+        return None
 
 
 def read_paths(user_properties: Iterable[tuple[str, object]]) -> list[PathInfo]:
-    """Every path recorded on a test (dicts, or JSON strings after some serializers)."""
-    paths = []
-    for key, value in user_properties:
-        if key != PATH_PROPERTY or not isinstance(value, str | Mapping):
-            continue
-        try:
-            paths.append(PathInfo.from_value(value))
-        except (ValueError, TypeError, KeyError):
-            continue
-    return paths
+    """Every path recorded on a test, in the order recorded."""
+    return [info for key, value in user_properties if key == PATH_PROPERTY and (info := read_path(value)) is not None]

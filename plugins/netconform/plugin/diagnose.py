@@ -18,6 +18,7 @@ from netconform.diagnose import Diagnoser, Diagnosis, Finding
 from netconform.diagnose.correlate import failed_paths, rank, summary_lines
 from netconform.diagnose.evidence import NodeEvidence
 from netconform.plugin import nodes as plugin_nodes
+from netconform.plugin.paths import recorded
 from netconform.plugin.session import get_cluster, is_active, is_controller, run_id
 from netconform.workload.labels import namespace_name
 from netconform.workload.manifests import namespace_manifest
@@ -93,12 +94,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     config = item.config
     if report.when != "call" or not report.failed or config.getoption("no_diagnose") or not _active(config):
         return
-    if not failed_paths(item.user_properties, item.nodeid):
+    paths = recorded(item)
+    if not failed_paths(paths):
         return
     started = time.monotonic()
     try:
         diag = _diagnoser(config)
-        diagnosis = diag.diagnose_test(item.nodeid, item.user_properties)
+        diagnosis = diag.diagnose_test(item.nodeid, paths)
     except Exception as exc:  # boundary: diagnosis must never turn a failure into an error
         Diagnosis.failed(f"{type(exc).__name__}: {exc}", round(time.monotonic() - started, 3)).attach(report)
         return
@@ -106,7 +108,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return
     diagnosis.seconds = round(time.monotonic() - started, 3)
     if config.getoption("capture_pcap"):
-        diag.capture(diagnosis, item.nodeid, item.user_properties)
+        diag.capture(diagnosis, item.nodeid, paths)
     diagnosis.attach(report)
 
 

@@ -24,10 +24,11 @@ from netconform.dialing.fanout import dial_all
 from netconform.dialing.host import HostDials, dial_nodeports_from_host
 from netconform.dialing.model import DialResult, Source, SourceOutcome, Target
 from netconform.dialing.pairs import ALL_PAIRS_UP_TO, MODES, PairChoice, choose_pairs
-from netconform.dialing.path import PathInfo, record_path
+from netconform.dialing.path import PathInfo
 from netconform.dialing.plan import Gap, plan_with_gaps
 from netconform.dialing.probe import worst_case_seconds
 from netconform.kube.inventory import NodeInfo, cluster_families, family_of
+from netconform.plugin import paths
 from netconform.plugin.options import duration_s, positive_int
 from netconform.plugin.session import Cluster, is_active, run_id, selected_nodes
 from netconform.plugin.shared import fail_run, once_per_run, shared_dir
@@ -176,8 +177,8 @@ def dials(
 
 
 class SourceView:
-    """A test's view of one client pod's results. Each result it hands out is recorded as the path
-    the test checked (netconform.dialing.path), so diagnosis and reporting see it."""
+    """A test's view of one client pod's results. Each result it hands out is recorded, with it, as
+    the path the test checked (netconform.plugin.paths), so diagnosis and reporting see both."""
 
     def __init__(
         self,
@@ -212,7 +213,7 @@ class SourceView:
         if self._unusable:
             module = getattr(self._item, "module", None)
             check_name = check or check_of(module.__name__ if module else "")
-            record_path(self._item.user_properties, PathInfo(check_name, self.node.name, error="probe_not_run"))
+            paths.record(self._item, PathInfo(check_name, self.node.name, error="probe_not_run"))
             pytest.fail(f"the probe pods on {self.node.name} never became Ready: {self._unusable}", pytrace=False)
         result = self._by_id.get(target_id)
         if result is None:
@@ -223,17 +224,11 @@ class SourceView:
                 pytest.fail(f"{self.pod} ({self.node.name}) -> {target_id}: {gap.reason}", pytrace=False)
             pytest.skip(gap.reason)
         if record:
-            record_path(self._item.user_properties, result.path_info(check, self.outcome.results))
+            paths.record(self._item, result.path_info(check, self.outcome.results))
         return result
 
     def __repr__(self) -> str:
         return f"{self.pod} ({self.ip}, {self.node.name})"
-
-
-def _check_of(request: pytest.FixtureRequest) -> str:
-    """The check a suite module is about: suites/test_<check>.py."""
-    name: str = request.module.__name__
-    return name.rsplit(".", 1)[-1].removeprefix("test_")
 
 
 @pytest.fixture
@@ -253,7 +248,7 @@ def src(request: pytest.FixtureRequest, dials: DialBook, cluster: Cluster, probe
     if outcome is None:
         pytest.fail(f"netconform: no client pod on {node.name}", pytrace=False)
     if outcome.error:
-        record_path(request.node.user_properties, PathInfo(_check_of(request), node.name, error="probe_not_run"))
+        paths.record(request.node, PathInfo(check_of(request.module.__name__), node.name, error="probe_not_run"))
         pytest.fail(
             f"could not run the probe in {outcome.source.pod} ({node.name}): {outcome.error} (tried {outcome.tries}x)",
             pytrace=False,
@@ -278,7 +273,7 @@ class HostView:
             pytest.skip(self.dials.skip[target_id])
         results = self.dials.results[dst.name]
         result = next(r for r in results if r.target_id == target_id)
-        record_path(self._item.user_properties, result.path_info(others=results))
+        paths.record(self._item, result.path_info(others=results))
         return result
 
 

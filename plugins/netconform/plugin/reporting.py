@@ -39,8 +39,10 @@ except ImportError:  # pragma: no cover - depends on the installed allure
 
 from netconform.diagnose import Diagnosis
 from netconform.dialing.model import DialResult, percentile
+from netconform.dialing.path import PathInfo
 from netconform.errors import API_ERRORS, UsageError
 from netconform.plugin.diagnose import gathered_evidence
+from netconform.plugin.paths import recorded
 from netconform.plugin.permissions import GET_KUBE_PROXY_CONFIG, LIST_DAEMONSETS
 from netconform.plugin.session import Cluster, get_cluster, is_active, is_controller, run_id, wants_cluster
 from netconform.reporting import environment as env
@@ -315,12 +317,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def _enrich(item: pytest.Item, report: pytest.TestReport) -> None:
-    paths = lb.path_properties(item.user_properties)
-    for name, value in lb.volatile_parameters(paths):
+    paths = recorded(item)
+    for name, value in lb.volatile_parameters([p.to_dict() for p in paths]):
         allure.dynamic.parameter(name, value, excluded=True)
     _setup_steps(item)
     for path in paths:
-        _dial_step(item, path, test_passed=report.passed)
+        _dial_step(path, test_passed=report.passed)
     if not report.failed:
         return
     diagnosis = Diagnosis.of(report)
@@ -373,12 +375,12 @@ def _fixture_value(item: pytest.Item, name: str) -> Any:
     return None
 
 
-def _dial_step(item: pytest.Item, path: dict[str, Any], test_passed: bool) -> None:
+def _dial_step(record: PathInfo, test_passed: bool) -> None:
     """One step per dialed path with the result's key facts as the step's parameters (no file). A path
     that failed also carries the probe's whole result as a JSON attachment, and its step is failed,
     unless the test passed: then no answer was what it asked for (eTP=Local on a node without a local
     backend must stay silent) and the step passes, saying so."""
-    result = _find_result(item, path)
+    result, path = record.result, record.to_dict()
     src, target = path.get("src_node"), path.get("target") or "?"
     dst = f" ({path['dst_node']})" if path.get("dst_node") else ""
     unanswered = bool(path.get("error"))
@@ -452,26 +454,6 @@ class DialFailed(AssertionError):
 
 # Allure prints the exception's qualified name; builtins-module classes print bare ("DialFailed: timeout after 2s")
 DialFailed.__module__ = "builtins"
-
-
-def _find_result(item: pytest.Item, path: dict[str, Any]) -> Any:
-    funcargs = getattr(item, "funcargs", {})
-    candidates: list[Any] = []
-    src = funcargs.get("src")
-    if src is not None and hasattr(src, "outcome"):
-        candidates += src.outcome.results
-    host = getattr(funcargs.get("host_dials"), "dials", None)  # a HostView; its HostDials (None in-cluster)
-    if host is not None:
-        for results in host.results.values():
-            candidates += results
-    for r in candidates:
-        if (
-            r.endpoint == path.get("target")
-            and r.proto == path.get("proto", r.proto)
-            and r.source_node == path.get("src_node")
-        ):
-            return r
-    return None
 
 
 def _mark_cause(item: pytest.Item, line: str, causes: list[str]) -> None:

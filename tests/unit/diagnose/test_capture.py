@@ -8,8 +8,8 @@ import pytest
 from netconform.diagnose import capture
 from netconform.diagnose.capture import analyse
 from netconform.diagnose.facts import facts_from_dict
-from netconform.diagnose.model import PathRef
 from netconform.dialing.model import Attempt, DialResult, Source, SourceOutcome, Target
+from netconform.dialing.path import PathInfo
 
 from .conftest import RECORDED
 
@@ -77,11 +77,11 @@ def test_capture_path_retries_under_tcpdump_and_analyses_what_it_read(monkeypatc
             ]
         }
     )
-    redialed: list[PathRef] = []
+    redialed: list[PathInfo] = []
     monkeypatch.setattr(capture, "_redial", lambda cfg, ns, path: redialed.append(path) or "0/3 ok")
     hosts = FakeHosts({"n1": pcap("syn_no_synack.pcap")})
     saved: dict[str, bytes] = {}
-    path = PathRef("pod_to_pod", "n1", "n2", "10.244.2.2:8080", "timeout")
+    path = PathInfo("pod_to_pod", "n1", "n2", "10.244.2.2:8080", "timeout")
     got = capture.capture_path(
         hosts, facts, None, "netconform-x", [path], 3, lambda name, data: saved.setdefault(name, data) and f"/x/{name}"
     )
@@ -94,7 +94,7 @@ def test_capture_path_retries_under_tcpdump_and_analyses_what_it_read(monkeypatc
 
 
 def test_capture_path_without_a_tcp_path() -> None:
-    dns = PathRef("dns", "n1", None, "nc-server.netconform-x", "dns")
+    dns = PathInfo("dns", "n1", None, "nc-server.netconform-x", "dns")
     got = capture.capture_path(FakeHosts({}), facts_from_dict({}), None, "ns", [dns], 3, lambda n, d: None)
     assert got.text == "capture: no TCP path to retry\n" and got.pcaps == {}
 
@@ -125,7 +125,7 @@ def test_the_retry_is_one_probe_dial_from_the_client_pod_on_the_source_node(monk
     monkeypatch.setattr(capture, "make_api_client", lambda cfg: object())
     monkeypatch.setattr(capture.k8s, "CoreV1Api", FakeCore)
     monkeypatch.setattr(capture, "dial_from", dial_from)
-    path = PathRef("pod_to_pod", "n1", "n2", "10.244.2.2:8080", "timeout")
+    path = PathInfo("pod_to_pod", "n1", "n2", "10.244.2.2:8080", "timeout")
     assert capture._redial(None, "netconform-x", path) == "2/3 ok"
     assert listed == {
         "namespace": "netconform-x",

@@ -1,14 +1,14 @@
 """Failed paths -> findings that explain them -> ranked causes."""
 
 from netconform.diagnose import correlate
-from netconform.diagnose.model import PathRef
 from netconform.diagnose.rules import run_rules
+from netconform.dialing.path import PathInfo, read_paths
 
 from .conftest import load_case
 
 
 def p(check, src, dst=None, target="", error="timeout", seen=None):
-    return PathRef(check, src, dst, target, error, seen, nodeid=f"{check}[{src}-{dst}-{target}]")
+    return PathInfo(check, src, dst, target, error, seen)
 
 
 def test_stale_arp_explains_both_directions_and_services_but_not_same_node():
@@ -80,5 +80,5 @@ def test_failed_paths_prefers_entries_with_errors():
         ),
         ("other", 1),
     ]
-    paths = correlate.failed_paths(props)
+    paths = correlate.failed_paths(read_paths(props))
     assert len(paths) == 1 and paths[0].error == "timeout" and paths[0].target_port == 80

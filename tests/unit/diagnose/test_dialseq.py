@@ -20,11 +20,10 @@ from netconform.diagnose import correlate
 from netconform.diagnose.dialseq import FIRST_OK, OK_ELSEWHERE, source_patterns
 from netconform.diagnose.evidence import ClusterEvidence, NodeEvidence, Section
 from netconform.diagnose.facts import facts_from_dict
-from netconform.diagnose.model import PathRef
 from netconform.diagnose.rules import run_rules
 from netconform.dialing.host import HostDials
 from netconform.dialing.model import SourceOutcome
-from netconform.dialing.path import read_paths, record_path
+from netconform.dialing.path import PathInfo, read_paths, record_path
 from tests.unit.diagnose.conftest import load_case
 
 LAB = Path(__file__).resolve().parents[2] / "data" / "recorded" / "lab"
@@ -33,7 +32,7 @@ FIRST, AGAIN = "per_source_limit_first", "per_source_limit_again"
 RECORDED = "per_source_limit"
 
 
-def replay(case: str) -> tuple[ClusterEvidence, dict[str, list[PathRef]]]:
+def replay(case: str) -> tuple[ClusterEvidence, dict[str, list[PathInfo]]]:
     """The case's evidence and, per failed test, the paths the suite records now (with attempts)."""
     d = LAB / case
     facts = facts_from_dict(json.loads((d / "facts.json").read_text()))
@@ -42,7 +41,7 @@ def replay(case: str) -> tuple[ClusterEvidence, dict[str, list[PathRef]]]:
     )
     book = {n: SourceOutcome.from_dict(o) for n, o in json.loads((d / "dials.json").read_text())["outcomes"].items()}
     host = HostDials.from_dict(json.loads((d / "host_dials.json").read_text()))
-    per_test: dict[str, list[PathRef]] = {}
+    per_test: dict[str, list[PathInfo]] = {}
     for nodeid, recorded in json.loads((d / "paths.json").read_text()).items():
         props: list[tuple[str, object]] = []
         for p in recorded:
@@ -54,7 +53,7 @@ def replay(case: str) -> tuple[ClusterEvidence, dict[str, list[PathRef]]]:
         assert [(i.check, i.target, i.error) for i in read_paths(props)] == [
             (p["check"], p["target"], p["error"]) for p in recorded
         ]
-        per_test[nodeid] = correlate.failed_paths(props, nodeid)
+        per_test[nodeid] = correlate.failed_paths(read_paths(props))
     return ev, per_test
 
 
@@ -101,7 +100,7 @@ def test_all_fail_when_the_sources_first_connection_was_in_an_earlier_run() -> N
     )
 
 
-def _ranked(ev: ClusterEvidence, per_test: dict[str, list[PathRef]]):
+def _ranked(ev: ClusterEvidence, per_test: dict[str, list[PathInfo]]):
     ev.patterns = source_patterns([x for ps in per_test.values() for x in ps], ev.facts)
     findings = [f for f in run_rules(ev) if f.confidence > 0]
     per = {n: [f.as_dict() for f in correlate.explaining(findings, ps, ev.facts)] for n, ps in per_test.items()}
@@ -182,7 +181,7 @@ def test_no_pattern_and_no_finding_without_attempts() -> None:
     # an older recording: paths without attempts; with the limit gone nothing is said
     ev, per_test = replay(FIRST)
     _without_the_limit(ev)
-    bare = [PathRef(p.check, p.src_node, p.dst_node, p.target, p.error) for ps in per_test.values() for p in ps]
+    bare = [PathInfo(p.check, p.src_node, p.dst_node, p.target, p.error) for ps in per_test.values() for p in ps]
     assert source_patterns(bare, ev.facts) == []
     ev.patterns = []
     assert [f for f in run_rules(ev) if f.confidence > 0] == []
@@ -206,7 +205,7 @@ def test_no_pattern_and_no_finding_without_attempts() -> None:
 def test_classification(attempts: str, same_host: str, kind: str) -> None:
     # hand-written sequences in the recorded format (the lab recordings above are the real ones)
     ev = load_case("healthy")
-    p = PathRef(
+    p = PathInfo(
         "stability", "lab-node-2", "lab-node-1", "192.0.2.11:30387", "timeout", attempts=attempts, same_host=same_host
     )
     (got,) = source_patterns([p], ev.facts)
@@ -216,7 +215,7 @@ def test_classification(attempts: str, same_host: str, kind: str) -> None:
 def test_tw_recycle_quotes_the_pattern_is_surer_with_it_and_leaves_no_pattern_finding() -> None:
     # tw_recycle_transcribed (lab-node-1 with tcp_tw_recycle=1, timestamps on, PAWS rejects counted) and a
     # hand-written stability path to lab-node-1's NodePort in the recorded format
-    p = PathRef("stability", "lab-node-2", "lab-node-1", "192.0.2.11:31080", "timeout", attempts="ok T*4")
+    p = PathInfo("stability", "lab-node-2", "lab-node-1", "192.0.2.11:31080", "timeout", attempts="ok T*4")
     quote = (
         "dials: from lab-node-2's pod to lab-node-1:31080 (192.0.2.11) the first connection passed, the next 4 "
         "timed out (SYN without answer; its dials there, each in order: ok T*4)"
@@ -257,7 +256,7 @@ def test_the_diagnosis_of_a_failed_test_reads_the_pattern_from_its_own_paths() -
     (stab,) = [r for r in results if r.target_id.startswith("stability:nodeport")]
     props: list[tuple[str, object]] = []
     record_path(props, stab.path_info(None, results))
-    diagnosis = diag.diagnose_test("suites/test_stability.py::t", props)
+    diagnosis = diag.diagnose_test("suites/test_stability.py::t", read_paths(props))
     assert diagnosis is not None
     assert diagnosis.text.startswith("most likely: per-source-limit on lab-node-2 — ")
     assert "cause: per-source-limit (confidence 0.9)" in diagnosis.text  # Finding.render: one decimal
@@ -278,7 +277,7 @@ def test_the_runs_own_paths_give_each_failed_test_the_pattern_it_printed() -> No
     assert all("attempts" in p for ps in recorded.values() for p in ps)
     quoted: dict[str, list[str]] = {}
     for nodeid, props in recorded.items():
-        paths = correlate.failed_paths([("netconform_path", p) for p in props], nodeid)
+        paths = correlate.failed_paths(read_paths([("netconform_path", p) for p in props]))
         ev = ClusterEvidence(facts, nodes, source_patterns(paths, facts))
         (top, *_) = correlate.explaining([f for f in run_rules(ev) if f.confidence > 0], paths, facts)
         assert (top.cause, top.node) == ("per-source-limit", "lab-node-2")
@@ -301,8 +300,10 @@ def test_the_runs_own_paths_give_each_failed_test_the_pattern_it_printed() -> No
 def test_udp_and_full_size_paths_give_no_pattern() -> None:
     # the mtu check's full-size datagrams time out where small ones to the same pod port pass: not per-source
     ev = load_case("healthy")
-    udp = PathRef(
+    udp = PathInfo(
         "pod_to_pod", "lab-node-2", "lab-node-1", "192.0.2.11:8081", "timeout", proto="udp", attempts="ok T*4"
     )
-    mtu = PathRef("mtu", "lab-node-2", "lab-node-1", "192.0.2.11:8080", "timeout", attempts="T*3", same_host="8080: ok")
+    mtu = PathInfo(
+        "mtu", "lab-node-2", "lab-node-1", "192.0.2.11:8080", "timeout", attempts="T*3", same_host="8080: ok"
+    )
     assert source_patterns([udp, mtu], ev.facts) == []

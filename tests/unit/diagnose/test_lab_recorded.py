@@ -17,6 +17,7 @@ from netconform.diagnose import correlate
 from netconform.diagnose.evidence import ClusterEvidence, NodeEvidence
 from netconform.diagnose.facts import facts_from_dict
 from netconform.diagnose.rules import run_rules
+from netconform.dialing.path import read_paths
 
 LAB = Path(__file__).resolve().parents[2] / "data" / "recorded" / "lab"
 
@@ -59,7 +60,7 @@ def ranked(case: str):
     findings = [f for f in run_rules(ev) if f.confidence > 0]
     per = {}
     for nodeid, props in recorded.items():
-        paths = correlate.failed_paths([("netconform_path", p) for p in props], nodeid)
+        paths = correlate.failed_paths(read_paths([("netconform_path", p) for p in props]))
         per[nodeid] = [f.as_dict() for f in correlate.explaining(findings, paths, ev.facts)]
     return correlate.rank(per), findings
 

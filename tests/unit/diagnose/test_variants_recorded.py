@@ -21,6 +21,7 @@ from netconform.diagnose.evidence import ClusterEvidence, NodeEvidence, Section
 from netconform.diagnose.facts import facts_from_dict
 from netconform.diagnose.model import Finding
 from netconform.diagnose.rules import run_rules
+from netconform.dialing.path import read_paths
 
 VARIANTS = Path(__file__).resolve().parents[2] / "data" / "recorded" / "variants"
 NODE = "lab-node-2"
@@ -88,7 +89,7 @@ def ranked(variant: str, case: str) -> tuple[tuple[list[correlate.CauseGroup], l
     findings = [f for f in run_rules(ev) if f.confidence > 0]
     per = {}
     for nodeid, props in paths.items():
-        failed = correlate.failed_paths([("netconform_path", p) for p in props], nodeid)
+        failed = correlate.failed_paths(read_paths([("netconform_path", p) for p in props]))
         per[nodeid] = [f.as_dict() for f in correlate.explaining(findings, failed, ev.facts)]
     return correlate.rank(per), findings
 

@@ -138,7 +138,7 @@ from types import SimpleNamespace
 import pytest
 
 from netconform.dialing.model import Attempt, DialResult
-from netconform.dialing.path import record_path
+from netconform.plugin.paths import record
 
 
 @pytest.fixture(scope="session")
@@ -166,7 +166,7 @@ def src(request, kube):
     indirect=["src"],
 )
 def test_tcp_cross_node(request, src, dst, family):
-    record_path(request.node.user_properties, src.result.path_info())
+    record(request.node, src.result.path_info())
     assert src.result.ok, src.result.describe()
 """
 
