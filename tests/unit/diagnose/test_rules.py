@@ -2,7 +2,7 @@
 
 import pytest
 
-from netconform.diagnose.rules import ALL_RULES, run_rules
+from netconform.diagnose.rules import ALL_RULES, Rule, run_rules
 
 from .conftest import load_case
 
@@ -18,7 +18,6 @@ CASES = {
     "br_nf_off": ("bridge-nf-call-iptables-off", "lab-node-1"),
     "kube_proxy_missing": ("kube-proxy-rules-missing", "lab-node-1"),
     "nodeport_blocked": ("nodeport-blocked", "lab-node-1"),
-    "hairpin_off": ("hairpin-off", "lab-node-1"),
     "masquerade": ("masquerade-overlay", "lab-node-1"),
     "masquerade_late": ("masquerade-overlay", "lab-node-1"),
     "tw_recycle_transcribed": ("tcp-tw-recycle", "lab-node-1"),
@@ -175,8 +174,8 @@ def test_a_crashing_rule_becomes_a_finding(healthy):
     def boom(ev):
         raise RuntimeError("bug")
 
-    fs = run_rules(healthy, {"x": boom})
-    assert fs[0].cause == "rule-error" and "RuntimeError: bug" in fs[0].title
+    fs = run_rules(healthy, [Rule(cause="x", category=None, run=boom)])
+    assert fs[0].cause == "rule-error" and fs[0].title == "rule x failed: RuntimeError: bug"
 
 
 def test_a_risk_is_rendered_apart_from_causes_in_a_failed_tests_diagnosis():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..evidence import ClusterEvidence
 from ..model import Finding, scope
+from ._rule import Rule
 from ._util import inspected
 
 CAUSE = "bridge-nf-call-iptables-off"
@@ -41,3 +42,6 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
             )
         )
     return out
+
+
+RULE = Rule(cause=CAUSE, category="bridge-nf-call-iptables off (Services break on the bridge)", run=rule)

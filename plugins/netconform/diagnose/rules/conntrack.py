@@ -12,6 +12,7 @@ from __future__ import annotations
 from ..evidence import ClusterEvidence, NodeEvidence
 from ..iptables import rules_in
 from ..model import Finding, scope
+from ._rule import Rule
 from ._util import inspected, quote_rule
 
 CAUSE = "conntrack-drops"
@@ -78,3 +79,6 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
             )
         )
     return out
+
+
+RULE = Rule(cause=CAUSE, category="conntrack table full or insert failures", run=rule)

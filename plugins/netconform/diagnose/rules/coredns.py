@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..evidence import ClusterEvidence
 from ..model import Finding, scope
+from ._rule import Rule
 
 CAUSE = "coredns-down"
 
@@ -50,3 +51,6 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                 )
             )
     return out
+
+
+RULE = Rule(cause=CAUSE, category="CoreDNS down or unreachable", run=rule)

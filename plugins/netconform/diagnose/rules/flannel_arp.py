@@ -11,6 +11,7 @@ from ..evidence import ClusterEvidence, NodeEvidence
 from ..facts import NodeFacts
 from ..model import Finding, scope
 from ..parsers import FdbEntry, Neigh
+from ._rule import FLANNEL_VXLAN, Rule
 from ._util import inspected
 
 CAUSE = "stale-flannel-arp"
@@ -79,3 +80,6 @@ def _stale(
             )
         )
     return out
+
+
+RULE = Rule(cause=CAUSE, applies=FLANNEL_VXLAN, category="Stale flannel ARP entry (overlay to a node broken)", run=rule)

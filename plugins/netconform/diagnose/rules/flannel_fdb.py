@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..evidence import ClusterEvidence
 from ..model import Finding, scope
+from ._rule import FLANNEL_VXLAN, Rule
 from ._util import inspected, node_ip
 
 CAUSE = "stale-flannel-fdb"
@@ -55,3 +56,8 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                         )
                     )
     return out
+
+
+RULE = Rule(
+    cause=CAUSE, applies=FLANNEL_VXLAN, category="Stale flannel FDB entry (VXLAN frames to the wrong node)", run=rule
+)

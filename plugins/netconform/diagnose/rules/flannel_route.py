@@ -12,6 +12,7 @@ from ..evidence import ClusterEvidence, NodeEvidence
 from ..facts import NodeFacts
 from ..model import Finding, scope
 from ..parsers import Route
+from ._rule import FLANNEL, Rule
 from ._util import inspected
 
 CAUSE = "missing-flannel-route"
@@ -168,3 +169,6 @@ def _subnet_env_evidence(ne: NodeEvidence) -> tuple[str, ...]:
     if s is not None and not s.ok:
         return (f"{ne.node}$ cat /run/flannel/subnet.env: {s.text.strip()}",)
     return ()
+
+
+RULE = Rule(cause=CAUSE, applies=FLANNEL, category="Missing flannel route to a peer's podCIDR", run=rule)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..evidence import ClusterEvidence
 from ..iptables import Packet, evaluate
 from ..model import Finding, scope
+from ._rule import Rule
 from ._util import host_in, overlay_pairs, quote_rule
 
 CAUSE = "forward-drop"
@@ -60,3 +61,6 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
             continue
         break
     return out
+
+
+RULE = Rule(cause=CAUSE, category="FORWARD chain drops pod traffic", run=rule)

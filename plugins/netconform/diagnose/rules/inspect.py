@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..datapath import datapath
 from ..evidence import ClusterEvidence
 from ..model import NOTHING, Finding
+from ._rule import Rule
 
 CAUSE = "not-inspected"
 # sections without which the main rules are blind
@@ -38,3 +39,7 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                 )
             )
     return out
+
+
+# category None: its findings are notes (confidence 0), never a failure's root cause
+RULE = Rule(cause=CAUSE, category=None, run=rule)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..evidence import ClusterEvidence
 from ..model import Finding, scope
+from ._rule import Rule
 from ._util import inspected
 
 CAUSE = "ip-forward-off"
@@ -39,3 +40,6 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                 )
             )
     return out
+
+
+RULE = Rule(cause=CAUSE, category="IP forwarding off on a node", run=rule)

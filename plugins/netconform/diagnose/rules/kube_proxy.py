@@ -8,12 +8,14 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from .. import iptables
 from ..datapath import datapath
 from ..evidence import ClusterEvidence, NodeEvidence
 from ..facts import ServiceFacts
-from ..iptables import Rule, rules_in
+from ..iptables import rules_in
 from ..model import Finding, Scope, scope
 from ..nftables import KubeProxyTable
+from ._rule import Rule
 from ._util import inspected
 
 CAUSE = "kube-proxy-rules-missing"
@@ -104,7 +106,7 @@ def _iptables(ev: ClusterEvidence, ne: NodeEvidence, services: list[ServiceFacts
 
 
 def _check_port(
-    rules: list[Rule], svc: ServiceFacts, node: str, port: int, proto: str, node_port: int | None
+    rules: list[iptables.Rule], svc: ServiceFacts, node: str, port: int, proto: str, node_port: int | None
 ) -> list[str]:
     entry = [
         r
@@ -239,3 +241,6 @@ def _pods(ev: ClusterEvidence, node: str) -> tuple[str, ...]:
                 f"restarts {p.restarts} {p.reason}".rstrip()
             )
     return tuple(out)
+
+
+RULE = Rule(cause=CAUSE, category="kube-proxy rules missing on a node", run=rule)

@@ -12,6 +12,7 @@ from ..datapath import datapath
 from ..evidence import ClusterEvidence
 from ..iptables import Packet, evaluate
 from ..model import Finding, scope
+from ._rule import Rule
 from ._util import node_ip, overlay_pairs, quote_rule
 
 CAUSE = "masquerade-overlay"
@@ -54,3 +55,6 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
         )
         break
     return out
+
+
+RULE = Rule(cause=CAUSE, category="Pod traffic masqueraded across nodes (source IP lost)", run=rule)

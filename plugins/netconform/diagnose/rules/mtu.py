@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..evidence import ClusterEvidence
 from ..model import Finding, scope
+from ._rule import FLANNEL_VXLAN, Rule
 from ._util import inspected
 
 CAUSE = "mtu-mismatch"
@@ -61,3 +62,6 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
             )
         )
     return out
+
+
+RULE = Rule(cause=CAUSE, applies=FLANNEL_VXLAN, category="MTU mismatch between pods and the overlay", run=rule)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..evidence import ClusterEvidence
 from ..iptables import Packet, evaluate
 from ..model import Finding, scope
+from ._rule import Rule
 from ._util import host_in, inspected, node_ip, quote_rule, underlay
 
 CAUSE = "nodeport-blocked"
@@ -71,3 +72,6 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
             )
             break
     return out
+
+
+RULE = Rule(cause=CAUSE, category="NodePort range blocked by a host firewall", run=rule)

@@ -16,10 +16,12 @@ for, with a lower confidence: the pattern is observed, its cause is not.
 
 from __future__ import annotations
 
+from .. import iptables
 from ..dialseq import SourcePattern
 from ..evidence import ClusterEvidence
-from ..iptables import Rule, rules_in
+from ..iptables import rules_in
 from ..model import Finding, Scope, scope
+from ._rule import Rule
 from ._util import inspected, pattern_evidence, quote_rule
 from .tw_recycle import recycling
 
@@ -29,7 +31,7 @@ PATTERN_CONFIDENCE = 0.4  # the symptom seen in the dials, no cause found on the
 _MODULES = ("recent", "connlimit", "hashlimit")
 
 
-def _module(r: Rule) -> str | None:
+def _module(r: iptables.Rule) -> str | None:
     mods = [r.args[i + 1] for i, a in enumerate(r.args[:-1]) if a == "-m"]
     for m in _MODULES:
         if m in mods:
@@ -126,3 +128,11 @@ def _pattern_scope(p: SourcePattern) -> Scope:
     if p.dst_node:  # the leg to the node's address: not the NodePort's further legs to its backends
         return scope(checks=checks, src_nodes=[p.src_node], dst_nodes=[p.dst_node], underlay_only=True)
     return scope(checks=checks, src_nodes=[p.src_node], target_ports=p.ports)
+
+
+RULE = Rule(
+    cause=CAUSE,
+    category="per-source state drops a source's later connections",
+    run=rule,
+    also=((PATTERN_CAUSE, "a source's first connection passes, its later ones time out; no per-source state found"),),
+)

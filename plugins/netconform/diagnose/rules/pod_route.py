@@ -8,6 +8,7 @@ import ipaddress
 
 from ..evidence import ClusterEvidence
 from ..model import Finding, scope
+from ._rule import Rule
 from ._util import inspected
 
 CAUSE = "pod-route-wrong"
@@ -66,3 +67,6 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                 )
             )
     return out
+
+
+RULE = Rule(cause=CAUSE, category="a node does not deliver to its own pod", run=rule)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..evidence import ClusterEvidence
 from ..iptables import rules_in
 from ..model import Finding, scope
+from ._rule import Rule
 from ._util import inspected, quote_rule
 
 CAUSE = "service-no-endpoints"
@@ -38,3 +39,6 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
             )
         )
     return out
+
+
+RULE = Rule(cause=CAUSE, category="Service without ready endpoints", run=rule)

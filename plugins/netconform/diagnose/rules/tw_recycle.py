@@ -10,6 +10,7 @@ from __future__ import annotations
 from ..evidence import ClusterEvidence, NodeEvidence
 from ..model import Finding, scope
 from ..parsers import netstat_counter
+from ._rule import Rule
 from ._util import inspected, pattern_evidence
 
 CAUSE = "tcp-tw-recycle"
@@ -56,3 +57,6 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
             )
         )
     return out
+
+
+RULE = Rule(cause=CAUSE, category="tcp_tw_recycle drops connections behind NAT", run=rule)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..evidence import ClusterEvidence
 from ..iptables import Packet, evaluate
 from ..model import Finding, scope
+from ._rule import FLANNEL_VXLAN, Rule
 from ._util import inspected, node_ip, quote_rule, underlay
 
 CAUSE = "vxlan-port-blocked"
@@ -76,3 +77,6 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                     )
                 )
     return out
+
+
+RULE = Rule(cause=CAUSE, applies=FLANNEL_VXLAN, category="VXLAN port (UDP 8472) blocked", run=rule)
