@@ -26,13 +26,13 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
         )
         out.append(
             Finding(
-                CAUSE,
-                f"{ne.node}: bridged pod traffic bypasses iptables ({KEY} {'= 0' if val == '0' else 'absent'})",
-                0.85,
-                ne.node,
-                (f"{ne.node}$ sysctl {KEY}: {line}",),
-                f"on {ne.node}: modprobe br_netfilter && sysctl -w {KEY}=1 (persist both)",
-                (
+                cause=CAUSE,
+                title=f"{ne.node}: bridged pod traffic bypasses iptables ({KEY} {'= 0' if val == '0' else 'absent'})",
+                confidence=0.85,
+                node=ne.node,
+                evidence=(f"{ne.node}$ sysctl {KEY}: {line}",),
+                fix=f"on {ne.node}: modprobe br_netfilter && sysctl -w {KEY}=1 (persist both)",
+                explains=(
                     scope(checks=["service", "dns", "nodeport", "stability"], src_nodes=[ne.node], dst_nodes=[ne.node]),
                     # seen on the lab: lookups from other nodes answered by the CoreDNS pod on this node fail too
                     # (SERVFAIL "server misbehaving"); a DNS failure reaching this node's CoreDNS is in scope

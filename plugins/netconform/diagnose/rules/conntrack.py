@@ -65,14 +65,14 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
             )
         out.append(
             Finding(
-                CAUSE,
-                f"{ne.node}: conntrack dropped {drop} packets, {failed} insert failures (counters since boot)"
+                cause=CAUSE,
+                title=f"{ne.node}: conntrack dropped {drop} packets, {failed} insert failures (counters since boot)"
                 + (" on a node that masquerades without --random-fully" if plain else ""),
-                0.5 if plain else 0.4,
-                ne.node,
-                tuple(evidence),
-                fix,
-                (scope(checks=["stability", "dns"], nodes=[ne.node]),),
+                confidence=0.5 if plain else 0.4,
+                node=ne.node,
+                evidence=tuple(evidence),
+                fix=fix,
+                explains=(scope(checks=["stability", "dns"], nodes=[ne.node]),),
                 detail="a lone lost connection among many (a SYN whose conntrack entry lost the insert race)"
                 if failed
                 else "",

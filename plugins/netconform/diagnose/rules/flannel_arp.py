@@ -67,14 +67,14 @@ def _stale(
         fix += "; then restart flanneld there so it re-syncs"
         out.append(
             Finding(
-                CAUSE,
-                f"{ne.node} has a stale {'neighbour' if v6 else 'ARP'} entry for {peer.name}'s {dev}: {gw} -> {n.mac} "
+                cause=CAUSE,
+                title=f"{ne.node} has a stale {'neighbour' if v6 else 'ARP'} entry for {peer.name}'s {dev}: {gw} -> {n.mac} "
                 f"(expected {want}, owned by {peer.name}; {n.mac} {whose})",
-                0.95,
-                ne.node,
-                tuple(evidence),
-                fix,
-                (scope(pairs=[(ne.node, peer.name)], cross_node=True, overlay_only=True),),
+                confidence=0.95,
+                node=ne.node,
+                evidence=tuple(evidence),
+                fix=fix,
+                explains=(scope(pairs=[(ne.node, peer.name)], cross_node=True, overlay_only=True),),
                 detail="overlay traffic between the two nodes is dropped in both directions "
                 "(replies go through the stale entry)",
             )

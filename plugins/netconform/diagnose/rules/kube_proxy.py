@@ -64,14 +64,14 @@ def _finding(
     if node_port:
         scopes.append(scope(checks=["nodeport"], dst_nodes=[ne.node], target_ports=[node_port], underlay_only=True))
     return Finding(
-        CAUSE,
-        f"{ne.node}: kube-proxy rules for {svc.key}:{port}/{proto.upper()} "
+        cause=CAUSE,
+        title=f"{ne.node}: kube-proxy rules for {svc.key}:{port}/{proto.upper()} "
         f"are {'stale' if problems[0].startswith('stale') else 'missing'}",
-        0.9,
-        ne.node,
-        tuple(f"{ne.node}$ {where}: {p}" for p in problems) + _pods(ev, ne.node),
-        f"on {ne.node}: restart kube-proxy (it rewrites every rule) and check its logs",
-        tuple(scopes),
+        confidence=0.9,
+        node=ne.node,
+        evidence=tuple(f"{ne.node}$ {where}: {p}" for p in problems) + _pods(ev, ne.node),
+        fix=f"on {ne.node}: restart kube-proxy (it rewrites every rule) and check its logs",
+        explains=tuple(scopes),
     )
 
 
@@ -84,13 +84,13 @@ def _iptables(ev: ClusterEvidence, ne: NodeEvidence, services: list[ServiceFacts
     if "KUBE-SERVICES" not in ne.tables.get("nat", {}):
         return [
             Finding(
-                CAUSE,
-                f"{ne.node} has no kube-proxy rules at all (no KUBE-SERVICES chain in nat)",
-                0.9,
-                ne.node,
-                (f"{ne.node}$ iptables-save -t nat: (no :KUBE-SERVICES chain)",) + _pods(ev, ne.node),
-                f"on {ne.node}: restart kube-proxy and check its logs",
-                _whole_node(ne.node),
+                cause=CAUSE,
+                title=f"{ne.node} has no kube-proxy rules at all (no KUBE-SERVICES chain in nat)",
+                confidence=0.9,
+                node=ne.node,
+                evidence=(f"{ne.node}$ iptables-save -t nat: (no :KUBE-SERVICES chain)",) + _pods(ev, ne.node),
+                fix=f"on {ne.node}: restart kube-proxy and check its logs",
+                explains=_whole_node(ne.node),
             )
         ]
     out = []
@@ -168,14 +168,14 @@ def _nftables(ev: ClusterEvidence, ne: NodeEvidence, services: list[ServiceFacts
                 )
             out.append(
                 Finding(
-                    CAUSE,
-                    f"{ne.node} has no kube-proxy rules at all ({'no' if table is None else 'empty'} table "
+                    cause=CAUSE,
+                    title=f"{ne.node} has no kube-proxy rules at all ({'no' if table is None else 'empty'} table "
                     f"{fam} kube-proxy)",
-                    0.9,
-                    ne.node,
-                    (f"{ne.node}$ nft -j list ruleset: {shown}",) + _pods(ev, ne.node),
-                    f"on {ne.node}: restart kube-proxy and check its logs",
-                    _whole_node(ne.node),
+                    confidence=0.9,
+                    node=ne.node,
+                    evidence=(f"{ne.node}$ nft -j list ruleset: {shown}",) + _pods(ev, ne.node),
+                    fix=f"on {ne.node}: restart kube-proxy and check its logs",
+                    explains=_whole_node(ne.node),
                 )
             )
             continue

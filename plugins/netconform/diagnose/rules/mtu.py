@@ -49,15 +49,15 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
         limit = min(limits)
         out.append(
             Finding(
-                CAUSE,
-                f"{ne.node}: pod-side MTU larger than the overlay can carry (large transfers across nodes hang)",
-                0.7,
-                ne.node,
-                tuple(evidence),
-                f"on {ne.node}: set the CNI/pod MTU to <= {limit} (flannel writes FLANNEL_MTU; recreate pods) "
+                cause=CAUSE,
+                title=f"{ne.node}: pod-side MTU larger than the overlay can carry (large transfers across nodes hang)",
+                confidence=0.7,
+                node=ne.node,
+                evidence=tuple(evidence),
+                fix=f"on {ne.node}: set the CNI/pod MTU to <= {limit} (flannel writes FLANNEL_MTU; recreate pods) "
                 "and allow ICMP fragmentation-needed",
                 # only packets above the overlay MTU are lost: the checks that send them (suites/test_mtu.py)
-                (scope(checks=["mtu"], nodes=[ne.node]),),
+                explains=(scope(checks=["mtu"], nodes=[ne.node]),),
                 detail="small requests pass; only packets above the overlay MTU are lost",
             )
         )

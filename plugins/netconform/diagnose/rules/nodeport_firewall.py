@@ -59,15 +59,15 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                 scopes.append(scope(checks=["hairpin"], src_nodes=[ne.node]))
             out.append(
                 Finding(
-                    CAUSE,
-                    f"{ne.node} drops NodePort tcp/{port} in {table}/PREROUTING, before kube-proxy's DNAT",
-                    0.9,
-                    ne.node,
-                    (f"{ne.node}$ iptables-save -t {table}: {line}",),
-                    f"on {ne.node}: iptables -t {table} -D {v.rule.raw[3:]} (open 30000-32767 to the cluster)"
+                    cause=CAUSE,
+                    title=f"{ne.node} drops NodePort tcp/{port} in {table}/PREROUTING, before kube-proxy's DNAT",
+                    confidence=0.9,
+                    node=ne.node,
+                    evidence=(f"{ne.node}$ iptables-save -t {table}: {line}",),
+                    fix=f"on {ne.node}: iptables -t {table} -D {v.rule.raw[3:]} (open 30000-32767 to the cluster)"
                     if v.rule
                     else f"on {ne.node}: accept tcp 30000:32767 in {table}/PREROUTING",
-                    tuple(scopes),
+                    explains=tuple(scopes),
                 )
             )
             break

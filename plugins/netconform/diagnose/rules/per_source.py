@@ -69,18 +69,18 @@ def _limits(ev: ClusterEvidence) -> list[Finding]:
                 port = r.opt("--dport") or r.opt("--dports")
                 out.append(
                     Finding(
-                        CAUSE,
-                        f"{ne.node} drops a source's later connections ({table}/{r.chain}, -m {mod}"
+                        cause=CAUSE,
+                        title=f"{ne.node} drops a source's later connections ({table}/{r.chain}, -m {mod}"
                         + (f", dport {port}" if port else "")
                         + f"): the first connection from a source passes, the next ones {'are dropped' if r.target == 'DROP' else 'are rejected'}"
                         + (f" ({dropped} packets so far)" if dropped else ""),
-                        confidence,
-                        ne.node,
-                        tuple(evidence),
-                        f"on {ne.node}: iptables -t {table} -D {r.raw[3:]}"
+                        confidence=confidence,
+                        node=ne.node,
+                        evidence=tuple(evidence),
+                        fix=f"on {ne.node}: iptables -t {table} -D {r.raw[3:]}"
                         + (f" (and the --set rule of list {name})" if mod == "recent" and name else "")
                         + "; behind NAT every pod of a node is one source: limit per pod, not per address",
-                        (scope(checks=["stability", "nodeport"], dst_nodes=[ne.node]),),
+                        explains=(scope(checks=["stability", "nodeport"], dst_nodes=[ne.node]),),
                         detail="intermittent: single connections pass, repeated ones from the same (NATed) "
                         "source time out (SYN without SYN-ACK)",
                     )
@@ -104,18 +104,18 @@ def _patterns_unexplained(ev: ClusterEvidence, limited: set[str]) -> list[Findin
             look += f", on {p.src_node} (the source's node: its NAT and firewall)"
         out.append(
             Finding(
-                PATTERN_CAUSE,
-                f"{where} answered a source's first connection and timed out on its later ones: per-source state "
+                cause=PATTERN_CAUSE,
+                title=f"{where} answered a source's first connection and timed out on its later ones: per-source state "
                 f"drops them, and no rule found it on {nodes}",
-                PATTERN_CONFIDENCE,
-                p.dst_node,
-                (f"dials: {p.quote()}",),
-                f"{look} and anything between for per-source state: net.ipv4.tcp_tw_recycle=1 with TCP timestamps "
+                confidence=PATTERN_CONFIDENCE,
+                node=p.dst_node,
+                evidence=(f"dials: {p.quote()}",),
+                fix=f"{look} and anything between for per-source state: net.ipv4.tcp_tw_recycle=1 with TCP timestamps "
                 "(kernels before 4.12; `netstat -s`: passive connections rejected because of time stamp), a "
                 "per-source limit in the firewall (iptables -m recent/connlimit/hashlimit, nft meter/limit/ct count), "
                 "a cloud firewall's or load balancer's per-source connection limit; compare the source's SYNs with "
                 "what arrives (tcpdump on both ends)",
-                (_pattern_scope(p),),
+                explains=(_pattern_scope(p),),
                 detail="intermittent: the first connection from a source passes, later ones time out "
                 "(SYN without SYN-ACK); the pattern is from the dial results, no node state was found to cause it",
             )

@@ -57,13 +57,13 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
             )
             out.append(
                 Finding(
-                    CAUSE,
-                    f"{ne.node}: {problem}",
-                    0.85,
-                    ne.node,
-                    tuple(evidence),
-                    fix,
-                    (scope(dst_nodes=[ne.node]),),
+                    cause=CAUSE,
+                    title=f"{ne.node}: {problem}",
+                    confidence=0.85,
+                    node=ne.node,
+                    evidence=tuple(evidence),
+                    fix=fix,
+                    explains=(scope(dst_nodes=[ne.node]),),
                 )
             )
     return out

@@ -50,7 +50,15 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
             )
             continue
         out.append(
-            Finding(CAUSE, title, 0.8, ne.node, tuple(evidence), fix, (scope(nodes=[ne.node], cross_node=True),))
+            Finding(
+                cause=CAUSE,
+                title=title,
+                confidence=0.8,
+                node=ne.node,
+                evidence=tuple(evidence),
+                fix=fix,
+                explains=(scope(nodes=[ne.node], cross_node=True),),
+            )
         )
     return out
 

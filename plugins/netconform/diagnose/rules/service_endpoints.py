@@ -28,14 +28,14 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
         ports = [p.port for p in svc.ports] + [p.node_port for p in svc.ports if p.node_port]
         out.append(
             Finding(
-                CAUSE,
-                f"Service {key} has no ready endpoints",
-                0.95,
-                None,
-                tuple(evidence),
-                f"kubectl -n {svc.namespace} get endpointslices -l kubernetes.io/service-name={svc.name}; "
+                cause=CAUSE,
+                title=f"Service {key} has no ready endpoints",
+                confidence=0.95,
+                node=None,
+                evidence=tuple(evidence),
+                fix=f"kubectl -n {svc.namespace} get endpointslices -l kubernetes.io/service-name={svc.name}; "
                 "fix the selector or the pods' readiness",
-                (scope(checks=["service", "nodeport", "stability", "source_ip"], target_ports=ports),),
+                explains=(scope(checks=["service", "nodeport", "stability", "source_ip"], target_ports=ports),),
             )
         )
     return out
