@@ -2,6 +2,7 @@
 
 import pytest
 
+from netconform.checks import CHECKS
 from netconform.diagnose.rules import ALL_RULES, Rule, run_rules
 
 from .conftest import load_case
@@ -34,6 +35,13 @@ def test_broken_case_found_and_only_its_cause(case):
     cause, node = CASES[case]
     found = {(f.cause, f.node) for f in run_rules(load_case(case)) if f.confidence > 0}
     assert found == {(cause, node)}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_finding_explains_checks_of_the_registry(case):
+    # scope(checks=[...]) names netconform.checks' checks (DNS the check, not "dns" the probe protocol)
+    named = {c for f in run_rules(load_case(case)) for s in f.explains for c in s.checks or ()}
+    assert named <= {c.name for c in CHECKS}
 
 
 def test_strict_rp_filter_that_dropped_nothing_is_a_risk_not_a_cause():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from netconform.checks import DNS, NODEPORT, SERVICE, STABILITY
+
 from ..evidence import ClusterEvidence
 from ..model import Finding, scope
 from ._rule import Rule
@@ -33,10 +35,10 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                 evidence=(f"{ne.node}$ sysctl {KEY}: {line}",),
                 fix=f"on {ne.node}: modprobe br_netfilter && sysctl -w {KEY}=1 (persist both)",
                 explains=(
-                    scope(checks=["service", "dns", "nodeport", "stability"], src_nodes=[ne.node], dst_nodes=[ne.node]),
+                    scope(checks=[SERVICE, DNS, NODEPORT, STABILITY], src_nodes=[ne.node], dst_nodes=[ne.node]),
                     # seen on the lab: lookups from other nodes answered by the CoreDNS pod on this node fail too
                     # (SERVFAIL "server misbehaving"); a DNS failure reaching this node's CoreDNS is in scope
-                    scope(checks=["dns"], dst_nodes=[ne.node]),
+                    scope(checks=[DNS], dst_nodes=[ne.node]),
                 ),
                 detail="a Service whose chosen endpoint sits on the client's own bridge gets replies from the pod IP",
             )

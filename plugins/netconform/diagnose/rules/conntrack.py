@@ -9,6 +9,8 @@ masquerade rules that lack it.
 
 from __future__ import annotations
 
+from netconform.checks import DNS, STABILITY
+
 from ..evidence import ClusterEvidence, NodeEvidence
 from ..iptables import rules_in
 from ..model import Finding, scope
@@ -72,7 +74,7 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                 node=ne.node,
                 evidence=tuple(evidence),
                 fix=fix,
-                explains=(scope(checks=["stability", "dns"], nodes=[ne.node]),),
+                explains=(scope(checks=[STABILITY, DNS], nodes=[ne.node]),),
                 detail="a lone lost connection among many (a SYN whose conntrack entry lost the insert race)"
                 if failed
                 else "",

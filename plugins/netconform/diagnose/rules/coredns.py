@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from netconform.checks import DNS
+
 from ..evidence import ClusterEvidence
 from ..model import Finding, scope
 from ._rule import Rule
@@ -33,7 +35,7 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                 + pod_lines,
                 fix="kubectl -n kube-system logs -l k8s-app=kube-dns; fix CoreDNS (a crash with plugin/loop means "
                 "resolv.conf points back at itself)",
-                explains=(scope(checks=["dns"]),),
+                explains=(scope(checks=[DNS]),),
             )
         )
     elif bad:
@@ -49,7 +51,7 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                         f"restarts {p.restarts} {p.reason}".rstrip(),
                     ),
                     fix=f"kubectl -n {p.namespace} logs {p.name} --previous",
-                    explains=(scope(checks=["dns"]),),
+                    explains=(scope(checks=[DNS]),),
                 )
             )
     return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from netconform.checks import HAIRPIN, NODEPORT, SERVICE
+
 from ..evidence import ClusterEvidence
 from ..model import Finding, scope
 from ._util import inspected
@@ -34,7 +36,7 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                 evidence=tuple(evidence),
                 fix=f'set "hairpinMode": true in the CNI config (flannel\'s delegate) and recreate the pods; '
                 f"now: for p in {' '.join(off[:5])}; do ip link set $p type bridge_slave hairpin on; done (on {ne.node})",
-                explains=(scope(checks=["service", "nodeport", "hairpin"], src_nodes=[ne.node], dst_nodes=[ne.node]),),
+                explains=(scope(checks=[SERVICE, NODEPORT, HAIRPIN], src_nodes=[ne.node], dst_nodes=[ne.node]),),
                 detail="only a pod dialing a Service that load-balances back to the same pod is affected",
             )
         )

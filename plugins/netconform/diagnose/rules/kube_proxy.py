@@ -8,6 +8,8 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from netconform.checks import DNS, HAIRPIN, MTU, NODEPORT, SERVICE, SOURCE_IP, STABILITY
+
 from .. import iptables
 from ..datapath import datapath
 from ..evidence import ClusterEvidence, NodeEvidence
@@ -22,13 +24,13 @@ CAUSE = "kube-proxy-rules-missing"
 
 
 def _svc_checks(svc: ServiceFacts, dns_key: str) -> list[str]:
-    return ["dns"] if svc.key == dns_key else ["service", "stability", "source_ip", "hairpin", "mtu"]
+    return [DNS] if svc.key == dns_key else [SERVICE, STABILITY, SOURCE_IP, HAIRPIN, MTU]
 
 
 def _whole_node(node: str) -> tuple[Scope, ...]:
     return (
-        scope(checks=["service", "dns", "stability", "source_ip", "hairpin", "mtu"], src_nodes=[node]),
-        scope(checks=["nodeport"], dst_nodes=[node], underlay_only=True),
+        scope(checks=[SERVICE, DNS, STABILITY, SOURCE_IP, HAIRPIN, MTU], src_nodes=[node]),
+        scope(checks=[NODEPORT], dst_nodes=[node], underlay_only=True),
     )
 
 
@@ -62,7 +64,7 @@ def _finding(
         )
     ]
     if node_port:
-        scopes.append(scope(checks=["nodeport"], dst_nodes=[ne.node], target_ports=[node_port], underlay_only=True))
+        scopes.append(scope(checks=[NODEPORT], dst_nodes=[ne.node], target_ports=[node_port], underlay_only=True))
     return Finding(
         cause=CAUSE,
         title=f"{ne.node}: kube-proxy rules for {svc.key}:{port}/{proto.upper()} "

@@ -8,6 +8,8 @@ appended after flanneld's chain still does (RETURN goes back to POSTROUTING).
 
 from __future__ import annotations
 
+from netconform.checks import SOURCE_IP
+
 from ..datapath import datapath
 from ..evidence import ClusterEvidence
 from ..iptables import Packet, evaluate
@@ -50,7 +52,7 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                 fix=f"on {ne.node}: iptables -t nat -D {v.rule.raw[3:]}; keep egress SNAT but exclude the overlay "
                 f"(seed fix: -A POSTROUTING -s {nf.pod_cidr} ! -o cni0 -j NC-MASQ1; -A NC-MASQ1 {exclude} -j MASQUERADE), "
                 "or run dockerd with --ip-masq=false and flanneld with --ip-masq",
-                explains=(scope(checks=["source_ip"], src_nodes=[ne.node], cross_node=True),),
+                explains=(scope(checks=[SOURCE_IP], src_nodes=[ne.node], cross_node=True),),
             )
         )
         break

@@ -3,6 +3,8 @@ dual-stack), or the device above its uplink's MTU minus the encapsulation (50 ov
 
 from __future__ import annotations
 
+from netconform.checks import MTU
+
 from ..evidence import ClusterEvidence
 from ..model import Finding, scope
 from ._rule import FLANNEL_VXLAN, Rule
@@ -57,7 +59,7 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                 fix=f"on {ne.node}: set the CNI/pod MTU to <= {limit} (flannel writes FLANNEL_MTU; recreate pods) "
                 "and allow ICMP fragmentation-needed",
                 # only packets above the overlay MTU are lost: the checks that send them (suites/test_mtu.py)
-                explains=(scope(checks=["mtu"], nodes=[ne.node]),),
+                explains=(scope(checks=[MTU], nodes=[ne.node]),),
                 detail="small requests pass; only packets above the overlay MTU are lost",
             )
         )

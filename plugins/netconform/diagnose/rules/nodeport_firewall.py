@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from netconform.checks import HAIRPIN, NODEPORT, STABILITY
+
 from ..evidence import ClusterEvidence
 from ..iptables import Packet, evaluate
 from ..model import Finding, scope
@@ -41,7 +43,7 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                 continue
             table, v = hit
             line = quote_rule(v.rule) if v.rule else f"{v.policy_line} (policy)"
-            scopes = [scope(checks=["nodeport"], dst_nodes=[ne.node], underlay_only=True)]
+            scopes = [scope(checks=[NODEPORT], dst_nodes=[ne.node], underlay_only=True)]
             # pods of this node dial other nodes' NodePorts through this node's PREROUTING too
             pod = host_in(nf.pod_cidr if nf else None, 5)
             if pod and any(
@@ -51,12 +53,12 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                 in ("DROP", "REJECT")
                 for t in ("raw", "mangle", "nat")
             ):
-                scopes.append(scope(checks=["nodeport"], src_nodes=[ne.node], underlay_only=True))
+                scopes.append(scope(checks=[NODEPORT], src_nodes=[ne.node], underlay_only=True))
                 # the same match drops what this node's pods send back to a masqueraded connection whose
                 # source port (--random-fully) fell in the range: a lone lost connection among a stability run's
                 # NodePort connections to a backend here, and the hairpin connection of a pod to itself (masqueraded to cni0's address)
-                scopes.append(scope(checks=["stability"], dst_nodes=[ne.node], overlay_only=True))
-                scopes.append(scope(checks=["hairpin"], src_nodes=[ne.node]))
+                scopes.append(scope(checks=[STABILITY], dst_nodes=[ne.node], overlay_only=True))
+                scopes.append(scope(checks=[HAIRPIN], src_nodes=[ne.node]))
             out.append(
                 Finding(
                     cause=CAUSE,

@@ -16,6 +16,8 @@ for, with a lower confidence: the pattern is observed, its cause is not.
 
 from __future__ import annotations
 
+from netconform.checks import NODEPORT, STABILITY
+
 from .. import iptables
 from ..dialseq import SourcePattern
 from ..evidence import ClusterEvidence
@@ -80,7 +82,7 @@ def _limits(ev: ClusterEvidence) -> list[Finding]:
                         fix=f"on {ne.node}: iptables -t {table} -D {r.raw[3:]}"
                         + (f" (and the --set rule of list {name})" if mod == "recent" and name else "")
                         + "; behind NAT every pod of a node is one source: limit per pod, not per address",
-                        explains=(scope(checks=["stability", "nodeport"], dst_nodes=[ne.node]),),
+                        explains=(scope(checks=[STABILITY, NODEPORT], dst_nodes=[ne.node]),),
                         detail="intermittent: single connections pass, repeated ones from the same (NATed) "
                         "source time out (SYN without SYN-ACK)",
                     )
@@ -124,7 +126,7 @@ def _patterns_unexplained(ev: ClusterEvidence, limited: set[str]) -> list[Findin
 
 
 def _pattern_scope(p: SourcePattern) -> Scope:
-    checks = [*p.checks, "stability", "nodeport"]
+    checks = [*p.checks, STABILITY, NODEPORT]
     if p.dst_node:  # the leg to the node's address: not the NodePort's further legs to its backends
         return scope(checks=checks, src_nodes=[p.src_node], dst_nodes=[p.dst_node], underlay_only=True)
     return scope(checks=checks, src_nodes=[p.src_node], target_ports=p.ports)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from netconform.checks import NODEPORT, SERVICE, SOURCE_IP, STABILITY
+
 from ..evidence import ClusterEvidence
 from ..iptables import rules_in
 from ..model import Finding, scope
@@ -35,7 +37,7 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                 evidence=tuple(evidence),
                 fix=f"kubectl -n {svc.namespace} get endpointslices -l kubernetes.io/service-name={svc.name}; "
                 "fix the selector or the pods' readiness",
-                explains=(scope(checks=["service", "nodeport", "stability", "source_ip"], target_ports=ports),),
+                explains=(scope(checks=[SERVICE, NODEPORT, STABILITY, SOURCE_IP], target_ports=ports),),
             )
         )
     return out
