@@ -19,6 +19,7 @@ CASES = {
     "br_nf_off": ("bridge-nf-call-iptables-off", "lab-node-1"),
     "kube_proxy_missing": ("kube-proxy-rules-missing", "lab-node-1"),
     "nodeport_blocked": ("nodeport-blocked", "lab-node-1"),
+    "hairpin_off": ("hairpin-off", "lab-node-1"),
     "masquerade": ("masquerade-overlay", "lab-node-1"),
     "masquerade_late": ("masquerade-overlay", "lab-node-1"),
     "tw_recycle_transcribed": ("tcp-tw-recycle", "lab-node-1"),

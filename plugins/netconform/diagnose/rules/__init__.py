@@ -30,6 +30,7 @@ MODULES = (
     "kube_proxy",
     "service_endpoints",
     "nodeport_firewall",
+    "hairpin",
     "coredns",
     "conntrack",
     "tw_recycle",

@@ -6,6 +6,7 @@ from netconform.checks import HAIRPIN, NODEPORT, SERVICE
 
 from ..evidence import ClusterEvidence
 from ..model import Finding, scope
+from ._rule import Rule
 from ._util import inspected
 
 CAUSE = "hairpin-off"
@@ -41,3 +42,6 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
             )
         )
     return out
+
+
+RULE = Rule(cause=CAUSE, category="Hairpin mode off (pod cannot reach itself via its Service)", run=rule)
