@@ -1,8 +1,11 @@
 """Every rule against recorded healthy and broken node outputs (tests/data/recorded/README.md)."""
 
+from pathlib import Path
+
 import pytest
 
 from netconform.checks import CHECKS
+from netconform.diagnose import rules
 from netconform.diagnose.rules import ALL_RULES, Rule, run_rules
 
 from .conftest import load_case
@@ -207,3 +210,17 @@ def test_per_source_limit_quotes_the_drop_with_its_counter_and_the_set_rule():
     assert "--set --name nc-per-source" in f.evidence[1]
     assert f.fix.startswith("on lab-node-1: iptables -t mangle -D PREROUTING -p tcp -m tcp --dport 30000:32767")
     assert any(s.checks == frozenset({"stability", "nodeport"}) for s in f.explains)
+
+
+def test_every_rule_module_is_registered_once_with_causes_of_its_own():
+    # a rule module missing from MODULES would never run: the registry lists the package's modules
+    modules = sorted(p.stem for p in Path(rules.__file__).parent.glob("*.py") if not p.stem.startswith("_"))
+    assert sorted(rules.MODULES) == modules
+    causes = [c for r in rules.RULES for c in (r.cause, *(a for a, _ in r.also))]
+    assert len(causes) == len(set(causes))
+
+
+def test_a_cause_id_is_checked_where_it_is_declared():
+    # it is matched unescaped in the report's categories
+    with pytest.raises(ValueError, match="cause id 'Hairpin Off'"):
+        Rule(cause="Hairpin Off", category="x", run=lambda ev: [])
