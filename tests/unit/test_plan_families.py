@@ -413,7 +413,15 @@ def test_findings_about_services_and_pod_paths_explain_hairpin_and_full_size_pat
     )
 
     def finding(*checks: str) -> Finding:
-        return Finding("x", "x", 0.9, "lab-node-2", (), "", (scope(checks=list(checks), nodes=["lab-node-2"]),))
+        return Finding(
+            cause="x",
+            title="x",
+            confidence=0.9,
+            node="lab-node-2",
+            evidence=(),
+            fix="",
+            explains=(scope(checks=list(checks), nodes=["lab-node-2"]),),
+        )
 
     hairpin = PathInfo("hairpin", "lab-node-2", "lab-node-2", "10.96.0.60:8080", "timeout")
     through = PathInfo("mtu", "lab-node-2", None, "10.96.0.50:8081", "too_big")

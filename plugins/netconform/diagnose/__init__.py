@@ -8,5 +8,6 @@ Options and hooks live in `netconform.plugin.diagnose`; reports read a test's di
 from .diagnoser import Diagnoser, render
 from .diagnosis import CAUSE_PROPERTY, SECTION, Diagnosis
 from .model import Finding
+from .rules import categories as cause_categories
 
-__all__ = ["CAUSE_PROPERTY", "SECTION", "Diagnoser", "Diagnosis", "Finding", "render"]
+__all__ = ["CAUSE_PROPERTY", "SECTION", "Diagnoser", "Diagnosis", "Finding", "cause_categories", "render"]

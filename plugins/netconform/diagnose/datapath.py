@@ -138,4 +138,14 @@ def not_covered(ev: ClusterEvidence, dp: Datapath) -> list[Finding]:
         parts.append("seen: " + ", ".join(dp.foreign))
     if not parts:
         return []
-    return [Finding(NOT_COVERED_CAUSE, "not covered: " + "; ".join(parts), 0.0, None, (), "", (NOTHING,))]
+    return [
+        Finding(
+            cause=NOT_COVERED_CAUSE,
+            title="not covered: " + "; ".join(parts),
+            confidence=0.0,
+            node=None,
+            evidence=(),
+            fix="",
+            explains=(NOTHING,),
+        )
+    ]

@@ -139,7 +139,17 @@ class Diagnoser:
         # inspection gaps, what the rules do not cover and risks: said beside the causes, never as one
         gaps = [f for f in findings if f.cause in _INSPECTION_GAPS or f.risk or f.cause == NOT_COVERED_CAUSE]
         if self.facts_error:
-            gaps.append(Finding("not-inspected", self.facts_error, 0.0, None, (), "", (NOTHING,)))
+            gaps.append(
+                Finding(
+                    cause="not-inspected",
+                    title=self.facts_error,
+                    confidence=0.0,
+                    node=None,
+                    evidence=(),
+                    fix="",
+                    explains=(NOTHING,),
+                )
+            )
         return correlate.explaining([f for f in findings if f not in gaps], paths, facts), gaps
 
     def diagnose_test(self, nodeid: str, recorded: list[PathInfo]) -> Diagnosis | None:
@@ -204,7 +214,17 @@ class Diagnoser:
         started = time.monotonic()
         findings = [_as_health_note(f) for f in run_rules(self.evidence(self.node_names))]
         if self.facts_error:
-            findings.append(Finding("not-inspected", self.facts_error, 0.0, None, (), "", (NOTHING,)))
+            findings.append(
+                Finding(
+                    cause="not-inspected",
+                    title=self.facts_error,
+                    confidence=0.0,
+                    node=None,
+                    evidence=(),
+                    fix="",
+                    explains=(NOTHING,),
+                )
+            )
         self.seconds = time.monotonic() - started
         return findings
 

@@ -93,7 +93,7 @@ def scope(
 NOTHING = Scope(checks=frozenset())  # informational findings explain no failure
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Finding:
     cause: str  # stable id, e.g. "stale-flannel-arp"
     title: str  # one line an operator reads
@@ -136,4 +136,14 @@ class Finding:
 
 def risk(cause: str, title: str, node: str | None, evidence: tuple[str, ...], fix: str, detail: str = "") -> Finding:
     """A risk: confidence 0 (not a cause, does not fail --diagnose-only), explains no failure."""
-    return Finding(cause, title, 0.0, node, evidence, fix, (NOTHING,), detail, risk=True)
+    return Finding(
+        cause=cause,
+        title=title,
+        confidence=0.0,
+        node=node,
+        evidence=evidence,
+        fix=fix,
+        explains=(NOTHING,),
+        detail=detail,
+        risk=True,
+    )

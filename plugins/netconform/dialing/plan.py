@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from netconform.checks import DNS, HAIRPIN, MTU, NODEPORT, POD_TO_POD, SERVICE, STABILITY
 from netconform.dialing import coverage
 from netconform.dialing.model import STOP_AFTER_FAILURES, Source, Target
 from netconform.dialing.pairs import PairChoice
@@ -88,7 +89,7 @@ def service_coverage_target(
         proto,
         host,
         port,
-        "service",
+        SERVICE,
         count=tries,
         dst_label=label,
         max_failures=STOP_AFTER_FAILURES,
@@ -197,7 +198,7 @@ def _pair_targets(b: _Builder, dep: Deployment, dst: NodeInfo, family: str, cros
     )
     for proto, port in (("tcp", HTTP_PORT), ("udp", UDP_PORT)):
         tid = pod_target(proto, dst.name, family)  # type: ignore[arg-type]
-        b.add(tid, ip, missing, Target(tid, proto, ip or "", port, "pod_to_pod", dst_node=dst.name))
+        b.add(tid, ip, missing, Target(tid, proto, ip or "", port, POD_TO_POD, dst_node=dst.name))
     if cross and dep.pod_mtu:
         tid = mtu_target(family, dst.name)
         payload = mtu_payload(dep.pod_mtu, family)
@@ -205,7 +206,7 @@ def _pair_targets(b: _Builder, dep: Deployment, dst: NodeInfo, family: str, cros
             tid,
             ip,
             missing,
-            Target(tid, "udp", ip or "", UDP_PORT, "mtu", count=MTU_TRIES, dst_node=dst.name, want_backends=1,
+            Target(tid, "udp", ip or "", UDP_PORT, MTU, count=MTU_TRIES, dst_node=dst.name, want_backends=1,
                    payload_bytes=payload, df=True),
         )  # fmt: skip
     node_ip = dst.ip_of(family) if server else None  # no local backend: the NodePort paths say the same
@@ -216,7 +217,7 @@ def _pair_targets(b: _Builder, dep: Deployment, dst: NodeInfo, family: str, cros
             tid,
             node_ip,
             _no_node_ip(dst.name, family) if server else missing,
-            Target(tid, "tcp", node_ip or "", port, "nodeport", dst_node=dst.name, dst_label=label),
+            Target(tid, "tcp", node_ip or "", port, NODEPORT, dst_node=dst.name, dst_label=label),
         )
 
 
@@ -265,19 +266,19 @@ def _many_targets(
         b.add(tid, ip, no_ip, target)
     if dep.pod_mtu:
         payload = mtu_payload(dep.pod_mtu, family)
-        many(mtu_target(family), "udp", ip, UDP_PORT, "mtu", backend_tries, want=backends, payload=payload)
+        many(mtu_target(family), "udp", ip, UDP_PORT, MTU, backend_tries, want=backends, payload=payload)
     many(
         stability_target("nodeport", family),
         "tcp",
         peer.ip_of(family),
         dep.node_port,
-        "stability",
+        STABILITY,
         stab,
         dst_node=peer.name,
         label=f"NodePort of {peer.name}",
         gap=_no_node_ip(peer.name, family),
     )
-    many(stability_target("clusterip", family), "tcp", ip, HTTP_PORT, "stability", stab)
+    many(stability_target("clusterip", family), "tcp", ip, HTTP_PORT, STABILITY, stab)
 
 
 def _hairpin(b: _Builder, dep: Deployment, family: str) -> None:
@@ -288,7 +289,7 @@ def _hairpin(b: _Builder, dep: Deployment, family: str) -> None:
         tid,
         ip,
         _no_service_ip(HAIRPIN_SERVICE, family),
-        Target(tid, "tcp", ip or "", HTTP_PORT, "hairpin", dst_node=b.node, dst_label=label),
+        Target(tid, "tcp", ip or "", HTTP_PORT, HAIRPIN, dst_node=b.node, dst_label=label),
     )
 
 
@@ -303,8 +304,8 @@ def _dns(b: _Builder, dep: Deployment, family: str) -> None:
     names = dns_names(dep.namespace, dep.cluster_domain)
     for kind, label in DNS_KINDS.items():
         tid = dns_target(kind, family)
-        b.targets.append(
-            Target(tid, "dns", names[kind], 0, "dns", count=DNS_LOOKUPS, dst_label=label, family=PROBE_FAMILY[family])
+        b.targets.append(  # the probe's protocol "dns" (a lookup), for the check DNS
+            Target(tid, "dns", names[kind], 0, DNS, count=DNS_LOOKUPS, dst_label=label, family=PROBE_FAMILY[family])
         )
 
 

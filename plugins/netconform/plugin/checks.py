@@ -1,4 +1,5 @@
-"""`--list-checks`: what the suites check, read from their source, with no cluster and no connection."""
+"""`--list-checks`: what the suites check (netconform.checks), read from their source, with no cluster and no
+connection."""
 
 from __future__ import annotations
 
@@ -7,15 +8,18 @@ from pathlib import Path
 
 import pytest
 
+from netconform.checks import CHECKS
 from netconform.plugin.session import suites_dir
 
 __all__ = ["list_checks"]
 
 
 def list_checks(directory: Path) -> list[str]:
-    """`test_x.py: first docstring line` and each test's name, read from the source (no cluster, no import)."""
+    """`test_x.py: first docstring line` and each test's name for every check of the registry, by name, read
+    from its suites/ module's source (no cluster, no import)."""
     lines = []
-    for path in sorted(directory.glob("test_*.py")):
+    for check in sorted(CHECKS, key=lambda c: c.name):
+        path = directory / f"test_{check.name}.py"
         tree = ast.parse(path.read_text())
         doc = (ast.get_docstring(tree) or "").splitlines()
         lines.append(f"{path.name}: {doc[0] if doc else ''}")

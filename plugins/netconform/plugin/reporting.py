@@ -37,7 +37,7 @@ try:  # allure internals reused below; an allure version without them keeps its 
 except ImportError:  # pragma: no cover - depends on the installed allure
     ALLURE_INTERNALS = False
 
-from netconform.diagnose import Diagnosis
+from netconform.diagnose import Diagnosis, cause_categories
 from netconform.dialing.model import DialResult, percentile
 from netconform.dialing.path import PathInfo
 from netconform.errors import API_ERRORS, UsageError
@@ -45,6 +45,7 @@ from netconform.plugin.diagnose import gathered_evidence
 from netconform.plugin.paths import recorded
 from netconform.plugin.permissions import GET_KUBE_PROXY_CONFIG, LIST_DAEMONSETS
 from netconform.plugin.session import Cluster, get_cluster, is_active, is_controller, run_id, wants_cluster
+from netconform.reporting import categories
 from netconform.reporting import environment as env
 from netconform.reporting import labels as lb
 from netconform.reporting import matrix as mx
@@ -56,7 +57,6 @@ _RESULTS = pytest.StashKey[Path]()
 _COLLECTOR = pytest.StashKey["_Collector"]()
 _LABELS = pytest.StashKey[lb.Labels]()
 _SUMMARY = pytest.StashKey[list[str]]()
-CATEGORIES = Path(__file__).resolve().parents[1] / "reporting" / "categories.json"  # package data
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -118,8 +118,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.option.allure_report_dir = str(path)
     config.option.clean_alluredir = False
     config.stash[_RESULTS] = path
-    if CATEGORIES.is_file():
-        shutil.copyfile(CATEGORIES, path / "categories.json")
+    categories.write(path, cause_categories())
 
 
 @pytest.hookimpl(optionalhook=True)

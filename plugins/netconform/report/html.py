@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from netconform.diagnose import cause_categories
+from netconform.reporting.categories import allure_categories
+
 from .browser import BrowserError, Chromium, find_chromium
 
 __all__ = ["ReportError", "Rendered", "Seen", "ensure_allure", "ensure_chromium", "look", "render"]
@@ -25,7 +28,6 @@ __all__ = ["ReportError", "Rendered", "Seen", "ensure_allure", "ensure_chromium"
 REPO = Path(__file__).resolve().parents[3]
 T = TypeVar("T")
 TOOLS = REPO / "ci" / "report-tools"
-CATEGORIES = Path(__file__).resolve().parents[1] / "reporting" / "categories.json"
 INSTALL_TIMEOUT_S = 600
 GENERATE_TIMEOUT_S = 300
 
@@ -128,7 +130,7 @@ def render(results: Path, output: Path, name: str = "netconform", history: Path 
     if not results.is_dir() or not any(results.glob("*-result.json")):
         raise ReportError(f"no Allure results in {results}: run the suite first (pytest suites/)")
     cli = ensure_allure()
-    categories = json.loads(CATEGORIES.read_text()) if CATEGORIES.is_file() else []
+    categories = allure_categories(cause_categories())
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="nc-allure-") as tmp:
         out = Path(tmp) / "report"

@@ -101,7 +101,7 @@ def volatile_parameters(paths: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 
 def root_cause_line(cause_list: list[str], findings: list[dict[str, Any]] | None = None) -> str:
-    """The line appended to a failed test's message, which categories.json matches on."""
+    """The line appended to a failed test's message, which the report categories match on."""
     if not cause_list:
         return "root cause: undiagnosed"
     first = cause_list[0]

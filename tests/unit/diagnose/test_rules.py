@@ -1,8 +1,12 @@
 """Every rule against recorded healthy and broken node outputs (tests/data/recorded/README.md)."""
 
+from pathlib import Path
+
 import pytest
 
-from netconform.diagnose.rules import ALL_RULES, run_rules
+from netconform.checks import CHECKS
+from netconform.diagnose import rules
+from netconform.diagnose.rules import ALL_RULES, Rule, run_rules
 
 from .conftest import load_case
 
@@ -35,6 +39,13 @@ def test_broken_case_found_and_only_its_cause(case):
     cause, node = CASES[case]
     found = {(f.cause, f.node) for f in run_rules(load_case(case)) if f.confidence > 0}
     assert found == {(cause, node)}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_finding_explains_checks_of_the_registry(case):
+    # scope(checks=[...]) names netconform.checks' checks (DNS the check, not "dns" the probe protocol)
+    named = {c for f in run_rules(load_case(case)) for s in f.explains for c in s.checks or ()}
+    assert named <= {c.name for c in CHECKS}
 
 
 def test_strict_rp_filter_that_dropped_nothing_is_a_risk_not_a_cause():
@@ -175,8 +186,8 @@ def test_a_crashing_rule_becomes_a_finding(healthy):
     def boom(ev):
         raise RuntimeError("bug")
 
-    fs = run_rules(healthy, {"x": boom})
-    assert fs[0].cause == "rule-error" and "RuntimeError: bug" in fs[0].title
+    fs = run_rules(healthy, [Rule(cause="x", category=None, run=boom)])
+    assert fs[0].cause == "rule-error" and fs[0].title == "rule x failed: RuntimeError: bug"
 
 
 def test_a_risk_is_rendered_apart_from_causes_in_a_failed_tests_diagnosis():
@@ -199,3 +210,17 @@ def test_per_source_limit_quotes_the_drop_with_its_counter_and_the_set_rule():
     assert "--set --name nc-per-source" in f.evidence[1]
     assert f.fix.startswith("on lab-node-1: iptables -t mangle -D PREROUTING -p tcp -m tcp --dport 30000:32767")
     assert any(s.checks == frozenset({"stability", "nodeport"}) for s in f.explains)
+
+
+def test_every_rule_module_is_registered_once_with_causes_of_its_own():
+    # a rule module missing from MODULES would never run: the registry lists the package's modules
+    modules = sorted(p.stem for p in Path(rules.__file__).parent.glob("*.py") if not p.stem.startswith("_"))
+    assert sorted(rules.MODULES) == modules
+    causes = [c for r in rules.RULES for c in (r.cause, *(a for a, _ in r.also))]
+    assert len(causes) == len(set(causes))
+
+
+def test_a_cause_id_is_checked_where_it_is_declared():
+    # it is matched unescaped in the report's categories
+    with pytest.raises(ValueError, match="cause id 'Hairpin Off'"):
+        Rule(cause="Hairpin Off", category="x", run=lambda ev: [])

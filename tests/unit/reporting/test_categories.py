@@ -1,26 +1,21 @@
-"""plugins/netconform/reporting/categories.json: one category per diagnosis cause, matched on the line reporting adds."""
+"""The Allure categories (reporting.categories): one per diagnosis cause, matched on the line reporting adds."""
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 
 import pytest
 
+from netconform.diagnose import cause_categories
 from netconform.reporting import labels as lb
+from netconform.reporting.categories import allure_categories
 
-REPO = Path(__file__).resolve().parents[3]
-CATEGORIES = json.loads((REPO / "plugins" / "netconform" / "reporting" / "categories.json").read_text())
+CATEGORIES = allure_categories(cause_categories())
 
 
 def rule_causes() -> list[str]:
-    """Every CAUSE a diagnose rule can report (read from the rule modules, so a new rule needs a category)."""
-    found = []
-    for path in sorted((REPO / "plugins" / "netconform" / "diagnose" / "rules").glob("*.py")):
-        # CAUSE, and a rule's other causes (per_source.PATTERN_CAUSE)
-        found += re.findall(r'^(?:[A-Z]+_)?CAUSE = "([a-z0-9-]+)"', path.read_text(), re.MULTILINE)
-    return [c for c in found if c not in ("not-inspected",)]
+    """Every cause a diagnose rule reports as a root cause (each rule's RULE declares its category)."""
+    return [cause for cause, _ in cause_categories()]
 
 
 def first_match(message: str, status: str = "failed") -> str | None:

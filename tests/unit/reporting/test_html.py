@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from netconform.diagnose import cause_categories
 from netconform.report import html
 from netconform.report.browser import BrowserError
+from netconform.reporting.categories import allure_categories
 
 
 def test_config_asks_for_one_file_grouped_by_path_and_case_with_our_categories(tmp_path: Path) -> None:
-    cats = json.loads(html.CATEGORIES.read_text())
+    cats = allure_categories(cause_categories())
     cfg = html.allure_config("netconform", tmp_path / "out", cats, None)
     awesome = cfg["plugins"]["awesome"]["options"]
     assert awesome["singleFile"] is True and awesome["groupBy"] == ["epic", "feature"]

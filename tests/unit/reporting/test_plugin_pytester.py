@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from netconform.diagnose import cause_categories
+from netconform.reporting.categories import allure_categories
+
 REPO = Path(__file__).resolve().parents[3]
 
 CONFTEST = """
@@ -90,7 +93,7 @@ def test_xdist_run_cleans_once_labels_steps_cause_and_matrix(stand_in: pytest.Py
     assert not (out / "old-result.json").exists()  # cleaned by the controller, once, before the workers wrote
     found = results(out)
     assert sorted(r["name"] for r in found) == sorted({r["name"] for r in found}) and len(found) == 6
-    assert (out / "categories.json").is_file()
+    assert json.loads((out / "categories.json").read_text()) == allure_categories(cause_categories())
 
     bad = next(r for r in found if r["name"] == "test_tcp_cross_node[lab-node-1-to-lab-node-3]")
     labels = {(lb["name"], lb["value"]) for lb in bad["labels"]}

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from netconform.checks import DNS, NODEPORT, SERVICE, STABILITY
+
 from ..evidence import ClusterEvidence
 from ..model import Finding, scope
+from ._rule import Rule
 from ._util import inspected
 
 CAUSE = "bridge-nf-call-iptables-off"
@@ -25,19 +28,22 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
         )
         out.append(
             Finding(
-                CAUSE,
-                f"{ne.node}: bridged pod traffic bypasses iptables ({KEY} {'= 0' if val == '0' else 'absent'})",
-                0.85,
-                ne.node,
-                (f"{ne.node}$ sysctl {KEY}: {line}",),
-                f"on {ne.node}: modprobe br_netfilter && sysctl -w {KEY}=1 (persist both)",
-                (
-                    scope(checks=["service", "dns", "nodeport", "stability"], src_nodes=[ne.node], dst_nodes=[ne.node]),
+                cause=CAUSE,
+                title=f"{ne.node}: bridged pod traffic bypasses iptables ({KEY} {'= 0' if val == '0' else 'absent'})",
+                confidence=0.85,
+                node=ne.node,
+                evidence=(f"{ne.node}$ sysctl {KEY}: {line}",),
+                fix=f"on {ne.node}: modprobe br_netfilter && sysctl -w {KEY}=1 (persist both)",
+                explains=(
+                    scope(checks=[SERVICE, DNS, NODEPORT, STABILITY], src_nodes=[ne.node], dst_nodes=[ne.node]),
                     # seen on the lab: lookups from other nodes answered by the CoreDNS pod on this node fail too
                     # (SERVFAIL "server misbehaving"); a DNS failure reaching this node's CoreDNS is in scope
-                    scope(checks=["dns"], dst_nodes=[ne.node]),
+                    scope(checks=[DNS], dst_nodes=[ne.node]),
                 ),
                 detail="a Service whose chosen endpoint sits on the client's own bridge gets replies from the pod IP",
             )
         )
     return out
+
+
+RULE = Rule(cause=CAUSE, category="bridge-nf-call-iptables off (Services break on the bridge)", run=rule)

@@ -9,9 +9,12 @@ masquerade rules that lack it.
 
 from __future__ import annotations
 
+from netconform.checks import DNS, STABILITY
+
 from ..evidence import ClusterEvidence, NodeEvidence
 from ..iptables import rules_in
 from ..model import Finding, scope
+from ._rule import Rule
 from ._util import inspected, quote_rule
 
 CAUSE = "conntrack-drops"
@@ -64,17 +67,20 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
             )
         out.append(
             Finding(
-                CAUSE,
-                f"{ne.node}: conntrack dropped {drop} packets, {failed} insert failures (counters since boot)"
+                cause=CAUSE,
+                title=f"{ne.node}: conntrack dropped {drop} packets, {failed} insert failures (counters since boot)"
                 + (" on a node that masquerades without --random-fully" if plain else ""),
-                0.5 if plain else 0.4,
-                ne.node,
-                tuple(evidence),
-                fix,
-                (scope(checks=["stability", "dns"], nodes=[ne.node]),),
+                confidence=0.5 if plain else 0.4,
+                node=ne.node,
+                evidence=tuple(evidence),
+                fix=fix,
+                explains=(scope(checks=[STABILITY, DNS], nodes=[ne.node]),),
                 detail="a lone lost connection among many (a SYN whose conntrack entry lost the insert race)"
                 if failed
                 else "",
             )
         )
     return out
+
+
+RULE = Rule(cause=CAUSE, category="conntrack table full or insert failures", run=rule)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from netconform.checks import DNS
+
 from ..evidence import ClusterEvidence
 from ..model import Finding, scope
+from ._rule import Rule
 
 CAUSE = "coredns-down"
 
@@ -22,31 +25,36 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
     if dns is not None and not dns.ready_endpoints:
         out.append(
             Finding(
-                CAUSE,
-                f"{ev.facts.dns_service} has no ready endpoints: every lookup fails",
-                0.95,
-                None,
-                (f"API: {ev.facts.dns_service} clusterIP {dns.cluster_ip}: {len(dns.endpoints)} endpoints, 0 ready",)
+                cause=CAUSE,
+                title=f"{ev.facts.dns_service} has no ready endpoints: every lookup fails",
+                confidence=0.95,
+                node=None,
+                evidence=(
+                    f"API: {ev.facts.dns_service} clusterIP {dns.cluster_ip}: {len(dns.endpoints)} endpoints, 0 ready",
+                )
                 + pod_lines,
-                "kubectl -n kube-system logs -l k8s-app=kube-dns; fix CoreDNS (a crash with plugin/loop means "
+                fix="kubectl -n kube-system logs -l k8s-app=kube-dns; fix CoreDNS (a crash with plugin/loop means "
                 "resolv.conf points back at itself)",
-                (scope(checks=["dns"]),),
+                explains=(scope(checks=[DNS]),),
             )
         )
     elif bad:
         for p in bad:
             out.append(
                 Finding(
-                    CAUSE,
-                    f"CoreDNS pod {p.name} on {p.node} is not ready ({p.reason or p.phase})",
-                    0.6,
-                    p.node,
-                    (
+                    cause=CAUSE,
+                    title=f"CoreDNS pod {p.name} on {p.node} is not ready ({p.reason or p.phase})",
+                    confidence=0.6,
+                    node=p.node,
+                    evidence=(
                         f"pod {p.namespace}/{p.name} on {p.node}: phase {p.phase}, ready {p.ready}, "
                         f"restarts {p.restarts} {p.reason}".rstrip(),
                     ),
-                    f"kubectl -n {p.namespace} logs {p.name} --previous",
-                    (scope(checks=["dns"]),),
+                    fix=f"kubectl -n {p.namespace} logs {p.name} --previous",
+                    explains=(scope(checks=[DNS]),),
                 )
             )
     return out
+
+
+RULE = Rule(cause=CAUSE, category="CoreDNS down or unreachable", run=rule)

@@ -11,6 +11,7 @@ from ..evidence import ClusterEvidence, NodeEvidence
 from ..facts import NodeFacts
 from ..model import Finding, scope
 from ..parsers import FdbEntry, Neigh
+from ._rule import FLANNEL_VXLAN, Rule
 from ._util import inspected
 
 CAUSE = "stale-flannel-arp"
@@ -66,16 +67,19 @@ def _stale(
         fix += "; then restart flanneld there so it re-syncs"
         out.append(
             Finding(
-                CAUSE,
-                f"{ne.node} has a stale {'neighbour' if v6 else 'ARP'} entry for {peer.name}'s {dev}: {gw} -> {n.mac} "
+                cause=CAUSE,
+                title=f"{ne.node} has a stale {'neighbour' if v6 else 'ARP'} entry for {peer.name}'s {dev}: {gw} -> {n.mac} "
                 f"(expected {want}, owned by {peer.name}; {n.mac} {whose})",
-                0.95,
-                ne.node,
-                tuple(evidence),
-                fix,
-                (scope(pairs=[(ne.node, peer.name)], cross_node=True, overlay_only=True),),
+                confidence=0.95,
+                node=ne.node,
+                evidence=tuple(evidence),
+                fix=fix,
+                explains=(scope(pairs=[(ne.node, peer.name)], cross_node=True, overlay_only=True),),
                 detail="overlay traffic between the two nodes is dropped in both directions "
                 "(replies go through the stale entry)",
             )
         )
     return out
+
+
+RULE = Rule(cause=CAUSE, applies=FLANNEL_VXLAN, category="Stale flannel ARP entry (overlay to a node broken)", run=rule)

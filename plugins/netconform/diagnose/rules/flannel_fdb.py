@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..evidence import ClusterEvidence
 from ..model import Finding, scope
+from ._rule import FLANNEL_VXLAN, Rule
 from ._util import inspected, node_ip
 
 CAUSE = "stale-flannel-fdb"
@@ -29,13 +30,13 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
             if wrong and not any(f.dst == want for f in entries):
                 out.append(
                     Finding(
-                        CAUSE,
-                        f"{ne.node} sends VXLAN for {peer.name} ({mac}) to {wrong[0].dst}, not {want}",
-                        0.9,
-                        ne.node,
-                        tuple(f"{ne.node}$ bridge fdb show dev flannel.1: {f.raw}" for f in wrong) + (annot,),
-                        fix,
-                        sc,
+                        cause=CAUSE,
+                        title=f"{ne.node} sends VXLAN for {peer.name} ({mac}) to {wrong[0].dst}, not {want}",
+                        confidence=0.9,
+                        node=ne.node,
+                        evidence=tuple(f"{ne.node}$ bridge fdb show dev flannel.1: {f.raw}" for f in wrong) + (annot,),
+                        fix=fix,
+                        explains=sc,
                     )
                 )
             elif not entries:
@@ -45,13 +46,18 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                 if has_route and has_neigh:
                     out.append(
                         Finding(
-                            CAUSE,
-                            f"{ne.node} has no FDB entry for {peer.name}'s VtepMAC {mac}",
-                            0.85,
-                            ne.node,
-                            (f"{ne.node}$ bridge fdb show dev flannel.1: (no line for {mac})", annot),
-                            fix,
-                            sc,
+                            cause=CAUSE,
+                            title=f"{ne.node} has no FDB entry for {peer.name}'s VtepMAC {mac}",
+                            confidence=0.85,
+                            node=ne.node,
+                            evidence=(f"{ne.node}$ bridge fdb show dev flannel.1: (no line for {mac})", annot),
+                            fix=fix,
+                            explains=sc,
                         )
                     )
     return out
+
+
+RULE = Rule(
+    cause=CAUSE, applies=FLANNEL_VXLAN, category="Stale flannel FDB entry (VXLAN frames to the wrong node)", run=rule
+)

@@ -12,6 +12,7 @@ from ..evidence import ClusterEvidence, NodeEvidence
 from ..facts import NodeFacts
 from ..model import Finding, scope
 from ..parsers import Route
+from ._rule import FLANNEL, Rule
 from ._util import inspected
 
 CAUSE = "missing-flannel-route"
@@ -68,18 +69,18 @@ def _host_gw(ev: ClusterEvidence) -> list[Finding]:
                 shown = routes[0].raw if routes else f"(no route for {cidr})"
                 out.append(
                     Finding(
-                        CAUSE,
-                        f"{ne.node} has no route to {peer.name}'s pods ({cidr}) via {peer.name}'s node address {via}",
-                        0.9,
-                        ne.node,
-                        (
+                        cause=CAUSE,
+                        title=f"{ne.node} has no route to {peer.name}'s pods ({cidr}) via {peer.name}'s node address {via}",
+                        confidence=0.9,
+                        node=ne.node,
+                        evidence=(
                             f"{ne.node}$ {cmd} show: {shown}",
                             f"{peer.name} spec.podCIDRs: {', '.join(peer.pod_cidrs)}; node address {via}",
                         )
                         + _subnet_env_evidence(ne),
-                        f"on {ne.node}: {cmd} {'replace' if routes else 'add'} {cidr} via {via}; "
+                        fix=f"on {ne.node}: {cmd} {'replace' if routes else 'add'} {cidr} via {via}; "
                         "then restart flanneld there so it re-syncs (host-gw backend)",
-                        (scope(pairs=[(ne.node, peer.name)], cross_node=True, overlay_only=True),),
+                        explains=(scope(pairs=[(ne.node, peer.name)], cross_node=True, overlay_only=True),),
                     )
                 )
     return out
@@ -93,13 +94,13 @@ def _vxlan(ev: ClusterEvidence) -> list[Finding]:
         if "flannel.1" not in ne.links:
             out.append(
                 Finding(
-                    CAUSE,
-                    f"{ne.node} has no flannel.1 interface",
-                    0.9,
-                    ne.node,
-                    (f"{ne.node}$ ip -d link show: (no flannel.1)",) + _subnet_env_evidence(ne),
-                    f"on {ne.node}: start flanneld (check its logs, --iface and the node's spec.podCIDR)",
-                    (scope(nodes=[ne.node], cross_node=True),),
+                    cause=CAUSE,
+                    title=f"{ne.node} has no flannel.1 interface",
+                    confidence=0.9,
+                    node=ne.node,
+                    evidence=(f"{ne.node}$ ip -d link show: (no flannel.1)",) + _subnet_env_evidence(ne),
+                    fix=f"on {ne.node}: start flanneld (check its logs, --iface and the node's spec.podCIDR)",
+                    explains=(scope(nodes=[ne.node], cross_node=True),),
                 )
             )
             continue
@@ -118,16 +119,16 @@ def _vxlan(ev: ClusterEvidence) -> list[Finding]:
                     continue
                 out.append(
                     Finding(
-                        CAUSE,
-                        f"{ne.node} has no route to {peer.name}'s pods ({c6}) via {v6}",
-                        0.9,
-                        ne.node,
-                        (
+                        cause=CAUSE,
+                        title=f"{ne.node} has no route to {peer.name}'s pods ({c6}) via {v6}",
+                        confidence=0.9,
+                        node=ne.node,
+                        evidence=(
                             f"{ne.node}$ ip -6 route show: " + (routes[0].raw if routes else f"(no route for {c6})"),
                             f"{peer.name} spec.podCIDRs: {', '.join(peer.pod_cidrs)}",
                         ),
-                        f"on {ne.node}: restart flanneld (it re-adds the {v6} routes)",
-                        (scope(pairs=[(ne.node, peer.name)], cross_node=True, overlay_only=True),),
+                        fix=f"on {ne.node}: restart flanneld (it re-adds the {v6} routes)",
+                        explains=(scope(pairs=[(ne.node, peer.name)], cross_node=True, overlay_only=True),),
                     )
                 )
     return out
@@ -148,18 +149,18 @@ def _vxlan_v4(ne: NodeEvidence, peer: NodeFacts, cidr: str) -> Finding | None:
         ev_lines.append(f"{ne.node}$ bridge fdb show dev flannel.1: (no entry for {peer.vtep_mac})")
     ev_lines += _subnet_env_evidence(ne)
     return Finding(
-        CAUSE,
-        f"{ne.node} has no route to {peer.name}'s pods ({cidr}) via flannel.1",
-        0.9,
-        ne.node,
-        tuple(ev_lines),
-        f"on {ne.node}: restart flanneld; by hand: ip route replace {cidr} via {peer.subnet_gw} dev flannel.1 onlink"
+        cause=CAUSE,
+        title=f"{ne.node} has no route to {peer.name}'s pods ({cidr}) via flannel.1",
+        confidence=0.9,
+        node=ne.node,
+        evidence=tuple(ev_lines),
+        fix=f"on {ne.node}: restart flanneld; by hand: ip route replace {cidr} via {peer.subnet_gw} dev flannel.1 onlink"
         + (
             f" && ip neigh replace {peer.subnet_gw} lladdr {peer.vtep_mac} dev flannel.1 nud permanent"
             if peer.vtep_mac
             else ""
         ),
-        (scope(pairs=[(ne.node, peer.name)], cross_node=True, overlay_only=True),),
+        explains=(scope(pairs=[(ne.node, peer.name)], cross_node=True, overlay_only=True),),
     )
 
 
@@ -168,3 +169,6 @@ def _subnet_env_evidence(ne: NodeEvidence) -> tuple[str, ...]:
     if s is not None and not s.ok:
         return (f"{ne.node}$ cat /run/flannel/subnet.env: {s.text.strip()}",)
     return ()
+
+
+RULE = Rule(cause=CAUSE, applies=FLANNEL, category="Missing flannel route to a peer's podCIDR", run=rule)

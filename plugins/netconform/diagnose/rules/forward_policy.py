@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..evidence import ClusterEvidence
 from ..iptables import Packet, evaluate
 from ..model import Finding, scope
+from ._rule import Rule
 from ._util import host_in, overlay_pairs, quote_rule
 
 CAUSE = "forward-drop"
@@ -43,16 +44,16 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                 scopes.append(scope(src_nodes=[ne.node], dst_nodes=[ne.node]))
             out.append(
                 Finding(
-                    CAUSE,
-                    f"{ne.node} FORWARD chain drops pod traffic {way} {peer.name} ({what})",
-                    0.9,
-                    ne.node,
-                    (
+                    cause=CAUSE,
+                    title=f"{ne.node} FORWARD chain drops pod traffic {way} {peer.name} ({what})",
+                    confidence=0.9,
+                    node=ne.node,
+                    evidence=(
                         f"{ne.node}$ iptables-save -t filter: {line}",
                         f"packet {pkt.src} -> {pkt.dst} in {pkt.in_iface} out {pkt.out_iface}: {v.target}",
                     ),
-                    fix,
-                    tuple(scopes),
+                    fix=fix,
+                    explains=tuple(scopes),
                 )
             )
             break
@@ -60,3 +61,6 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
             continue
         break
     return out
+
+
+RULE = Rule(cause=CAUSE, category="FORWARD chain drops pod traffic", run=rule)

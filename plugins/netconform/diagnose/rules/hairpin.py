@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from netconform.checks import HAIRPIN, NODEPORT, SERVICE
+
 from ..evidence import ClusterEvidence
 from ..model import Finding, scope
+from ._rule import Rule
 from ._util import inspected
 
 CAUSE = "hairpin-off"
@@ -27,15 +30,18 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
             evidence.append(f'{ne.node}$ cat /etc/cni/net.d/*: no "hairpinMode": true')
         out.append(
             Finding(
-                CAUSE,
-                f"{ne.node}: hairpin off on {len(off)} cni0 port(s)",
-                0.6,
-                ne.node,
-                tuple(evidence),
-                f'set "hairpinMode": true in the CNI config (flannel\'s delegate) and recreate the pods; '
+                cause=CAUSE,
+                title=f"{ne.node}: hairpin off on {len(off)} cni0 port(s)",
+                confidence=0.6,
+                node=ne.node,
+                evidence=tuple(evidence),
+                fix=f'set "hairpinMode": true in the CNI config (flannel\'s delegate) and recreate the pods; '
                 f"now: for p in {' '.join(off[:5])}; do ip link set $p type bridge_slave hairpin on; done (on {ne.node})",
-                (scope(checks=["service", "nodeport", "hairpin"], src_nodes=[ne.node], dst_nodes=[ne.node]),),
+                explains=(scope(checks=[SERVICE, NODEPORT, HAIRPIN], src_nodes=[ne.node], dst_nodes=[ne.node]),),
                 detail="only a pod dialing a Service that load-balances back to the same pod is affected",
             )
         )
     return out
+
+
+RULE = Rule(cause=CAUSE, category="Hairpin mode off (pod cannot reach itself via its Service)", run=rule)

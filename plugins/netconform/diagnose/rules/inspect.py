@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..datapath import datapath
 from ..evidence import ClusterEvidence
 from ..model import NOTHING, Finding
+from ._rule import Rule
 
 CAUSE = "not-inspected"
 # sections without which the main rules are blind
@@ -17,7 +18,17 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
     keys = KEY_SECTIONS + (("nft",) if datapath(ev).proxy == "nftables" else ())
     for name, ne in sorted(ev.nodes.items()):
         if ne.error:
-            out.append(Finding(CAUSE, f"could not inspect {name}: {ne.error}", 0.0, name, (), "", (NOTHING,)))
+            out.append(
+                Finding(
+                    cause=CAUSE,
+                    title=f"could not inspect {name}: {ne.error}",
+                    confidence=0.0,
+                    node=name,
+                    evidence=(),
+                    fix="",
+                    explains=(NOTHING,),
+                )
+            )
             continue
         problems = []
         for s in keys:
@@ -28,13 +39,17 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
         if problems:
             out.append(
                 Finding(
-                    CAUSE,
-                    f"could not fully inspect {name}: " + "; ".join(problems),
-                    0.0,
-                    name,
-                    (),
-                    "give the agent the tool or permission",
-                    (NOTHING,),
+                    cause=CAUSE,
+                    title=f"could not fully inspect {name}: " + "; ".join(problems),
+                    confidence=0.0,
+                    node=name,
+                    evidence=(),
+                    fix="give the agent the tool or permission",
+                    explains=(NOTHING,),
                 )
             )
     return out
+
+
+# category None: its findings are notes (confidence 0), never a failure's root cause
+RULE = Rule(cause=CAUSE, category=None, run=rule)

@@ -8,25 +8,29 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from netconform.checks import DNS, HAIRPIN, MTU, NODEPORT, SERVICE, SOURCE_IP, STABILITY
+
+from .. import iptables
 from ..datapath import datapath
 from ..evidence import ClusterEvidence, NodeEvidence
 from ..facts import ServiceFacts
-from ..iptables import Rule, rules_in
+from ..iptables import rules_in
 from ..model import Finding, Scope, scope
 from ..nftables import KubeProxyTable
+from ._rule import Rule
 from ._util import inspected
 
 CAUSE = "kube-proxy-rules-missing"
 
 
 def _svc_checks(svc: ServiceFacts, dns_key: str) -> list[str]:
-    return ["dns"] if svc.key == dns_key else ["service", "stability", "source_ip", "hairpin", "mtu"]
+    return [DNS] if svc.key == dns_key else [SERVICE, STABILITY, SOURCE_IP, HAIRPIN, MTU]
 
 
 def _whole_node(node: str) -> tuple[Scope, ...]:
     return (
-        scope(checks=["service", "dns", "stability", "source_ip", "hairpin", "mtu"], src_nodes=[node]),
-        scope(checks=["nodeport"], dst_nodes=[node], underlay_only=True),
+        scope(checks=[SERVICE, DNS, STABILITY, SOURCE_IP, HAIRPIN, MTU], src_nodes=[node]),
+        scope(checks=[NODEPORT], dst_nodes=[node], underlay_only=True),
     )
 
 
@@ -60,16 +64,16 @@ def _finding(
         )
     ]
     if node_port:
-        scopes.append(scope(checks=["nodeport"], dst_nodes=[ne.node], target_ports=[node_port], underlay_only=True))
+        scopes.append(scope(checks=[NODEPORT], dst_nodes=[ne.node], target_ports=[node_port], underlay_only=True))
     return Finding(
-        CAUSE,
-        f"{ne.node}: kube-proxy rules for {svc.key}:{port}/{proto.upper()} "
+        cause=CAUSE,
+        title=f"{ne.node}: kube-proxy rules for {svc.key}:{port}/{proto.upper()} "
         f"are {'stale' if problems[0].startswith('stale') else 'missing'}",
-        0.9,
-        ne.node,
-        tuple(f"{ne.node}$ {where}: {p}" for p in problems) + _pods(ev, ne.node),
-        f"on {ne.node}: restart kube-proxy (it rewrites every rule) and check its logs",
-        tuple(scopes),
+        confidence=0.9,
+        node=ne.node,
+        evidence=tuple(f"{ne.node}$ {where}: {p}" for p in problems) + _pods(ev, ne.node),
+        fix=f"on {ne.node}: restart kube-proxy (it rewrites every rule) and check its logs",
+        explains=tuple(scopes),
     )
 
 
@@ -82,13 +86,13 @@ def _iptables(ev: ClusterEvidence, ne: NodeEvidence, services: list[ServiceFacts
     if "KUBE-SERVICES" not in ne.tables.get("nat", {}):
         return [
             Finding(
-                CAUSE,
-                f"{ne.node} has no kube-proxy rules at all (no KUBE-SERVICES chain in nat)",
-                0.9,
-                ne.node,
-                (f"{ne.node}$ iptables-save -t nat: (no :KUBE-SERVICES chain)",) + _pods(ev, ne.node),
-                f"on {ne.node}: restart kube-proxy and check its logs",
-                _whole_node(ne.node),
+                cause=CAUSE,
+                title=f"{ne.node} has no kube-proxy rules at all (no KUBE-SERVICES chain in nat)",
+                confidence=0.9,
+                node=ne.node,
+                evidence=(f"{ne.node}$ iptables-save -t nat: (no :KUBE-SERVICES chain)",) + _pods(ev, ne.node),
+                fix=f"on {ne.node}: restart kube-proxy and check its logs",
+                explains=_whole_node(ne.node),
             )
         ]
     out = []
@@ -104,7 +108,7 @@ def _iptables(ev: ClusterEvidence, ne: NodeEvidence, services: list[ServiceFacts
 
 
 def _check_port(
-    rules: list[Rule], svc: ServiceFacts, node: str, port: int, proto: str, node_port: int | None
+    rules: list[iptables.Rule], svc: ServiceFacts, node: str, port: int, proto: str, node_port: int | None
 ) -> list[str]:
     entry = [
         r
@@ -166,14 +170,14 @@ def _nftables(ev: ClusterEvidence, ne: NodeEvidence, services: list[ServiceFacts
                 )
             out.append(
                 Finding(
-                    CAUSE,
-                    f"{ne.node} has no kube-proxy rules at all ({'no' if table is None else 'empty'} table "
+                    cause=CAUSE,
+                    title=f"{ne.node} has no kube-proxy rules at all ({'no' if table is None else 'empty'} table "
                     f"{fam} kube-proxy)",
-                    0.9,
-                    ne.node,
-                    (f"{ne.node}$ nft -j list ruleset: {shown}",) + _pods(ev, ne.node),
-                    f"on {ne.node}: restart kube-proxy and check its logs",
-                    _whole_node(ne.node),
+                    confidence=0.9,
+                    node=ne.node,
+                    evidence=(f"{ne.node}$ nft -j list ruleset: {shown}",) + _pods(ev, ne.node),
+                    fix=f"on {ne.node}: restart kube-proxy and check its logs",
+                    explains=_whole_node(ne.node),
                 )
             )
             continue
@@ -239,3 +243,6 @@ def _pods(ev: ClusterEvidence, node: str) -> tuple[str, ...]:
                 f"restarts {p.restarts} {p.reason}".rstrip()
             )
     return tuple(out)
+
+
+RULE = Rule(cause=CAUSE, category="kube-proxy rules missing on a node", run=rule)

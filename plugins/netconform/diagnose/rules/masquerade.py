@@ -8,10 +8,13 @@ appended after flanneld's chain still does (RETURN goes back to POSTROUTING).
 
 from __future__ import annotations
 
+from netconform.checks import SOURCE_IP
+
 from ..datapath import datapath
 from ..evidence import ClusterEvidence
 from ..iptables import Packet, evaluate
 from ..model import Finding, scope
+from ._rule import Rule
 from ._util import node_ip, overlay_pairs, quote_rule
 
 CAUSE = "masquerade-overlay"
@@ -40,17 +43,20 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
         exclude = f"! -d {network}" if routed else "! -o flannel.1"
         out.append(
             Finding(
-                CAUSE,
-                f"{ne.node} masquerades pod->pod {'' if routed else 'overlay '}traffic: servers see {gw} ({dev}), "
+                cause=CAUSE,
+                title=f"{ne.node} masquerades pod->pod {'' if routed else 'overlay '}traffic: servers see {gw} ({dev}), "
                 "not the pod IP",
-                0.95,
-                ne.node,
-                tuple(evidence),
-                f"on {ne.node}: iptables -t nat -D {v.rule.raw[3:]}; keep egress SNAT but exclude the overlay "
+                confidence=0.95,
+                node=ne.node,
+                evidence=tuple(evidence),
+                fix=f"on {ne.node}: iptables -t nat -D {v.rule.raw[3:]}; keep egress SNAT but exclude the overlay "
                 f"(seed fix: -A POSTROUTING -s {nf.pod_cidr} ! -o cni0 -j NC-MASQ1; -A NC-MASQ1 {exclude} -j MASQUERADE), "
                 "or run dockerd with --ip-masq=false and flanneld with --ip-masq",
-                (scope(checks=["source_ip"], src_nodes=[ne.node], cross_node=True),),
+                explains=(scope(checks=[SOURCE_IP], src_nodes=[ne.node], cross_node=True),),
             )
         )
         break
     return out
+
+
+RULE = Rule(cause=CAUSE, category="Pod traffic masqueraded across nodes (source IP lost)", run=rule)

@@ -3,8 +3,11 @@ dual-stack), or the device above its uplink's MTU minus the encapsulation (50 ov
 
 from __future__ import annotations
 
+from netconform.checks import MTU
+
 from ..evidence import ClusterEvidence
 from ..model import Finding, scope
+from ._rule import FLANNEL_VXLAN, Rule
 from ._util import inspected
 
 CAUSE = "mtu-mismatch"
@@ -48,16 +51,19 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
         limit = min(limits)
         out.append(
             Finding(
-                CAUSE,
-                f"{ne.node}: pod-side MTU larger than the overlay can carry (large transfers across nodes hang)",
-                0.7,
-                ne.node,
-                tuple(evidence),
-                f"on {ne.node}: set the CNI/pod MTU to <= {limit} (flannel writes FLANNEL_MTU; recreate pods) "
+                cause=CAUSE,
+                title=f"{ne.node}: pod-side MTU larger than the overlay can carry (large transfers across nodes hang)",
+                confidence=0.7,
+                node=ne.node,
+                evidence=tuple(evidence),
+                fix=f"on {ne.node}: set the CNI/pod MTU to <= {limit} (flannel writes FLANNEL_MTU; recreate pods) "
                 "and allow ICMP fragmentation-needed",
                 # only packets above the overlay MTU are lost: the checks that send them (suites/test_mtu.py)
-                (scope(checks=["mtu"], nodes=[ne.node]),),
+                explains=(scope(checks=[MTU], nodes=[ne.node]),),
                 detail="small requests pass; only packets above the overlay MTU are lost",
             )
         )
     return out
+
+
+RULE = Rule(cause=CAUSE, applies=FLANNEL_VXLAN, category="MTU mismatch between pods and the overlay", run=rule)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from netconform.checks import HAIRPIN, NODEPORT, STABILITY
+
 from ..evidence import ClusterEvidence
 from ..iptables import Packet, evaluate
 from ..model import Finding, scope
+from ._rule import Rule
 from ._util import host_in, inspected, node_ip, quote_rule, underlay
 
 CAUSE = "nodeport-blocked"
@@ -40,7 +43,7 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                 continue
             table, v = hit
             line = quote_rule(v.rule) if v.rule else f"{v.policy_line} (policy)"
-            scopes = [scope(checks=["nodeport"], dst_nodes=[ne.node], underlay_only=True)]
+            scopes = [scope(checks=[NODEPORT], dst_nodes=[ne.node], underlay_only=True)]
             # pods of this node dial other nodes' NodePorts through this node's PREROUTING too
             pod = host_in(nf.pod_cidr if nf else None, 5)
             if pod and any(
@@ -50,24 +53,27 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                 in ("DROP", "REJECT")
                 for t in ("raw", "mangle", "nat")
             ):
-                scopes.append(scope(checks=["nodeport"], src_nodes=[ne.node], underlay_only=True))
+                scopes.append(scope(checks=[NODEPORT], src_nodes=[ne.node], underlay_only=True))
                 # the same match drops what this node's pods send back to a masqueraded connection whose
                 # source port (--random-fully) fell in the range: a lone lost connection among a stability run's
                 # NodePort connections to a backend here, and the hairpin connection of a pod to itself (masqueraded to cni0's address)
-                scopes.append(scope(checks=["stability"], dst_nodes=[ne.node], overlay_only=True))
-                scopes.append(scope(checks=["hairpin"], src_nodes=[ne.node]))
+                scopes.append(scope(checks=[STABILITY], dst_nodes=[ne.node], overlay_only=True))
+                scopes.append(scope(checks=[HAIRPIN], src_nodes=[ne.node]))
             out.append(
                 Finding(
-                    CAUSE,
-                    f"{ne.node} drops NodePort tcp/{port} in {table}/PREROUTING, before kube-proxy's DNAT",
-                    0.9,
-                    ne.node,
-                    (f"{ne.node}$ iptables-save -t {table}: {line}",),
-                    f"on {ne.node}: iptables -t {table} -D {v.rule.raw[3:]} (open 30000-32767 to the cluster)"
+                    cause=CAUSE,
+                    title=f"{ne.node} drops NodePort tcp/{port} in {table}/PREROUTING, before kube-proxy's DNAT",
+                    confidence=0.9,
+                    node=ne.node,
+                    evidence=(f"{ne.node}$ iptables-save -t {table}: {line}",),
+                    fix=f"on {ne.node}: iptables -t {table} -D {v.rule.raw[3:]} (open 30000-32767 to the cluster)"
                     if v.rule
                     else f"on {ne.node}: accept tcp 30000:32767 in {table}/PREROUTING",
-                    tuple(scopes),
+                    explains=tuple(scopes),
                 )
             )
             break
     return out
+
+
+RULE = Rule(cause=CAUSE, category="NodePort range blocked by a host firewall", run=rule)

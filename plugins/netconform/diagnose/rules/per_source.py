@@ -16,10 +16,14 @@ for, with a lower confidence: the pattern is observed, its cause is not.
 
 from __future__ import annotations
 
+from netconform.checks import NODEPORT, STABILITY
+
+from .. import iptables
 from ..dialseq import SourcePattern
 from ..evidence import ClusterEvidence
-from ..iptables import Rule, rules_in
+from ..iptables import rules_in
 from ..model import Finding, Scope, scope
+from ._rule import Rule
 from ._util import inspected, pattern_evidence, quote_rule
 from .tw_recycle import recycling
 
@@ -29,7 +33,7 @@ PATTERN_CONFIDENCE = 0.4  # the symptom seen in the dials, no cause found on the
 _MODULES = ("recent", "connlimit", "hashlimit")
 
 
-def _module(r: Rule) -> str | None:
+def _module(r: iptables.Rule) -> str | None:
     mods = [r.args[i + 1] for i, a in enumerate(r.args[:-1]) if a == "-m"]
     for m in _MODULES:
         if m in mods:
@@ -67,18 +71,18 @@ def _limits(ev: ClusterEvidence) -> list[Finding]:
                 port = r.opt("--dport") or r.opt("--dports")
                 out.append(
                     Finding(
-                        CAUSE,
-                        f"{ne.node} drops a source's later connections ({table}/{r.chain}, -m {mod}"
+                        cause=CAUSE,
+                        title=f"{ne.node} drops a source's later connections ({table}/{r.chain}, -m {mod}"
                         + (f", dport {port}" if port else "")
                         + f"): the first connection from a source passes, the next ones {'are dropped' if r.target == 'DROP' else 'are rejected'}"
                         + (f" ({dropped} packets so far)" if dropped else ""),
-                        confidence,
-                        ne.node,
-                        tuple(evidence),
-                        f"on {ne.node}: iptables -t {table} -D {r.raw[3:]}"
+                        confidence=confidence,
+                        node=ne.node,
+                        evidence=tuple(evidence),
+                        fix=f"on {ne.node}: iptables -t {table} -D {r.raw[3:]}"
                         + (f" (and the --set rule of list {name})" if mod == "recent" and name else "")
                         + "; behind NAT every pod of a node is one source: limit per pod, not per address",
-                        (scope(checks=["stability", "nodeport"], dst_nodes=[ne.node]),),
+                        explains=(scope(checks=[STABILITY, NODEPORT], dst_nodes=[ne.node]),),
                         detail="intermittent: single connections pass, repeated ones from the same (NATed) "
                         "source time out (SYN without SYN-ACK)",
                     )
@@ -102,18 +106,18 @@ def _patterns_unexplained(ev: ClusterEvidence, limited: set[str]) -> list[Findin
             look += f", on {p.src_node} (the source's node: its NAT and firewall)"
         out.append(
             Finding(
-                PATTERN_CAUSE,
-                f"{where} answered a source's first connection and timed out on its later ones: per-source state "
+                cause=PATTERN_CAUSE,
+                title=f"{where} answered a source's first connection and timed out on its later ones: per-source state "
                 f"drops them, and no rule found it on {nodes}",
-                PATTERN_CONFIDENCE,
-                p.dst_node,
-                (f"dials: {p.quote()}",),
-                f"{look} and anything between for per-source state: net.ipv4.tcp_tw_recycle=1 with TCP timestamps "
+                confidence=PATTERN_CONFIDENCE,
+                node=p.dst_node,
+                evidence=(f"dials: {p.quote()}",),
+                fix=f"{look} and anything between for per-source state: net.ipv4.tcp_tw_recycle=1 with TCP timestamps "
                 "(kernels before 4.12; `netstat -s`: passive connections rejected because of time stamp), a "
                 "per-source limit in the firewall (iptables -m recent/connlimit/hashlimit, nft meter/limit/ct count), "
                 "a cloud firewall's or load balancer's per-source connection limit; compare the source's SYNs with "
                 "what arrives (tcpdump on both ends)",
-                (_pattern_scope(p),),
+                explains=(_pattern_scope(p),),
                 detail="intermittent: the first connection from a source passes, later ones time out "
                 "(SYN without SYN-ACK); the pattern is from the dial results, no node state was found to cause it",
             )
@@ -122,7 +126,15 @@ def _patterns_unexplained(ev: ClusterEvidence, limited: set[str]) -> list[Findin
 
 
 def _pattern_scope(p: SourcePattern) -> Scope:
-    checks = [*p.checks, "stability", "nodeport"]
+    checks = [*p.checks, STABILITY, NODEPORT]
     if p.dst_node:  # the leg to the node's address: not the NodePort's further legs to its backends
         return scope(checks=checks, src_nodes=[p.src_node], dst_nodes=[p.dst_node], underlay_only=True)
     return scope(checks=checks, src_nodes=[p.src_node], target_ports=p.ports)
+
+
+RULE = Rule(
+    cause=CAUSE,
+    category="per-source state drops a source's later connections",
+    run=rule,
+    also=((PATTERN_CAUSE, "a source's first connection passes, its later ones time out; no per-source state found"),),
+)

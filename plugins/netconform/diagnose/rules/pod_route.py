@@ -8,6 +8,7 @@ import ipaddress
 
 from ..evidence import ClusterEvidence
 from ..model import Finding, scope
+from ._rule import Rule
 from ._util import inspected
 
 CAUSE = "pod-route-wrong"
@@ -56,13 +57,16 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
             )
             out.append(
                 Finding(
-                    CAUSE,
-                    f"{ne.node}: {problem}",
-                    0.85,
-                    ne.node,
-                    tuple(evidence),
-                    fix,
-                    (scope(dst_nodes=[ne.node]),),
+                    cause=CAUSE,
+                    title=f"{ne.node}: {problem}",
+                    confidence=0.85,
+                    node=ne.node,
+                    evidence=tuple(evidence),
+                    fix=fix,
+                    explains=(scope(dst_nodes=[ne.node]),),
                 )
             )
     return out
+
+
+RULE = Rule(cause=CAUSE, category="a node does not deliver to its own pod", run=rule)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..evidence import ClusterEvidence
 from ..model import Finding, risk, scope
+from ._rule import Rule
 from ._util import inspected, underlay
 
 CAUSE = "rp-filter-strict"
@@ -49,6 +50,17 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
             )
             continue
         out.append(
-            Finding(CAUSE, title, 0.8, ne.node, tuple(evidence), fix, (scope(nodes=[ne.node], cross_node=True),))
+            Finding(
+                cause=CAUSE,
+                title=title,
+                confidence=0.8,
+                node=ne.node,
+                evidence=tuple(evidence),
+                fix=fix,
+                explains=(scope(nodes=[ne.node], cross_node=True),),
+            )
         )
     return out
+
+
+RULE = Rule(cause=CAUSE, category="Strict reverse-path filter drops overlay traffic", run=rule)

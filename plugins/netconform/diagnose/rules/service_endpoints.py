@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from netconform.checks import NODEPORT, SERVICE, SOURCE_IP, STABILITY
+
 from ..evidence import ClusterEvidence
 from ..iptables import rules_in
 from ..model import Finding, scope
+from ._rule import Rule
 from ._util import inspected, quote_rule
 
 CAUSE = "service-no-endpoints"
@@ -27,14 +30,17 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
         ports = [p.port for p in svc.ports] + [p.node_port for p in svc.ports if p.node_port]
         out.append(
             Finding(
-                CAUSE,
-                f"Service {key} has no ready endpoints",
-                0.95,
-                None,
-                tuple(evidence),
-                f"kubectl -n {svc.namespace} get endpointslices -l kubernetes.io/service-name={svc.name}; "
+                cause=CAUSE,
+                title=f"Service {key} has no ready endpoints",
+                confidence=0.95,
+                node=None,
+                evidence=tuple(evidence),
+                fix=f"kubectl -n {svc.namespace} get endpointslices -l kubernetes.io/service-name={svc.name}; "
                 "fix the selector or the pods' readiness",
-                (scope(checks=["service", "nodeport", "stability", "source_ip"], target_ports=ports),),
+                explains=(scope(checks=[SERVICE, NODEPORT, STABILITY, SOURCE_IP], target_ports=ports),),
             )
         )
     return out
+
+
+RULE = Rule(cause=CAUSE, category="Service without ready endpoints", run=rule)

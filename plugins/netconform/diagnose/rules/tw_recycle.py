@@ -10,6 +10,7 @@ from __future__ import annotations
 from ..evidence import ClusterEvidence, NodeEvidence
 from ..model import Finding, scope
 from ..parsers import netstat_counter
+from ._rule import Rule
 from ._util import inspected, pattern_evidence
 
 CAUSE = "tcp-tw-recycle"
@@ -44,15 +45,18 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
         conf = 0.95 if ts_on and seen else (0.9 if first_ok else 0.75) if ts_on else 0.2
         out.append(
             Finding(
-                CAUSE,
-                f"{ne.node} has net.ipv4.tcp_tw_recycle=1: SYNs from NATed clients with older timestamps are dropped"
+                cause=CAUSE,
+                title=f"{ne.node} has net.ipv4.tcp_tw_recycle=1: SYNs from NATed clients with older timestamps are dropped"
                 + ("" if ts_on else " (timestamps off: harmless now)"),
-                conf,
-                ne.node,
-                tuple(evidence),
-                f"on {ne.node}: sysctl -w net.ipv4.tcp_tw_recycle=0 and remove it from /etc/sysctl.d/",
-                (scope(nodes=[ne.node]),),
+                confidence=conf,
+                node=ne.node,
+                evidence=tuple(evidence),
+                fix=f"on {ne.node}: sysctl -w net.ipv4.tcp_tw_recycle=0 and remove it from /etc/sysctl.d/",
+                explains=(scope(nodes=[ne.node]),),
                 detail="first connection works, later ones hang (SYN without SYN-ACK); intermittent",
             )
         )
     return out
+
+
+RULE = Rule(cause=CAUSE, category="tcp_tw_recycle drops connections behind NAT", run=rule)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..evidence import ClusterEvidence
 from ..iptables import Packet, evaluate
 from ..model import Finding, scope
+from ._rule import FLANNEL_VXLAN, Rule
 from ._util import inspected, node_ip, quote_rule, underlay
 
 CAUSE = "vxlan-port-blocked"
@@ -37,18 +38,18 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                 what = f"from {peer.name} ({pip})" if way == "in" else f"to {peer.name} ({pip})"
                 out.append(
                     Finding(
-                        CAUSE,
-                        f"{ne.node} drops VXLAN (udp/{port}) {what} in {table}/{chain}",
-                        0.95,
-                        ne.node,
-                        (
+                        cause=CAUSE,
+                        title=f"{ne.node} drops VXLAN (udp/{port}) {what} in {table}/{chain}",
+                        confidence=0.95,
+                        node=ne.node,
+                        evidence=(
                             f"{ne.node}$ iptables-save -t {table}: {line}",
                             f"{ne.node}$ ip -d link show flannel.1: dstport {port}",
                         ),
-                        f"on {ne.node}: remove the rule (iptables -t {table} -D {v.rule.raw[3:]})"
+                        fix=f"on {ne.node}: remove the rule (iptables -t {table} -D {v.rule.raw[3:]})"
                         if v.rule
                         else f"on {ne.node}: iptables -t {table} -I {chain} -p udp --dport {port} -j ACCEPT",
-                        (scope(nodes=[ne.node], cross_node=True, overlay_only=True),),
+                        explains=(scope(nodes=[ne.node], cross_node=True, overlay_only=True),),
                     )
                 )
                 break
@@ -62,17 +63,20 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
             if pfl and pfl.details.get("dstport") and pfl.details.get("dstport") != fl.details.get("dstport"):
                 out.append(
                     Finding(
-                        CAUSE,
-                        f"{ne.node} and {peer.name} use different VXLAN ports "
+                        cause=CAUSE,
+                        title=f"{ne.node} and {peer.name} use different VXLAN ports "
                         f"({fl.details.get('dstport')} vs {pfl.details.get('dstport')})",
-                        0.9,
-                        ne.node,
-                        (
+                        confidence=0.9,
+                        node=ne.node,
+                        evidence=(
                             f"{ne.node}$ ip -d link show flannel.1: dstport {fl.details.get('dstport')}",
                             f"{peer.name}$ ip -d link show flannel.1: dstport {pfl.details.get('dstport')}",
                         ),
-                        "use one flannel net-conf (Backend.Port) on every node and restart flanneld",
-                        (scope(pairs=[(ne.node, peer.name)], cross_node=True, overlay_only=True),),
+                        fix="use one flannel net-conf (Backend.Port) on every node and restart flanneld",
+                        explains=(scope(pairs=[(ne.node, peer.name)], cross_node=True, overlay_only=True),),
                     )
                 )
     return out
+
+
+RULE = Rule(cause=CAUSE, applies=FLANNEL_VXLAN, category="VXLAN port (UDP 8472) blocked", run=rule)
