@@ -11,6 +11,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from netconform.kube.kube_system import KubeSystem
+
 # node annotation prefix / kube-system DaemonSet name fragment -> CNI
 CNI_ANNOTATIONS = (
     ("flannel.alpha.coreos.com/", "flannel"),
@@ -140,6 +142,32 @@ def properties(
         "nodes.kubelet": summarize(n.kubelet_version for n in nodes),
         "netconform.run": run_id,
     }
+
+
+def cluster_properties(
+    *,
+    context: str,
+    server: str,
+    version: str,
+    nodes: list[Any],
+    selected: list[str],
+    kube_system: KubeSystem,
+    node_rules: Iterable[tuple[str, str, str]],
+    unreadable: bool,
+    run_id: str,
+) -> dict[str, str]:
+    """`properties`, with CNI and kube-proxy mode told by the nodes' annotations, what kube-system showed
+    (netconform.kube.kube_system) and the nodes' own rules (node, iptables-save, ip link)."""
+    return properties(
+        context=context,
+        server=server,
+        version=version,
+        nodes=nodes,
+        selected=selected,
+        cni=detect_cni([n.annotations for n in nodes], kube_system.daemonset_names),
+        proxy_mode=proxy_mode(kube_system.proxy_configs, kube_system.daemonsets, node_rules, unreadable=unreadable),
+        run_id=run_id,
+    )
 
 
 def render_properties(props: Mapping[str, str]) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from netconform.diagnose.evidence import NodeEvidence
 from netconform.kube.inventory import NodeInfo
+from netconform.kube.kube_system import KubeSystem
 from netconform.reporting import environment as env
 
 DATA = Path(__file__).parent / "data"
@@ -41,8 +42,8 @@ def test_proxy_mode_from_args_and_from_recorded_node_rules() -> None:
     assert env.proxy_mode_from_iptables("", "", "") is None
 
 
-def test_properties_from_the_lab_inventory() -> None:
-    nodes = [
+def lab_nodes(annotations: bool = False) -> list[NodeInfo]:
+    return [
         NodeInfo(
             n["name"],
             "",
@@ -52,9 +53,14 @@ def test_properties_from_the_lab_inventory() -> None:
             n["nodeInfo"]["kernelVersion"],
             n["nodeInfo"]["osImage"],
             n["nodeInfo"]["kubeletVersion"],
+            annotations=n["annotations"] if annotations else {},
         )
         for n in LAB_NODES
     ]
+
+
+def test_properties_from_the_lab_inventory() -> None:
+    nodes = lab_nodes()
     props = env.properties(
         context="netconform-lab",
         server="https://10.99.0.1:6443",
@@ -85,3 +91,23 @@ def test_proxy_mode_says_where_it_was_read_in_order() -> None:
     assert env.proxy_mode(["mode: x\n"], kube_proxy_ds, rules) == "ipvs (DaemonSet kube-system/kube-proxy)"
     assert env.proxy_mode([], kube_proxy_ds[1:], rules) == "iptables (rules on lab-node-1)"
     assert env.proxy_mode([], [], []).startswith("unknown (no kube-proxy ConfigMap or DaemonSet")
+
+
+def test_cluster_properties_name_cni_and_proxy_mode_from_what_kube_system_showed() -> None:
+    def props(nodes: list[NodeInfo], system: KubeSystem, unreadable: bool = False) -> dict[str, str]:
+        return env.cluster_properties(
+            context="netconform-lab", server="https://10.99.0.1:6443", version="v1.37.2", nodes=nodes,
+            selected=[n.name for n in nodes], kube_system=system, node_rules=[], unreadable=unreadable, run_id="ab12",
+        )  # fmt: skip
+
+    config = (DATA / "lab-kube-proxy.json").read_text()
+    lab = props(lab_nodes(annotations=True), KubeSystem([("kube-flannel-ds", ["/opt/bin/flanneld"])], [config]))
+    assert (lab["CNI"], lab["kube-proxy.mode"]) == ("flannel (vxlan)", "iptables (ConfigMap kube-system/kube-proxy)")
+    assert lab == env.properties(
+        context="netconform-lab", server="https://10.99.0.1:6443", version="v1.37.2", nodes=lab_nodes(True),
+        selected=[n["name"] for n in LAB_NODES], cni=lab["CNI"], proxy_mode=lab["kube-proxy.mode"], run_id="ab12",
+    )  # fmt: skip
+    other = props(lab_nodes(), KubeSystem([("cilium", []), ("kube-proxy", ["kube-proxy", "--proxy-mode=nftables"])]))
+    assert other["CNI"] == "cilium (DaemonSet kube-system/cilium)"
+    assert other["kube-proxy.mode"] == "nftables (DaemonSet kube-system/kube-proxy)"
+    assert props(lab_nodes(), KubeSystem(), unreadable=True)["kube-proxy.mode"].startswith("unknown (not permitted")
