@@ -11,4 +11,5 @@ pytest_plugins = [
     "netconform.plugin.nodes",
     "netconform.plugin.diagnose",
     "netconform.plugin.reporting",
+    "netconform.plugin.reporting_per_test",
 ]

@@ -1,5 +1,6 @@
 """netconform reporting as pure functions: Allure labels and parameters of a check, environment.properties,
-the node x node matrix. The pytest side (options, hooks, attachments) is `netconform.plugin.reporting`.
+the node x node matrix. The pytest side (options, hooks, attachments) is `netconform.plugin.reporting` (per run)
+and `netconform.plugin.reporting_per_test`.
 """
 
 from .environment import properties, render_properties

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netconform.checks import CHECKS
-from netconform.checks import check_of as check_of  # re-exported: plugin.reporting reads lb.check_of
+from netconform.checks import check_of as check_of  # re-exported: plugin.reporting_per_test reads lb.check_of
 from netconform.dialing.path import read_paths
 
 # suite module (without test_) -> (epic, severity), in report order (netconform.checks)

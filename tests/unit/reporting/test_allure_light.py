@@ -1,4 +1,4 @@
-"""allure-pytest made lighter per test (netconform.plugin.reporting): the same bytes written off the
+"""allure-pytest made lighter per test (netconform.plugin.allure_light): the same bytes written off the
 main thread, in place; no fixture container for a parametrize argument (its value is a parameter already)
 nor for `src`/`host_dials`; a passed dial step's result as its parameters, not a file. So a passed suite
 test writes one file, its result."""
@@ -12,9 +12,12 @@ from pathlib import Path
 import pytest
 from allure_commons import model2  # (its TestResult imported by name would look like a test class)
 from allure_commons.logger import AllureFileLogger
+from allure_pytest.listener import AllureListener
 
 from netconform.dialing.model import Attempt, DialResult
-from netconform.plugin.reporting import NO_CONTAINER, _dial_parameters, _FileLogger, _Writer
+from netconform.plugin import allure_light
+from netconform.plugin.allure_light import NO_CONTAINER, _FileLogger, _Writer
+from netconform.plugin.reporting_per_test import _dial_parameters
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -128,8 +131,15 @@ import pytest
 
 import netconform.plugin.session
 
-pytest_plugins = ["netconform.plugin.reporting"]
+pytest_plugins = ["netconform.plugin.reporting", "netconform.plugin.reporting_per_test"]
 netconform.plugin.session.suites_dir = lambda: Path(__file__).resolve().parent / "suites"
+
+
+def pytest_sessionfinish(session):
+    from netconform.plugin import allure_light
+
+    light = type(allure_light.of(session.config)).__name__
+    Path("light.txt").write_text(f"registered: {light}; missing: {allure_light.missing()}")
 """
 
 SUITE = """
@@ -198,11 +208,16 @@ def test_nodeport_from_this_machine(host_dials):
 
 
 def run_suites(
-    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suites: dict[str, str], **outcomes: int
+    pytester: pytest.Pytester,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    suites: dict[str, str],
+    conftest: str = CONFTEST,
+    **outcomes: int,
 ) -> Path:
     """Run these files as suites/ with allure on (netconform's reporting plugin, no cluster); the results dir."""
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    pytester.makeconftest(CONFTEST)
+    pytester.makeconftest(conftest)
     (pytester.path / "suites").mkdir()
     for name, text in suites.items():
         (pytester.path / "suites" / name).write_text(text)
@@ -217,6 +232,7 @@ def test_a_passed_test_writes_its_result_only_a_failed_dial_its_json(
 ) -> None:
     suites = {"test_pod_to_pod.py": SUITE, "test_nodeport.py": NODEPORT}
     out = run_suites(pytester, tmp_path, monkeypatch, suites, passed=2, failed=1, errors=1)
+    assert (pytester.path / "light.txt").read_text() == "registered: AllureLight; missing: []"
     assert {"src", "host_dials"} == NO_CONTAINER
     containers = [json.loads(p.read_text()) for p in out.glob("*-container.json")]
     assert [b["name"] for c in containers for b in c.get("befores", [])] == ["kube"]  # no src, dst, family
@@ -289,3 +305,50 @@ def test_a_dial_the_check_wants_unanswered_is_a_passed_step_with_its_json(
     assert step["status"] == "passed" and step["name"].endswith("(no answer, as the check expects)")
     assert {p["name"]: p["value"] for p in step["parameters"]}["attempts"] == "T"  # the recorded path's (no src here)
     assert [a["name"] for a in step["attachments"]] == ["path (JSON)"]
+
+
+def test_the_internals_it_uses_are_named_when_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert allure_light.missing() == []  # the allure and pytest this repo pins
+    monkeypatch.delattr(AllureListener, "_update_fixtures_children")
+    monkeypatch.delattr(AllureFileLogger, "_report_item")
+    assert allure_light.missing() == ["AllureListener._update_fixtures_children", "AllureFileLogger._report_item"]
+
+
+# An allure whose private module allure_commons._allure is gone (a version that moved StepContext): hidden
+# before netconform's plugins are imported, after allure's own modules hold what they use of it.
+WITHOUT_INTERNALS = (
+    """
+import sys
+
+sys.modules["allure_commons._allure"] = None  # `from allure_commons._allure import ...` now raises ImportError
+"""
+    + CONFTEST
+)
+
+
+def test_without_the_internals_allure_writes_the_report_as_it_ships(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = run_suites(
+        pytester, tmp_path, monkeypatch, {"test_pod_to_pod.py": SUITE}, WITHOUT_INTERNALS, passed=1, failed=1, errors=1
+    )
+    assert (pytester.path / "light.txt").read_text() == (
+        "registered: NoneType; missing: ['import of allure_commons._allure halted; None in sys.modules']"
+    )
+    results = {r["name"]: r for r in (json.loads(p.read_text()) for p in out.glob("*-result.json"))}
+    passed, failed, unset = (
+        results[f"test_tcp_cross_node[{n}-lab-node-2-ipv4]"] for n in ("lab-node-1", "lab-node-3", "lab-node-9")
+    )
+    # the same labels and test parameters as with the lighter allure
+    assert {p["name"] for p in passed["parameters"]} >= {"source node", "destination node", "family"}
+    assert {"epic", "feature", "story", "severity", "check"} <= {label["name"] for label in passed["labels"]}
+    # a passed dial step: no parameters (allure.step takes a title only), the result as its JSON instead
+    (step,) = [s for s in passed["steps"] if s["name"].startswith("dial ")]
+    assert step["name"] == "dial tcp lab-node-1 -> 10.244.1.7:8080 (lab-node-2)" and step["status"] == "passed"
+    assert not step.get("parameters") and [a["name"] for a in step["attachments"]] == ["dial result (JSON)"]
+    (step,) = [s for s in failed["steps"] if s["name"].startswith("dial ")]
+    assert step["status"] == "failed" and step["statusDetails"]["message"].startswith("DialFailed: timeout after 0.5s")
+    assert unset["statusDetails"]["message"].startswith("Failed: netconform: no client pod on lab-node-9")
+    # allure's own containers: every fixture of every test, the parametrize arguments and src included
+    befores = [b["name"] for p in out.glob("*-container.json") for b in json.loads(p.read_text()).get("befores", [])]
+    assert {"kube", "src", "dst", "family"} <= set(befores)

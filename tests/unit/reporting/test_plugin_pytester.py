@@ -23,7 +23,7 @@ import pytest
 import netconform.plugin.session
 from netconform.diagnose import Diagnosis
 
-pytest_plugins = ["netconform.plugin.reporting"]
+pytest_plugins = ["netconform.plugin.reporting", "netconform.plugin.reporting_per_test"]
 
 # the stand-in suite below plays the cluster suite (wants_cluster looks for the installed suites)
 netconform.plugin.session.suites_dir = lambda: Path(__file__).resolve().parent / "suites"
