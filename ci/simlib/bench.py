@@ -9,7 +9,7 @@ every pod is Ready and every Service lists every server), then deletes the names
 is gone. `report`: collects the suite in this process (as `pytest suites/ --collect-only`), makes every
 collected test a passed report carrying the path it checks, and times what netconform.reporting does
 with a run's reports: Allure labels per test, the verdicts (RunVerdicts), the node x node matrix
-(build + SVG), outcomes.json and environment.properties.
+(build + SVG), outcomes.json and environment.properties (kube-system read as the plugin reads it).
 
 Each prints one JSON line: seconds per phase, API requests (netconform's own count), peak RSS.
 """
@@ -99,6 +99,7 @@ def report(kubeconfig: str) -> dict[str, Any]:
     from netconform.dialing.path import PathInfo, record_path
     from netconform.kube.connect import make_api_client, request_counts, resolve_target
     from netconform.kube.inventory import list_nodes
+    from netconform.kube.kube_system import read_kube_system
     from netconform.reporting import environment as env
     from netconform.reporting import matrix as mx
     from netconform.reporting.labels import OUTSIDE, check_of, labels_for, node_name
@@ -159,14 +160,15 @@ def report(kubeconfig: str) -> dict[str, Any]:
     props = timed(
         "environment",
         lambda: env.render_properties(
-            env.properties(
+            env.cluster_properties(
                 context="netconform-sim",
                 server="sim",
                 version="sim",
                 nodes=all_nodes,
                 selected=names,
-                cni=env.detect_cni([n.annotations for n in all_nodes], []),
-                proxy_mode="unknown",
+                kube_system=read_kube_system(api),
+                node_rules=[],
+                unreadable=False,
                 run_id="sim",
             )
         ),
