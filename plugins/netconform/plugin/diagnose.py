@@ -102,14 +102,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         diag = _diagnoser(config)
         diagnosis = diag.diagnose_test(item.nodeid, paths)
     except Exception as exc:  # boundary: diagnosis must never turn a failure into an error
-        Diagnosis.failed(f"{type(exc).__name__}: {exc}", round(time.monotonic() - started, 3)).attach(report)
+        Diagnosis.failed(f"{type(exc).__name__}: {exc}", round(time.monotonic() - started, 3)).attach(report, item)
         return
     if diagnosis is None:
         return
     diagnosis.seconds = round(time.monotonic() - started, 3)
     if config.getoption("capture_pcap"):
         diag.capture(diagnosis, item.nodeid, paths)
-    diagnosis.attach(report)
+    diagnosis.attach(report, item)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
