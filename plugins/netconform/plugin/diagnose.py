@@ -18,6 +18,7 @@ from netconform.diagnose import Diagnoser, Diagnosis, Finding
 from netconform.diagnose.correlate import failed_paths, rank, summary_lines
 from netconform.diagnose.evidence import NodeEvidence
 from netconform.plugin import nodes as plugin_nodes
+from netconform.plugin.options import whole_seconds
 from netconform.plugin.paths import recorded
 from netconform.plugin.session import get_cluster, is_active, is_controller, run_id
 from netconform.workload.labels import namespace_name
@@ -43,7 +44,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="retry a failing TCP path once under tcpdump on its nodes and analyse the pcap",
     )
-    group.addoption("--capture-seconds", metavar="N", type=int, default=8, help="tcpdump duration for --capture-pcap")
+    group.addoption(
+        "--capture-seconds",
+        metavar="DURATION",
+        type=whole_seconds,
+        default="8s",
+        help="tcpdump duration for --capture-pcap, e.g. 8s, 1m (a plain number is seconds; default 8s)",
+    )
     group.addoption(
         "--diagnose-record",
         metavar="DIR",
