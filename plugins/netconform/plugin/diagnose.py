@@ -7,6 +7,7 @@ they explain. `--diagnose-only` skips the tests and runs every rule on every nod
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from collections.abc import Generator
 from typing import Any
@@ -17,6 +18,7 @@ from kubernetes import client as k8s
 from netconform.diagnose import Diagnoser, Diagnosis, Finding
 from netconform.diagnose.correlate import failed_paths, rank, summary_lines
 from netconform.diagnose.evidence import NodeEvidence
+from netconform.errors import missing_extra
 from netconform.plugin import nodes as plugin_nodes
 from netconform.plugin.options import whole_seconds
 from netconform.plugin.paths import recorded
@@ -57,6 +59,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="save what the diagnosis read (node outputs, cluster facts, failed paths) into DIR, "
         "in the shape the unit tests replay (tests/data/recorded)",
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # scapy is the capture extra: say so before the run, not after the first failure
+    if config.getoption("capture_pcap") and importlib.util.find_spec("scapy") is None:
+        raise pytest.UsageError(f"netconform: {missing_extra('--capture-pcap', 'scapy', 'capture')}")
 
 
 # ---------------------------------------------------------------- the session's diagnoser
