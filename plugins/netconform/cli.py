@@ -4,7 +4,7 @@
     netconform checks                                                   what the suite checks, no cluster needed
     netconform rbac                                                     the ServiceAccount and roles to apply
     netconform gate ...  /  netconform report ...                       the upgrade gate and the HTML report
-    netconform version
+    netconform version  /  netconform --version
 
 Results go below the current directory (reports/), as they do in a clone.
 """
@@ -46,10 +46,20 @@ def main(argv: list[str] | None = None) -> int:
         cut = argv.index("--")
         argv, rest = argv[:cut], argv[cut + 1 :]
     parser = argparse.ArgumentParser(prog="netconform", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"netconform {version('netconform')}")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run the shipped suites (pytest options after --)")
-    run.add_argument("--kubeconfig", metavar="PATH")
-    run.add_argument("--context", metavar="NAME")
+    run = sub.add_parser(
+        "run",
+        help="run the shipped suites (pytest options after --)",
+        description="Run the shipped suites against a cluster; results go below the current directory "
+        "(reports/). Exit code: pytest's (0 every check passed, 1 some failed, 4 the run could not start).",
+        epilog="pytest and netconform options go after --, e.g. `netconform run -- -k dns --junitxml "
+        "reports/junit.xml`; `netconform run -- --help` lists them all.",
+    )
+    run.add_argument(
+        "--kubeconfig", metavar="PATH", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)"
+    )
+    run.add_argument("--context", metavar="NAME", help="kubeconfig context (default: the current context)")
     sub.add_parser("checks", help="list what the suites check (no cluster needed)")
     sub.add_parser("rbac", help="print the RBAC manifest the suite needs (kubectl apply -f -)")
     sub.add_parser("gate", help="the upgrade gate: netconform gate --help")

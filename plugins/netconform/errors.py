@@ -24,6 +24,11 @@ class UsageError(NetconformError):
     """
 
 
+def missing_extra(what: str, module: str, extra: str) -> UsageError:
+    """`what` needs an optional dependency that is not installed: the one sentence, naming the extra."""
+    return UsageError(f"{what} needs {module}, which is not installed: pip install 'netconform[{extra}]'")
+
+
 class ProbeSetupError(NetconformError):
     """The probe workload could not be deployed or did not become Ready in time."""
 

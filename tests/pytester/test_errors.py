@@ -47,7 +47,7 @@ def test_unreachable_api_fails_fast(run_netconform, tmp_path: Path) -> None:
 def test_bad_option_value(run_netconform, dead_kubeconfig: Path) -> None:
     result = run_netconform(f"--kubeconfig={dead_kubeconfig}", "--sweep-age=soon")
     assert result.ret == 4
-    result.stderr.fnmatch_lines(["*argument --sweep-age: 'soon' is not a duration like 2s, 500ms, 5m or 1h*"])
+    result.stderr.fnmatch_lines(["*argument --sweep-age: 'soon' is not a duration like 2s, 500ms, 5m, 1h or 1m30s*"])
 
 
 def test_sweep_age_below_the_floor_is_refused(run_netconform, dead_kubeconfig: Path) -> None:
@@ -72,3 +72,19 @@ def test_project_tests_never_touch_a_cluster(pytester, monkeypatch) -> None:
     assert result.ret == 0, result.stderr.str()
     assert "netconform:" not in result.stdout.str()
     assert os.environ.get("KUBECONFIG") is None
+
+
+def test_every_duration_option_takes_go_style_units(run_netconform, dead_kubeconfig: Path) -> None:
+    """One parser for all of them: the options are accepted and the run gets as far as connecting."""
+    result = run_netconform(
+        f"--kubeconfig={dead_kubeconfig}",
+        "--agent-timeout=1m30s",
+        "--capture-seconds=1m",
+        "--ready-timeout=2m30s",
+        "--dial-timeout=1s500ms",
+        "--sweep-age=1h30m",
+    )
+    assert_one_sentence(result, "cannot reach the Kubernetes API at https://127.0.0.1:1 *")
+    result = run_netconform(f"--kubeconfig={dead_kubeconfig}", "--agent-timeout=later")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*argument --agent-timeout: 'later' is not a duration like *1m30s*"])

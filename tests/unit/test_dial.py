@@ -161,6 +161,8 @@ def test_path_property_has_one_writer_and_one_reader() -> None:
     props.append((PATH_PROPERTY, json.dumps({"check": "dns", "src_node": "lab-node-1", "unknown_key": 1})))
     paths = read_paths(props)
     assert [p.check for p in paths] == ["stability", "dns"] and paths[0].seen_ip is None
+    # JUnit XML writes str(value): the recorded value is JSON, never a Python repr
+    assert json.loads(str(props[1][1])) == paths[0].to_dict()
 
 
 def test_a_path_carries_its_result_and_is_serialized_without_it() -> None:

@@ -6,8 +6,17 @@ Options and hooks live in `netconform.plugin.diagnose`; reports read a test's di
 """
 
 from .diagnoser import Diagnoser, render
-from .diagnosis import CAUSE_PROPERTY, SECTION, Diagnosis
+from .diagnosis import CAUSE_PROPERTY, FINDINGS_PROPERTY, SECTION, Diagnosis
 from .model import Finding
 from .rules import categories as cause_categories
 
-__all__ = ["CAUSE_PROPERTY", "SECTION", "Diagnoser", "Diagnosis", "Finding", "cause_categories", "render"]
+__all__ = [
+    "CAUSE_PROPERTY",
+    "FINDINGS_PROPERTY",
+    "SECTION",
+    "Diagnoser",
+    "Diagnosis",
+    "Finding",
+    "cause_categories",
+    "render",
+]

@@ -21,6 +21,7 @@ from kubernetes import client as k8s
 from netconform.dialing.fanout import dial_from
 from netconform.dialing.model import Source, Target
 from netconform.dialing.path import PathInfo
+from netconform.errors import missing_extra
 from netconform.kube.connect import make_api_client
 from netconform.nodes import NodeHosts
 from netconform.workload.labels import role_selector
@@ -66,12 +67,16 @@ def analyse(
 ) -> Analysis:
     """expected_vtep: outer destination IP -> the VtepMAC of the node that owns it.
     overlay_macs: pod CIDR -> VtepMAC of its node, to judge frames captured on flannel.1 itself."""
-    # scapy takes most of a second to import: only a capture pays for it, not every pytest start
-    from scapy.layers.inet import IP, TCP, UDP
-    from scapy.layers.l2 import Ether
-    from scapy.layers.vxlan import VXLAN
-    from scapy.packet import bind_layers
-    from scapy.utils import PcapReader
+    # scapy takes most of a second to import: only a capture pays for it, not every pytest start;
+    # it is the capture extra (plugin.diagnose refuses --capture-pcap without it)
+    try:
+        from scapy.layers.inet import IP, TCP, UDP
+        from scapy.layers.l2 import Ether
+        from scapy.layers.vxlan import VXLAN
+        from scapy.packet import bind_layers
+        from scapy.utils import PcapReader
+    except ImportError:
+        raise missing_extra("analysing a capture", "scapy", "capture") from None
 
     # flannel's VXLAN port is not IANA's 4789
     bind_layers(UDP, VXLAN, dport=VXLAN_PORT)

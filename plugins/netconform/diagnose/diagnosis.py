@@ -1,7 +1,8 @@
 """`Diagnosis`: what the diagnosis of one failed test found, and its one way onto a pytest report and back.
 
 On the report it is plain data (an attribute holding a dict, a section with the rendered text and the
-`netconform_cause` user property for JUnit readers), so it survives xdist's report serialization.
+`netconform_cause` and `netconform_findings` user properties for JUnit readers, JSON), so it survives
+xdist's report serialization.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["CAUSE_PROPERTY", "SECTION", "Diagnosis"]
+__all__ = ["CAUSE_PROPERTY", "FINDINGS_PROPERTY", "SECTION", "Diagnosis"]
 
 SECTION = "netconform diagnosis"  # the report section (terminal output, JUnit, Allure attachment)
 CAUSE_PROPERTY = "netconform_cause"  # user property: JSON list of the top causes, "cause@node"
+FINDINGS_PROPERTY = "netconform_findings"  # user property: JSON list of the top findings' cause, node, title, fix
 _ATTRIBUTE = "netconform_diagnosis"
 
 
@@ -53,12 +55,21 @@ class Diagnosis:
     def pcap_bytes(self) -> dict[str, bytes]:
         return {name: base64.b64decode(b64) for name, b64 in self.pcaps.items()}
 
-    def attach(self, report: Any) -> None:
-        """Put this diagnosis on a pytest report (the only writer)."""
+    def properties(self) -> list[tuple[str, str]]:
+        """The JUnit properties: the top causes and, for each, its node, title and fix (JSON; none if no finding)."""
+        if not self.findings:
+            return []
+        top = [{key: f.get(key) for key in ("cause", "node", "title", "fix")} for f in self.findings[:3]]
+        return [(CAUSE_PROPERTY, json.dumps(self.causes)), (FINDINGS_PROPERTY, json.dumps(top))]
+
+    def attach(self, report: Any, item: Any = None) -> None:
+        """Put this diagnosis on a pytest report (the only writer), and its properties on the item too:
+        pytest's junitxml writes the teardown report's properties, which pytest copies from the item."""
         report.sections.append((SECTION, self.text))
         setattr(report, _ATTRIBUTE, asdict(self))
-        if self.findings:
-            report.user_properties.append((CAUSE_PROPERTY, json.dumps(self.causes)))
+        report.user_properties.extend(self.properties())
+        if item is not None:
+            item.user_properties.extend(self.properties())
 
     @classmethod
     def of(cls, report: Any) -> Diagnosis | None:

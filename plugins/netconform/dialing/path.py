@@ -2,8 +2,9 @@
 
 `PathInfo` is the one record of a dial path: built once from its `DialResult` (which it keeps, in the
 process that dialed), read by diagnosis, the capture and the report. The property is its only
-serialized form, a plain dict, so it survives xdist and JUnit XML: `PathInfo.to_dict` writes it
-(`record_path` appends it), `read_path` reads it back (`read_paths`: every one a test recorded).
+serialized form, a JSON object as a string: it survives xdist, and JUnit XML (which writes
+`str(value)`) carries JSON a CI system can parse. `record_path` appends `PathInfo.to_dict` as JSON,
+`read_path` reads it back, also a dict as a test writes one (`read_paths`: every one a test recorded).
 
 Per-attempt outcomes are kept compactly, in the order the probe made the attempts: one code per
 attempt (`ok`, or an error kind: T timeout, R refused, X reset, U unreachable, D dns, B too_big, E other),
@@ -141,9 +142,9 @@ class PathInfo:
 _SERIALIZED = tuple(f.name for f in fields(PathInfo) if f.name != "result")
 
 
-def record_path(user_properties: list[tuple[str, object]], info: PathInfo) -> dict[str, Any]:
-    """Append `info`'s serialized form to a test's user properties; the value appended."""
-    value = info.to_dict()
+def record_path(user_properties: list[tuple[str, object]], info: PathInfo) -> str:
+    """Append `info`'s serialized form (JSON) to a test's user properties; the value appended."""
+    value = json.dumps(info.to_dict())
     user_properties.append((PATH_PROPERTY, value))
     return value
 

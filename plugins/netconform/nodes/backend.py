@@ -1,43 +1,46 @@
-"""The pod exec API as a testinfra backend (`/bin/sh -c` in the agent container), over `kube.exec`.
+"""The pod exec API as a node's shell (`/bin/sh -c` in the agent container), over `kube.exec`.
 
 Why not testinfra's `kubectl://` backend: this reuses the suite's own connection (kubeconfig,
 --context, in-cluster service account) without a kubectl binary or re-encoding the context into a
-URL, costs no process per command, and is bounded in time from Python (kubectl exec is not).
+URL, costs no process per command, and is bounded in time from Python (kubectl exec is not). It needs
+no testinfra either: the default access works without the `node-access` extra.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from kubernetes import client as k8s
-from testinfra.backend import base as tbase
 
 from netconform.kube.exec import ExecError, run_in_pod
 
 from .spec import AccessError
 
-__all__ = ["COMMAND_TIMEOUT_S", "ExecBackend"]
+__all__ = ["COMMAND_TIMEOUT_S", "CommandOutput", "ExecBackend"]
 
 COMMAND_TIMEOUT_S = 60.0
 
 
-class ExecBackend(tbase.BaseBackend):
-    """testinfra backend over the pod exec API, with a real timeout."""
+@dataclass(frozen=True)
+class CommandOutput:
+    """What a command on a node gave: the fields diagnosis reads of testinfra's CommandResult too."""
+
+    rc: int
+    stdout: str
+    stderr: str
+    command: str = ""
+
+
+class ExecBackend:
+    """A node's shell over the pod exec API, with a real timeout."""
 
     NAME = "k8sexec"
 
-    def __init__(self, pod: str, namespace: str, container: str, configuration: k8s.Configuration, **kwargs: Any):
+    def __init__(self, pod: str, namespace: str, container: str, configuration: k8s.Configuration):
         self.pod, self.namespace, self.container = pod, namespace, container
         self.configuration = configuration
-        super().__init__(pod, **kwargs)
 
-    def get_pytest_id(self) -> str:
-        return f"k8sexec://{self.namespace}/{self.pod}"
-
-    def run(self, command: str, *args: str, **kwargs: Any) -> tbase.CommandResult:
-        return self.run_with_timeout(self.get_command(command, *args), COMMAND_TIMEOUT_S)
-
-    def run_with_timeout(self, command: str, timeout_s: float) -> tbase.CommandResult:
+    def run_with_timeout(self, command: str, timeout_s: float) -> CommandOutput:
         """`command` through `/bin/sh -c`; AccessError with one sentence when the exec itself fails."""
         try:
             done = run_in_pod(
@@ -50,4 +53,4 @@ class ExecBackend(tbase.BaseBackend):
             )
         except ExecError as exc:
             raise AccessError(str(exc)) from None
-        return self.result(done.rc, self.encode(command), done.stdout.encode(), done.stderr.encode())
+        return CommandOutput(done.rc, done.stdout, done.stderr, command)

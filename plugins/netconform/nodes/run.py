@@ -1,25 +1,28 @@
-"""Run a command on any testinfra host, bounded in time (testinfra itself has no timeout)."""
+"""Run a command on a node's shell (the agent's exec, or a testinfra host), bounded in time
+(testinfra itself has no timeout)."""
 
 from __future__ import annotations
 
 import shlex
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import testinfra.host
-from testinfra.backend import base as tbase
-
-from .backend import COMMAND_TIMEOUT_S, ExecBackend
+from .backend import COMMAND_TIMEOUT_S, CommandOutput, ExecBackend
 from .spec import AccessError
+
+if TYPE_CHECKING:  # the node-access extra: imported where ssh:// or docker:// hosts are made
+    import testinfra.host
 
 __all__ = ["one_line", "run_bounded"]
 
 
-def run_bounded(host: testinfra.host.Host, command: str, timeout_s: float = COMMAND_TIMEOUT_S) -> tbase.CommandResult:
+def run_bounded(
+    host: ExecBackend | testinfra.host.Host, command: str, timeout_s: float = COMMAND_TIMEOUT_S
+) -> CommandOutput:
     """Run `command` on `host`, giving up after timeout_s; AccessError when the host cannot be reached."""
+    if isinstance(host, ExecBackend):
+        return host.run_with_timeout(command, timeout_s)
     backend = host.backend
-    if isinstance(backend, ExecBackend):
-        return backend.run_with_timeout(command, timeout_s)
     inner = f"timeout {int(timeout_s)} sh -c {shlex.quote(command)}"
     box: dict[str, Any] = {}
 
@@ -36,7 +39,8 @@ def run_bounded(host: testinfra.host.Host, command: str, timeout_s: float = COMM
         raise AccessError(f"no answer within {timeout_s + 5:.0f}s")
     if "error" in box:
         raise AccessError(one_line(box["error"]))
-    result: tbase.CommandResult = box["result"]
+    done = box["result"]
+    result = CommandOutput(int(done.rc), str(done.stdout), str(done.stderr), inner)
     if result.rc == 255 and backend.get_connection_type() in ("ssh", "paramiko", "safe-ssh"):
         raise AccessError(f"ssh failed: {one_line(result.stderr) or 'rc 255'}")
     docker = backend.get_connection_type() in ("docker", "podman")

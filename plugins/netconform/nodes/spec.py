@@ -1,12 +1,13 @@
-"""Which way the diagnosis reaches nodes: `agent`, `none`, or a testinfra URL with `{node}`/`{ip}`."""
+"""Which way the diagnosis reaches nodes: `agent`, `none`, or a testinfra URL with `{node}`/`{ip}`.
+
+testinfra (pytest-testinfra, the `node-access` extra) is needed for the URLs only (ssh://, docker://):
+the agent is reached through the pod exec API (`nodes.backend`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import testinfra.backend
-
-from netconform.errors import NetconformError, UsageError
+from netconform.errors import NetconformError, UsageError, missing_extra
 
 __all__ = ["AccessError", "AccessSpec", "parse_node_access"]
 
@@ -32,6 +33,10 @@ def parse_node_access(text: str) -> AccessSpec:
     scheme, sep, rest = t.partition("://")
     if not sep or not rest:
         raise UsageError(f"--node-access {t!r}: use agent, none, ssh://user@{{node}} or docker://{{node}}")
+    try:
+        import testinfra.backend
+    except ImportError:
+        raise missing_extra(f"--node-access {t!r}", "pytest-testinfra", "node-access") from None
     if scheme not in testinfra.backend.BACKENDS:
         raise UsageError(
             f"--node-access {t!r}: unknown scheme {scheme!r} "

@@ -3,6 +3,7 @@ options, hooks and fixtures (`pytest -p no:netconform` turns them all off)."""
 
 pytest_plugins = [
     "netconform.plugin.session",
+    "netconform.plugin.junit",
     "netconform.plugin.checks",
     "netconform.plugin.probes",
     "netconform.plugin.dial",

@@ -7,6 +7,7 @@ they explain. `--diagnose-only` skips the tests and runs every rule on every nod
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from collections.abc import Generator
 from typing import Any
@@ -17,7 +18,9 @@ from kubernetes import client as k8s
 from netconform.diagnose import Diagnoser, Diagnosis, Finding
 from netconform.diagnose.correlate import failed_paths, rank, summary_lines
 from netconform.diagnose.evidence import NodeEvidence
+from netconform.errors import missing_extra
 from netconform.plugin import nodes as plugin_nodes
+from netconform.plugin.options import whole_seconds
 from netconform.plugin.paths import recorded
 from netconform.plugin.session import get_cluster, is_active, is_controller, run_id
 from netconform.workload.labels import namespace_name
@@ -43,13 +46,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="retry a failing TCP path once under tcpdump on its nodes and analyse the pcap",
     )
-    group.addoption("--capture-seconds", metavar="N", type=int, default=8, help="tcpdump duration for --capture-pcap")
+    group.addoption(
+        "--capture-seconds",
+        metavar="DURATION",
+        type=whole_seconds,
+        default="8s",
+        help="tcpdump duration for --capture-pcap, e.g. 8s, 1m (a plain number is seconds; default 8s)",
+    )
     group.addoption(
         "--diagnose-record",
         metavar="DIR",
         help="save what the diagnosis read (node outputs, cluster facts, failed paths) into DIR, "
         "in the shape the unit tests replay (tests/data/recorded)",
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # scapy is the capture extra: say so before the run, not after the first failure
+    if config.getoption("capture_pcap") and importlib.util.find_spec("scapy") is None:
+        raise pytest.UsageError(f"netconform: {missing_extra('--capture-pcap', 'scapy', 'capture')}")
 
 
 # ---------------------------------------------------------------- the session's diagnoser
@@ -102,14 +117,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         diag = _diagnoser(config)
         diagnosis = diag.diagnose_test(item.nodeid, paths)
     except Exception as exc:  # boundary: diagnosis must never turn a failure into an error
-        Diagnosis.failed(f"{type(exc).__name__}: {exc}", round(time.monotonic() - started, 3)).attach(report)
+        Diagnosis.failed(f"{type(exc).__name__}: {exc}", round(time.monotonic() - started, 3)).attach(report, item)
         return
     if diagnosis is None:
         return
     diagnosis.seconds = round(time.monotonic() - started, 3)
     if config.getoption("capture_pcap"):
         diag.capture(diagnosis, item.nodeid, paths)
-    diagnosis.attach(report)
+    diagnosis.attach(report, item)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -11,6 +11,7 @@ from kubernetes import client as k8s
 
 from netconform.errors import UsageError
 from netconform.nodes import AccessSpec, AgentFleet, NodeHosts, parse_node_access
+from netconform.plugin.options import duration_s
 from netconform.plugin.probes import images
 
 __all__ = ["node_hosts"]
@@ -27,10 +28,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--agent-timeout",
-        metavar="SECONDS",
-        type=float,
-        default=90.0,
-        help="how long to wait for the node agent pod on a node (default 90)",
+        metavar="DURATION",
+        type=duration_s,
+        default="90s",
+        help="how long to wait for the node agent pod on a node, e.g. 90s, 2m (a plain number is seconds; default 90s)",
     )
 
 

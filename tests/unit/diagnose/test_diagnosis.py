@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
+from types import SimpleNamespace
+
 import execnet
 from _pytest.reports import TestReport
 
-from netconform.diagnose import CAUSE_PROPERTY, SECTION, Diagnosis
+from netconform.diagnose import CAUSE_PROPERTY, FINDINGS_PROPERTY, SECTION, Diagnosis
 
 FINDINGS = [
-    {"cause": "stale-flannel-arp", "node": "lab-node-1", "title": "stale entry", "confidence": 0.9},
+    {
+        "cause": "stale-flannel-arp",
+        "node": "lab-node-1",
+        "title": "stale entry",
+        "confidence": 0.9,
+        "fix": "ip neigh flush",
+    },
     {"cause": "vxlan-port-blocked", "node": None, "title": "udp 8472 dropped", "confidence": 0.5},
     {"cause": "mtu-mismatch", "node": "lab-node-2", "title": "mtu", "confidence": 0.4},
     {"cause": "rp-filter", "node": "lab-node-3", "title": "strict", "confidence": 0.3},
@@ -28,11 +37,20 @@ def test_attach_puts_section_and_cause_property_and_of_reads_it_back_after_xdist
         evidence={"lab-node-1": "### route (rc=0)\ndefault via 10.99.0.1\n\n"},
     )
     d.add_pcap("lab-node-1", b"\xd4\xc3\xb2\xa1pcap")
-    r = report()
-    d.attach(r)
+    r, item = report(), SimpleNamespace(user_properties=[("netconform_path", "{}")])
+    d.attach(r, item)
     assert r.sections == [(SECTION, d.text)]
-    assert r.user_properties == [
-        (CAUSE_PROPERTY, '["stale-flannel-arp@lab-node-1", "vxlan-port-blocked", "mtu-mismatch@lab-node-2"]')
+    assert r.user_properties == d.properties() == item.user_properties[1:]
+    props = dict(r.user_properties)
+    assert json.loads(props[CAUSE_PROPERTY]) == [
+        "stale-flannel-arp@lab-node-1",
+        "vxlan-port-blocked",
+        "mtu-mismatch@lab-node-2",
+    ]
+    assert json.loads(props[FINDINGS_PROPERTY]) == [
+        {"cause": "stale-flannel-arp", "node": "lab-node-1", "title": "stale entry", "fix": "ip neigh flush"},
+        {"cause": "vxlan-port-blocked", "node": None, "title": "udp 8472 dropped", "fix": None},
+        {"cause": "mtu-mismatch", "node": "lab-node-2", "title": "mtu", "fix": None},
     ]
     # what pytest-xdist does with a worker's report: to JSON-able data, through execnet, back
     back = TestReport._from_json(execnet.loads(execnet.dumps(r._to_json())))

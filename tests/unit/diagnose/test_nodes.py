@@ -1,8 +1,9 @@
 """Node access: option parsing, agent manifest, bounded commands (local testinfra backend)."""
 
+import sys
+
 import pytest
 import testinfra
-import testinfra.host
 
 from netconform import nodes
 from netconform.errors import UsageError
@@ -75,8 +76,50 @@ def test_the_agent_backend_is_one_pod_exec_and_a_failed_exec_is_an_access_error(
 
     monkeypatch.setattr(backend, "run_in_pod", run_in_pod)
     be = nodes.ExecBackend("nc-agent-x", "netconform-ab12", "agent", None)
-    res = nodes.run_bounded(testinfra.host.Host(be), "ip route show", timeout_s=7)
+    res = nodes.run_bounded(be, "ip route show", timeout_s=7)
     assert (res.rc, res.stdout, res.stderr) == (3, "out\n", "err\n")
     assert calls == [("netconform-ab12", "nc-agent-x", ["/bin/sh", "-c", "ip route show"], "agent", 7)]
     with pytest.raises(nodes.AccessError, match="exec into netconform-ab12/nc-agent-x failed: 500"):
         be.run_with_timeout("fail", 5)
+
+
+def without(monkeypatch: pytest.MonkeyPatch, *modules: str) -> None:
+    """As if the extra that brings `modules` were not installed (an import of them raises ImportError)."""
+    for name in modules:
+        monkeypatch.setitem(sys.modules, name, None)
+
+
+def test_ssh_and_docker_access_need_the_node_access_extra_and_say_so(monkeypatch: pytest.MonkeyPatch):
+    without(monkeypatch, "testinfra", "testinfra.backend", "testinfra.host")
+    with pytest.raises(UsageError) as refused:
+        nodes.parse_node_access("ssh://core@{node}")
+    assert str(refused.value) == (
+        "--node-access 'ssh://core@{node}' needs pytest-testinfra, which is not installed: "
+        "pip install 'netconform[node-access]'"
+    )
+    hosts = nodes.NodeHosts(nodes.AccessSpec("docker", "docker://{node}"))
+    with pytest.raises(nodes.AccessError, match=r"needs pytest-testinfra, .*'netconform\[node-access\]'"):
+        hosts.run("lab-node-1", "true")
+    assert nodes.parse_node_access("agent").kind == "agent"  # the default needs no testinfra
+
+
+def test_the_agent_needs_no_testinfra(monkeypatch: pytest.MonkeyPatch):
+    without(monkeypatch, "testinfra", "testinfra.backend", "testinfra.host")
+    monkeypatch.setattr(backend, "run_in_pod", lambda *a, **k: ExecResult(0, "ok\n", ""))
+    be = nodes.ExecBackend("nc-agent-x", "netconform-ab12", "agent", None)
+    assert nodes.run_bounded(be, "true").stdout == "ok\n"
+
+
+def test_capture_needs_the_capture_extra_and_says_so_before_the_run(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+):
+    without(monkeypatch, "scapy")
+    pytester.makepyfile("def test_x(): pass")
+    res = pytester.runpytest(
+        "-p", "no:netconform", "-p", "netconform.plugin.nodes", "-p", "netconform.plugin.diagnose", "--capture-pcap"
+    )
+    assert res.ret == pytest.ExitCode.USAGE_ERROR
+    assert (
+        "netconform: --capture-pcap needs scapy, which is not installed: pip install 'netconform[capture]'"
+        in res.stderr.str()
+    )

@@ -1,5 +1,8 @@
 """The pytest plugin end to end in pytester, with node evidence from the recorded stale_arp case."""
 
+import json
+import xml.etree.ElementTree as ET
+
 import pytest
 
 import netconform.plugin.diagnose as P
@@ -148,3 +151,26 @@ def test_diagnose_only_reports_a_risk_apart_and_exits_zero(pytester: pytest.Pyte
         ]
     )
     assert "cause: rp-filter-strict" not in res.stdout.str()
+
+
+def test_junit_carries_cause_node_and_fix_of_each_diagnosed_failure_as_json(suite: pytest.Pytester):
+    """pytest's junitxml writes the teardown report's properties: the diagnosis must be there, as JSON."""
+    suite.runpytest("-p", "no:cacheprovider", "-p", "no:netconform", "--junitxml=junit.xml")
+    cases = {
+        case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")}
+        for case in ET.parse(suite.path / "junit.xml").getroot().iter("testcase")
+    }
+    diagnosed = [
+        "test_cross[lab-node-1-lab-node-2-10.244.2.2]",
+        "test_cross[lab-node-2-lab-node-1-10.244.1.2]",
+        "test_service",
+    ]
+    for name in diagnosed:
+        props = cases[name]
+        assert json.loads(props["netconform_cause"]) == ["stale-flannel-arp@lab-node-1"], props
+        top = json.loads(props["netconform_findings"])[0]
+        assert top["cause"] == "stale-flannel-arp" and top["node"] == "lab-node-1" and top["title"], top
+        assert "ip neigh replace 10.244.2.0 lladdr 4e:00:00:00:00:02 dev flannel.1" in top["fix"], top
+    # no finding: no cause properties (the failure stays undiagnosed); a pass carries none either
+    for name in ("test_same_node_unexplained", "test_without_path_is_left_alone", "test_passes"):
+        assert "netconform_cause" not in cases[name] and "netconform_findings" not in cases[name], cases[name]
