@@ -1,5 +1,6 @@
 """Nodes the run cannot use (issue 17 item 4): the header names each node left out and why, and a node
-whose probe pods never start (its CNI broken) fails its own tests with the reason while the others run.
+whose probe pods never start (its CNI broken) fails its own tests with the reason while the others run,
+and the diagnosis names the cause on that node.
 
 The broken CNI is real: the flannel CNI binary is taken out of the node's /opt/cni/bin (the lab bind-mounts
 it from the node's directory), so the kubelet's sandbox setup fails there as on a node whose CNI install
@@ -60,7 +61,6 @@ def test_a_node_with_a_broken_cni_fails_its_tests_with_the_reason_and_the_rest_r
             lab_kubeconfig,
             "--ready-timeout=40s",
             "--no-allure",
-            "--no-diagnose",
             "-rA",
             "-k",
             "pod_to_pod",
@@ -78,6 +78,13 @@ def test_a_node_with_a_broken_cni_fails_its_tests_with_the_reason_and_the_rest_r
     assert touching and set(touching.values()) == {"FAILED"}, touching
     assert others and set(others.values()) <= {"PASSED", "SKIPPED"} and "PASSED" in others.values(), others
     assert "never became Ready: nc-" in out
+    # the diagnosis looked at that node: the kubelet's sandbox error names the missing plugin
+    assert re.search(
+        rf"pod-sandbox-failing on {NODE} explains {len(touching)} failures: {NODE}: the CNI plugin flannel is not "
+        "in /opt/cni/bin",
+        out,
+    ), out[-4000:]
+    assert "have no diagnosed cause" not in out, out[-4000:]
 
 
 def test_the_header_names_a_cordoned_node_and_the_node_limit(

@@ -249,6 +249,11 @@ class NodeEvidence:
         return parsers.parse_env_file(self.text("flannel_docker"))
 
     @functools.cached_property
+    def cni_plugin_types(self) -> list[str]:
+        """The plugin binaries the node's CNI config calls (flannel, its delegate bridge, host-local ...)."""
+        return parsers.parse_cni_plugin_types(self.text("cni_conf"))
+
+    @functools.cached_property
     def hairpin(self) -> dict[str, int]:
         return parsers.parse_hairpin(self.sections["hairpin"].text) if "hairpin" in self.sections else {}
 

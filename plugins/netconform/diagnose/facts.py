@@ -14,6 +14,8 @@ from kubernetes import client as k8s
 
 from netconform.kube.inventory import FLANNEL_BACKEND_DATA, FLANNEL_PUBLIC_IP, NodeInfo, list_nodes
 
+from .sandbox import sandbox_failures
+
 FLANNEL_BACKEND_TYPE = "flannel.alpha.coreos.com/backend-type"
 FLANNEL_BACKEND_V6_DATA = "flannel.alpha.coreos.com/backend-v6-data"
 
@@ -159,6 +161,8 @@ class ClusterFacts:
     probe_services: tuple[str, ...] = ()  # keys of the suite's Services
     cluster_cidr: str | None = None  # flannel FLANNEL_NETWORK when known
     proxy_mode: str | None = None  # kube-system/kube-proxy ConfigMap `mode` (None: unreadable, absent or "")
+    # node -> the kubelet's newest FailedCreatePodSandBox message for a probe pod there (diagnose/sandbox.py)
+    sandbox_failures: dict[str, str] = field(default_factory=dict)
 
     def pod_ips_on(self, node: str) -> list[str]:
         """IPs of the pods the API places on a node (Service endpoints, CoreDNS): `ip route get` targets."""
@@ -268,6 +272,7 @@ def facts_from_api(
         for p in core.list_namespaced_pod("kube-system", label_selector="k8s-app=kube-proxy", _request_timeout=10).items
     ]
     facts.proxy_mode = _proxy_mode(core)
+    facts.sandbox_failures = sandbox_failures(api_client, probe_namespace) if probe_namespace else {}
     return facts
 
 
@@ -339,6 +344,7 @@ def facts_from_dict(data: dict[str, Any]) -> ClusterFacts:
         )
     facts.cluster_cidr = data.get("cluster_cidr")
     facts.proxy_mode = data.get("proxy_mode")
+    facts.sandbox_failures = {str(k): str(v) for k, v in (data.get("sandbox_failures") or {}).items()}
     return facts
 
 
@@ -401,4 +407,5 @@ def facts_to_dict(facts: ClusterFacts) -> dict[str, Any]:
         "kube_proxy": pods(facts.kube_proxy),
         "cluster_cidr": facts.cluster_cidr,
         "proxy_mode": facts.proxy_mode,
+        "sandbox_failures": dict(facts.sandbox_failures),
     }

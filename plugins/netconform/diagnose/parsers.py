@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 _MAC = r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}"
 
@@ -239,3 +241,39 @@ def is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def parse_cni_plugin_types(text: str) -> list[str]:
+    """The plugin binaries the CNI config(s) in /etc/cni/net.d call, in order: each plugin's `type`, a
+    delegate's (flannel's bridge) and an IPAM's. `cat *.conf*` concatenates the files: each JSON document
+    is read in turn; what is not JSON is skipped (a bounded scan: at most 64 documents)."""
+    types: list[str] = []
+    decoder, pos, docs = json.JSONDecoder(), 0, 0
+    while docs < 64:
+        start = text.find("{", pos)
+        if start < 0:
+            break
+        try:
+            doc, pos = decoder.raw_decode(text, start)
+        except ValueError:
+            pos = start + 1
+            continue
+        docs += 1
+        plugins = doc.get("plugins") if isinstance(doc, dict) else None
+        for plugin in plugins if isinstance(plugins, list) else [doc]:
+            if not isinstance(plugin, dict):
+                continue
+            kinds = [
+                part.get("type")
+                for part in (plugin, plugin.get("delegate"), plugin.get("ipam"))
+                if isinstance(part, dict)
+            ]
+            if plugin.get("type") == "flannel":  # flannel's plugin fills in its delegate: bridge, host-local IPAM
+                found = plugin.get("delegate")
+                delegate: dict[str, Any] = found if isinstance(found, dict) else {}
+                kinds += [] if delegate.get("type") else ["bridge"]
+                kinds += [] if isinstance(delegate.get("ipam"), dict) else ["host-local"]
+            for kind in kinds:
+                if isinstance(kind, str) and re.fullmatch(r"[A-Za-z0-9._-]{1,64}", kind) and kind not in types:
+                    types.append(kind)
+    return types

@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # dialing.model builds PathInfo from a DialResult, so it impo
 
 __all__ = [
     "PATH_PROPERTY",
+    "PODS_NOT_STARTED",
     "PathInfo",
     "SameHost",
     "decode_outcomes",
@@ -34,6 +35,8 @@ __all__ = [
 ]
 
 PATH_PROPERTY = "netconform_path"
+# a path's error when an end's node never got its probe pods Ready (a broken CNI): the node is at fault
+PODS_NOT_STARTED = "pods_not_started"
 
 _CODES = {"timeout": "T", "refused": "R", "reset": "X", "unreachable": "U", "dns": "D", "too_big": "B"}
 MAX_SAME_HOST = 8  # other dials of the source to the same address kept on a failed path

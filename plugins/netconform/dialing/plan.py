@@ -147,6 +147,7 @@ class Gap:
 
     reason: str
     fail: bool = False
+    node: str = ""  # the node whose probe pods never became Ready, when that is why (diagnosed there)
 
 
 Plan = dict[Source, list[Target]]
@@ -193,7 +194,9 @@ def _pair_targets(b: _Builder, dep: Deployment, dst: NodeInfo, family: str, cros
         _no_pod_ip("server", server.name, dst.name, family)
         if server
         else Gap(
-            f"the probe pods on {dst.name} never became Ready: {dep.unusable.get(dst.name, 'no server pod')}", True
+            f"the probe pods on {dst.name} never became Ready: {dep.unusable.get(dst.name, 'no server pod')}",
+            True,
+            dst.name,
         )
     )
     for proto, port in (("tcp", HTTP_PORT), ("udp", UDP_PORT)):

@@ -24,7 +24,7 @@ from netconform.dialing.fanout import dial_all
 from netconform.dialing.host import HostDials, dial_nodeports_from_host
 from netconform.dialing.model import DialResult, Source, SourceOutcome, Target
 from netconform.dialing.pairs import ALL_PAIRS_UP_TO, MODES, PairChoice, choose_pairs
-from netconform.dialing.path import PathInfo
+from netconform.dialing.path import PODS_NOT_STARTED, PathInfo
 from netconform.dialing.plan import Gap, plan_with_gaps
 from netconform.dialing.probe import worst_case_seconds
 from netconform.kube.inventory import NodeInfo, cluster_families, family_of
@@ -210,22 +210,27 @@ class SourceView:
     def result(self, target_id: str, check: str | None = None, *, record: bool = True) -> DialResult:
         """The result of `target_id` from this pod, recorded as the test's path (unless `record` is False).
         A path the plan could not dial fails or skips the test with the reason (netconform.dialing.plan.Gap)."""
-        if self._unusable:
-            module = getattr(self._item, "module", None)
-            check_name = check or check_of(module.__name__ if module else "")
-            paths.record(self._item, PathInfo(check_name, self.node.name, error="probe_not_run"))
+        if self._unusable:  # diagnosed on this node: why its pods do not start
+            self._record_not_started(check, None)
             pytest.fail(f"the probe pods on {self.node.name} never became Ready: {self._unusable}", pytrace=False)
         result = self._by_id.get(target_id)
         if result is None:
             gap = self._gaps.get((self.node.name, target_id))
             if gap is None:
                 pytest.fail(f"netconform: {self.pod} ({self.node.name}) did not dial {target_id}", pytrace=False)
+            if gap.node:
+                self._record_not_started(check, gap.node)
             if gap.fail:
                 pytest.fail(f"{self.pod} ({self.node.name}) -> {target_id}: {gap.reason}", pytrace=False)
             pytest.skip(gap.reason)
         if record:
             paths.record(self._item, result.path_info(check, self.outcome.results))
         return result
+
+    def _record_not_started(self, check: str | None, dst_node: str | None) -> None:
+        module = getattr(self._item, "module", None)
+        check_name = check or check_of(module.__name__ if module else "")
+        paths.record(self._item, PathInfo(check_name, self.node.name, dst_node, error=PODS_NOT_STARTED))
 
     def __repr__(self) -> str:
         return f"{self.pod} ({self.ip}, {self.node.name})"

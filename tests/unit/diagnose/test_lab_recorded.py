@@ -33,6 +33,9 @@ EXPECTED = {
     "kube_proxy_down": ("kube-proxy-rules-missing", "lab-node-2"),
     "nodeport_firewall": ("nodeport-blocked", "lab-node-2"),
     "dns_down": ("coredns-down", None),
+    # issue 17 item 4: the flannel CNI binary taken out of lab-node-2's /opt/cni/bin; its probe pods never
+    # started (FailedCreatePodSandBox), the paths from and to it failed with pods_not_started
+    "cni_plugin_missing": ("pod-sandbox-failing", "lab-node-2"),
     # issue 10 5(d); per_source_limit's paths carry their attempts (test_dialseq.py reads the pattern)
     "per_source_limit": ("per-source-limit", "lab-node-2"),
     "per_source_limit_first": ("per-source-limit", "lab-node-2"),

@@ -75,3 +75,16 @@ def test_rp_filter_hairpin_conntrack_subnet_env(healthy):
 def test_env_file_strips_quotes():
     env = parsers.parse_env_file('DOCKER_OPT_IPMASQ="--ip-masq=true"\nX=1\n# c\n')
     assert env == {"DOCKER_OPT_IPMASQ": "--ip-masq=true", "X": "1"}
+
+
+def test_cni_plugin_types_read_from_the_lab_conflist_with_flannels_delegate() -> None:
+    """The lab's real /etc/cni/net.d/10-flannel.conflist (tests/data/recorded/lab/stale_arp): flannel fills
+    in its delegate (bridge) and IPAM (host-local); two files concatenated by `cat` are read one by one."""
+    text = split_sections((RECORDED / "lab" / "stale_arp" / "lab-node-1.txt").read_text())["cni_conf"].text
+    assert parsers.parse_cni_plugin_types(text) == ["flannel", "bridge", "host-local", "portmap"]
+    calico = '{"name": "k8s-pod-network", "plugins": [{"type": "calico", "ipam": {"type": "calico-ipam"}, "policy": {"type": "k8s"}}]}'
+    assert parsers.parse_cni_plugin_types(text + "\n" + calico) == [
+        "flannel", "bridge", "host-local", "portmap", "calico", "calico-ipam"
+    ]  # fmt: skip
+    assert parsers.parse_cni_plugin_types("cat: can't open '/host/etc/cni/net.d/*.conf*': No such file") == []
+    assert parsers.parse_cni_plugin_types('{"type": "$(reboot)"} {"plugins": "x"} {') == []

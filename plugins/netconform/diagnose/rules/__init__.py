@@ -31,6 +31,7 @@ MODULES = (
     "service_endpoints",
     "nodeport_firewall",
     "hairpin",
+    "pod_sandbox",
     "coredns",
     "conntrack",
     "tw_recycle",
