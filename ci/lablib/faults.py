@@ -388,6 +388,17 @@ def _steps(entry: dict[str, Any]) -> list[UndoStep]:
     return [from_legacy(argv) for argv in entry.get("undo", [])]  # written by a checkout before the typed steps
 
 
+def forget_unanswered_connections() -> None:
+    """Drop every lab node's conntrack entries of TCP connections that never got an answer (SYN_SENT).
+
+    A connection a fault dropped leaves such an entry for 120 s (nf_conntrack_tcp_timeout_syn_sent); a
+    later connect from the same source port is, to conntrack, a retransmitted SYN of that flow and follows
+    its old DNAT, whatever kube-proxy's rules say now (issue 17: a removed backend answered). Answered
+    connections are left alone; a handshake in flight whose entry goes retransmits its SYN into a new one."""
+    for target in config.nodes(config.node_count()):
+        run_in_node(target, ["conntrack", "-D", "-p", "tcp", "--state", "SYN_SENT"], check=False)
+
+
 def clear() -> list[str]:
     done = []
     state = _state()
@@ -396,5 +407,7 @@ def clear() -> list[str]:
         for step in _steps(entry):
             step.apply(target)
         done.append(f"cleared {key}")
+    if done:
+        forget_unanswered_connections()
     (config.STATE / "faults.json").unlink(missing_ok=True)
     return done or ["no fault was injected"]
