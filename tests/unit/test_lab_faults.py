@@ -14,7 +14,7 @@ import pytest
 from netconform.diagnose.rules import ALL_RULES
 
 REPO = Path(__file__).resolve().parents[2]
-CATALOG = REPO / "docs" / "faults.md"
+CATALOG = REPO / "docs/faults.md"
 
 
 @pytest.fixture
