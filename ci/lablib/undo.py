@@ -48,8 +48,10 @@ class Restart:
         if self.component == "kube-proxy":
             # the version this node runs (an older one after `up --version`, until `upgrade`)
             node.start_kube_proxy(target, node_bins(target.name))
-        else:
+        elif self.component == "flanneld":
             node.start_flanneld(target, bin_dir())
+        else:
+            raise LabError(f"cannot restart {self.component!r}: the lab restarts kube-proxy or flanneld")
 
 
 @dataclass(frozen=True)
