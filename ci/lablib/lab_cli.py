@@ -153,8 +153,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"restarted {args.component} on {target.name}")
     elif args.cmd == "fault":
         if args.list or not args.name:
-            for f in faults.FAULTS.values():
-                print(f"{f.name:18} {f.incident}" + (" (vxlan backend only)" if f.vxlan_only else ""))
+            print("\n".join(faults.listing()))
         elif args.name == "clear":
             print("\n".join(faults.clear()))
         else:

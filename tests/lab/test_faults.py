@@ -10,9 +10,12 @@ the lock is released. The suite runs in a subprocess exactly as an operator runs
 What is asserted is what the operator reads: the first line of the "root causes" summary.
 Set NETCONFORM_FAULT_TABLE=FILE to get one markdown row per case appended to FILE (tests/lab/FAULT_TABLE.md).
 
-The matrix runs on whichever variant is up (ci/lab up --proxy-mode/--flannel-backend/--ip-family, read from
-the lab's state file /var/lib/netconform-lab/variant.json): a fault that needs flannel.1 is skipped on host-gw
-(ci/lab refuses it there), and the expected cause and node are the same on every variant.
+What each fault must be diagnosed as comes from its record in ci/lablib/faults.py (`Fault`: the cause, the
+datapaths it works on, cluster-wide or not, whether the suite stays green under it); this file adds only the
+failure messages some checks must print. The matrix runs on whichever variant is up (ci/lab up
+--proxy-mode/--flannel-backend/--ip-family, read from the lab's state file /var/lib/netconform-lab/variant.json):
+a fault is skipped on a datapath its record does not declare (ci/lab refuses it there), and the expected
+cause and node are the same on every variant it declares.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -28,81 +32,56 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.conftest import lab, lab_lock, run_suite
+from tests.lab.conftest import REPO, lab, lab_lock, run_suite
+
+sys.path.insert(0, str(REPO / "ci"))
+from lablib import config as lab_config  # noqa: E402 - ci/ is not a package of the project
+from lablib.faults import FAULTS, Datapaths, Fault  # noqa: E402
 
 pytestmark = pytest.mark.lab
 NODE = "lab-node-2"
 KUBE = "/var/lib/netconform-lab/bin/kube"
 FAST = ("--dial-timeout", "0.5", "--stability-count", "20")
-VARIANT_FILE = Path("/var/lib/netconform-lab/variant.json")
-VXLAN = ("vxlan",)  # faults that need flannel.1 (ci/lab refuses them on host-gw)
 
 
-def variant() -> dict[str, object]:
-    """The variant that is up (ci/LAB.md); the default shape when an older lab wrote no state file."""
-    try:
-        return dict(json.loads(VARIANT_FILE.read_text()))
-    except (OSError, ValueError):
-        return {"nodes": 3, "proxy_mode": "iptables", "flannel_backend": "vxlan", "ip_family": "ipv4"}
+def variant() -> lab_config.Variant:
+    """The variant that is up (ci/LAB.md; lablib's reader: the default shape when no state file was written)."""
+    return lab_config.variant()
 
 
 def variant_name() -> str:
     v = variant()
-    return f"{v.get('proxy_mode')}/{v.get('flannel_backend')}/{v.get('ip_family')}"
+    return f"{v.proxy_mode}/{v.flannel_backend}/{v.ip_family}"
 
 
-def skip_unless_backend(backends: tuple[str, ...]) -> None:
-    backend = str(variant().get("flannel_backend"))
-    if backend not in backends:
-        pytest.skip(f"needs flannel {' or '.join(backends)}; this lab runs {variant_name()}")
+def skip_unless_declared(name: str, works_on: Datapaths) -> None:
+    refusal = works_on.refusal(variant())
+    if refusal:
+        pytest.skip(f"{name} is not declared for this datapath: {refusal} (ci/lablib/faults.py)")
 
 
 @dataclass(frozen=True)
 class Case:
-    fault: str
-    cause: str | None  # top-ranked cause expected
-    node: str | None = NODE  # node it must name (None: cluster-wide)
-    health: bool = False  # the suite stays green under this fault: check --diagnose-only instead
-    why: str = ""
+    """One row of the matrix: a lab fault's record, with what this file adds to it."""
+
+    fault: Fault
     message: str = ""  # a regex the one-line failure message of the check that catches it must match
-    backends: tuple[str, ...] = ("vxlan", "host-gw")  # the flannel backends the fault exists on
+
+    @property
+    def expected(self) -> tuple[str, str | None]:
+        """The top-ranked cause and the node it must name (None: cluster-wide)."""
+        return self.fault.cause, None if self.fault.cluster_wide else NODE
 
 
-CASES = [
-    Case("stale-arp", "stale-flannel-arp", backends=VXLAN),
-    Case("stale-arp-fdb", "stale-flannel-arp", backends=VXLAN),
-    Case("ip-masq", "masquerade-overlay"),
-    Case("missing-route", "missing-flannel-route"),  # host-gw: the `via <peer>` routes
-    Case("vxlan-blocked", "vxlan-port-blocked", backends=VXLAN),
-    Case("forward-drop", "forward-drop"),
-    Case("bridge-nf-off", "bridge-nf-call-iptables-off"),
-    Case("kube-proxy-down", "kube-proxy-rules-missing"),
-    Case("nodeport-firewall", "nodeport-blocked"),
-    Case("dns-down", "coredns-down", None),
-    # issue 10 5(d): the stability checks (20 connections per source) fail after each source's first one
-    Case("per-source-limit", "per-source-limit"),
-    Case(
-        "ip-forward-off",
-        "ip-forward-off",
-        health=True,
-        why="the suite's own pods heal it: flannel's CNI bridge plugin (isGateway) sets ip_forward=1 on every pod ADD",
-    ),
+MESSAGES = {
     # suites/test_mtu.py: full-size DF datagrams from lab-node-2's pods meet flannel.1's MTU of 1000
-    Case(
-        "mtu-mismatch",
-        "mtu-mismatch",
-        backends=VXLAN,
-        message=r"lab-node-2\) -> UDP \S+ \([^)]+\): 1450-byte IPv4 packets \(the pod MTU: 1422-byte UDP payload "
-        r"\+ 28, DF set\) (do not get through|reached \d/3 backends)[^\n]*too big for a route MTU of 1000",
-    ),
+    "mtu-mismatch": r"lab-node-2\) -> UDP \S+ \([^)]+\): 1450-byte IPv4 packets \(the pod MTU: 1422-byte UDP payload "
+    r"\+ 28, DF set\) (do not get through|reached \d/3 backends)[^\n]*too big for a route MTU of 1000",
     # suites/test_hairpin.py: lab-node-2's client cannot reach itself through nc-hairpin
-    Case(
-        "hairpin-off",
-        "hairpin-off",
-        message=r"lab-node-2\) -> \S+ \(ClusterIP nc-hairpin, internalTrafficPolicy Local: this pod itself\): "
-        r"timeout after 0.5s; the dialing pod is that Service's only endpoint on lab-node-2",
-    ),
-]
+    "hairpin-off": r"lab-node-2\) -> \S+ \(ClusterIP nc-hairpin, internalTrafficPolicy Local: this pod itself\): "
+    r"timeout after 0.5s; the dialing pod is that Service's only endpoint on lab-node-2",
+}
+CASES = [Case(f, MESSAGES.get(f.name, "")) for f in FAULTS.values()]
 
 
 @dataclass
@@ -180,7 +159,7 @@ def settle() -> None:
     )
 
 
-def table_row(case: Case, out: Outcome, right: bool, note: str = "") -> None:
+def table_row(fault: str, out: Outcome, right: bool, note: str = "") -> None:
     path = os.environ.get("NETCONFORM_FAULT_TABLE")
     if not path:
         return
@@ -192,52 +171,54 @@ def table_row(case: Case, out: Outcome, right: bool, note: str = "") -> None:
     diag = f"{out.diag_seconds:.1f}s" if out.diag_seconds is not None else "-"
     with open(path, "a") as fh:
         fh.write(
-            f"| {case.fault} | {out.failed} | {top} | {node} | {'right' if right else 'WRONG'} | "
+            f"| {fault} | {out.failed} | {top} | {node} | {'right' if right else 'WRONG'} | "
             f"{diag} | {out.seconds:.0f}s | {note} |\n"
         )
 
 
 def test_every_lab_fault_is_in_the_matrix(lab_kubeconfig: str) -> None:
-    listed = {line.split()[0] for line in lab("fault", "--list").stdout.splitlines() if line.strip()}
-    assert listed == {c.fault for c in CASES}
+    """`ci/lab fault --list` lists every record, with its cause; this file's messages name real faults."""
+    lines = lab("fault", "--list").stdout.splitlines()[1:]  # after the header
+    assert {line.split()[0]: line.split()[1] for line in lines if line.strip()} == {
+        f.name: f.cause for f in FAULTS.values()
+    }
+    assert set(MESSAGES) <= set(FAULTS)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if not c.health], ids=lambda c: c.fault)
+@pytest.mark.parametrize("case", [c for c in CASES if not c.fault.suite_passes], ids=lambda c: c.fault.name)
 def test_fault_is_diagnosed(case: Case, lab_kubeconfig: str, tmp_path: Path) -> None:
-    skip_unless_backend(case.backends)
+    skip_unless_declared(case.fault.name, case.fault.works_on)
     with lab_lock():
         try:
-            lab("fault", case.fault, "--node", NODE)
+            lab("fault", case.fault.name, "--node", NODE)
             out = run(lab_kubeconfig, tmp_path)
         finally:
             lab("fault", "clear", check=False)
-    right = out.top == (case.cause, case.node)
-    table_row(case, out, right)
+    right = out.top == case.expected
+    table_row(case.fault.name, out, right)
     assert out.rc == 1 and out.failed > 0, out.stdout[-3000:]
-    assert right, f"top-ranked {out.top}, expected {(case.cause, case.node)}:\n" + "\n".join(out.summary)
+    assert right, f"top-ranked {out.top}, expected {case.expected}:\n" + "\n".join(out.summary)
     assert not any("have no diagnosed cause" in line for line in out.summary), "\n".join(out.summary)
     if case.message:
         assert re.search(case.message, out.stdout), out.stdout[-5000:]
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.health], ids=lambda c: c.fault)
+@pytest.mark.parametrize("case", [c for c in CASES if c.fault.suite_passes], ids=lambda c: c.fault.name)
 def test_fault_invisible_to_the_suite_is_found_by_diagnose_only(
     case: Case, lab_kubeconfig: str, tmp_path: Path
 ) -> None:
-    if case.cause is None:
-        pytest.skip(f"{case.fault}: {case.why}")
-    skip_unless_backend(case.backends)
+    skip_unless_declared(case.fault.name, case.fault.works_on)
     with lab_lock():
         try:
             settle()
-            lab("fault", case.fault, "--node", NODE)
+            lab("fault", case.fault.name, "--node", NODE)
             out = run(lab_kubeconfig, tmp_path, "--diagnose-only")
         finally:
             lab("fault", "clear", check=False)
     found = re.findall(r"^cause: (\S+) \(confidence [\d.]+\)\n  .*\n  node: (\S+)", out.stdout, re.M)
-    right = found == [(case.cause, case.node)]
+    right = found == [case.expected]
     out.top = found[0] if found else None
-    table_row(case, out, right, f"--diagnose-only ({case.why})")
+    table_row(case.fault.name, out, right, f"--diagnose-only ({case.fault.suite_passes})")
     assert out.rc == 1 and right, out.stdout[-3000:]
 
 
@@ -251,7 +232,7 @@ def test_healthy_variant_diagnose_only_finds_nothing(lab_kubeconfig: str, tmp_pa
     notes = [line for line in out.stdout.splitlines() if line.startswith("note: ")]
     out.top = None
     table_row(
-        Case("(healthy)", None),
+        "(healthy)",
         out,
         out.rc == 0,
         f"--diagnose-only on {variant_name()}: " + ("; ".join(notes) or "no note"),
@@ -264,7 +245,7 @@ def test_stale_arp_with_one_node_uninspectable(
     lab_kubeconfig: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Exec into lab-node-3's agent fails: the run finishes, lab-node-2's stale entry is still named."""
-    skip_unless_backend(VXLAN)
+    skip_unless_declared("stale-arp", FAULTS["stale-arp"].works_on)
     monkeypatch.setenv("NETCONFORM_BREAK_NODE", "lab-node-3")
     with lab_lock():
         try:
@@ -282,7 +263,7 @@ def test_stale_arp_pcap_shows_the_wrong_inner_mac(lab_kubeconfig: str, tmp_path:
     """--capture-pcap: the frames lab-node-2 hands to flannel.1 carry the stale MAC as destination."""
     from netconform.diagnose import capture
 
-    skip_unless_backend(VXLAN)
+    skip_unless_declared("stale-arp", FAULTS["stale-arp"].works_on)
     with lab_lock():
         try:
             lab("fault", "stale-arp", "--node", NODE)
@@ -314,7 +295,7 @@ def test_stale_arp_pcap_shows_the_wrong_inner_mac(lab_kubeconfig: str, tmp_path:
 
 
 def test_after_clear_the_suite_is_green_and_the_nodes_healthy(lab_kubeconfig: str, tmp_path: Path) -> None:
-    fault = "stale-arp" if variant().get("flannel_backend") == "vxlan" else "missing-route"
+    fault = "stale-arp" if variant().flannel_backend == "vxlan" else "missing-route"
     with lab_lock():
         try:
             lab("fault", fault, "--node", NODE)

@@ -145,16 +145,6 @@ def _flows_toward(node: str, ip: str) -> list[str]:
     return _on_node(node, "conntrack", "-L", "-p", "tcp", "--reply-src", ip).splitlines()
 
 
-def _forget_unanswered_flows(node: str, ip: str) -> None:
-    """Drop the node's conntrack entries of connections to `ip` that never got an answer.
-
-    A connection that timed out leaves a SYN_SENT entry for 120 s (nf_conntrack_tcp_timeout_syn_sent).
-    A later connect from the same source port is, to conntrack, a retransmitted SYN of that flow: it
-    follows the old DNAT to `ip`, whatever kube-proxy's rules say now. Seen on the lab: after the
-    broken-node case, a port of its timed-out connections reached the removed rare backend."""
-    _on_node(node, "conntrack", "-D", "-p", "tcp", "--state", "SYN_SENT", "--reply-src", ip)
-
-
 def _wait_endpoints(admin: str, namespace: str, want: set[str], node: str, gone: frozenset[str] = frozenset()) -> None:
     """Until the Service's ready endpoints are exactly `want` and kube-proxy on `node` (the client's) has
     programmed them: every one's address:port in its rules, none of the `gone` addresses (bounded).
@@ -269,8 +259,9 @@ def test_the_rare_backend_behind_a_broken_node_fails_naming_it(
         lab("fault", "forward-drop", "--node", rare_lab.rare_node)
         result, verdict = dial(lab_kubeconfig, rare_lab)
     finally:
+        # clear also drops every node's unanswered (SYN_SENT) conntrack entries, this fault's residue: a later
+        # connect from one of their source ports would follow the old DNAT to the rare backend (faults.py)
         lab("fault", "clear", check=False)
-        _forget_unanswered_flows(rare_lab.client.node, rare_lab.rare_ip)  # the fault's residue
     print(verdict)
     assert verdict is not None
     assert f"{rare_lab.rare} ({rare_lab.rare_node})" in verdict, verdict
