@@ -20,7 +20,7 @@ import pytest
 
 from netconform.gate.__main__ import main as gate_main
 from netconform.plugin.checks import list_checks
-from netconform.plugin.session import suites_dir
+from netconform.plugin.suites import suites_dir
 from netconform.report.__main__ import main as report_main
 
 __all__ = ["main"]
