@@ -28,7 +28,7 @@ def test_it_reads_its_own_option(pytestconfig):
 
 def test_nothing_of_netconform_was_imported_or_added(request):
     loaded = [m for m in sys.modules if m.split(".")[0] in ("kubernetes", "scapy") or m.startswith("netconform.")]
-    assert sorted(loaded) == ["netconform.plugin", "netconform.plugin.suites"], loaded
+    assert sorted(loaded) == ["netconform.installed", "netconform.plugin"], loaded
     assert "cluster" not in request.fixturenames and not request.config.pluginmanager.has_plugin("netconform.plugin.session")
 """
 

@@ -10,11 +10,12 @@ netconform's options (its own `--kubeconfig` is free), fixtures or imports. `pyt
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import pytest
 
-from netconform.plugin.suites import names_suites, suites_dir
+from netconform.installed import names_suites, suites_dir
 
 # not `pytest_plugins`: pytest would load those into every session
 SUITE_PLUGINS = (
@@ -50,6 +51,11 @@ def _args(early_config: pytest.Config) -> list[str]:
 def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     """Before the command line is parsed for good (so `--kubeconfig` etc. parse) and before any conftest."""
     pyargs = bool(early_config.known_args_namespace.pyargs)
-    if names_suites(_args(early_config), pyargs, Path(early_config.invocation_params.dir), suites_dir()):
-        for name in SUITE_PLUGINS:
-            early_config.pluginmanager.import_plugin(name)
+    if not names_suites(_args(early_config), pyargs, Path(early_config.invocation_params.dir), suites_dir()):
+        return
+    manager = early_config.pluginmanager
+    for name in SUITE_PLUGINS:
+        # registered as they are: `netconform run` has imported some already (import_plugin would warn
+        # that their asserts cannot be rewritten; plugins need no rewriting). `-p no:NAME` still blocks.
+        if not manager.is_blocked(name) and manager.get_plugin(name) is None:
+            manager.register(importlib.import_module(name), name)

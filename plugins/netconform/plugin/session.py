@@ -17,6 +17,7 @@ import pytest
 from kubernetes import client as k8s
 
 from netconform.errors import API_TRANSPORT_ERRORS, UsageError, api_error_sentence
+from netconform.installed import names_suites, suites_dir
 from netconform.kube.access import Permission, missing_permissions
 from netconform.kube.connect import make_api_client, resolve_target, server_version
 from netconform.kube.inventory import (
@@ -30,7 +31,6 @@ from netconform.kube.inventory import (
 )
 from netconform.plugin.options import positive_int
 from netconform.plugin.permissions import INSPECT_PERMISSIONS, RUN_PERMISSIONS
-from netconform.plugin.suites import names_suites, suites_dir
 
 _RUN_ID = pytest.StashKey[str]()
 _CLUSTER = pytest.StashKey["Cluster"]()

@@ -1,7 +1,8 @@
-"""Where the netconform suites are, and whether a pytest run names them.
+"""Where the installed package keeps its suites, and whether a pytest run names them.
 
 Standard library only: the pytest11 entry point (netconform.plugin) asks this in every pytest session
-of the venv, before it decides whether to load anything of netconform's.
+of the venv, before it decides whether to load anything of netconform's; the gate and the CLI find
+the suites here too, so a wheel install works like a clone.
 """
 
 from __future__ import annotations
