@@ -4,6 +4,7 @@ running the suites without a cluster ends in exit 4 with the one sentence, never
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -80,3 +81,19 @@ def test_netconform_run_without_a_cluster_exits_4(no_cluster: pytest.Pytester) -
     assert done.returncode == 4, done.stdout[-2000:] + done.stderr[-2000:]
     assert "ERROR: netconform: no cluster configured: pass --kubeconfig, set KUBECONFIG" in done.stderr
     assert not (no_cluster.path / "reports").exists() or not any((no_cluster.path / "reports").rglob("*-result.json"))
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [sys.executable, "-m", "pytest", "--pyargs", "netconform.suites", "--list-checks"],
+        [sys.executable, "-m", "netconform.cli", "checks"],
+    ],
+    ids=["list-checks", "netconform-checks"],
+)
+def test_read_only_listings_never_connect(no_cluster: pytest.Pytester, dead_kubeconfig, command: list[str]) -> None:
+    """With a kubeconfig whose API refuses (connecting would be exit 4), the listings still answer."""
+    env = {**os.environ, "KUBECONFIG": str(dead_kubeconfig)}
+    done = subprocess.run(command, cwd=no_cluster.path, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("test_dns.py: DNS: ") and "    test_tcp_cross_node" in done.stdout
