@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from netconform.gate.__main__ import main as gate_main
+from netconform.installed import suites_dir
 from netconform.plugin.checks import list_checks
-from netconform.plugin.session import suites_dir
 from netconform.report.__main__ import main as report_main
 
 __all__ = ["main"]

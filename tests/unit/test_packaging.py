@@ -44,9 +44,11 @@ def pytest_help(*args: str) -> str:
     return done.stdout
 
 
-def test_the_entry_point_loads_the_plugin_and_no_netconform_disables_it() -> None:
-    assert "--kubeconfig" in pytest_help() and "--list-checks" in pytest_help()
-    assert "--kubeconfig" not in pytest_help("-p", "no:netconform")
+def test_the_entry_point_loads_the_plugin_into_a_suites_run_only_and_no_netconform_disables_it() -> None:
+    assert "--kubeconfig" in pytest_help("suites") and "--list-checks" in pytest_help("suites")
+    assert "--kubeconfig" in pytest_help("--pyargs", "netconform.suites")
+    assert "--kubeconfig" not in pytest_help() and "--kubeconfig" not in pytest_help("tests")
+    assert "--kubeconfig" not in pytest_help("-p", "no:netconform", "suites")
 
 
 def test_list_checks_option_needs_no_cluster(tmp_path: Path) -> None:

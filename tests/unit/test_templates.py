@@ -255,7 +255,7 @@ def lines(job: dict[str, Any], *parts: str) -> str:
 
 
 def test_gitlab_renders_the_report_with_node_20_19_or_newer() -> None:
-    report_jobs = {n: j for n, j in gitlab_jobs().items() if "ci/report" in lines(j, "script")}
+    report_jobs = {n: j for n, j in gitlab_jobs().items() if "netconform report" in lines(j, "script")}
     assert report_jobs
     for name, job in report_jobs.items():
         m = re.fullmatch(r"node:([\d.]+)(?:-[a-z]+)?", job["image"])
@@ -287,13 +287,20 @@ def test_gitlab_gate_jobs_publish_junit_and_keep_their_state() -> None:
 
 
 def fake_gate(tmp_path: Path, baseline_exit: int) -> Path:
+    """Stand-ins on PATH (gate_path): `netconform gate PHASE` records its arguments; `python3 -m pip
+    install` (the before_script) does nothing."""
     calls = tmp_path / "gate-calls"
     stub(
-        tmp_path / "ci" / "gate",
+        tmp_path / "bin" / "netconform",
+        '[ "$1" = gate ] || exit 9\nshift\n'
         f'echo "$*" >> {calls}\ncase "$1" in baseline) exit {baseline_exit};; check) exit 1;; *) exit 0;; esac\n',
     )
-    stub(tmp_path / "ci" / "bootstrap", "exit 0\n")
+    stub(tmp_path / "bin" / "python3", '[ "$1 $2 $3" = "-m pip install" ] || exit 9\n')
     return calls
+
+
+def gate_path(tmp_path: Path, **env: str) -> dict[str, str]:
+    return {"PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}", **env}
 
 
 @pytest.mark.parametrize(
@@ -311,23 +318,25 @@ def test_gitlab_closes_the_gate_whatever_the_baseline_did(
     jobs = gitlab_jobs()
     calls = fake_gate(tmp_path, baseline_exit)
     env = {"NETCONFORM_ARGS": "-n 2 --node-limit 3"}
-    done = bash(lines(jobs["gate-baseline"], "before_script", "script"), tmp_path, env)
+    done = bash(lines(jobs["gate-baseline"], "before_script", "script"), tmp_path, gate_path(tmp_path, **env))
     assert done.returncode == baseline_exit, done.stderr
     assert calls.read_text() == "baseline -- -n 2 --node-limit 3\n"  # the arguments split as meant
     status = "success" if baseline_exit == 0 else "failed"
-    after = bash(lines(jobs["gate-baseline"], "after_script"), tmp_path, {"CI_JOB_STATUS": status})
+    after = bash(lines(jobs["gate-baseline"], "after_script"), tmp_path, gate_path(tmp_path, CI_JOB_STATUS=status))
     assert after.returncode == 0, after.stderr
     assert calls.read_text().count("close") == int(after_script_closes)
 
     calls.write_text("")
-    done = bash(lines(jobs["gate-close"], "before_script", "script"), tmp_path, {})
+    done = bash(lines(jobs["gate-close"], "before_script", "script"), tmp_path, gate_path(tmp_path))
     assert done.returncode == 0, done.stderr
     assert calls.read_text() == ("close\n" if gate_close_job_closes else "")
 
 
 def test_gitlab_baseline_cancelled_before_it_finished_is_closed(tmp_path: Path) -> None:
     calls = fake_gate(tmp_path, 0)  # no baseline.exit written: the job was cancelled or timed out
-    after = bash(lines(gitlab_jobs()["gate-baseline"], "after_script"), tmp_path, {"CI_JOB_STATUS": "canceled"})
+    after = bash(
+        lines(gitlab_jobs()["gate-baseline"], "after_script"), tmp_path, gate_path(tmp_path, CI_JOB_STATUS="canceled")
+    )
     assert after.returncode == 0, after.stderr
     assert calls.read_text() == "close\n"
 
@@ -335,9 +344,11 @@ def test_gitlab_baseline_cancelled_before_it_finished_is_closed(tmp_path: Path) 
 def test_gitlab_check_closes_the_gate_passed_or_blocked(tmp_path: Path) -> None:
     jobs = gitlab_jobs()
     calls = fake_gate(tmp_path, 0)
-    done = bash(lines(jobs["gate-check"], "before_script", "script"), tmp_path, {"NETCONFORM_ARGS": "-n 2"})
+    done = bash(
+        lines(jobs["gate-check"], "before_script", "script"), tmp_path, gate_path(tmp_path, NETCONFORM_ARGS="-n 2")
+    )
     assert done.returncode == 1  # the stand-in check blocks: the job fails
-    after = bash(lines(jobs["gate-check"], "after_script"), tmp_path, {"CI_JOB_STATUS": "failed"})
+    after = bash(lines(jobs["gate-check"], "after_script"), tmp_path, gate_path(tmp_path, CI_JOB_STATUS="failed"))
     assert after.returncode == 0
     assert calls.read_text() == "check -- -n 2\nclose\n"
 
@@ -405,3 +416,46 @@ def test_templates_call_scripts_that_exist() -> None:
     if missing == ["images"]:
         pytest.skip("ci/images (the probe image build, another change) is not in the tree yet")
     assert not missing, f"the templates call ci/{missing} which do not exist"
+
+
+# ---------------------------------------------------------------- the composite action (operators' repositories)
+
+ACTION = TEMPLATES / "netconform" / "action.yml"
+
+
+def pyproject_version() -> str:
+    import tomllib
+
+    return str(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"])
+
+
+def test_action_and_gitlab_install_this_version_from_pypi_and_call_no_clone_script() -> None:
+    pin = f"netconform=={pyproject_version()}"
+    assert load(ACTION)["inputs"]["package"]["default"] == pin
+    assert load(GITLAB)["variables"]["NETCONFORM_PACKAGE"] == pin
+    for path in (ACTION, GITLAB):
+        code = "\n".join(line.split("#", 1)[0] for line in path.read_text().splitlines())
+        assert not re.findall(r"(?<![\w/.-])ci/[a-z]", code), f"{path.name} calls a script of a netconform clone"
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "called"),
+    [
+        ("gate baseline", "-n 2 -k test_dns", "gate baseline -- -n 2 -k test_dns"),
+        ("gate close", "", "gate close --"),
+        ("run", "--node-limit 3", "run -- --node-limit 3"),
+        ("report", "--results reports/gate/check/allure-results", "report --results reports/gate/check/allure-results"),
+    ],
+)
+def test_action_passes_command_and_args_to_netconform(tmp_path: Path, command: str, args: str, called: str) -> None:
+    calls = tmp_path / "calls"
+    stub(tmp_path / "bin" / "netconform", f'echo "$*" >> {calls}\n')
+    stub(tmp_path / "bin" / "python3", f'echo "python3 $*" >> {calls}\n')
+    action = load(ACTION)
+    assert action["runs"]["using"] == "composite"
+    env = {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin", "COMMAND": command, "ARGS": args, "PACKAGE": "netconform==9"}
+    for step in action["runs"]["steps"]:
+        assert step["shell"] == "bash"
+        done = bash(step["run"], tmp_path, env)
+        assert done.returncode == 0, done.stderr
+    assert calls.read_text() == f"{called}\n"  # netconform is on PATH (the stand-in): not installed again

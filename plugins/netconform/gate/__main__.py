@@ -18,7 +18,7 @@ SELECTION, as for the suite (and also read from the PYTEST ARGS): --node-selecto
 Exit codes: 0 passed (baseline: gate open); 1 blocked (check: new failures or broken connections);
 2 usage (gate already open / not open, no baseline, bad kubeconfig, fewer than two nodes selected);
 3 the suite or the gate could not run (missing permission, setup error, API error). The summary is
-printed and written to DIR/check/summary.txt. Default DIR: reports/gate. --kubeconfig/--context work as for the suite.
+printed and written to DIR/check/summary.txt. Default DIR: reports/gate in the current directory. --kubeconfig/--context work as for the suite.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from netconform.errors import API_ERRORS, UsageError, api_error_sentence
 from netconform.workload.images import DEFAULT_IMAGES, image_ref
 
 from .exits import EXIT_CANNOT_RUN, EXIT_USAGE, GateError
-from .phases import REPO, Selection, baseline, check, close
+from .phases import DEFAULT_STATE, Selection, baseline, check, close
 
 PROG = "ci/gate"
 _DOC = __doc__ or ""
@@ -46,7 +46,12 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_DOC.split("\n\n", 1)[1],
     )
     p.add_argument("phase", choices=("baseline", "check", "close"))
-    p.add_argument("--state", type=Path, default=REPO / "reports" / "gate", help="where the gate keeps its state")
+    p.add_argument(
+        "--state",
+        type=Path,
+        default=DEFAULT_STATE,
+        help="where the gate keeps its state (default: reports/gate in the current directory)",
+    )
     p.add_argument("--kubeconfig")
     p.add_argument("--context")
     p.add_argument("--image-repo", help="pull the probe from this registry/repo (as the suite's --image-repo)")

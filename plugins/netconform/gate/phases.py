@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from netconform.dialing.pairs import choose_pairs
+from netconform.installed import suites_dir
 
 from .compare import BAD, judge, summary
 from .exits import EXIT_PASS, EXIT_USAGE, GateError
@@ -19,13 +20,20 @@ from .holds import BREAK_AFTER_S, HOLDER_DS, NAMESPACE, SERVER_DS, Hold, plan_co
 from .namespace import PERMISSIONS, GateNamespace, open_gate, read_states
 from .pods import GatePod, end_churn
 
-__all__ = ["REPO", "Selection", "baseline", "check", "close", "run_suite"]
+__all__ = ["DEFAULT_STATE", "Selection", "baseline", "check", "close", "run_suite"]
 
-REPO = Path(__file__).resolve().parents[3]
+# the operator's working directory, as for the suite's reports: never beside the installed package
+DEFAULT_STATE = Path("reports") / "gate"
 
 
 def run_suite(out_dir: Path, kubeconfig: str | None, context: str | None, extra: list[str]) -> dict[str, Any]:
-    """The suite in a subprocess (its output streams to ours); returns the outcomes JSON."""
+    """The suite in a subprocess (its output streams to ours); returns the outcomes JSON.
+
+    The suites are the installed ones (a clone's suites/, a wheel's netconform/suites); the rootdir is
+    their parent, so test ids read `suites/test_x.py::...` from a clone and a wheel alike, and a
+    baseline compares with a check run from anywhere. Everything written goes to `out_dir`."""
+    out_dir = out_dir.resolve()
+    suites = suites_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     outcomes = out_dir / "outcomes.json"
     outcomes.unlink(missing_ok=True)
@@ -33,7 +41,8 @@ def run_suite(out_dir: Path, kubeconfig: str | None, context: str | None, extra:
         sys.executable,
         "-m",
         "pytest",
-        str(REPO / "suites"),
+        str(suites),
+        f"--rootdir={suites.parent}",
         "-p",
         "no:cacheprovider",
         f"--outcomes-json={outcomes}",
@@ -48,7 +57,7 @@ def run_suite(out_dir: Path, kubeconfig: str | None, context: str | None, extra:
         cmd.append(f"--context={context}")
     cmd += extra
     print(f"ci/gate: running the suite: {' '.join(cmd[3:])}", flush=True)
-    done = subprocess.run(cmd, cwd=REPO)
+    done = subprocess.run(cmd)
     if not outcomes.is_file():
         raise GateError(f"the suite did not run (pytest exit {done.returncode}); see its output above")
     data = json.loads(outcomes.read_text())

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from netconform.checks import CHECKS
-from netconform.plugin.session import suites_dir
+from netconform.installed import suites_dir
 
 __all__ = ["list_checks"]
 

@@ -1,6 +1,7 @@
 """pytest plugin: Allure results on every suite run, the node x node matrix, environment.properties.
 
-Where results go: `--alluredir` if given, else `reports/allure-results` under the repo root. The
+Where results go: `--alluredir` if given, else `reports/allure-results` under the
+project's rootdir (a clone's root) or, with no pytest config file, the current directory. The
 controller (the only process without xdist's `workerinput`) cleans the directory once, before any
 worker starts, and tells the workers where it is; workers never clean (allure's own
 --clean-alluredir would race between workers). Everything per test (labels, steps, attachments)
@@ -41,7 +42,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--matrix",
         metavar="PATH",
-        help="where to write the node x node picture of the run (default: reports/matrix.svg in the repo)",
+        help="where to write the node x node picture of the run (default: reports/matrix.svg, beside the Allure results)",
     )
     group.addoption("--no-allure", action="store_true", help="do not write Allure results unless --alluredir is given")
     group.addoption(
@@ -52,7 +53,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _reports_dir(config: pytest.Config) -> Path:
-    return config.rootpath / "reports"
+    """reports/ of the project pytest found a config file for (a clone: its root), else of the current
+    directory: never beside the installed suites (a wheel's rootdir is an ancestor of site-packages)."""
+    base = config.rootpath if config.inipath is not None else config.invocation_params.dir
+    return Path(base) / "reports"
 
 
 def allure_on(config: pytest.Config) -> bool:
@@ -143,7 +147,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 lines.append(f"environment.properties not written: {type(exc).__name__}: {exc}")
         if collector.run.records:
             lines.append(_write_matrix(config, collector.run.records))
-        lines.append(f"Allure results in {results}; HTML report: ci/report")
+        lines.append(f"Allure results in {results}; HTML report: netconform report (ci/report in a clone)")
     config.stash[_SUMMARY] = lines
 
 

@@ -7,18 +7,17 @@ so every worker collects the same tests in the same order and none of them lists
 
 from __future__ import annotations
 
-import importlib.util
 import secrets
 import signal
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client as k8s
 
 from netconform.errors import API_TRANSPORT_ERRORS, UsageError, api_error_sentence
+from netconform.installed import names_suites, suites_dir
 from netconform.kube.access import Permission, missing_permissions
 from netconform.kube.connect import make_api_client, resolve_target, server_version
 from netconform.kube.inventory import (
@@ -97,21 +96,10 @@ def is_controller(config: pytest.Config) -> bool:
     return not hasattr(config, "workerinput")
 
 
-def suites_dir() -> Path:
-    """Where the suites are: suites/ of a clone (editable install) or netconform/suites of a wheel."""
-    spec = importlib.util.find_spec("netconform.suites")
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    return Path(locations[0]).resolve() if locations else Path("suites").resolve()
-
-
 def wants_cluster(config: pytest.Config) -> bool:
-    """True when the run collects the cluster suite, so `pytest tests/` never dials a cluster."""
-    suites = suites_dir()
-    for arg in config.args:
-        path = (config.invocation_params.dir / arg.split("::")[0]).resolve()
-        if path == suites or suites in path.parents or path in suites.parents:
-            return True
-    return False
+    """True when the run collects the cluster suite (by path or `--pyargs netconform.suites`), so
+    `pytest tests/` never dials a cluster and no way of running the suites skips its way to green."""
+    return names_suites(config.args, bool(config.option.pyargs), config.invocation_params.dir, suites_dir())
 
 
 def is_active(config: pytest.Config) -> bool:

@@ -8,8 +8,9 @@ self-contained HTML file.
   ci/report --screenshot PNG [--show failed|overview|matrix]   a screenshot made that way
   ci/report --install-browser            install Debian's chromium (used by --check/--screenshot)
 
-Allure 3 is installed from the npm registry into ci/report-tools/node_modules on first use, exactly
-as pinned by ci/report-tools/package-lock.json. Exit codes: 0 rendered (and checked), 1 the check
+Paths are relative to the current directory. Allure 3 is installed from the npm registry on first use
+into the user's cache (~/.cache/netconform; $NETCONFORM_TOOLS_DIR to choose), exactly as pinned by the
+package-lock.json shipped in netconform/report/allure/. Exit codes: 0 rendered (and checked), 1 the check
 found a problem, 2 bad usage or missing results, 3 a tool could not be installed or failed.
 """
 
@@ -27,9 +28,17 @@ PROG = "ci/report"
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=(__doc__ or "").split("\n\n")[0])
     p.add_argument(
-        "--results", type=Path, default=html.REPO / "reports" / "allure-results", help="Allure results directory"
+        "--results",
+        type=Path,
+        default=Path("reports") / "allure-results",
+        help="Allure results directory (default: reports/allure-results in the current directory)",
     )
-    p.add_argument("--output", type=Path, default=html.REPO / "reports" / "report.html", help="the HTML file to write")
+    p.add_argument(
+        "--output",
+        type=Path,
+        default=Path("reports") / "report.html",
+        help="the HTML file to write (default: reports/report.html)",
+    )
     p.add_argument("--name", default="netconform", help="report title")
     p.add_argument(
         "--history",
@@ -56,7 +65,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{PROG}: chromium at {html.ensure_chromium()}")
             return 0
         if not args.results.is_dir():
-            print(f"{PROG}: {args.results} does not exist: run the suite first (pytest suites/)", file=sys.stderr)
+            print(
+                f"{PROG}: {args.results} does not exist: run the suite first (netconform run, or pytest suites/)",
+                file=sys.stderr,
+            )
             return 2
         rendered = html.render(args.results, args.output, args.name, args.history)
         failed = len(rendered.failed())

@@ -1,14 +1,19 @@
 """Render the Allure results as one self-contained HTML file (Allure 3, awesome plugin, single file),
 and check the rendered report the way a person would: in a browser (see browser.py).
 
-Allure 3 comes from the npm registry, pinned by ci/report-tools/package-lock.json and installed
-into ci/report-tools/node_modules on first use (`npm ci`: exactly the locked tree).
+Allure 3 comes from the npm registry on first use, pinned by the package-lock.json shipped in the
+package (netconform/report/allure/), installed with `npm ci` (exactly the locked tree, integrity
+hashes checked) into the user's cache: `$NETCONFORM_TOOLS_DIR`, else
+`${XDG_CACHE_HOME:-~/.cache}/netconform/allure-<lock hash>`. Not shipped: Allure 3 and its
+dependencies are tens of MB of JavaScript that only the report needs; not beside site-packages (a
+venv may be read-only or shared) nor in the working directory (one install serves every run).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -25,9 +30,8 @@ from .browser import BrowserError, Chromium, find_chromium
 
 __all__ = ["ReportError", "Rendered", "Seen", "ensure_allure", "ensure_chromium", "look", "render"]
 
-REPO = Path(__file__).resolve().parents[3]
 T = TypeVar("T")
-TOOLS = REPO / "ci" / "report-tools"
+PINS = Path(__file__).resolve().parent / "allure"  # package.json + package-lock.json, package data
 INSTALL_TIMEOUT_S = 600
 GENERATE_TIMEOUT_S = 300
 
@@ -39,19 +43,36 @@ class ReportError(Exception):
 # ---------------------------------------------------------------- install
 
 
-def _allure_cli(tools: Path = TOOLS) -> Path:
+def tools_dir(pins: Path = PINS) -> Path:
+    """Where Allure is installed: one directory per lock file, in the user's cache."""
+    given = os.environ.get("NETCONFORM_TOOLS_DIR")
+    if given:
+        return Path(given)
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "netconform" / f"allure-{_lock_sha(pins)[:12]}"
+
+
+def _lock_sha(pins: Path) -> str:
+    lock = pins / "package-lock.json"
+    if not lock.is_file():
+        raise ReportError(f"{lock} is missing: it pins the Allure version the report installs")
+    return hashlib.sha256(lock.read_bytes()).hexdigest()
+
+
+def _allure_cli(tools: Path) -> Path:
     return tools / "node_modules" / "allure" / "cli.js"
 
 
-def ensure_allure(tools: Path = TOOLS) -> Path:
-    """`npm ci` into ci/report-tools when node_modules is missing or older than the lock file."""
-    lock = tools / "package-lock.json"
-    if not lock.is_file():
-        raise ReportError(f"{lock} is missing: it pins the Allure version ci/report installs")
+def ensure_allure(tools: Path | None = None, pins: Path = PINS) -> Path:
+    """`npm ci` of the shipped lock into `tools` when node_modules is missing or from another lock."""
+    want = _lock_sha(pins)
+    tools = tools or tools_dir(pins)
     stamp = tools / "node_modules" / ".netconform-lock-sha256"
-    want = hashlib.sha256(lock.read_bytes()).hexdigest()
     if _allure_cli(tools).is_file() and stamp.is_file() and stamp.read_text().strip() == want:
         return _allure_cli(tools)
+    tools.mkdir(parents=True, exist_ok=True)
+    for name in ("package.json", "package-lock.json"):
+        shutil.copyfile(pins / name, tools / name)
     if shutil.which("npm") is None or shutil.which("node") is None:
         raise ReportError("node and npm are needed to install Allure 3 (Debian: apt-get install nodejs npm)")
     cmd = ["nice", "npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"]
@@ -128,7 +149,7 @@ class Rendered:
 def render(results: Path, output: Path, name: str = "netconform", history: Path | None = None) -> Rendered:
     """Allure results directory -> one HTML file at `output`."""
     if not results.is_dir() or not any(results.glob("*-result.json")):
-        raise ReportError(f"no Allure results in {results}: run the suite first (pytest suites/)")
+        raise ReportError(f"no Allure results in {results}: run the suite first (netconform run, or pytest suites/)")
     cli = ensure_allure()
     categories = allure_categories(cause_categories())
     started = time.monotonic()

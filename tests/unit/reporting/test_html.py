@@ -23,10 +23,10 @@ def test_config_asks_for_one_file_grouped_by_path_and_case_with_our_categories(t
 
 
 def test_allure_is_pinned_by_the_committed_lock_file() -> None:
-    lock = json.loads((html.TOOLS / "package-lock.json").read_text())
+    lock = json.loads((html.PINS / "package-lock.json").read_text())
     pinned = lock["packages"]["node_modules/allure"]["version"]
     assert pinned.startswith("3.")
-    assert json.loads((html.TOOLS / "package.json").read_text())["dependencies"]["allure"] == pinned
+    assert json.loads((html.PINS / "package.json").read_text())["dependencies"]["allure"] == pinned
 
 
 def test_render_without_results_says_what_to_do(tmp_path: Path) -> None:
