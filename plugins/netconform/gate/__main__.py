@@ -17,7 +17,9 @@ SELECTION, as for the suite (and also read from the PYTEST ARGS): --node-selecto
 
 Exit codes: 0 passed (baseline: gate open); 1 blocked (check: new failures or broken connections);
 2 usage (gate already open / not open, no baseline, bad kubeconfig, fewer than two nodes selected);
-3 the suite or the gate could not run (missing permission, setup error, API error). The summary is
+3 the suite or the gate could not run (missing permission, setup error, API error); 4 the state file
+(DIR/gate.json) is damaged: truncated, not JSON, or not what baseline wrote (one sentence; close, then
+baseline again). A state taken on another cluster (its kube-system namespace's UID) is refused (2). The summary is
 printed and written to DIR/check/summary.txt. Default DIR: reports/gate in the current directory. --kubeconfig/--context work as for the suite.
 """
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from netconform.errors import NetconformError
 
-__all__ = ["EXIT_BLOCK", "EXIT_CANNOT_RUN", "EXIT_PASS", "EXIT_USAGE", "GateError"]
+__all__ = ["EXIT_BAD_STATE", "EXIT_BLOCK", "EXIT_CANNOT_RUN", "EXIT_PASS", "EXIT_USAGE", "GateError"]
 
 EXIT_PASS, EXIT_BLOCK, EXIT_USAGE, EXIT_CANNOT_RUN = 0, 1, 2, 3
+EXIT_BAD_STATE = 4  # the state file is truncated, not JSON, or not what baseline wrote (not "blocked": 1)
 
 
 class GateError(NetconformError):

@@ -12,7 +12,7 @@ from typing import Any
 
 from kubernetes import client as k8s
 
-from netconform.errors import API_ERRORS, UsageError, api_error_sentence
+from netconform.errors import API_ERRORS, UsageError, api_error_sentence, error_text, server_url
 from netconform.kube.access import Permission, missing_permissions
 from netconform.kube.connect import make_api_client, resolve_target
 from netconform.kube.inventory import NodeInfo, explain_no_nodes, list_nodes, select_nodes
@@ -32,6 +32,7 @@ from .holds import (
     service_manifest,
 )
 from .pods import GatePod, gate_pods
+from .state import Cluster
 
 __all__ = [
     "CONNECT_TIMEOUT_S",
@@ -98,6 +99,17 @@ class GateNamespace:
                 f"{', '.join(str(p) for p in missing)} (grant ClusterRole netconform-gate from suites/rbac.yaml)",
                 EXIT_CANNOT_RUN,
             )
+
+    def cluster(self) -> Cluster:
+        """Which cluster this is: its API server (no userinfo) and the kube-system namespace's UID."""
+        try:
+            ns = self.core.read_namespace("kube-system", _request_timeout=10)
+        except API_ERRORS as exc:
+            raise GateError(api_error_sentence(exc, "read namespace kube-system (which cluster this is)")) from None
+        uid = ns.metadata.uid if ns.metadata else None
+        if not uid:
+            raise GateError("the API gave namespace kube-system no UID: cannot tell which cluster this is")
+        return Cluster(server_url(self.configuration.host), str(uid))
 
     def exists(self) -> bool:
         try:
@@ -298,7 +310,7 @@ def read_states(gate: GateNamespace, holds: list[Hold], pods: dict[tuple[str, st
         try:
             return parse_holder_log(gate.log(holder.name))
         except API_ERRORS as exc:  # a log we cannot read is no verdict of survival
-            return f"cannot read the log of {holder.name}: {str(exc).splitlines()[0][:120]}"
+            return f"cannot read the log of {holder.name}: {error_text(exc, 120)}"
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=LOG_READERS) as pool:
         logs = dict(zip(sources, pool.map(read, sources), strict=True))

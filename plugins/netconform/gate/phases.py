@@ -15,10 +15,11 @@ from netconform.dialing.pairs import choose_pairs
 from netconform.installed import suites_dir
 
 from .compare import BAD, judge, summary
-from .exits import EXIT_PASS, EXIT_USAGE, GateError
+from .exits import EXIT_BAD_STATE, EXIT_PASS, EXIT_USAGE, GateError
 from .holds import BREAK_AFTER_S, HOLDER_DS, NAMESPACE, SERVER_DS, Hold, plan_configmap, planned_holds
 from .namespace import PERMISSIONS, GateNamespace, open_gate, read_states
 from .pods import GatePod, end_churn
+from .state import STATE_FILE, load_state, refuse_other_cluster, save_state
 
 __all__ = ["DEFAULT_STATE", "Selection", "baseline", "check", "close", "run_suite"]
 
@@ -101,25 +102,6 @@ class Selection:
 # ---------------------------------------------------------------- state
 
 
-def _save_state(state_dir: Path, data: dict[str, Any]) -> None:
-    state_dir.mkdir(parents=True, exist_ok=True)
-    (state_dir / "gate.json").write_text(json.dumps(data, indent=1))
-
-
-def _load_state(state_dir: Path) -> dict[str, Any]:
-    path = state_dir / "gate.json"
-    if not path.is_file():
-        raise GateError(f"no gate state in {state_dir}: run `ci/gate baseline` first", EXIT_USAGE)
-    state: dict[str, Any] = json.loads(path.read_text())
-    if "selection" not in state or "pods" not in state:
-        raise GateError(
-            f"the gate state in {state_dir} was written by an older netconform (one pod per connection): "
-            "`ci/gate close`, then `ci/gate baseline` again",
-            EXIT_USAGE,
-        )
-    return state
-
-
 def _holds_from_state(state: dict[str, Any]) -> list[Hold]:
     return [Hold(**h) for h in state["holds"]]
 
@@ -146,6 +128,7 @@ def baseline(
 ) -> int:
     gate = GateNamespace(kubeconfig, context)
     gate.preflight()
+    cluster = gate.cluster()
     if gate.exists():
         raise GateError(
             f"the gate is already open (namespace {NAMESPACE}): `ci/gate check`, or `ci/gate close` first", EXIT_USAGE
@@ -178,7 +161,7 @@ def baseline(
         gate.delete()
         raise
     established = opened.established
-    _save_state(
+    save_state(
         state_dir,
         {
             "opened": time.time(),
@@ -193,6 +176,7 @@ def baseline(
             "pods": _pods_to_state(opened.pods),
             "baseline": data["tests"],
         },
+        cluster,
     )
     bad = [n for n, t in data["tests"].items() if t["outcome"] in BAD]
     print(f"ci/gate: baseline recorded: {len(data['tests'])} tests, {len(bad)} failing (they will not block)")
@@ -226,28 +210,35 @@ def check(
     extra: list[str],
     selection: Selection | None = None,
 ) -> int:
-    state = _load_state(state_dir)
+    state = load_state(state_dir)
     gate = GateNamespace(kubeconfig, context)
     gate.preflight()
+    refuse_other_cluster(state_dir, state, gate.cluster())
     if not gate.exists():
         raise GateError(
             f"the gate is not open (no namespace {NAMESPACE}): run `ci/gate baseline` before the upgrade", EXIT_USAGE
         )
-    opened_for = Selection(**state["selection"])
+    try:  # what baseline wrote, field by field; a hand-edited file is one sentence
+        opened_for = Selection(**state["selection"])
+        holds = _holds_from_state(state)
+        nodes: list[str] = [str(n) for n in state["nodes"]]
+        pods_then = _pods_from_state(state["pods"])
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise GateError(
+            f"the gate state {state_dir / STATE_FILE} is damaged: {type(exc).__name__} {exc}", EXIT_BAD_STATE
+        ) from None
     if selection is not None and replace(selection, pairs_seed=opened_for.pairs_seed) != opened_for:
         raise GateError(
             f"the gate was opened for {' '.join(opened_for.suite_args())}; check runs the same selection "
             "(leave the node and pair options out)",
             EXIT_USAGE,
         )
-    holds = _holds_from_state(state)
-    nodes: list[str] = state["nodes"]
     started = time.monotonic()
     data = run_suite(state_dir / "check", kubeconfig, context, extra + opened_for.suite_args())
     _settle_holds(started)
     gate.reconnect()
     # after the suite: the connections lived through it, too
-    pods_then, pods_now = _pods_from_state(state["pods"]), gate.pods()
+    pods_now = gate.pods()
     existing = gate.node_names()
     churned = {
         (role, n): end_churn(role, n, pods_then.get((role, n)), pods_now.get((role, n)), n in existing)
@@ -296,7 +287,7 @@ def close(state_dir: Path, kubeconfig: str | None, context: str | None) -> int:
     gate = GateNamespace(kubeconfig, context)
     gate.preflight(tuple(p for p in PERMISSIONS if p.resource == "namespaces"))
     said = gate.delete()
-    state = state_dir / "gate.json"
+    state = state_dir / STATE_FILE
     if state.is_file():
         state.rename(state_dir / "gate.closed.json")
     print(f"ci/gate: {said}")
