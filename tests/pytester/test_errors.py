@@ -88,3 +88,13 @@ def test_every_duration_option_takes_go_style_units(run_netconform, dead_kubecon
     result = run_netconform(f"--kubeconfig={dead_kubeconfig}", "--agent-timeout=later")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*argument --agent-timeout: 'later' is not a duration like *1m30s*"])
+
+
+def test_userinfo_in_the_server_url_is_never_printed(run_netconform, tmp_path: Path) -> None:
+    path = tmp_path / "kc"
+    path.write_text(kubeconfig_for("https://admin:s3cret@127.0.0.1:1", context="dead"))
+    result = run_netconform(f"--kubeconfig={path}")
+    assert_one_sentence(
+        result, "cannot reach the Kubernetes API at https://127.0.0.1:1 (context dead): connection refused"
+    )
+    assert "s3cret" not in result.stdout.str() + result.stderr.str()

@@ -21,7 +21,7 @@ from kubernetes import client as k8s
 from netconform.dialing.fanout import dial_from
 from netconform.dialing.model import Source, Target
 from netconform.dialing.path import PathInfo
-from netconform.errors import missing_extra
+from netconform.errors import error_text, missing_extra
 from netconform.kube.connect import make_api_client
 from netconform.nodes import NodeHosts
 from netconform.workload.labels import role_selector
@@ -202,7 +202,7 @@ def capture_path(
                 pcaps[key] = base64.b64decode("".join(res.stdout.split()) or b"")
                 logs[key] = hosts.run(n, f"tail -3 {f}.log 2>/dev/null; true", 15).stdout.strip()
     except Exception as exc:  # boundary: capture is best effort; say why, never lose the diagnosis made
-        return Captured(f"capture failed: {exc}\n")
+        return Captured(f"capture failed: {error_text(exc)}\n")
     expected = {nf.public_ip or nf.internal_ip or "": nf.vtep_mac for nf in facts.nodes.values() if nf.vtep_mac}
     overlay = {c: nf.vtep_mac for nf in facts.nodes.values() if nf.vtep_mac for c in nf.pod_cidrs}
     lines = [f"capture ({seconds}s, retry: {retry_note}):"]

@@ -21,7 +21,7 @@ from typing import Any
 from kubernetes import client as k8s
 
 from netconform.dialing.path import PathInfo
-from netconform.errors import API_ERRORS, NetconformError
+from netconform.errors import API_ERRORS, NetconformError, error_text
 from netconform.kube.connect import make_api_client
 from netconform.kube.inventory import NodeInfo
 from netconform.nodes import AccessError, NodeHosts
@@ -87,7 +87,7 @@ class Diagnoser:
                         raise NetconformError("no cluster connection")
                     self._facts = facts_from_api(make_api_client(self.configuration), self.namespace)
                 except (NetconformError, *API_ERRORS) as exc:  # RBAC or API trouble: the inventory we have
-                    self.facts_error = f"could not read cluster facts: {str(exc).strip().splitlines()[0][:200]}"
+                    self.facts_error = f"could not read cluster facts: {error_text(exc, 200)}"
                     self._facts = ClusterFacts(nodes={n.name: NodeFacts.from_node(n) for n in self.inventory})
             return self._facts
 
@@ -106,7 +106,7 @@ class Diagnoser:
         try:
             res = self.hosts.run(node, gather_script(pod_ips=self.facts().pod_ips_on(node)), GATHER_TIMEOUT_S)
         except AccessError as exc:
-            return NodeEvidence(node, error=str(exc))
+            return NodeEvidence(node, error=error_text(exc))
         self._raw[node] = res.stdout
         ne = NodeEvidence.from_output(node, res.stdout)
         if not ne.sections:

@@ -19,9 +19,10 @@ import urllib3
 import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
+from kubernetes.config import kube_config
 from kubernetes.config.config_exception import ConfigException
 
-from netconform.errors import UsageError, api_error_sentence
+from netconform.errors import UsageError, api_error_sentence, error_text, redact, server_url
 
 __all__ = [
     "API_CONNECT_TIMEOUT_S",
@@ -135,7 +136,32 @@ def resolve_target(kubeconfig: str | None, context: str | None, env: dict[str, s
         k8s_config.load_kube_config(config_file=path, context=chosen, client_configuration=cfg, persist_config=False)
     except (ConfigException, OSError, ValueError) as exc:
         raise UsageError(f"cannot use context {chosen!r} from {path}: {_first_line(exc)}") from None
+    keep_keys_in_memory(cfg)
     return ClusterTarget(cfg, chosen, contexts[chosen] or chosen)
+
+
+_memory_files: list[int] = []  # the memfds behind the key paths: open for the life of the process
+
+
+def keep_keys_in_memory(cfg: k8s.Configuration) -> None:
+    """Move the client key and certificate the kubernetes client wrote to $TMPDIR (from a kubeconfig's
+    client-key-data) into memory files: its own cleanup is atexit, which SIGKILL and os._exit skip, and
+    a memfd goes with the process on every exit. Files the kubeconfig names itself stay as they are."""
+    written = kube_config._temp_files  # content -> path of what the client wrote itself
+    if not hasattr(os, "memfd_create"):
+        return  # not Linux: the client's atexit cleanup is all there is
+    for attr in ("key_file", "cert_file"):
+        path = getattr(cfg, attr, None)
+        owned = [content for content, name in written.items() if name == path]
+        if not path or not owned:
+            continue
+        fd = os.memfd_create(f"netconform-{attr}")  # close-on-exec: no child inherits it
+        os.write(fd, Path(path).read_bytes())
+        _memory_files.append(fd)
+        setattr(cfg, attr, f"/proc/self/fd/{fd}")
+        Path(path).unlink(missing_ok=True)
+        for content in owned:
+            del written[content]  # the client would hand out the removed path again
 
 
 def _in_cluster(env: dict[str, str], context: str | None) -> ClusterTarget:
@@ -169,8 +195,7 @@ def _read_contexts(files: list[str]) -> tuple[dict[str, str], str | None]:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
+    return error_text(exc)
 
 
 def server_version(api: k8s.ApiClient, target: ClusterTarget) -> str:
@@ -180,15 +205,17 @@ def server_version(api: k8s.ApiClient, target: ClusterTarget) -> str:
     except urllib3.exceptions.HTTPError as exc:
         reason = getattr(exc, "reason", None) or exc
         raise UsageError(
-            f"cannot reach the Kubernetes API at {target.configuration.host} (context {target.context}): "
+            f"cannot reach the Kubernetes API at {server_url(target.configuration.host)} (context {target.context}): "
             f"{_unreachable_reason(reason)}"
         ) from None
     except k8s.ApiException as exc:
-        raise UsageError(api_error_sentence(exc, f"read the server version from {target.configuration.host}")) from None
+        raise UsageError(
+            api_error_sentence(exc, f"read the server version from {server_url(target.configuration.host)}")
+        ) from None
 
 
 def _unreachable_reason(reason: object) -> str:
-    text = str(reason)
+    text = redact(str(reason))
     for needle, words in (
         ("Connection refused", "connection refused"),
         ("timed out", f"no answer within {API_CONNECT_TIMEOUT_S:g}s"),

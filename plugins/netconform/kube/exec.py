@@ -16,7 +16,7 @@ from kubernetes import client as k8s
 from kubernetes.stream import stream
 from kubernetes.stream.ws_client import WSClient
 
-from netconform.errors import NetconformError
+from netconform.errors import NetconformError, error_text
 from netconform.kube.connect import count_exec, make_api_client
 
 __all__ = ["ExecError", "ExecResult", "run_in_pod"]
@@ -136,5 +136,4 @@ def _handshake_sentence(exc: websocket.WebSocketBadStatusException) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
+    return error_text(exc, 200)

@@ -7,6 +7,8 @@ import shlex
 import threading
 from typing import TYPE_CHECKING, Any
 
+from netconform.errors import redact
+
 from .backend import COMMAND_TIMEOUT_S, CommandOutput, ExecBackend
 from .spec import AccessError
 
@@ -51,5 +53,7 @@ def run_bounded(
 
 def one_line(x: object) -> str:
     """The last line of an error's text, at most 300 characters (the type's name when it says nothing)."""
-    text = str(x).strip()
-    return text.splitlines()[-1][:300] if text else type(x).__name__
+    if isinstance(x, BaseException) and not str(x).strip():
+        return type(x).__name__
+    lines = [line for line in redact(str(x)).strip().splitlines() if line.strip()]
+    return lines[-1].strip()[:300] if lines else type(x).__name__

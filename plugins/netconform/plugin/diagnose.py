@@ -18,7 +18,7 @@ from kubernetes import client as k8s
 from netconform.diagnose import Diagnoser, Diagnosis, Finding
 from netconform.diagnose.correlate import failed_paths, rank, summary_lines
 from netconform.diagnose.evidence import NodeEvidence
-from netconform.errors import missing_extra
+from netconform.errors import error_text, missing_extra
 from netconform.plugin import nodes as plugin_nodes
 from netconform.plugin.options import whole_seconds
 from netconform.plugin.paths import recorded
@@ -117,7 +117,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         diag = _diagnoser(config)
         diagnosis = diag.diagnose_test(item.nodeid, paths)
     except Exception as exc:  # boundary: diagnosis must never turn a failure into an error
-        Diagnosis.failed(f"{type(exc).__name__}: {exc}", round(time.monotonic() - started, 3)).attach(report, item)
+        Diagnosis.failed(f"{type(exc).__name__}: {error_text(exc)}", round(time.monotonic() - started, 3)).attach(
+            report, item
+        )
         return
     if diagnosis is None:
         return

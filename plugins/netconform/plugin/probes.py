@@ -167,6 +167,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
     if not (cl.is_active(config) and cl.is_controller(config)) or config.option.collectonly:
         return  # --collect-only reads, never writes: no sweep
+    if not config.getoption("keep"):
+        core, ns = cl.get_cluster(config).core, namespace_name(cl.run_id(config))
+        cl.on_sigterm(config, lambda: delete_namespace(core, ns, wait_s=0.0))
     try:
         config.stash[_SWEPT] = sweep(cl.get_cluster(config).core, cl.run_id(config), config.getoption("sweep_age"))
     except API_ERRORS as exc:

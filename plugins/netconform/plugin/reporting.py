@@ -20,7 +20,7 @@ import allure
 import pytest
 
 from netconform.diagnose import Diagnosis, cause_categories
-from netconform.errors import UsageError
+from netconform.errors import UsageError, error_text
 from netconform.kube.kube_system import read_kube_system
 from netconform.plugin.diagnose import gathered_evidence
 from netconform.plugin.permissions import GET_KUBE_PROXY_CONFIG, LIST_DAEMONSETS
@@ -144,7 +144,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             try:
                 lines.append(_write_environment(config, results))
             except Exception as exc:  # boundary: an unreadable cluster must not hide the results
-                lines.append(f"environment.properties not written: {type(exc).__name__}: {exc}")
+                lines.append(f"environment.properties not written: {type(exc).__name__}: {error_text(exc)}")
         if collector.run.records:
             lines.append(_write_matrix(config, collector.run.records))
         lines.append(f"Allure results in {results}; HTML report: netconform report (ci/report in a clone)")

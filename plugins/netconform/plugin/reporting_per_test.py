@@ -18,6 +18,7 @@ from allure_commons.model2 import Label, StatusDetails
 from netconform.diagnose import Diagnosis
 from netconform.dialing.model import DialResult, percentile
 from netconform.dialing.path import PathInfo
+from netconform.errors import error_text
 from netconform.plugin import allure_light
 from netconform.plugin.paths import recorded
 from netconform.plugin.reporting import allure_on
@@ -88,7 +89,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         try:
             _enrich(item, report)
         except Exception as exc:  # boundary: reporting must never change a verdict
-            _attach_text(f"reporting failed: {type(exc).__name__}: {exc}", "netconform reporting error")
+            _attach_text(f"reporting failed: {type(exc).__name__}: {error_text(exc)}", "netconform reporting error")
 
 
 def _enrich(item: pytest.Item, report: pytest.TestReport) -> None:

@@ -7,16 +7,18 @@ so every worker collects the same tests in the same order and none of them lists
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from kubernetes import client as k8s
 
-from netconform.errors import API_TRANSPORT_ERRORS, UsageError, api_error_sentence
+from netconform.errors import API_TRANSPORT_ERRORS, UsageError, api_error_sentence, server_url
 from netconform.installed import names_suites, suites_dir
 from netconform.kube.access import Permission, missing_permissions
 from netconform.kube.connect import make_api_client, resolve_target, server_version
@@ -35,6 +37,7 @@ from netconform.plugin.permissions import INSPECT_PERMISSIONS, RUN_PERMISSIONS
 _RUN_ID = pytest.StashKey[str]()
 _CLUSTER = pytest.StashKey["Cluster"]()
 _ACTIVE = pytest.StashKey[bool]()
+_ON_SIGTERM = pytest.StashKey[list[Callable[[], object]]]()
 
 
 @dataclass
@@ -143,11 +146,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _install_sigterm_handler(config: pytest.Config) -> None:
-    """SIGTERM (CI cancel, `timeout`) takes the Ctrl-C path, so the run namespace is still removed."""
+    """SIGTERM (CI cancel, `timeout`) takes the Ctrl-C path, so the run namespace is still removed; what
+    was registered with `on_sigterm` (the namespace delete) runs first, before xdist's workers wind down
+    (which took 10 s and dozens of API calls with -n 2 before the delete went out)."""
     if threading.current_thread() is not threading.main_thread():
         return
 
     def interrupt(signum: int, frame: object) -> None:
+        run_sigterm_actions(config)
         raise KeyboardInterrupt(f"signal {signum}")
 
     previous = signal.signal(signal.SIGTERM, interrupt)
@@ -156,6 +162,19 @@ def _install_sigterm_handler(config: pytest.Config) -> None:
         signal.signal(signal.SIGTERM, previous)
 
     config.add_cleanup(restore)
+
+
+def on_sigterm(config: pytest.Config, action: Callable[[], object]) -> None:
+    """Run `action` first thing on SIGTERM (once; it must be quick and bounded)."""
+    config.stash.setdefault(_ON_SIGTERM, []).append(action)
+
+
+def run_sigterm_actions(config: pytest.Config) -> None:
+    actions, config.stash[_ON_SIGTERM] = config.stash.get(_ON_SIGTERM, []), []
+    for action in actions:
+        # boundary: cleanup on the way out must not stop the Ctrl-C path; sessionfinish tries again
+        with contextlib.suppress(Exception):
+            action()
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -193,7 +212,7 @@ def connect(config: pytest.Config) -> Cluster:
     return Cluster(
         context=target.context,
         cluster_name=target.cluster_name,
-        server=target.configuration.host,
+        server=server_url(target.configuration.host),
         version=version,
         nodes=nodes,
         all_nodes=all_nodes,
@@ -214,7 +233,7 @@ def _cluster_from_workerinput(config: pytest.Config) -> Cluster:
     return Cluster(
         context=target.context,
         cluster_name=target.cluster_name,
-        server=target.configuration.host,
+        server=server_url(target.configuration.host),
         version=data["version"],
         nodes=[n for n in all_nodes if n.name in selected],
         all_nodes=all_nodes,

@@ -168,7 +168,8 @@ def delete_namespace(core: k8s.CoreV1Api, name: str, wait_s: float = NAMESPACE_G
     except API_ERRORS as exc:
         if getattr(exc, "status", None) == 404:
             return None
-        return api_error_sentence(exc, f"delete namespace {name}") + "; the next run sweeps it"
+        if getattr(exc, "status", None) != 409:  # 409: already being deleted (e.g. on SIGTERM): wait for it
+            return api_error_sentence(exc, f"delete namespace {name}") + "; the next run sweeps it"
     if wait_s <= 0:
         return f"deleting namespace {name} (not waiting; the next run reports it if it stays)"
     while time.monotonic() - started < wait_s:
