@@ -8,6 +8,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.pytester.conftest import kubeconfig_for
 
 
@@ -98,3 +100,23 @@ def test_userinfo_in_the_server_url_is_never_printed(run_netconform, tmp_path: P
         result, "cannot reach the Kubernetes API at https://127.0.0.1:1 (context dead): connection refused"
     )
     assert "s3cret" not in result.stdout.str() + result.stderr.str()
+
+
+@pytest.mark.parametrize(
+    ("option", "said"),
+    [
+        ("--dial-timeout=" + "9" * 400 + "h", "'9999*...' is outside 1ms..60s"),  # was OverflowError
+        ("--dial-timeout=61s", "'61s' is outside 1ms..60s"),  # the probe refused it only later
+        ("--dial-timeout=0.5ms", "'0.5ms' is outside 1ms..60s"),  # became the probe's default 2s
+        ("--agent-timeout=nan", "'nan' is not a duration"),  # never timed out
+        ("--capture-seconds=-3", "'-3' must be 1 or more"),
+        ("--stability-count=100001", "'100001' is outside 1..100000"),
+        ("--ready-timeout=2h", "'2h' is outside 1s..1h"),
+    ],
+)
+def test_option_values_outside_their_range_are_one_sentence(
+    run_netconform, dead_kubeconfig: Path, option: str, said: str
+) -> None:
+    result = run_netconform(f"--kubeconfig={dead_kubeconfig}", option)
+    assert result.ret == 4 and "Traceback" not in result.stderr.str()
+    result.stderr.fnmatch_lines([f"*argument {option.split('=')[0]}: {said}*"])

@@ -43,6 +43,7 @@ class NodeHosts:
             pod = self.fleet.pod_on(node)
             h = ExecBackend(pod, self.fleet.namespace, AGENT_CONTAINER, self.fleet.configuration)
         else:
+            hostspec = self.spec.hostspec(node, self.node_ips.get(node))  # checked: AccessError, one sentence
             try:
                 import testinfra
             except ImportError:
@@ -50,7 +51,7 @@ class NodeHosts:
                     str(missing_extra(f"--node-access {self.spec.kind}", "pytest-testinfra", "node-access"))
                 ) from None
             try:
-                h = testinfra.get_host(self.spec.hostspec(node, self.node_ips.get(node)))
+                h = testinfra.get_host(hostspec)
             except Exception as exc:  # boundary: each testinfra backend fails its own way; one sentence
                 raise AccessError(f"cannot set up {self.spec.kind} access: {one_line(exc)}") from None
         self._hosts[node] = h

@@ -20,7 +20,7 @@ from netconform.diagnose.correlate import failed_paths, rank, summary_lines
 from netconform.diagnose.evidence import NodeEvidence
 from netconform.errors import error_text, missing_extra
 from netconform.plugin import nodes as plugin_nodes
-from netconform.plugin.options import whole_seconds
+from netconform.plugin.options import whole_seconds_in
 from netconform.plugin.paths import recorded
 from netconform.plugin.session import get_cluster, is_active, is_controller, run_id
 from netconform.workload.labels import namespace_name
@@ -49,9 +49,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--capture-seconds",
         metavar="DURATION",
-        type=whole_seconds,
+        type=whole_seconds_in(1, 300),
         default="8s",
-        help="tcpdump duration for --capture-pcap, e.g. 8s, 1m (a plain number is seconds; default 8s)",
+        help="tcpdump duration for --capture-pcap, 1s..5m, e.g. 8s, 1m (a plain number is seconds; default 8s)",
     )
     group.addoption(
         "--diagnose-record",

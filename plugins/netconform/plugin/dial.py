@@ -29,7 +29,7 @@ from netconform.dialing.plan import Gap, plan_with_gaps
 from netconform.dialing.probe import worst_case_seconds
 from netconform.kube.inventory import NodeInfo, cluster_families, family_of
 from netconform.plugin import paths
-from netconform.plugin.options import duration_s, positive_int
+from netconform.plugin.options import duration_in, int_in, positive_int
 from netconform.plugin.session import Cluster, is_active, run_id, selected_nodes
 from netconform.plugin.shared import fail_run, once_per_run, shared_dir
 from netconform.workload.deploy import Deployment
@@ -44,9 +44,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--dial-timeout",
         metavar="DURATION",
-        type=duration_s,
+        type=duration_in(0.001, 60.0),
         default="2s",
-        help="timeout of one connection attempt or DNS lookup, e.g. 2s, 500ms (default 2s)",
+        help="timeout of one connection attempt or DNS lookup, 1ms..60s (what the probe takes), e.g. 2s, 500ms "
+        "(default 2s)",
     )
     group.addoption(
         "--pairs",
@@ -60,15 +61,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="K",
         type=positive_int,
         default=4,
-        help="ring/sample: every node is a source and a destination at least K times (default 4)",
+        help="ring/sample: every node is a source and a destination at least K times, 1 or more "
+        "(at most every other node; default 4)",
     )
     group.addoption("--pairs-seed", metavar="N", type=int, help="sample: repeat the pairs of an earlier run")
     group.addoption(
         "--stability-count",
         metavar="N",
-        type=positive_int,
+        type=int_in(1, 100_000),
         default=100,
-        help="consecutive new connections per stability check (default 100)",
+        help="consecutive new connections per stability check, 1..100000 (default 100)",
     )
 
 

@@ -11,7 +11,7 @@ from kubernetes import client as k8s
 
 from netconform.errors import UsageError
 from netconform.nodes import AccessSpec, AgentFleet, NodeHosts, parse_node_access
-from netconform.plugin.options import duration_s
+from netconform.plugin.options import duration_in
 from netconform.plugin.probes import images
 
 __all__ = ["node_hosts"]
@@ -29,9 +29,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--agent-timeout",
         metavar="DURATION",
-        type=duration_s,
+        type=duration_in(1.0, 3600.0),
         default="90s",
-        help="how long to wait for the node agent pod on a node, e.g. 90s, 2m (a plain number is seconds; default 90s)",
+        help="how long to wait for the node agent pod on a node, 1s..1h, e.g. 90s, 2m (a plain number is seconds; default 90s)",
     )
 
 

@@ -17,7 +17,7 @@ from netconform.errors import API_ERRORS, ProbeSetupError, api_error_sentence
 from netconform.kube.connect import request_counts
 from netconform.kube.inventory import NodeInfo, cluster_families
 from netconform.plugin import session as cl
-from netconform.plugin.options import duration_s
+from netconform.plugin.options import duration_in, duration_s
 from netconform.plugin.session import Cluster
 from netconform.plugin.shared import fail_run, once_per_run, shared_dir
 from netconform.workload.deploy import Deployment, DeployRequest, deploy
@@ -71,9 +71,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--ready-timeout",
         metavar="DURATION",
-        type=duration_s,
+        type=duration_in(1.0, 3600.0),
         default="120s",
-        help="how long to wait for the probes to become Ready, e.g. 90s, 5m (default 120s)",
+        help="how long to wait for the probes to become Ready, 1s..1h, e.g. 90s, 5m (default 120s)",
     )
     group.addoption(
         "--cluster-domain",

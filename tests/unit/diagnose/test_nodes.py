@@ -22,6 +22,36 @@ def test_parse_node_access():
             nodes.parse_node_access(bad)
 
 
+@pytest.mark.parametrize(
+    ("node", "ip"),
+    [
+        ("-oProxyCommand=touch /tmp/pwned", None),  # an ssh option
+        ("--privileged", None),  # a docker option
+        ("n1?ssh_config=/tmp/evil", None),  # a testinfra URL query
+        ("evil@attacker.example", None),  # another user@host
+        ("Node-1", None),  # Kubernetes itself refuses upper case
+        ("a" * 254, None),
+        ("n1", "-oProxyCommand=x"),
+        ("n1", "192.0.2.1?ssh_config=/x"),
+        ("n1", "not-an-ip"),
+    ],
+)
+def test_node_names_and_addresses_are_checked_before_they_reach_a_url(node: str, ip: str | None) -> None:
+    for template in ("ssh://core@{node}", "ssh://core@{ip}", "docker://{node}"):
+        with pytest.raises(nodes.AccessError) as err:
+            nodes.parse_node_access(template).hostspec(node, ip)
+        assert "\n" not in str(err.value) and "not put into a node access URL" in str(err.value)
+
+
+def test_valid_names_and_addresses_go_in_canonical():
+    spec = nodes.parse_node_access("ssh://root@{ip}")
+    assert spec.hostspec("ip-10-0-0-1.eu-west-1.compute.internal", "fd00:0:0::1") == "ssh://root@fd00::1"
+    assert nodes.parse_node_access("docker://{node}").hostspec("lab-node-2", None) == "docker://lab-node-2"
+    hosts = nodes.NodeHosts(nodes.parse_node_access("docker://{node}"))
+    with pytest.raises(nodes.AccessError, match="RFC 1123"):
+        hosts.run("--privileged", "true")  # refused before any docker command
+
+
 def test_agent_manifest_shape():
     m = agent_daemonset("netconform-ab12", "reg.local/netshoot:v0.13", ["lab-node-1", "lab-node-2"])
     spec = m["spec"]["template"]["spec"]
