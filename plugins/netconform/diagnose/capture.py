@@ -33,6 +33,7 @@ __all__ = ["Analysis", "analyse", "capture_path"]
 VXLAN_PORT = 8472
 REDIAL_TIMEOUT_MS = 2000
 REDIAL_COUNT = 3
+MAX_PACKETS = 200_000  # tcpdump -s 256 for --capture-seconds at most: far more is not our capture
 
 
 @dataclass
@@ -45,8 +46,11 @@ class Analysis:
     ts_backwards: list[str] = field(default_factory=list)  # "192.0.2.11: TSval 123 after 456"
     vxlan_mac_mismatch: list[str] = field(default_factory=list)
     sources: set[str] = field(default_factory=set)  # source IPs of SYNs
+    error: str = ""  # why (the rest of) the capture could not be read
 
     def lines(self) -> list[str]:
+        if self.error and not self.packets:
+            return [f"unreadable capture: {self.error}"]
         out = [
             f"{self.packets} packets, {self.syns} SYNs, {self.handshakes} answered by SYN-ACK, "
             f"{self.retransmissions} retransmissions"
@@ -56,6 +60,8 @@ class Analysis:
         out += [f"VXLAN inner destination MAC mismatch: {m}" for m in self.vxlan_mac_mismatch[:5]]
         if self.sources:
             out.append("source IPs of SYNs: " + ", ".join(sorted(self.sources)))
+        if self.error:
+            out.append(f"the capture stops being readable after {self.packets} packets: {self.error}")
         return out
 
 
@@ -70,8 +76,7 @@ def analyse(
     # scapy takes most of a second to import: only a capture pays for it, not every pytest start;
     # it is the capture extra (plugin.diagnose refuses --capture-pcap without it)
     try:
-        from scapy.layers.inet import IP, TCP, UDP
-        from scapy.layers.l2 import Ether
+        from scapy.layers.inet import UDP
         from scapy.layers.vxlan import VXLAN
         from scapy.packet import bind_layers
         from scapy.utils import PcapReader
@@ -86,7 +91,33 @@ def analyse(
     seen_seg: set[tuple[Any, ...]] = set()
     syn_flows: dict[tuple[Any, ...], bool] = {}
     last_ts: dict[tuple[Any, str], tuple[int, tuple[Any, ...]]] = {}
-    for pkt in PcapReader(io.BytesIO(pcap)):  # type: ignore[arg-type]  # scapy reads file objects too
+    try:
+        _read_packets(PcapReader, io.BytesIO(pcap), a, port, expected_vtep, overlay_macs, seen_seg, syn_flows, last_ts)
+    except Exception as exc:  # boundary: scapy fails its own ways on bytes that are not (all) a pcap
+        a.error = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+    a.unanswered = [f"{f[1]}:{f[2]} -> {f[3]}:{f[4]}" for f, ok in syn_flows.items() if not ok]
+    return a
+
+
+def _read_packets(
+    reader: Any,
+    data: io.BytesIO,
+    a: Analysis,
+    port: int | None,
+    expected_vtep: dict[str, str],
+    overlay_macs: dict[str, str] | None,
+    seen_seg: set[tuple[Any, ...]],
+    syn_flows: dict[tuple[Any, ...], bool],
+    last_ts: dict[tuple[Any, str], tuple[int, tuple[Any, ...]]],
+) -> None:
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+    from scapy.layers.vxlan import VXLAN
+
+    for pkt in reader(data):
+        if a.packets >= MAX_PACKETS:
+            a.error = f"more than {MAX_PACKETS} packets; the rest not read"
+            return
         a.packets += 1
         view = getattr(pkt, "ifindex", None) if hasattr(pkt, "ifindex") else None  # SLL2 (-i any)
         tcp_ip = None
@@ -142,8 +173,6 @@ def analyse(
             if back in syn_flows and not syn_flows[back]:
                 syn_flows[back] = True
                 a.handshakes += 1
-    a.unanswered = [f"{f[1]}:{f[2]} -> {f[3]}:{f[4]}" for f, ok in syn_flows.items() if not ok]
-    return a
 
 
 # ---------------------------------------------------------------- live capture through the node hosts

@@ -77,8 +77,11 @@ def gather_script(timeout_s: int = CMD_TIMEOUT_S, pod_ips: Iterable[str] = ()) -
         "P=''; for t in " + " ".join(REAL_TOOLS) + "; do for d in /usr/sbin /sbin /usr/bin /bin /usr/local/sbin; do "
         'if [ -x "$d/$t" ] && ! [ "$d/$t" -ef /bin/busybox ]; then P="$P $t() { $d/$t \\"\\$@\\"; };"; break; fi; '
         "done; done",
+        # a line of output that starts like a marker (a CNI config file can hold anything) is indented:
+        # it cannot open a section of its own and forge the evidence after it
         'sec() { n=$1; shift; o=$($T sh -c "$P $*" 2>&1); r=$?; '
-        f'printf \'{SECTION_MARK} %s rc=%d\\n%s\\n\' "$n" "$r" "$o"; }}',
+        f'printf \'{SECTION_MARK} %s rc=%d\\n\' "$n" "$r"; '
+        f"printf '%s\\n' \"$o\" | sed 's/^{SECTION_MARK}/ &/'; }}",
     ]
     for name, cmd in SECTIONS:
         lines.append(f"sec {name} {_sh_quote(cmd)}")

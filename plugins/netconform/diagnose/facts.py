@@ -23,7 +23,7 @@ FLANNEL_BACKEND_V6_DATA = "flannel.alpha.coreos.com/backend-v6-data"
 def _vtep_mac(raw: str | None) -> str | None:
     try:
         mac = json.loads(raw).get("VtepMAC") if raw else None
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):  # an annotation anyone with node patch can write
         return None
     return str(mac).lower() if mac else None
 

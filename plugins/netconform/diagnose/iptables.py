@@ -263,12 +263,26 @@ def _apply_mark(rule: Rule, mark: int) -> int:
 
 
 def evaluate(tables: Tables, table: str, chain: str, pkt: Packet, _depth: int = 0) -> Verdict:
-    """Walk `chain` in `table` for `pkt`; returns the deciding target and rule."""
+    """Walk `chain` in `table` for `pkt`; returns the deciding target and rule.
+
+    A chain's outcome depends only on the mark it is entered with (and the depth, for the limit): each
+    (chain, mark, depth) is walked once, so two jumps per chain cost one walk per chain, not 2**depth."""
     chains = tables.get(table, {})
     uncertain: list[Rule] = []
     mark = pkt.mark
+    walked: dict[tuple[str, int, int], tuple[tuple[str, Rule | None] | None, int]] = {}
 
     def walk(name: str, depth: int) -> tuple[str, Rule | None] | None:
+        nonlocal mark
+        key = (name, mark, depth)
+        if key in walked:
+            res, mark = walked[key]
+            return res
+        res = walk_once(name, depth)
+        walked[key] = (res, mark)
+        return res
+
+    def walk_once(name: str, depth: int) -> tuple[str, Rule | None] | None:
         nonlocal mark
         if depth > 32:
             return None

@@ -92,11 +92,14 @@ def parse_ruleset(text: str) -> Ruleset:
         return rs
     try:
         data = json.loads(text[start:])
+    except RecursionError:
+        rs.error = "not nft JSON: nested too deeply"
+        return rs
     except ValueError:
         try:  # a warning after the JSON document
             data, _ = json.JSONDecoder().raw_decode(text[start:])
-        except ValueError as exc:
-            rs.error = f"not nft JSON: {exc}"
+        except (ValueError, RecursionError) as exc:
+            rs.error = f"not nft JSON: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}"
             return rs
     items = data.get("nftables", []) if isinstance(data, dict) else []
     for item in items:

@@ -40,12 +40,19 @@ def parse_output(source: Source, targets: list[Target], stdout: str, timeout_ms:
     """Turn `probe dial` stdout into one DialResult per target. Raises ProbeRunError if it is not the probe's JSON."""
     try:
         doc = json.loads(stdout)
-    except ValueError:
+    except (ValueError, RecursionError):
         snippet = stdout.strip().replace("\n", " ")[:160] or "nothing"
         raise ProbeRunError(f"output is not JSON: {snippet}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
         raise ProbeRunError("output has no 'results' list")
-    by_id = {r.get("id"): r for r in doc["results"] if isinstance(r, dict)}
+    try:
+        return _results(source, targets, doc, timeout_ms)
+    except (TypeError, ValueError, AttributeError, OverflowError) as exc:  # the right keys, the wrong values
+        raise ProbeRunError(f"output is not the probe's JSON: {type(exc).__name__} {str(exc)[:120]}") from None
+
+
+def _results(source: Source, targets: list[Target], doc: dict[str, Any], timeout_ms: int) -> list[DialResult]:
+    by_id = {r.get("id"): r for r in doc["results"] if isinstance(r, dict) and isinstance(r.get("id"), str)}
     own = doc.get("source")
     own_ips = [str(ip) for ip in own.get("ips") or []] if isinstance(own, dict) else []
     results = []
@@ -56,8 +63,12 @@ def parse_output(source: Source, targets: list[Target], stdout: str, timeout_ms:
             addresses: list[str] = []
             stopped = ""
         else:
-            attempts = [Attempt.from_probe(a) for a in raw.get("attempts") or []]
-            addresses = [str(a) for a in raw.get("addresses") or []]
+            listed = raw.get("attempts") or []
+            attempts = (
+                [Attempt.from_probe(a) for a in listed if isinstance(a, dict)] if isinstance(listed, list) else []
+            )
+            addrs = raw.get("addresses") or []
+            addresses = [str(a) for a in addrs] if isinstance(addrs, list) else []
             stopped = str(raw.get("stopped") or "")
         results.append(
             DialResult(

@@ -271,7 +271,7 @@ def parse_holder_log(text: str) -> dict[str, HoldState]:
             continue
         try:
             ev = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if not isinstance(ev, dict):
             continue

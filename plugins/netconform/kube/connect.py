@@ -33,6 +33,7 @@ __all__ = [
     "request_counts",
     "resolve_target",
     "server_version",
+    "version_of",
 ]
 
 API_CONNECT_TIMEOUT_S = 3.0  # an unreachable API must fail fast, not after the OS's 2-minute SYN retries
@@ -136,6 +137,8 @@ def resolve_target(kubeconfig: str | None, context: str | None, env: dict[str, s
         k8s_config.load_kube_config(config_file=path, context=chosen, client_configuration=cfg, persist_config=False)
     except (ConfigException, OSError, ValueError) as exc:
         raise UsageError(f"cannot use context {chosen!r} from {path}: {_first_line(exc)}") from None
+    except (TypeError, AttributeError, KeyError, IndexError, RecursionError) as exc:  # a value of the wrong kind
+        raise UsageError(f"cannot use context {chosen!r} from {path}: malformed ({type(exc).__name__})") from None
     keep_keys_in_memory(cfg)
     return ClusterTarget(cfg, chosen, contexts[chosen] or chosen)
 
@@ -183,14 +186,20 @@ def _read_contexts(files: list[str]) -> tuple[dict[str, str], str | None]:
     for name in files:
         try:
             doc = yaml.safe_load(Path(name).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
+        except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
             raise UsageError(f"cannot read kubeconfig {name}: {_first_line(exc)}") from None
+        except RecursionError:
+            raise UsageError(f"cannot read kubeconfig {name}: nested too deeply") from None
         if not isinstance(doc, dict):
             raise UsageError(f"kubeconfig {name} is not a kubeconfig (no mapping at the top)")
-        for entry in doc.get("contexts") or []:
-            if isinstance(entry, dict) and entry.get("name"):
-                contexts.setdefault(entry["name"], (entry.get("context") or {}).get("cluster", ""))
-        current = current or doc.get("current-context") or None
+        entries = doc.get("contexts") or []
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict) and isinstance(entry.get("name"), str) and entry["name"]:
+                context = entry.get("context")
+                cluster = context.get("cluster", "") if isinstance(context, dict) else ""
+                contexts.setdefault(entry["name"], str(cluster or ""))
+        named = doc.get("current-context")
+        current = current or (named if isinstance(named, str) and named else None)
     return contexts, current
 
 
@@ -199,9 +208,12 @@ def _first_line(exc: BaseException) -> str:
 
 
 def server_version(api: k8s.ApiClient, target: ClusterTarget) -> str:
-    """First call to the API; turns 'cannot reach' into one sentence."""
+    """First call to the API; turns 'cannot reach' and an answer that is not a version into one sentence."""
+    server = server_url(target.configuration.host)
     try:
-        return str(k8s.VersionApi(api).get_code().git_version)
+        return version_of(get_json(api, "/version"), server)
+    except (ValueError, RecursionError):  # not JSON (a proxy's HTML page, say)
+        raise UsageError(f"the API at {server} answered /version with something that is not JSON") from None
     except urllib3.exceptions.HTTPError as exc:
         reason = getattr(exc, "reason", None) or exc
         raise UsageError(
@@ -212,6 +224,14 @@ def server_version(api: k8s.ApiClient, target: ClusterTarget) -> str:
         raise UsageError(
             api_error_sentence(exc, f"read the server version from {server_url(target.configuration.host)}")
         ) from None
+
+
+def version_of(doc: Any, server: str) -> str:
+    """The gitVersion of a /version answer, bounded; UsageError (one sentence) when the answer has none."""
+    version = doc.get("gitVersion") if isinstance(doc, dict) else None
+    if not isinstance(version, str) or not version.strip():
+        raise UsageError(f"the API at {server} answered /version without a gitVersion: is it a Kubernetes API server?")
+    return version.strip().splitlines()[0][:64]
 
 
 def _unreachable_reason(reason: object) -> str:

@@ -75,7 +75,7 @@ class NodeInfo:
         raw = self.annotations.get(FLANNEL_BACKEND_DATA)
         try:
             mac = json.loads(raw).get("VtepMAC") if raw else None
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):  # an annotation anyone with node patch can write
             return None
         return str(mac) if mac else None
 
