@@ -189,7 +189,7 @@ func (h *holder) run(ctx context.Context) {
 				return // shutting down is not a break
 			}
 			if err == nil {
-				conn, rd, broken, h.late = c, bufio.NewReader(c), false, false
+				conn, rd, broken, h.late = c, bufio.NewReaderSize(c, holdMaxLine), false, false
 				h.sum.Connects++
 				h.emit("connected", fmt.Sprintf("%s -> %s", c.LocalAddr(), c.RemoteAddr()))
 			} else if !broken {
@@ -226,7 +226,8 @@ func (h *holder) exchange(conn net.Conn, rd *bufio.Reader, seq int) error {
 	if _, err := io.WriteString(conn, line); err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
-	got, err := rd.ReadString('\n')
+	raw, err := rd.ReadSlice('\n') // a server's answer is bounded too
+	got := string(raw)
 	took := time.Since(start)
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {

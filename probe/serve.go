@@ -26,6 +26,14 @@ type Whoami struct {
 	Bytes      int    `json:"bytes,omitempty"` // payload bytes received: UDP datagrams, /echo-size
 }
 
+// What a client can make a server hold: every bound is per server process.
+const (
+	holdMaxLine     = 4096            // a hold line is ~20 bytes; a longer one closes the connection
+	defaultHoldIdle = 2 * time.Minute // a hold connection with no line for this long is closed
+	defaultMaxConns = 1024            // per listener (HTTP, hold); above it a new connection is closed at once
+	maxHeaderBytes  = 16 << 10        // HTTP request headers (Go's default is 1 MiB)
+)
+
 type serveConfig struct {
 	bind     string // "" = all addresses, IPv4 and IPv6; tests use 127.0.0.1
 	httpPort int
@@ -33,6 +41,8 @@ type serveConfig struct {
 	holdPort int
 	hostname string           // "" = os.Hostname(); tests name their backends
 	listen   net.ListenConfig // tests set SO_REUSEPORT to load-balance several servers
+	holdIdle time.Duration    // 0 = defaultHoldIdle
+	maxConns int              // 0 = defaultMaxConns
 }
 
 // server holds the three listeners of `probe serve`.
@@ -43,6 +53,9 @@ type server struct {
 	udp    net.PacketConn
 	holdLn net.Listener
 	http   *http.Server
+
+	holdIdle time.Duration
+	maxConns int
 
 	mu        sync.Mutex
 	holdConns map[net.Conn]struct{}
@@ -58,7 +71,13 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.IntVar(&cfg.httpPort, "http-port", 8080, "HTTP port (/whoami, /healthz); 0 = any")
 	fs.IntVar(&cfg.udpPort, "udp-port", 8081, "UDP whoami port; 0 = any")
 	fs.IntVar(&cfg.holdPort, "hold-port", 8082, "TCP line-echo port for hold; 0 = any")
+	fs.DurationVar(&cfg.holdIdle, "hold-idle", defaultHoldIdle, "close a hold connection that sends no line for this long")
+	fs.IntVar(&cfg.maxConns, "max-conns", defaultMaxConns, "open connections per TCP listener (HTTP, hold), 1..65536")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if cfg.holdIdle <= 0 || cfg.maxConns < 1 || cfg.maxConns > 65536 {
+		fmt.Fprintln(stderr, "probe serve: --hold-idle must be > 0 and --max-conns 1..65536")
 		return 2
 	}
 	s, err := startServer(cfg)
@@ -79,7 +98,16 @@ func startServer(cfg serveConfig) (*server, error) {
 	if hostname == "" {
 		hostname, _ = os.Hostname()
 	}
-	s := &server{hostname: hostname, node: os.Getenv("NODE_NAME"), holdConns: map[net.Conn]struct{}{}}
+	if cfg.holdIdle <= 0 {
+		cfg.holdIdle = defaultHoldIdle
+	}
+	if cfg.maxConns <= 0 {
+		cfg.maxConns = defaultMaxConns
+	}
+	s := &server{
+		hostname: hostname, node: os.Getenv("NODE_NAME"), holdConns: map[net.Conn]struct{}{},
+		holdIdle: cfg.holdIdle, maxConns: cfg.maxConns,
+	}
 	addr := func(port int) string { return net.JoinHostPort(cfg.bind, strconv.Itoa(port)) }
 
 	// With bind "" Go listens on [::] with IPV6_V6ONLY off: IPv4 and IPv6 clients alike.
@@ -109,6 +137,7 @@ func startServer(cfg serveConfig) (*server, error) {
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second, // bound slow or stuck clients
 		WriteTimeout:      10 * time.Second,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ConnState: func(_ net.Conn, st http.ConnState) {
 			if st == http.StateNew {
 				s.mu.Lock()
@@ -121,7 +150,10 @@ func startServer(cfg serveConfig) (*server, error) {
 	s.http.SetKeepAlivesEnabled(false)
 
 	s.wg.Add(3)
-	go func() { defer s.wg.Done(); s.http.Serve(s.httpLn) }()
+	go func() {
+		defer s.wg.Done()
+		s.http.Serve(&limitListener{Listener: s.httpLn, slots: make(chan struct{}, s.maxConns)})
+	}()
 	go func() { defer s.wg.Done(); s.serveUDP() }()
 	go func() { defer s.wg.Done(); s.serveHold() }()
 	return s, nil
@@ -180,6 +212,9 @@ func (s *server) serveUDP() {
 
 // serveHold echoes every received line back on long-lived connections, so
 // `probe hold` can notice when an established connection stops working.
+// Bounded: at most maxConns connections (a further one is closed at once),
+// lines of holdMaxLine bytes (a longer one closes the connection: the
+// buffer never grows), and holdIdle without a line closes it too.
 func (s *server) serveHold() {
 	for {
 		c, err := s.holdLn.Accept()
@@ -191,8 +226,15 @@ func (s *server) serveHold() {
 			continue
 		}
 		s.mu.Lock()
-		s.holdConns[c] = struct{}{}
+		full := len(s.holdConns) >= s.maxConns
+		if !full {
+			s.holdConns[c] = struct{}{}
+		}
 		s.mu.Unlock()
+		if full {
+			c.Close()
+			continue
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -202,15 +244,15 @@ func (s *server) serveHold() {
 				s.mu.Unlock()
 				c.Close()
 			}()
-			r := bufio.NewReader(c)
+			r := bufio.NewReaderSize(c, holdMaxLine)
 			for {
-				line, err := r.ReadBytes('\n')
-				if len(line) > 0 {
-					if _, werr := c.Write(line); werr != nil {
-						return
-					}
-				}
+				c.SetReadDeadline(time.Now().Add(s.holdIdle))
+				line, err := r.ReadSlice('\n') // ErrBufferFull past holdMaxLine: closed, not grown
 				if err != nil {
+					return // a partial last line is not echoed: a hold line always ends in \n
+				}
+				c.SetWriteDeadline(time.Now().Add(s.holdIdle))
+				if _, werr := c.Write(line); werr != nil {
 					return
 				}
 			}
@@ -238,4 +280,38 @@ func (s *server) Close() {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+}
+
+// limitListener hands out at most cap(slots) connections at a time; one more
+// is closed as soon as it is accepted (a client sees a reset, not a queue).
+type limitListener struct {
+	net.Listener
+	slots chan struct{}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.slots <- struct{}{}:
+			return &limitedConn{Conn: c, release: func() { <-l.slots }}, nil
+		default:
+			c.Close()
+		}
+	}
+}
+
+type limitedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }
