@@ -265,3 +265,53 @@ def test_deeply_nested_inputs_are_one_clean_answer(tmp_path: Path) -> None:
         with pytest.raises(UsageError) as err:
             resolve_target(str(path), None, env={})
         assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (b'{"gitVersion": "v1.31.2"}', "v1.31.2"),
+        (b'{"major": "1", "minor": "31"}', "answered /version without a gitVersion"),
+        (b"<html>a proxy</html>", "answered /version with something that is not JSON"),
+    ],
+)
+def test_server_version_over_http(body: bytes, said: str) -> None:
+    """/version from a real HTTP server: the version, or one sentence that never shows userinfo."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from kubernetes import client as k8s
+
+    from netconform.kube.connect import ClusterTarget, make_api_client, server_version
+
+    class Version(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Version)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        cfg = k8s.Configuration(host=f"http://127.0.0.1:{httpd.server_address[1]}")
+        shown = f"http://admin:s3cret@127.0.0.1:{httpd.server_address[1]}"
+        target = ClusterTarget(cfg, "lab", "lab")
+        try:
+            got = server_version(make_api_client(cfg), target)
+        except UsageError as exc:
+            got = str(exc)
+            assert "\n" not in got
+        assert said in got
+        target.configuration.host = shown  # as a kubeconfig with userinfo gives it: never printed
+        if said != "v1.31.2":
+            with pytest.raises(UsageError) as err:
+                server_version(
+                    make_api_client(k8s.Configuration(host=cfg.host)), ClusterTarget(target.configuration, "lab", "lab")
+                )
+            assert "s3cret" not in str(err.value)
+    finally:
+        httpd.shutdown()
