@@ -20,7 +20,7 @@ from kubernetes.config import kube_config
 
 from netconform.diagnose import capture
 from netconform.diagnose.facts import facts_from_dict
-from netconform.diagnose.model import PathRef
+from netconform.dialing.path import PathInfo
 from netconform.errors import api_error_sentence, error_text, redact, server_url
 from netconform.kube.connect import resolve_target
 from netconform.nodes.run import one_line
@@ -68,7 +68,7 @@ def test_a_failed_capture_says_the_status_not_the_response(monkeypatch: pytest.M
         def run(self, node: str, command: str, timeout_s: float = 60.0) -> object:
             raise api_exception()
 
-    path = PathRef("pod_to_pod", "n1", "n2", "10.244.2.2:8080", "timeout")
+    path = PathInfo("pod_to_pod", "n1", "n2", "10.244.2.2:8080", "timeout")
     got = capture.capture_path(Hosts(), facts_from_dict({}), None, "ns", [path], 3, lambda n, d: None)  # type: ignore[arg-type]
     assert got.text == "capture failed: 500 Internal Server Error: etcd timeout\n"
 
