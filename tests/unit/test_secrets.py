@@ -170,3 +170,15 @@ def test_the_delete_at_the_end_after_the_one_on_sigterm_waits_for_it() -> None:
 
     said = workload_namespace.delete_namespace(Core(), "netconform-x", wait_s=5)  # type: ignore[arg-type]
     assert said is not None and said.startswith("removed namespace netconform-x")
+
+
+def test_a_namespace_the_sigterm_delete_already_removed_is_said_removed() -> None:
+    class Core:
+        def delete_namespace(self, name: str, **kw: object) -> None:
+            raise k8s.ApiException(status=404, reason="Not Found")
+
+    import time
+
+    said = workload_namespace.delete_namespace(Core(), "netconform-x", wait_s=60, issued_at=time.monotonic() - 2)  # type: ignore[arg-type]
+    assert said is not None and said.startswith("removed namespace netconform-x (2.")
+    assert workload_namespace.delete_namespace(Core(), "netconform-x", wait_s=60) is None  # not ours to say

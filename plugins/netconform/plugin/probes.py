@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import time
 from argparse import ArgumentTypeError
 from typing import Any
 
@@ -26,6 +27,7 @@ from netconform.workload.labels import namespace_name
 from netconform.workload.namespace import NAMESPACE_GONE_WAIT_S, delete_namespace, sweep
 
 _SWEPT = pytest.StashKey[list[str]]()
+_DELETE_ISSUED = pytest.StashKey[float]()  # time.monotonic() of the delete issued on SIGTERM
 # Another machine's run cannot be asked whether it still runs: only its age tells, so a sweep age
 # shorter than a long run would delete a live run's namespace under it.
 MIN_SWEEP_AGE = "10m"
@@ -169,7 +171,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         return  # --collect-only reads, never writes: no sweep
     if not config.getoption("keep"):
         core, ns = cl.get_cluster(config).core, namespace_name(cl.run_id(config))
-        cl.on_sigterm(config, lambda: delete_namespace(core, ns, wait_s=0.0))
+
+        def delete_now() -> None:
+            config.stash[_DELETE_ISSUED] = time.monotonic()
+            delete_namespace(core, ns, wait_s=0.0)
+
+        cl.on_sigterm(config, delete_now)
     try:
         config.stash[_SWEPT] = sweep(cl.get_cluster(config).core, cl.run_id(config), config.getoption("sweep_age"))
     except API_ERRORS as exc:
@@ -195,7 +202,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         said: str | None = f"kept namespace {ns} (--keep); remove it with: kubectl delete namespace {ns}"
     else:
         wait_s = NAMESPACE_GONE_WAIT_S if config.getoption("wait_cleanup") else 0.0
-        said = delete_namespace(cl.get_cluster(config).core, ns, wait_s)
+        said = delete_namespace(cl.get_cluster(config).core, ns, wait_s, config.stash.get(_DELETE_ISSUED, None))
     if said:
         _say(config, said)
     totals = config.stash.setdefault(_CALLS, {"api": 0, "exec": 0})

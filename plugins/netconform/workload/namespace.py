@@ -157,17 +157,20 @@ def sweep(core: k8s.CoreV1Api, own_run: str, max_age_s: float) -> list[str]:
     return said
 
 
-def delete_namespace(core: k8s.CoreV1Api, name: str, wait_s: float = NAMESPACE_GONE_WAIT_S) -> str | None:
+def delete_namespace(
+    core: k8s.CoreV1Api, name: str, wait_s: float = NAMESPACE_GONE_WAIT_S, issued_at: float | None = None
+) -> str | None:
     """Delete the run namespace (foreground propagation) and, when wait_s > 0, wait (bounded) until it is gone.
 
-    Idempotent; returns what to tell the user.
+    Idempotent; returns what to tell the user. `issued_at`: when (time.monotonic()) this process already
+    issued the delete (on SIGTERM): the time is counted from then, and a namespace already gone is said.
     """
-    started = time.monotonic()
+    started = time.monotonic() if issued_at is None else issued_at
     try:
         core.delete_namespace(name, grace_period_seconds=0, propagation_policy="Foreground")
     except API_ERRORS as exc:
         if getattr(exc, "status", None) == 404:
-            return None
+            return None if issued_at is None else f"removed namespace {name} ({time.monotonic() - started:.1f}s)"
         if getattr(exc, "status", None) != 409:  # 409: already being deleted (e.g. on SIGTERM): wait for it
             return api_error_sentence(exc, f"delete namespace {name}") + "; the next run sweeps it"
     if wait_s <= 0:
