@@ -109,7 +109,8 @@ def test_userinfo_in_the_server_url_is_never_printed(run_netconform, tmp_path: P
         ("--dial-timeout=61s", "'61s' is outside 1ms..60s"),  # the probe refused it only later
         ("--dial-timeout=0.5ms", "'0.5ms' is outside 1ms..60s"),  # became the probe's default 2s
         ("--agent-timeout=nan", "'nan' is not a duration"),  # never timed out
-        ("--capture-seconds=-3", "'-3' must be 1 or more"),
+        ("--capture-seconds=-3", "'-3' is not a duration"),  # went to tcpdump's timeout as it was
+        ("--capture-seconds=10m", "'10m' is outside 1s..5m"),
         ("--stability-count=100001", "'100001' is outside 1..100000"),
         ("--ready-timeout=2h", "'2h' is outside 1s..1h"),
     ],
