@@ -124,20 +124,7 @@ func TestHoldInitialConnectFailure(t *testing.T) {
 
 // A peer that accepts but never echoes must count as broken after --break-after.
 func TestHoldNoEcho(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
+	ln := peer(t, func(c net.Conn) { io.Copy(io.Discard, c) }) // reads every line, answers none
 	var out, errb bytes.Buffer
 	run(context.Background(), []string{"hold", "--target", ln.Addr().String(), "--interval", "50ms", "--break-after", "60ms", "--duration", "180ms"}, nil, &out, &errb)
 	evs := parseEvents(t, out.String())
@@ -152,31 +139,17 @@ func TestHoldNoEcho(t *testing.T) {
 // An echo slower than one interval but within --break-after is latency: one "late" event, no
 // break, counted in the summary.
 func TestHoldLateEchoIsNotABreak(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
+	ln := peer(t, func(c net.Conn) { // echoes every line 120 ms late
+		rd := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			line, err := rd.ReadString('\n')
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				rd := bufio.NewReader(c)
-				for {
-					line, err := rd.ReadString('\n')
-					if err != nil {
-						return
-					}
-					time.Sleep(120 * time.Millisecond)
-					io.WriteString(c, line)
-				}
-			}()
+			time.Sleep(120 * time.Millisecond)
+			io.WriteString(c, line)
 		}
-	}()
+	})
 	var out, errb bytes.Buffer
 	run(context.Background(), []string{"hold", "--target", ln.Addr().String(), "--interval", "50ms", "--break-after", "1s", "--duration", "600ms"}, nil, &out, &errb)
 	evs := parseEvents(t, out.String())
@@ -312,4 +285,28 @@ func TestHoldBadPlans(t *testing.T) {
 	if code := run(context.Background(), []string{"hold", "--plan", "x", "--target", "127.0.0.1:1"}, nil, &out, &errb); code != 2 {
 		t.Errorf("both --plan and --target: exit %d", code)
 	}
+}
+
+// peer listens on loopback and serves each connection with serve (closed after it returns) until the
+// test ends.
+func peer(t *testing.T, serve func(net.Conn)) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				serve(c)
+			}()
+		}
+	}()
+	return ln
 }

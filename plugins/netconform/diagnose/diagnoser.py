@@ -139,17 +139,7 @@ class Diagnoser:
         # inspection gaps, what the rules do not cover and risks: said beside the causes, never as one
         gaps = [f for f in findings if f.cause in _INSPECTION_GAPS or f.risk or f.cause == NOT_COVERED_CAUSE]
         if self.facts_error:
-            gaps.append(
-                Finding(
-                    cause="not-inspected",
-                    title=self.facts_error,
-                    confidence=0.0,
-                    node=None,
-                    evidence=(),
-                    fix="",
-                    explains=(NOTHING,),
-                )
-            )
+            gaps.append(_not_inspected(self.facts_error))
         return correlate.explaining([f for f in findings if f not in gaps], paths, facts), gaps
 
     def diagnose_test(self, nodeid: str, recorded: list[PathInfo]) -> Diagnosis | None:
@@ -214,17 +204,7 @@ class Diagnoser:
         started = time.monotonic()
         findings = [_as_health_note(f) for f in run_rules(self.evidence(self.node_names))]
         if self.facts_error:
-            findings.append(
-                Finding(
-                    cause="not-inspected",
-                    title=self.facts_error,
-                    confidence=0.0,
-                    node=None,
-                    evidence=(),
-                    fix="",
-                    explains=(NOTHING,),
-                )
-            )
+            findings.append(_not_inspected(self.facts_error))
         self.seconds = time.monotonic() - started
         return findings
 
@@ -259,3 +239,10 @@ def render(findings: list[Finding], gaps: list[Finding]) -> str:
         lines.append("no rule explains this failure from the evidence gathered")
     lines.extend(f"risk: {g.title}; fix: {g.fix}" if g.risk else f"note: {g.title}" for g in gaps)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _not_inspected(why: str) -> Finding:
+    """What could not be read from the API, said beside the causes (it explains no failure)."""
+    return Finding(
+        cause="not-inspected", title=why, confidence=0.0, node=None, evidence=(), fix="", explains=(NOTHING,)
+    )
