@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,8 +46,18 @@ def hops_for(path: PathInfo, facts: ClusterFacts) -> list[Hop]:
         # ClusterIP: DNAT on the client's node, then the overlay to whichever endpoint was picked
         if path.dst_node:
             return [Hop(src, path.dst_node)]
-        return [Hop(src, e.node) for e in svc.ready_endpoints if e.node] or [Hop(src, None)]
+        # the endpoints of the dialled address's family (dual-stack: each family has its own)
+        same = [e for e in svc.ready_endpoints if _family(e.ip) == _family(ip)] or list(svc.ready_endpoints)
+        return [Hop(src, e.node) for e in same if e.node] or [Hop(src, None)]
     return [Hop(src, path.dst_node or (facts.node_of_ip(ip) if ip else None))]
+
+
+def _family(ip: str) -> int | None:
+    """4 or 6 for an address, None for a name (a DNS path's target)."""
+    try:
+        return ipaddress.ip_address(ip).version
+    except ValueError:
+        return None
 
 
 def _backends_by_port(facts: ClusterFacts, port: int | None, via: str | None = None) -> list[str]:
@@ -79,8 +90,9 @@ def _checks_of(path: PathInfo, facts: ClusterFacts) -> tuple[str, ...]:
 
 def explains(f: Finding, path: PathInfo, facts: ClusterFacts) -> bool:
     hops = hops_for(path, facts)
+    family = _family(path.target_ip)
     return any(
-        sc.matches(c, path.error or "", h, path.target_port)
+        sc.matches(c, path.error or "", h, path.target_port, family)
         for sc in f.explains
         for h in hops
         for c in _checks_of(path, facts)

@@ -123,6 +123,14 @@ class ServiceFacts:
     endpoints: tuple[Endpoint, ...] = ()
     external_traffic_policy: str = "Cluster"
     internal_traffic_policy: str = "Cluster"  # Local: each node's kube-proxy DNATs to its own endpoints only
+    # spec.clusterIPs: one per family on dual-stack (cluster_ip is the first); () when not recorded
+    cluster_ips: tuple[str, ...] = ()
+
+    @property
+    def all_cluster_ips(self) -> tuple[str, ...]:
+        """Every ClusterIP of the Service, the primary first."""
+        first = (self.cluster_ip,) if self.cluster_ip and self.cluster_ip != "None" else ()
+        return first + tuple(ip for ip in self.cluster_ips if ip not in first)
 
     def endpoints_for(self, node: str) -> tuple[Endpoint, ...]:
         """The ready endpoints kube-proxy on `node` sends ClusterIP traffic to."""
@@ -190,7 +198,7 @@ class ClusterFacts:
 
     def service_by_ip(self, ip: str) -> ServiceFacts | None:
         for s in self.services.values():
-            if s.cluster_ip == ip:
+            if ip in s.all_cluster_ips:
                 return s
         return None
 
@@ -241,6 +249,8 @@ def _service_facts(
         tuple(sorted(set(eps), key=lambda x: x.ip)),
         spec.external_traffic_policy or "Cluster",
         spec.internal_traffic_policy or "Cluster",
+        # clusterIPs: `cluster_ips`, or `cluster_i_ps` in older clients' split of the camel case
+        tuple(getattr(spec, "cluster_ips", None) or getattr(spec, "cluster_i_ps", None) or ()),
     )
 
 
@@ -321,6 +331,7 @@ def facts_from_dict(data: dict[str, Any]) -> ClusterFacts:
             ),
             s.get("external_traffic_policy", "Cluster"),
             s.get("internal_traffic_policy", "Cluster"),
+            tuple(s.get("cluster_ips", ())),
         )
         facts.services[sf.key] = sf
     facts.probe_services = tuple(data.get("probe_services", ()))
@@ -399,6 +410,7 @@ def facts_to_dict(facts: ClusterFacts) -> dict[str, Any]:
                 "endpoints": [{"ip": e.ip, "node": e.node, "ready": e.ready, "pod": e.pod} for e in s.endpoints],
                 "external_traffic_policy": s.external_traffic_policy,
                 "internal_traffic_policy": s.internal_traffic_policy,
+                "cluster_ips": list(s.cluster_ips),
             }
             for s in facts.services.values()
         ],

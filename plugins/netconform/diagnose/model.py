@@ -34,9 +34,14 @@ class Scope:
     underlay_only: bool = False  # only the client -> node leg of a NodePort path
     errors: frozenset[str] | None = None
     target_ports: frozenset[int] | None = None
+    families: frozenset[int] | None = None  # IP versions (4, 6) of the dialled address; a name matches any
 
-    def matches(self, check: str, error: str, hop: Hop, target_port: int | None = None) -> bool:
+    def matches(
+        self, check: str, error: str, hop: Hop, target_port: int | None = None, family: int | None = None
+    ) -> bool:
         if self.checks is not None and check not in self.checks:
+            return False
+        if self.families is not None and family is not None and family not in self.families:
             return False
         if self.target_ports is not None and target_port not in self.target_ports:
             return False
@@ -70,6 +75,7 @@ def scope(
     underlay_only: bool = False,
     errors: Iterable[str] | None = None,
     target_ports: Iterable[int] | None = None,
+    families: Iterable[int] | None = None,
 ) -> Scope:
     """Convenience constructor taking plain iterables."""
 
@@ -87,6 +93,7 @@ def scope(
         underlay_only=underlay_only,
         errors=fs(errors),
         target_ports=None if target_ports is None else frozenset(target_ports),
+        families=None if families is None else frozenset(families),
     )
 
 

@@ -74,7 +74,10 @@ def _stale(
                 node=ne.node,
                 evidence=tuple(evidence),
                 fix=fix,
-                explains=(scope(pairs=[(ne.node, peer.name)], cross_node=True, overlay_only=True),),
+                # flannel.1 carries IPv4 pod traffic only, flannel-v6.1 IPv6 only
+                explains=(
+                    scope(pairs=[(ne.node, peer.name)], cross_node=True, overlay_only=True, families=[6 if v6 else 4]),
+                ),
                 detail="overlay traffic between the two nodes is dropped in both directions "
                 "(replies go through the stale entry)",
             )
