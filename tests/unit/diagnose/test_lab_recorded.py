@@ -40,6 +40,10 @@ EXPECTED = {
     "per_source_limit": ("per-source-limit", "lab-node-2"),
     "per_source_limit_first": ("per-source-limit", "lab-node-2"),
     "per_source_limit_again": ("per-source-limit", "lab-node-2"),
+    # issue 17 item 2: the MTU mechanisms, each named by what is short
+    "mtu_uplink": ("mtu-uplink-too-small", "lab-node-2"),
+    "mtu_overlay": ("mtu-mismatch", "lab-node-2"),
+    "mtu_overlay_hand": ("mtu-mismatch", "lab-node-2"),
 }
 HEALTH = {  # --diagnose-only: the only findings
     "dxo_ip_forward_off": {("ip-forward-off", "lab-node-2")},
@@ -104,3 +108,26 @@ def test_lab_ip_masq_quotes_the_rule_and_gives_a_fix() -> None:
     f = next(f for f in findings if f.cause == "masquerade-overlay")
     assert any(e.endswith("-A POSTROUTING -s 10.244.1.0/24 ! -o cni0 -j MASQUERADE") for e in f.evidence)
     assert f.fix.startswith("on lab-node-2: iptables -t nat -D POSTROUTING -s 10.244.1.0/24 ! -o cni0 -j MASQUERADE")
+
+
+def test_lab_mtu_uplink_names_the_uplink_and_the_mtu_that_carries_the_overlay() -> None:
+    # eth0 lowered to 1400 in lab-node-2's netns under flannel.1's 1450: the pods match the overlay, the
+    # uplink is short; the fix applied as printed (`ip link set eth0 mtu 1500`) made the next run green
+    (groups, _), findings = ranked("mtu_uplink")
+    (f,) = findings
+    assert f.evidence == ("lab-node-2$ ip link: flannel.1 mtu 1450 > eth0 mtu 1400 - 50",)
+    assert f.fix.startswith("on lab-node-2: ip link set eth0 mtu 1500 ")
+    assert "set flannel.1 and the pods' MTU to 1350" in f.fix
+    assert "CNI/pod MTU" not in f.fix  # the pods' 1450 is what flannel.1 carries: not the thing to change
+    assert len(groups[0].failures) == 4
+
+
+@pytest.mark.parametrize(("case", "lowered"), [("mtu_overlay", 1000), ("mtu_overlay_hand", 1200)])
+def test_lab_mtu_overlay_lowered_under_the_pods_is_raised_back(case: str, lowered: int) -> None:
+    # flannel.1 lowered under the pods' 1450 while eth0 (1500) carries 1450 + 50: raising flannel.1 is the
+    # whole fix (applied as printed, the next run was green); the pods are right
+    _, findings = ranked(case)
+    (f,) = findings
+    assert f.fix == "on lab-node-2: ip link set flannel.1 mtu 1450"
+    assert f"lab-node-2$ ip link show cni0: mtu 1450 > flannel.1 mtu {lowered}" in f.evidence
+    assert "lab-node-2$ ip link: eth0 mtu 1500 - 50 carries 1450" in f.evidence

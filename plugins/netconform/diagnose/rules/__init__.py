@@ -26,6 +26,7 @@ MODULES = (
     "forward_policy",
     "br_netfilter",
     "mtu",
+    "mtu_uplink",
     "masquerade",
     "kube_proxy",
     "service_endpoints",

@@ -1,5 +1,5 @@
 """MTU mismatch / PMTU black hole: pod-side MTU above a VXLAN device's (flannel.1, and flannel-v6.1 on
-dual-stack), or the device above its uplink's MTU minus the encapsulation (50 over IPv4, 70 over IPv6)."""
+dual-stack). The device above its uplink's MTU minus the encapsulation is rules/mtu_uplink.py's."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
     out: list[Finding] = []
     for ne, _ in inspected(ev):
         evidence: list[str] = []
-        limits: list[int] = []
+        raise_to: list[str] = []  # an overlay device lowered below what its uplink carries: set it back
+        lower_to: list[int] = []  # an overlay at what its uplink carries: the pods must come down to it
         want = ne.subnet_env.get("FLANNEL_MTU")
         ports = [link for link in ne.links.values() if link.master == "cni0"]
         # a bridge without ports reports the kernel default (1500), not what pods use: judge it only with pods
@@ -39,16 +40,26 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                     f"{ne.node}$ cat /run/flannel/subnet.env: FLANNEL_MTU={want} > {name} mtu {limit} "
                     "(the MTU new pods get)"
                 )
+            if len(evidence) == before:
+                continue  # the device above its uplink is rules/mtu_uplink.py's
             dev = ne.links.get(fl.details.get("dev", ""))
-            if dev is not None and dev.mtu is not None and fl.mtu > dev.mtu - overhead:
-                evidence.append(f"{ne.node}$ ip link: {name} mtu {fl.mtu} > {dev.name} mtu {dev.mtu} - {overhead}")
-            if len(evidence) > before:
-                limits.append(limit)
+            pods = max([link.mtu for link in big if link.mtu] + ([int(want)] if want and want.isdigit() else []))
+            if dev is not None and dev.mtu is not None and limit < pods <= dev.mtu - overhead:
+                evidence.append(f"{ne.node}$ ip link: {dev.name} mtu {dev.mtu} - {overhead} carries {pods}")
+                raise_to.append(f"ip link set {name} mtu {pods}")
+            else:
+                lower_to.append(limit)
         if not evidence:
             continue
         if want and not any("FLANNEL_MTU" in e for e in evidence):
             evidence.append(f"{ne.node}$ cat /run/flannel/subnet.env: FLANNEL_MTU={want}")
-        limit = min(limits)
+        fixes = list(raise_to)  # the pods are right where the device was lowered: raising it is the fix
+        if lower_to:
+            fixes.append(
+                f"set the CNI/pod MTU to <= {min(lower_to)} (flannel writes FLANNEL_MTU; recreate pods) "
+                "and allow ICMP fragmentation-needed"
+            )
+        fix = f"on {ne.node}: " + "; ".join(fixes)
         out.append(
             Finding(
                 cause=CAUSE,
@@ -56,8 +67,7 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                 confidence=0.7,
                 node=ne.node,
                 evidence=tuple(evidence),
-                fix=f"on {ne.node}: set the CNI/pod MTU to <= {limit} (flannel writes FLANNEL_MTU; recreate pods) "
-                "and allow ICMP fragmentation-needed",
+                fix=fix,
                 # only packets above the overlay MTU are lost: the checks that send them (suites/test_mtu.py)
                 explains=(scope(checks=[MTU], nodes=[ne.node]),),
                 detail="small requests pass; only packets above the overlay MTU are lost",
