@@ -92,7 +92,7 @@ def explains(f: Finding, path: PathInfo, facts: ClusterFacts) -> bool:
     hops = hops_for(path, facts)
     family = _family(path.target_ip)
     return any(
-        sc.matches(c, path.error or "", h, path.target_port, family)
+        sc.matches(c, path.error or "", h, path.target_port, family, path.target)
         for sc in f.explains
         for h in hops
         for c in _checks_of(path, facts)

@@ -104,7 +104,9 @@ class Diagnoser:
     def _gather(self, node: str) -> NodeEvidence:
         """One exec per node: the whole gather script, bounded."""
         try:
-            res = self.hosts.run(node, gather_script(pod_ips=self.facts().pod_ips_on(node)), GATHER_TIMEOUT_S)
+            facts = self.facts()
+            script = gather_script(pod_ips=facts.pod_ips_on(node), dns_queries=facts.dns_queries())
+            res = self.hosts.run(node, script, GATHER_TIMEOUT_S)
         except AccessError as exc:
             return NodeEvidence(node, error=error_text(exc))
         self._raw[node] = res.stdout

@@ -63,11 +63,15 @@ SECTION_MARK = "@@nc-section"
 REAL_TOOLS = ("ip", "sysctl", "netstat", "tc")
 
 
-def gather_script(timeout_s: int = CMD_TIMEOUT_S, pod_ips: Iterable[str] = ()) -> str:
+def gather_script(
+    timeout_s: int = CMD_TIMEOUT_S, pod_ips: Iterable[str] = (), dns_queries: Iterable[parsers.DnsQuery] = ()
+) -> str:
     """The POSIX sh script run on a node. Output: `@@nc-section NAME rc=N` then the text.
 
     pod_ips: pods the API places on this node; `ip route get` names each one's host-side interface
-    whatever the CNI calls it (cni0 port, cali*, lxc*), section `route_get`."""
+    whatever the CNI calls it (cni0 port, cali*, lxc*), section `route_get`.
+    dns_queries: (name, CoreDNS pod IP, a|aaaa) asked of that pod directly, bypassing the Service
+    (`nslookup`, section `dns`): what each CoreDNS pod answers."""
     lines = [
         "FS=${NC_HOSTFS-/host}; [ -d \"$FS/run\" ] || FS=''",
         f"T=''; command -v timeout >/dev/null 2>&1 && T='timeout {timeout_s}'",
@@ -89,6 +93,16 @@ def gather_script(timeout_s: int = CMD_TIMEOUT_S, pod_ips: Iterable[str] = ()) -
     if ips:
         loop = "for a in " + " ".join(ips) + '; do ip route get $a || echo "unreachable $a"; done'
         lines.append(f"sec route_get {_sh_quote(loop)}")
+    asks = [
+        (n, str(ipaddress.ip_address(ip)), t)
+        for n, ip, t in dns_queries
+        if parsers.is_ip(ip) and t in ("a", "aaaa") and re.fullmatch(r"[A-Za-z0-9.-]+", n)
+    ]
+    if asks:
+        body = "; ".join(
+            f"echo '{parsers.NSLOOKUP_MARK} {t} {n} {ip}'; timeout 2 nslookup -type={t} {n} {ip}" for n, ip, t in asks
+        )
+        lines.append(f"sec dns {_sh_quote(body + '; true')}")
     return "\n".join(lines) + "\n"
 
 
@@ -203,6 +217,11 @@ class NodeEvidence:
     @functools.cached_property
     def nft(self) -> nftables.Ruleset:
         return nftables.parse_ruleset(self.text("nft"))
+
+    @functools.cached_property
+    def dns_answers(self) -> list[parsers.DnsAnswer]:
+        """What each CoreDNS pod answered when asked directly from this node (section `dns`)."""
+        return parsers.parse_nslookups(self.text("dns"))
 
     @functools.cached_property
     def route_get(self) -> dict[str, parsers.Route]:

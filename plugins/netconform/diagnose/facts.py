@@ -129,8 +129,9 @@ class ServiceFacts:
     @property
     def all_cluster_ips(self) -> tuple[str, ...]:
         """Every ClusterIP of the Service, the primary first."""
+        # a headless Service's clusterIP(s) are the word "None"
         first = (self.cluster_ip,) if self.cluster_ip and self.cluster_ip != "None" else ()
-        return first + tuple(ip for ip in self.cluster_ips if ip not in first)
+        return first + tuple(ip for ip in self.cluster_ips if ip not in first and ip != "None")
 
     def endpoints_for(self, node: str) -> tuple[Endpoint, ...]:
         """The ready endpoints kube-proxy on `node` sends ClusterIP traffic to."""
@@ -171,12 +172,23 @@ class ClusterFacts:
     proxy_mode: str | None = None  # kube-system/kube-proxy ConfigMap `mode` (None: unreadable, absent or "")
     # node -> the kubelet's newest FailedCreatePodSandBox message for a probe pod there (diagnose/sandbox.py)
     sandbox_failures: dict[str, str] = field(default_factory=dict)
+    corefile: str | None = None  # kube-system/coredns ConfigMap `Corefile` (None: unreadable or absent)
+    # the names the DNS checks ask, fully qualified, -> what the API says they must resolve to (both families)
+    dns_expect: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def pod_ips_on(self, node: str) -> list[str]:
         """IPs of the pods the API places on a node (Service endpoints, CoreDNS): `ip route get` targets."""
         ips = {e.ip for s in self.services.values() for e in s.endpoints if e.node == node}
         ips |= {p.ip for p in self.coredns if p.node == node and p.ip}
         return sorted(ips)
+
+    def dns_queries(self) -> list[tuple[str, str, str]]:
+        """(name, CoreDNS pod IP, a|aaaa): each name the DNS checks ask, of each CoreDNS pod directly."""
+        out = []
+        for name, want in sorted(self.dns_expect.items()):
+            types = sorted({"aaaa" if ":" in ip else "a" for ip in want} or {"a"})
+            out += [(name, p.ip, t) for p in self.coredns if p.ip for t in types]
+        return out
 
     def node_of_ip(self, ip: str) -> str | None:
         """Node owning an IP: node address or pod CIDR."""
@@ -283,7 +295,43 @@ def facts_from_api(
     ]
     facts.proxy_mode = _proxy_mode(core)
     facts.sandbox_failures = sandbox_failures(api_client, probe_namespace) if probe_namespace else {}
+    facts.corefile = _corefile(core)
+    facts.dns_expect = _dns_expect(core, discovery, facts, probe_namespace)
     return facts
+
+
+def _corefile(core: k8s.CoreV1Api) -> str | None:
+    """The Corefile from kube-system/coredns (the optional netconform-inspect role); None if unread."""
+    try:
+        cm = core.read_namespaced_config_map("coredns", "kube-system", _request_timeout=10)
+    except k8s.ApiException:
+        return None
+    return (cm.data or {}).get("Corefile")
+
+
+def cluster_domain(corefile: str | None) -> str:
+    """The zone of CoreDNS's kubernetes plugin (`kubernetes cluster.local in-addr.arpa ...`)."""
+    m = re.search(r"^\s*kubernetes\s+([A-Za-z0-9.-]+)", corefile or "", re.M)
+    return m.group(1).rstrip(".") if m else "cluster.local"
+
+
+def _dns_expect(
+    core: k8s.CoreV1Api, discovery: k8s.DiscoveryV1Api, facts: ClusterFacts, probe_namespace: str | None
+) -> dict[str, tuple[str, ...]]:
+    """What suites/test_dns.py's names must resolve to: nc-server and default/kubernetes to their
+    ClusterIPs, the headless nc-headless to its ready endpoints."""
+    domain = cluster_domain(facts.corefile)
+    out: dict[str, tuple[str, ...]] = {}
+    wanted = [("default", "kubernetes")] + (
+        [(probe_namespace, n) for n in ("nc-server", "nc-headless")] if probe_namespace else []
+    )
+    for ns, name in wanted:
+        sf = facts.services.get(f"{ns}/{name}") or _service_facts(core, discovery, ns, name)
+        if sf is None:
+            continue
+        ips = sf.all_cluster_ips or tuple(sorted({e.ip for e in sf.ready_endpoints}))
+        out[f"{name}.{ns}.svc.{domain}"] = ips
+    return out
 
 
 def _proxy_mode(core: k8s.CoreV1Api) -> str | None:
@@ -356,6 +404,8 @@ def facts_from_dict(data: dict[str, Any]) -> ClusterFacts:
     facts.cluster_cidr = data.get("cluster_cidr")
     facts.proxy_mode = data.get("proxy_mode")
     facts.sandbox_failures = {str(k): str(v) for k, v in (data.get("sandbox_failures") or {}).items()}
+    facts.corefile = data.get("corefile")
+    facts.dns_expect = {k: tuple(v) for k, v in data.get("dns_expect", {}).items()}
     return facts
 
 
@@ -420,4 +470,6 @@ def facts_to_dict(facts: ClusterFacts) -> dict[str, Any]:
         "cluster_cidr": facts.cluster_cidr,
         "proxy_mode": facts.proxy_mode,
         "sandbox_failures": dict(facts.sandbox_failures),
+        "corefile": facts.corefile,
+        "dns_expect": {k: list(v) for k, v in facts.dns_expect.items()},
     }

@@ -35,11 +35,20 @@ class Scope:
     errors: frozenset[str] | None = None
     target_ports: frozenset[int] | None = None
     families: frozenset[int] | None = None  # IP versions (4, 6) of the dialled address; a name matches any
+    targets: frozenset[str] | None = None  # what the path dialled or looked up, as recorded (a DNS name)
 
     def matches(
-        self, check: str, error: str, hop: Hop, target_port: int | None = None, family: int | None = None
+        self,
+        check: str,
+        error: str,
+        hop: Hop,
+        target_port: int | None = None,
+        family: int | None = None,
+        target: str | None = None,
     ) -> bool:
         if self.checks is not None and check not in self.checks:
+            return False
+        if self.targets is not None and target not in self.targets:
             return False
         if self.families is not None and family is not None and family not in self.families:
             return False
@@ -76,6 +85,7 @@ def scope(
     errors: Iterable[str] | None = None,
     target_ports: Iterable[int] | None = None,
     families: Iterable[int] | None = None,
+    targets: Iterable[str] | None = None,
 ) -> Scope:
     """Convenience constructor taking plain iterables."""
 
@@ -94,6 +104,7 @@ def scope(
         errors=fs(errors),
         target_ports=None if target_ports is None else frozenset(target_ports),
         families=None if families is None else frozenset(families),
+        targets=fs(targets),
     )
 
 

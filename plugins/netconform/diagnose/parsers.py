@@ -277,3 +277,174 @@ def parse_cni_plugin_types(text: str) -> list[str]:
                 if isinstance(kind, str) and re.fullmatch(r"[A-Za-z0-9._-]{1,64}", kind) and kind not in types:
                     types.append(kind)
     return types
+
+
+# ---------------------------------------------------------------- nslookup (busybox) per CoreDNS pod
+
+NSLOOKUP_MARK = "#nc-nslookup"
+DnsQuery = tuple[str, str, str]  # (fully qualified name, server IP, "a" | "aaaa")
+
+
+@dataclass(frozen=True)
+class DnsAnswer:
+    """One `nslookup -type=T NAME SERVER` as run: addresses answered, or why none."""
+
+    qtype: str
+    name: str
+    server: str
+    addresses: tuple[str, ...] = ()
+    status: str = "answered"  # answered | NXDOMAIN | SERVFAIL | ... | no answer (timeout, unreachable)
+    raw: str = ""  # the answer lines, quoted as evidence
+
+    @property
+    def answered(self) -> bool:
+        return self.status != "no answer"
+
+
+def parse_nslookups(text: str) -> list[DnsAnswer]:
+    """The `dns` section: `#nc-nslookup TYPE NAME SERVER` then busybox nslookup's output."""
+    out: list[DnsAnswer] = []
+    blocks = re.split(rf"^{NSLOOKUP_MARK} ", text, flags=re.M)
+    for block in blocks[1:]:
+        head, _, body = block.partition("\n")
+        parts = head.split()
+        if len(parts) != 3:
+            continue
+        qtype, name, server = parts
+        addrs: list[str] = []
+        in_answer = False
+        status = "no answer"
+        for line in body.splitlines():
+            line = line.strip()
+            if line.startswith("Name:"):
+                in_answer = True
+            elif line.startswith("Address:") and in_answer:
+                ip = line.split(None, 1)[1].strip() if len(line.split(None, 1)) > 1 else ""
+                if is_ip(ip):
+                    addrs.append(ip)
+            m = re.search(r"server can't find \S+: (\S+)", line)
+            if m:
+                status = m.group(1)
+        if addrs:
+            status = "answered"
+        elif status == "no answer" and re.search(r"^Address:\s+\S+:53$", body, re.M) and "timed out" not in body:
+            status = "answered"  # the server answered with no record of that type (busybox prints nothing)
+        lines = [
+            " ".join(x.split()) for x in body.splitlines() if x.strip() and not x.startswith(("Server:", "Address:\t"))
+        ]
+        out.append(DnsAnswer(qtype, name, server, tuple(sorted(set(addrs))), status, "; ".join(lines)))
+    return out
+
+
+# ---------------------------------------------------------------- Corefile: what answers a name before `kubernetes`
+
+
+@dataclass(frozen=True)
+class CorefileBlock:
+    """A plugin block (or a server block for another zone) of a Corefile, with its 1-based line range."""
+
+    plugin: str  # hosts | template | rewrite | server (a server block for a zone of its own)
+    first: int
+    last: int
+    lines: tuple[str, ...]
+
+    def quote(self) -> str:
+        where = f"line {self.first}" if self.first == self.last else f"lines {self.first}-{self.last}"
+        return f"{where}: " + " | ".join(x.strip() for x in self.lines)
+
+
+def _blocks(corefile: str) -> list[tuple[tuple[str, ...], CorefileBlock]]:
+    """(zones of its server block, block) for every plugin block and every server block."""
+    out: list[tuple[tuple[str, ...], CorefileBlock]] = []
+    lines = corefile.splitlines()
+    zones: tuple[str, ...] = ()
+    depth, server_start = 0, 0
+    plugin_start, plugin = 0, ""
+    for i, raw in enumerate(lines, 1):
+        line = raw.split("#", 1)[0].rstrip()
+        words = line.split()
+        if depth == 0 and line.endswith("{"):
+            zones = tuple(_zone(w) for w in words[:-1])
+            server_start = i
+        elif depth == 1 and words:
+            plugin, plugin_start = words[0], i
+            if not line.endswith("{"):
+                out.append((zones, CorefileBlock(plugin, i, i, (raw,))))
+        depth += line.count("{") - line.count("}")
+        if depth == 1 and plugin_start and line.strip() == "}" and plugin:
+            out.append((zones, CorefileBlock(plugin, plugin_start, i, tuple(lines[plugin_start - 1 : i]))))
+            plugin, plugin_start = "", 0
+        if depth == 0 and server_start and line.strip().endswith("}"):
+            out.append((zones, CorefileBlock("server", server_start, i, tuple(lines[server_start - 1 : i]))))
+            server_start = 0
+    return out
+
+
+def _zone(word: str) -> str:
+    z = re.sub(r"^[a-z]+://", "", word).split(":", 1)[0].rstrip(".")
+    return "." if z in ("", ".") else z
+
+
+def _in_zone(name: str, zone: str) -> bool:
+    return zone == "." or name == zone or name.endswith("." + zone)
+
+
+def corefile_overrides(corefile: str, name: str) -> list[CorefileBlock]:
+    """The Corefile blocks that answer or redirect `name` (fully qualified) ahead of the kubernetes plugin:
+    a `hosts` entry for it, a `template` whose zone and match cover it, a `rewrite` of it, or a server
+    block for a zone of its own (a stub domain / forward) that does not serve it from the kubernetes plugin."""
+    name = name.rstrip(".")
+    out: list[CorefileBlock] = []
+    blocks = _blocks(corefile)
+    # the server block that serves the name: the most specific zone (CoreDNS picks the longest match)
+    serving = max(
+        (z for zs, _ in blocks for z in zs if _in_zone(name, z)), key=lambda z: 0 if z == "." else len(z), default="."
+    )
+    for zones, b in blocks:
+        if serving not in zones:
+            continue
+        body = [x.split("#", 1)[0].split() for x in b.lines]
+        if b.plugin == "hosts" and any(name in ws[1:] or f"{name}." in ws[1:] for ws in body if ws and is_ip(ws[0])):
+            out.append(b)
+        elif b.plugin == "template":
+            head = body[0][3:] if len(body[0]) > 3 else []
+            tzones = [_zone(z) for z in head if z != "{"] or list(zones)
+            matches = [ws[1].strip('"') for ws in body if ws and ws[0] == "match" and len(ws) > 1]
+            if any(_in_zone(name, z) for z in tzones) and (not matches or any(_search(m, name + ".") for m in matches)):
+                out.append(b)
+        elif _redirects(b.plugin, body, name, serving):
+            out.append(b)
+    return out
+
+
+def _redirects(plugin: str, body: list[list[str]], name: str, serving: str) -> bool:
+    """A rewrite of the name, or a server block of its own zone that does not run the kubernetes plugin."""
+    if plugin == "rewrite":
+        return _rewrites(body, name)
+    return plugin == "server" and serving != "." and not any(ws and ws[0] == "kubernetes" for ws in body)
+
+
+def _search(pattern: str, name: str) -> bool:
+    try:
+        return re.search(pattern, name) is not None
+    except re.error:
+        return False
+
+
+def _rewrites(body: list[list[str]], name: str) -> bool:
+    """A `rewrite [continue|stop] name [exact|prefix|suffix|substring|regex] FROM TO` that takes `name`."""
+    for ws in body:
+        ws = [w for w in ws if w not in ("continue", "stop")]
+        if len(ws) < 4 or ws[0] != "rewrite" or ws[1] != "name":
+            continue
+        kind, src = (ws[2], ws[3]) if ws[2] in ("exact", "prefix", "suffix", "substring", "regex") else ("exact", ws[2])
+        src_name = src.rstrip(".")
+        if (
+            (kind == "exact" and src_name == name)
+            or (kind == "prefix" and name.startswith(src))
+            or (kind == "suffix" and (name + ".").endswith(src))
+            or (kind == "substring" and src in name)
+            or (kind == "regex" and _search(src, name + "."))
+        ):
+            return True
+    return False

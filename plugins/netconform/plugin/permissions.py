@@ -8,6 +8,7 @@ from netconform.kube.access import Permission
 
 __all__ = [
     "GATE_PERMISSIONS",
+    "GET_COREDNS_CONFIG",
     "GET_KUBE_PROXY_CONFIG",
     "INSPECT_PERMISSIONS",
     "LIST_DAEMONSETS",
@@ -36,7 +37,9 @@ RUN_PERMISSIONS: tuple[Permission, ...] = (
 # ClusterRole netconform-inspect: read-only, optional. Missing: said once, the checks still run.
 LIST_DAEMONSETS = Permission("list", "daemonsets", "apps")  # which CNI and proxy run in kube-system
 GET_KUBE_PROXY_CONFIG = Permission("get", "configmaps", name="kube-proxy", namespace="kube-system")
-INSPECT_PERMISSIONS: tuple[Permission, ...] = (LIST_DAEMONSETS, GET_KUBE_PROXY_CONFIG)
+# the Corefile: which block answers a name CoreDNS gets wrong (netconform.diagnose.rules.coredns_answer)
+GET_COREDNS_CONFIG = Permission("get", "configmaps", name="coredns", namespace="kube-system")
+INSPECT_PERMISSIONS: tuple[Permission, ...] = (LIST_DAEMONSETS, GET_KUBE_PROXY_CONFIG, GET_COREDNS_CONFIG)
 
 # ClusterRole netconform-gate: what the gate program itself does (netconform.gate.PERMISSIONS, which
 # it checks first, is the same list; the gate cannot import the plugins). The suite it runs needs

@@ -34,6 +34,7 @@ MODULES = (
     "hairpin",
     "pod_sandbox",
     "coredns",
+    "coredns_answer",
     "conntrack",
     "tw_recycle",
     "per_source",
