@@ -47,6 +47,7 @@ EXPECTED = {
     # issue 17 item 1: CoreDNS answering one name wrongly (a hosts / a template block in its Corefile)
     "dns_hosts": ("coredns-wrong-answer", None),
     "dns_template": ("coredns-wrong-answer", None),
+    "dns_hosts_again": ("coredns-wrong-answer", None),
 }
 HEALTH = {  # --diagnose-only: the only findings
     "dxo_ip_forward_off": {("ip-forward-off", "lab-node-2")},
