@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from netconform.diagnose import capture, evidence, iptables, nftables, parsers
-from netconform.diagnose.facts import facts_from_dict
+from netconform.diagnose.facts_record import facts_from_dict
 from netconform.diagnose.rules import run_rules
 from netconform.dialing.model import Source, Target
 from netconform.dialing.probe import parse_output

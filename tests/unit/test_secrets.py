@@ -19,7 +19,7 @@ from kubernetes import client as k8s
 from kubernetes.config import kube_config
 
 from netconform.diagnose import capture
-from netconform.diagnose.facts import facts_from_dict
+from netconform.diagnose.facts_record import facts_from_dict
 from netconform.dialing.path import PathInfo
 from netconform.errors import api_error_sentence, error_text, redact, server_url
 from netconform.kube.connect import resolve_target

@@ -32,7 +32,8 @@ from .datapath import NOT_COVERED_CAUSE
 from .diagnosis import Diagnosis
 from .dialseq import source_patterns
 from .evidence import ClusterEvidence, NodeEvidence, gather_script
-from .facts import ClusterFacts, NodeFacts, facts_from_api, facts_to_dict
+from .facts import ClusterFacts, NodeFacts, facts_from_api
+from .facts_record import facts_to_dict
 from .model import NOTHING, Finding
 from .rules import run_rules
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from netconform.diagnose.evidence import ClusterEvidence, NodeEvidence
-from netconform.diagnose.facts import facts_from_dict
+from netconform.diagnose.facts_record import facts_from_dict
 
 RECORDED = Path(__file__).resolve().parents[2] / "data" / "recorded"
 

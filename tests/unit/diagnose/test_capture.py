@@ -7,7 +7,7 @@ import pytest
 
 from netconform.diagnose import capture
 from netconform.diagnose.capture import analyse
-from netconform.diagnose.facts import facts_from_dict
+from netconform.diagnose.facts_record import facts_from_dict
 from netconform.dialing.model import Attempt, DialResult, Source, SourceOutcome, Target
 from netconform.dialing.path import PathInfo
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from netconform.diagnose.datapath import datapath
 from netconform.diagnose.evidence import ClusterEvidence, NodeEvidence, Section
-from netconform.diagnose.facts import facts_from_dict
+from netconform.diagnose.facts_record import facts_from_dict
 from netconform.diagnose.rules import run_rules
 
 LAB = Path(__file__).resolve().parents[2] / "data" / "recorded" / "variants" / "nftables-vxlan-ipv4" / "dxo_healthy"

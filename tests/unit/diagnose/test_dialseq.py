@@ -19,7 +19,7 @@ import pytest
 from netconform.diagnose import correlate
 from netconform.diagnose.dialseq import FIRST_OK, OK_ELSEWHERE, source_patterns
 from netconform.diagnose.evidence import ClusterEvidence, NodeEvidence, Section
-from netconform.diagnose.facts import facts_from_dict
+from netconform.diagnose.facts_record import facts_from_dict
 from netconform.diagnose.rules import run_rules
 from netconform.dialing.host import HostDials
 from netconform.dialing.model import SourceOutcome

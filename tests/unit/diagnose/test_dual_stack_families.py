@@ -107,7 +107,7 @@ def test_a_stale_neighbour_of_one_family_explains_no_path_of_the_other() -> None
 
 
 def test_cluster_ips_survive_the_record_and_replay() -> None:
-    from netconform.diagnose.facts import facts_from_dict, facts_to_dict
+    from netconform.diagnose.facts_record import facts_from_dict, facts_to_dict
 
     ev, _ = load(*CASE)
     _with_v6_cluster_ips(ev)

@@ -18,7 +18,7 @@ import pytest
 from netconform.diagnose import correlate
 from netconform.diagnose.datapath import datapath
 from netconform.diagnose.evidence import ClusterEvidence, NodeEvidence, Section
-from netconform.diagnose.facts import facts_from_dict
+from netconform.diagnose.facts_record import facts_from_dict
 from netconform.diagnose.model import Finding
 from netconform.diagnose.rules import run_rules
 from netconform.dialing.path import read_paths
