@@ -135,3 +135,16 @@ def test_lab_mtu_overlay_lowered_under_the_pods_is_raised_back(case: str, lowere
     assert f.fix == "on lab-node-2: ip link set flannel.1 mtu 1450"
     assert f"lab-node-2$ ip link show cni0: mtu 1450 > flannel.1 mtu {lowered}" in f.evidence
     assert "lab-node-2$ ip link: eth0 mtu 1500 - 50 carries 1450" in f.evidence
+
+
+def test_a_missing_cni_plugin_is_named_with_the_first_of_several_bin_dirs() -> None:
+    """containerd lists its CNI bin dirs as a Go slice; the recorded case's message with a second dir added."""
+    ev, _ = load("cni_plugin_missing")
+    node = "lab-node-2"
+    ev.facts.sandbox_failures[node] = ev.facts.sandbox_failures[node].replace(
+        "[/opt/cni/bin]", "[/opt/cni/bin /usr/lib/cni]"
+    )
+    found = [f for f in run_rules(ev) if f.cause == "pod-sandbox-failing"]
+    assert [f.title for f in found] == [
+        f"{node}: the CNI plugin flannel is not in /opt/cni/bin: no pod can start there"
+    ]

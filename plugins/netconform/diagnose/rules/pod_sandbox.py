@@ -14,7 +14,8 @@ from ..model import Finding, scope
 from ._rule import Rule
 
 CAUSE = "pod-sandbox-failing"
-MISSING_PLUGIN = re.compile(r'failed to find plugin "([\w.-]+)" in path \[([\w./:-]*)\]')
+# containerd prints the CNI bin dirs as a Go slice: `[/opt/cni/bin /usr/lib/cni]`
+MISSING_PLUGIN = re.compile(r'failed to find plugin "([\w.-]{1,64})" in path \[([\w./ -]{0,256})\]')
 
 
 def rule(ev: ClusterEvidence) -> list[Finding]:
@@ -26,7 +27,7 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
             evidence.append(f"{node}$ cat /etc/cni/net.d/*.conf*: plugins {', '.join(ne.cni_plugin_types)}")
         missing = MISSING_PLUGIN.search(message)
         if missing:
-            plugin, path = missing[1], missing[2].split(":")[0] or "/opt/cni/bin"
+            plugin, path = missing[1], (missing[2].split() or ["/opt/cni/bin"])[0]
             title = f"{node}: the CNI plugin {plugin} is not in {path}: no pod can start there"
             fix = (
                 f"on {node}: install the CNI plugin binary {plugin} into {path} (the CNI's DaemonSet copies "
