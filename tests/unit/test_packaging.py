@@ -17,7 +17,12 @@ def test_every_package_directory_is_listed_in_pyproject() -> None:
     config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
     root = REPO / "plugins"
     found = {".".join(p.parent.relative_to(root).parts) for p in root.rglob("__init__.py")} | {"netconform.suites"}
-    assert set(config["packages"]) == found
+    # A data-only directory (no __init__.py) is a package to setuptools too: listed, or the build warns
+    # and a later setuptools drops its files. Each one ships its data.
+    data_only = {"netconform.report.allure"}
+    assert set(config["packages"]) == found | data_only
+    for package in data_only:
+        assert (root / package.replace(".", "/")).is_dir() and config["package-data"][package]
     assert (
         config["package-dir"]["netconform.suites"] == "suites"
         and "*.yaml" in config["package-data"]["netconform.suites"]
