@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 from . import config, control, node, proc
@@ -160,10 +161,18 @@ def write_cni_conf(n: Node) -> None:
 
 
 def remove_cgroups() -> None:
-    """The agents' cgroup2 roots (empty once the lab's processes are gone)."""
+    """The lab's cgroup2 tree: the agents' roots, and what runc made below them for the nodes' containers
+    (it joins the cgroup2 hierarchy too on this hybrid machine). Empty once the lab's processes are gone;
+    a cgroup freed a moment late is retried for up to 5 s, then named."""
     top = CGROUP2 / config.CGROUP_ROOT
     if not top.is_dir():
         return
-    for path in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-        path.rmdir()
-    top.rmdir()
+    for path in [*sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)), top]:
+        for _ in range(50):
+            try:
+                path.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise LabError(f"cannot remove the cgroup {path}: processes are still in it")
