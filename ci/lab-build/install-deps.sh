@@ -5,6 +5,9 @@ set -euo pipefail
 # nftables: `nft`, which kube-proxy's nftables mode runs and the node agent image carries.
 pkgs=(containerd runc containernetworking-plugins iptables nftables conntrack tcpdump iproute2 busybox-static
       ethtool net-tools procps util-linux openssl)
+# `install-deps.sh cilium` (ci/lab up --cni cilium) adds what the Cilium agent runs: clang and llc
+# compile its BPF programs at run time, `bpftool feature probe` is how it probes the kernel.
+if [ "${1:-}" = cilium ]; then pkgs+=(clang llvm bpftool); fi
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 [ ${#missing[@]} -eq 0 ] && exit 0

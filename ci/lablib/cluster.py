@@ -9,10 +9,11 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import certs, config, control, images, net, node, proc
+from . import certs, cilium, config, control, images, net, node, proc
 from .config import Node
 from .proc import LabError, run
 
@@ -21,10 +22,11 @@ def say(msg: str) -> None:
     print(f"[lab {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def preflight() -> None:
+def preflight(var: config.Variant) -> None:
     if os.geteuid() != 0:
         raise LabError("the lab needs root (network namespaces, mounts and cgroups)")
-    if subprocess.run(["bash", str(config.REPO / "ci/lab-build/install-deps.sh")]).returncode != 0:
+    deps = ["bash", str(config.REPO / "ci/lab-build/install-deps.sh"), *(["cilium"] if var.cilium else [])]
+    if subprocess.run(deps).returncode != 0:
         raise LabError("installing the lab's Debian packages failed (ci/lab-build/install-deps.sh)")
     for tool in ("ip", "nsenter", "unshare", "containerd", "runc", "ctr", "iptables", "openssl", "go"):
         if not shutil.which(tool):
@@ -48,6 +50,12 @@ def build_kube(version: str) -> Path:
     return _run_build(
         ["bash", str(config.REPO / "ci/lab-build/build-kube.sh"), version], f"building Kubernetes {version}"
     )
+
+
+def build_cilium() -> Path:
+    """The Cilium variant's binaries, BPF sources and CRDs (ci/lab-build/build-cilium.sh, cached)."""
+    say("building Cilium (cached after the first run)")
+    return _run_build(["bash", str(config.REPO / "ci/lab-build/build-cilium.sh")], "building Cilium")
 
 
 @dataclass
@@ -182,12 +190,13 @@ def refuse_other_shape(var: config.Variant) -> None:
         raise LabError(f"a lab of another shape is up ({config.variant().describe()}); run `ci/lab down` first")
 
 
-def up(var: config.Variant) -> None:
+def up(var: config.Variant, healthy: Callable[[], bool]) -> None:
+    """Bring the lab of shape `var` up; `healthy` says whether the lab already up is (`ci/lab status`)."""
     started = time.monotonic()
     count = var.nodes
-    preflight()
+    preflight(var)
     refuse_other_shape(var)
-    if config.STATE.exists() and status()[1]:
+    if config.STATE.exists() and healthy():
         _refresh_images()
         say(f"the lab is already up: {var.describe()}")
         return
@@ -203,6 +212,8 @@ def up(var: config.Variant) -> None:
     link.unlink(missing_ok=True)
     link.symlink_to(bins)
     kbins = kube_bins(var.version, bins)
+    if var.cilium:
+        cilium.link_bins(build_cilium())
     config.VERSIONS_FILE.write_text(
         json.dumps({"control-plane": var.version, **{n.name: var.version for n in config.nodes(count)}}, indent=1)
         + "\n"
@@ -219,9 +230,11 @@ def up(var: config.Variant) -> None:
     say("starting the control plane")
     proc.make_cgroup(config.CGROUP_ROOT)
     control.start(kbins)
+    if var.cilium:
+        cilium.apply_crds(bins)
     for n in nodes:
         say(f"starting {n.name}")
-        node.start_namespace(n)
+        node.start_namespace(n, cilium.SETUP if var.cilium else node.FLANNEL)
         node.start_containerd(n, archives)
         node.start_kubelet(n, kbins)
     pod_cidrs = {}
@@ -233,16 +246,30 @@ def up(var: config.Variant) -> None:
             1.0,
             log=str(config.LOGS / f"{n.name}-kubelet.log"),
         )
-        node.start_flanneld(n, bins)
+        if var.cilium:
+            cilium.start_agent(n)
+        else:
+            node.start_flanneld(n, bins)
         node.start_kube_proxy(n, kbins)
     net.route_control_plane(pod_cidrs)
     for n in nodes:
-        proc.wait_for(
-            f"flanneld on {n.name} to lease a subnet",
-            functools.partial(_subnet_leased, n),
-            60,
-            log=str(config.LOGS / f"{n.name}-flanneld.log"),
-        )
+        if var.cilium:
+            # the first start compiles the datapath's BPF programs with clang: minutes on a loaded machine
+            proc.wait_for(
+                f"the Cilium agent on {n.name} to report healthy (cilium-dbg status)",
+                functools.partial(cilium.agent_healthy, n),
+                600,
+                3.0,
+                log=str(config.LOGS / f"{cilium.agent_name(n)}.log"),
+            )
+            cilium.write_cni_conf(n)
+        else:
+            proc.wait_for(
+                f"flanneld on {n.name} to lease a subnet",
+                functools.partial(_subnet_leased, n),
+                60,
+                log=str(config.LOGS / f"{n.name}-flanneld.log"),
+            )
         proc.wait_for(
             f"{n.name} to be Ready",
             functools.partial(_node_ready, bins, n),
@@ -351,6 +378,7 @@ def down(keep_logs: bool = False) -> None:
         for pidfile in config.PIDS.glob("*.pid"):
             proc.stop(pidfile.stem)  # anything that escaped the cgroup, by its recorded pid
     proc.remove_cgroup(config.CGROUP_ROOT)
+    cilium.remove_cgroups()
     net.down()
     _restore_host_sysctls()
     node.remove_created_host_dirs()
@@ -361,66 +389,6 @@ def down(keep_logs: bool = False) -> None:
                     shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
         else:
             shutil.rmtree(config.STATE)
-
-
-def status() -> tuple[list[str], bool]:
-    """What runs, the nodes and the isolation check; healthy only when all of it is fine."""
-    lines: list[str] = []
-    healthy = True
-    if not (config.STATE / "up.json").exists():
-        return ["the lab is down"], False
-    lines.append(f"variant: {config.variant().describe()} (recorded in {config.VARIANT_FILE})")
-    for pidfile in sorted(config.PIDS.glob("*.pid")) if config.PIDS.exists() else []:
-        pid = proc.pid_of(pidfile.stem)
-        lines.append(f"{pidfile.stem:34} {'running pid ' + str(pid) if pid else 'NOT RUNNING'}")
-        healthy = healthy and pid is not None
-    try:
-        lines.append(control.kubectl(bin_dir(), "get", "nodes", "-o", "wide", timeout=20))
-        version_lines, versions_ok = _version_lines()
-        lines += version_lines
-        healthy = healthy and versions_ok
-    except LabError as err:
-        lines.append(f"API: {err}")
-        healthy = False
-    lines.append(_memory_line())
-    problems = net.isolation_problems() if config.node_count() else []
-    lines.append("isolation: " + ("; ".join(problems) if problems else "sealed (no route or NAT out of the lab)"))
-    return lines, healthy and not problems
-
-
-def _version_lines() -> tuple[list[str], bool]:
-    """The versions running: recorded at start (versions.json) and as the API server and kubelets report."""
-    recorded = versions()
-    server = control.server_version(bin_dir())
-    kubelets = {
-        item["metadata"]["name"]: item["status"]["nodeInfo"]["kubeletVersion"]
-        for item in json.loads(control.kubectl(bin_dir(), "get", "nodes", "-o", "json", timeout=20))["items"]
-    }
-    ok = server == recorded.get("control-plane")
-    lines = [f"version: control plane {recorded.get('control-plane')} (API server reports {server})"]
-    for n in config.nodes(config.node_count()):
-        reported = kubelets.get(n.name, "not registered")
-        ok = ok and reported == recorded.get(n.name)
-        lines.append(f"version: {n.name} kubelet + kube-proxy {recorded.get(n.name)} (kubelet reports {reported})")
-    return lines, ok
-
-
-def _rss_mib(relpath: str) -> float:
-    """Resident memory of a lab cgroup and everything below it (memory.stat total_rss), in MiB."""
-    try:
-        stat = (proc.CGROUP_FS / "memory" / relpath / "memory.stat").read_text().split()
-        return int(stat[stat.index("total_rss") + 1]) / 2**20
-    except (OSError, ValueError, IndexError):
-        return 0.0
-
-
-def _memory_line() -> str:
-    nodes = [_rss_mib(n.cgroup) for n in config.nodes(config.node_count())]
-    per_node = f", nodes {min(nodes):.0f}-{max(nodes):.0f} MiB each" if nodes else ""
-    return (
-        f"memory: {_rss_mib(config.CGROUP_ROOT):.0f} MiB resident (cgroup total_rss): control plane "
-        f"{_rss_mib(control.CP):.0f} MiB{per_node}"
-    )
 
 
 def node_by_name(name: str) -> Node:

@@ -82,6 +82,7 @@ def version_key(version: str) -> tuple[int, ...]:
 PROXY_MODES = ("iptables", "nftables")  # this kernel has no IPVS, so no ipvs mode
 FLANNEL_BACKENDS = ("vxlan", "host-gw")
 IP_FAMILIES = ("ipv4", "dual")
+CNIS = ("flannel", "cilium")  # cilium: ci/lablib/cilium.py, built by ci/lab-build/build-cilium.sh
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ class Variant:
     flannel_backend: str = "vxlan"
     ip_family: str = "ipv4"
     version: str = KUBE_VERSION
+    cni: str = "flannel"
 
     @property
     def dual(self) -> bool:
@@ -106,10 +108,15 @@ class Variant:
     def service_cidrs(self) -> list[str]:
         return [SERVICE_CIDR, SERVICE_CIDR6] if self.dual else [SERVICE_CIDR]
 
+    @property
+    def cilium(self) -> bool:
+        return self.cni == "cilium"
+
     def describe(self) -> str:
+        # Cilium tunnels with VXLAN (its routing-mode tunnel); flannel_backend is flannel's alone.
+        datapath = "cilium vxlan" if self.cilium else f"flannel {self.flannel_backend}"
         return (
-            f"{self.nodes} nodes, kube-proxy {self.proxy_mode}, flannel {self.flannel_backend}, "
-            f"{self.ip_family}, Kubernetes {self.version}"
+            f"{self.nodes} nodes, kube-proxy {self.proxy_mode}, {datapath}, {self.ip_family}, Kubernetes {self.version}"
         )
 
     def to_json(self) -> str:

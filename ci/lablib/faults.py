@@ -42,6 +42,8 @@ class Datapaths:
 
     def refusal(self, var: Variant) -> str | None:
         """Why the fault does not apply to this lab shape, or None when it does."""
+        if var.cilium:  # Cilium's own faults are a later step of issue 19
+            return "the lab's faults are made and diagnosed on flannel's datapath; this lab runs Cilium"
         for what, value, allowed in (
             ("flannel backend", var.flannel_backend, self.backends),
             ("kube-proxy mode", var.proxy_mode, self.proxy_modes),

@@ -8,10 +8,15 @@ import signal
 import sys
 from pathlib import Path
 
-from . import cluster, config, faults, node, proc, smoke, upgrade
+from . import cilium, cluster, config, faults, lab_status, node, proc, smoke, upgrade
 from .proc import LabError
 
-RESTARTABLE = {"kubelet": node.start_kubelet, "flanneld": node.start_flanneld, "kube-proxy": node.start_kube_proxy}
+RESTARTABLE = {
+    "kubelet": node.start_kubelet,
+    "flanneld": node.start_flanneld,
+    "kube-proxy": node.start_kube_proxy,
+    "cilium-agent": lambda n, bins: cilium.start_agent(n),  # the Cilium lab's (its own build)
+}
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -27,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--proxy-mode", default="iptables", help="kube-proxy mode: iptables (default) or nftables")
     up.add_argument("--flannel-backend", default="vxlan", help="flannel backend: vxlan (default) or host-gw")
     up.add_argument("--ip-family", default="ipv4", help="ipv4 (default) or dual (IPv4 + IPv6)")
+    up.add_argument("--cni", default="flannel", help="flannel (default) or cilium (VXLAN tunnel; ci/LAB.md)")
     up.add_argument(
         "--version",
         default=config.KUBE_VERSION,
@@ -49,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.add_argument(
         "component",
         help="etcd, kube-apiserver, kube-controller-manager, kube-scheduler, "
-        "containerd, kubelet, flanneld, kube-proxy, build",
+        "containerd, kubelet, flanneld (cilium-agent on the Cilium lab), kube-proxy, build",
     )
     logs.add_argument("--node", default="lab-node-1")
     restart = sub.add_parser("restart", help="restart a node component (an upgrade's rolling restart)")
@@ -85,9 +91,14 @@ def _variant(args: argparse.Namespace) -> config.Variant:
         ("--proxy-mode", args.proxy_mode, config.PROXY_MODES),
         ("--flannel-backend", args.flannel_backend, config.FLANNEL_BACKENDS),
         ("--ip-family", args.ip_family, config.IP_FAMILIES),
+        ("--cni", args.cni, config.CNIS),
     ):
         if value not in allowed:
             raise LabError(f"{flag} takes {' or '.join(allowed)}, not {value!r}")
+    if args.cni == "cilium" and args.flannel_backend != "vxlan":
+        raise LabError("--flannel-backend is flannel's: the Cilium lab tunnels with VXLAN and runs no flanneld")
+    if args.cni == "cilium" and args.ip_family != "ipv4":
+        raise LabError("the Cilium lab is IPv4 only (its dual-stack variant is not built yet)")
     if args.version not in config.kube_versions():
         raise LabError(
             f"--version takes {' or '.join(config.kube_versions())} (the versions the lab has a wrapper "
@@ -99,6 +110,7 @@ def _variant(args: argparse.Namespace) -> config.Variant:
         flannel_backend=args.flannel_backend,
         ip_family=args.ip_family,
         version=args.version,
+        cni=args.cni,
     )
 
 
@@ -107,7 +119,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         var = _variant(args)
         cluster.refuse_other_shape(var)  # before the try: a refusal must not take the other lab down
         try:
-            cluster.up(var)
+            cluster.up(var, lambda: lab_status.status()[1])
             if not args.no_smoke:
                 smoke.check_or_explain()
         except (LabError, KeyboardInterrupt):
@@ -125,7 +137,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         cluster.down()
         print("lab down")
     elif args.cmd == "status":
-        lines, healthy = cluster.status()
+        lines, healthy = lab_status.status()
         print("\n".join(lines))
         return 0 if healthy else 1
     elif args.cmd == "env":
@@ -147,6 +159,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         os.execvp("cat", ["cat", str(path)])
     elif args.cmd == "restart":
         target = cluster.node_by_name(args.node)
+        agent = {"flanneld": "flannel", "cilium-agent": "cilium"}.get(args.component)
+        if agent and agent != config.variant().cni:
+            raise LabError(f"this lab runs {config.variant().cni}: it has no {args.component} to restart")
         proc.stop(f"{target.name}-{args.component}")
         bins = cluster.bin_dir() if args.component == "flanneld" else cluster.node_bins(target.name)
         RESTARTABLE[args.component](target, bins)

@@ -1,5 +1,5 @@
 """One lab node: a network namespace plus its own mount namespace, running containerd, kubelet,
-flanneld and kube-proxy. A holder process keeps the mount namespace alive; every component
+flanneld (or the Cilium agent: cilium.py) and kube-proxy. A holder process keeps the mount namespace alive; every component
 of the node enters it with nsenter, so kubelet's volume mounts are visible to containerd."""
 
 from __future__ import annotations
@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import config, images, proc
@@ -23,19 +25,52 @@ BINDS = {
     "run-containerd": "/run/containerd",
     "cni-conf": "/etc/cni/net.d",
     "cni-state": "/var/lib/cni",
-    "flannel": "/run/flannel",
     "cni-bin": "/opt/cni/bin",
     "netns": "/run/netns",
 }
+
+
+@dataclass(frozen=True)
+class CniSetup:
+    """What a node's CNI adds to its namespace: directories bound over host paths, mounts made by the
+    holder (shell lines, run before the namespace turns shared), and files it installs before containerd."""
+
+    binds: dict[str, str]
+    holder_lines: Callable[[Node], str] = lambda node: ""
+    install: Callable[[Node], None] = lambda node: None
+
+
+def _install_flannel(node: Node) -> None:
+    for plugin in ("bridge", "host-local", "portmap", "loopback"):
+        shutil.copy2(CNI_PLUGINS / plugin, node.dir / "cni-bin" / plugin)
+    shutil.copy2(config.REPO / "ci/lab-build/cni/flannel", node.dir / "cni-bin/flannel")
+    (node.dir / "cni-conf/10-flannel.conflist").write_text(
+        json.dumps(
+            {
+                "cniVersion": "0.3.1",
+                "name": "cbr0",
+                "plugins": [
+                    {"type": "flannel", "delegate": {"hairpinMode": True, "isDefaultGateway": True}},
+                    {"type": "portmap", "capabilities": {"portMappings": True}},
+                ],
+            },
+            indent=1,
+        )
+    )
+
+
+FLANNEL = CniSetup(binds={"flannel": "/run/flannel"}, install=_install_flannel)
 
 
 def holder_name(node: Node) -> str:
     return f"{node.name}-ns"
 
 
-def _holder_script(node: Node) -> str:
+def _holder_script(node: Node, cni: CniSetup) -> str:
     d = node.dir
-    binds = "\n".join(f"mkdir -p {d / src} {dst}; mount --bind {d / src} {dst}" for src, dst in BINDS.items())
+    binds = "\n".join(
+        f"mkdir -p {d / src} {dst}; mount --bind {d / src} {dst}" for src, dst in {**BINDS, **cni.binds}.items()
+    )
     return f"""set -e
 mkdir -p {d}/cgroup-keep
 mount --rbind /sys/fs/cgroup {d}/cgroup-keep
@@ -44,6 +79,7 @@ mount --rbind {d}/cgroup-keep /sys/fs/cgroup
 umount -l {d}/cgroup-keep
 {binds}
 mount --bind {d}/machine-id /etc/machine-id
+{cni.holder_lines(node)}
 mount --make-rshared /
 touch {d}/ns-ready
 exec sleep infinity
@@ -54,9 +90,9 @@ def _created_dirs() -> Path:
     return config.STATE / "created-host-dirs"
 
 
-def _note_missing_host_dirs() -> None:
+def _note_missing_host_dirs(binds: dict[str, str]) -> None:
     """Bind targets that do not exist on the host get created; remember them so down removes them."""
-    missing = [str(p) for dst in BINDS.values() for p in [Path(dst), *Path(dst).parents] if not p.exists()]
+    missing = [str(p) for dst in binds.values() for p in [Path(dst), *Path(dst).parents] if not p.exists()]
     known = set(_created_dirs().read_text().split()) if _created_dirs().exists() else set()
     _created_dirs().write_text("\n".join(sorted(known | set(missing))) + "\n")
 
@@ -81,30 +117,15 @@ def sh(node: Node, script: str, check: bool = True, timeout: float = 30) -> str:
     return run(enter(node) + ["sh", "-c", script], check=check, timeout=timeout)
 
 
-def start_namespace(node: Node) -> None:
+def start_namespace(node: Node, cni: CniSetup = FLANNEL) -> None:
     if proc.pid_of(holder_name(node)):
         return
-    for sub in list(BINDS) + ["etc"]:
+    for sub in [*BINDS, *cni.binds, "etc"]:
         (node.dir / sub).mkdir(parents=True, exist_ok=True)
     (node.dir / "machine-id").write_text(f"{node.index:032x}\n")
     (node.dir / "ns-ready").unlink(missing_ok=True)
-    for plugin in ("bridge", "host-local", "portmap", "loopback"):
-        shutil.copy2(CNI_PLUGINS / plugin, node.dir / "cni-bin" / plugin)
-    shutil.copy2(config.REPO / "ci/lab-build/cni/flannel", node.dir / "cni-bin/flannel")
-    (node.dir / "cni-conf/10-flannel.conflist").write_text(
-        json.dumps(
-            {
-                "cniVersion": "0.3.1",
-                "name": "cbr0",
-                "plugins": [
-                    {"type": "flannel", "delegate": {"hairpinMode": True, "isDefaultGateway": True}},
-                    {"type": "portmap", "capabilities": {"portMappings": True}},
-                ],
-            },
-            indent=1,
-        )
-    )
-    _note_missing_host_dirs()
+    cni.install(node)
+    _note_missing_host_dirs({**BINDS, **cni.binds})
     proc.start(
         holder_name(node),
         [
@@ -116,7 +137,7 @@ def start_namespace(node: Node) -> None:
             "private",
             "sh",
             "-c",
-            _holder_script(node),
+            _holder_script(node, cni),
         ],
         node.cgroup,
     )
