@@ -24,7 +24,11 @@ cleanup_ns() {
   for n in $NS; do ip netns del "$n" 2>/dev/null || true; done
   rm -rf "$FSROOT"
 }
-cleanup() { cleanup_ns; rm -f "$GATHER"; }
+# the same script with the section `pmtu` (DF pings to the other node's address), one per node
+for i in 1 2; do
+  (cd "$ROOT" && $PY -c 'import sys; from netconform.diagnose.evidence import gather_script; print(gather_script(peer_ips=[sys.argv[1]]), end="")' "192.0.2.1$((3 - i))") >"$GATHER.peers$i"
+done
+cleanup() { cleanup_ns; rm -f "$GATHER" "$GATHER".peers*; }
 trap cleanup EXIT
 
 x() { local n=$1; shift; ip netns exec "nctest-$n" "$@"; }
@@ -192,6 +196,14 @@ gather() {  # $1 case dir, $2.. node numbers
   done
 }
 
+gather_peers() {  # $1 case dir, $2.. node numbers: gather() with the pmtu section
+  local dir=$HERE/$1; shift
+  mkdir -p "$dir"
+  for i in "$@"; do
+    x n$i env NC_HOSTFS=$FSROOT/n$i sh "$GATHER.peers$i" >"$dir/lab-node-$i.txt"
+  done
+}
+
 ping_pods() { x p1 ping -c 2 -W 1 -i 0.2 10.244.2.2 >/dev/null 2>&1 || true; }
 
 capture() {  # $1 ns, $2 iface, $3 out file, then the traffic command...
@@ -282,6 +294,10 @@ run_case() {
     gather nodeport_blocked 1 ;;
   hairpin_off)
     setup; x n1 ip link set veth1a type bridge_slave hairpin off; gather hairpin_off 1 ;;
+  path_healthy)  # the pmtu section on the healthy setup: every size passes both ways
+    setup; gather_peers path_healthy 1 2 ;;
+  path_route_mtu)  # node 1's route to node 2 with an mtu of its own, both eth0 at 1500
+    setup; x n1 ip route add 192.0.2.12/32 dev eth0 mtu 1400; gather_peers path_route_mtu 1 2 ;;
   per_source_limit)  # issue 10 5(d): node 1 drops a source's later NodePort connections (per-source `recent`)
     setup
     x n1 iptables -t mangle -I PREROUTING 1 -p tcp --dport 30000:32767 -m conntrack --ctstate NEW -m recent --name nc-per-source --set
@@ -316,7 +332,7 @@ run_case() {
 }
 
 mkdir -p "$HERE/pcap"
-CASES=${*:-healthy stale_arp stale_fdb missing_route mtu_mismatch vxlan_blocked ip_forward_off forward_drop br_nf_off rp_filter_strict kube_proxy_missing no_endpoints nodeport_blocked per_source_limit hairpin_off masquerade masquerade_late nat_timestamps healthy_pcap}
+CASES=${*:-healthy stale_arp stale_fdb missing_route mtu_mismatch vxlan_blocked ip_forward_off forward_drop br_nf_off rp_filter_strict kube_proxy_missing no_endpoints nodeport_blocked per_source_limit hairpin_off masquerade masquerade_late nat_timestamps healthy_pcap path_healthy path_route_mtu}
 for c in $CASES; do echo "recording $c"; run_case "$c"; done
 cleanup
 trap - EXIT

@@ -1,0 +1,66 @@
+"""The path MTU between nodes (rules/mtu_path.py, diagnose/pmtu.py) on real DF pings: record.sh's
+path_healthy (every size passes both ways) and path_route_mtu (lab-node-1's route to lab-node-2 with
+`mtu 1400`, both eth0 at 1500: ping refuses the size locally, "message too long, mtu=1400"), and the lab's
+mtu_path when recorded (lab-node-2's port on the lab switch at 1400: a silent drop both ways)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from netconform.diagnose.evidence import ClusterEvidence, NodeEvidence
+from netconform.diagnose.facts_record import facts_from_dict
+from netconform.diagnose.rules import run_rules
+from netconform.diagnose.rules.mtu_path import CAUSE
+
+RECORDED = Path(__file__).resolve().parents[2] / "data" / "recorded"
+
+
+def load(case: str) -> ClusterEvidence:
+    facts = facts_from_dict(json.loads((RECORDED / "facts.json").read_text()))
+    nodes = {f.stem: NodeEvidence.from_output(f.stem, f.read_text()) for f in sorted((RECORDED / case).glob("*.txt"))}
+    return ClusterEvidence(facts, nodes)
+
+
+def findings(ev: ClusterEvidence) -> list:
+    return [f for f in run_rules(ev) if f.cause == CAUSE and f.confidence > 0]
+
+
+def test_every_size_passes_on_a_healthy_path() -> None:
+    ev = load("path_healthy")
+    probe = ev.nodes["lab-node-1"].path_probes["192.0.2.12"]
+    assert probe.need == 1500 and probe.reachable and not probe.short and probe.lost == set()
+    assert 1500 in probe.passed and probe.route_mtu is None
+    assert findings(ev) == []
+
+
+def test_a_route_with_an_mtu_of_its_own_is_named_with_the_route_put_back_as_the_fix() -> None:
+    ev = load("path_route_mtu")
+    probe = ev.nodes["lab-node-1"].path_probes["192.0.2.12"]
+    assert probe.short and probe.local and probe.largest == 1400 and probe.local_mtu == 1400
+    assert (probe.route_mtu, probe.learned, probe.icmp_mtu) == (1400, False, None)
+    # the other way the path carries every size: lab-node-1 answers a 1500-byte ping (its reply may fragment)
+    assert not ev.nodes["lab-node-2"].path_probes["192.0.2.11"].short
+    [f] = findings(ev)
+    assert f.node == "lab-node-1" and "its route to lab-node-2 has mtu 1400, less than eth0's 1500" in f.title
+    assert f.fix == "on lab-node-1: ip route replace 192.0.2.12 dev eth0 scope link (the same route without its mtu)"
+    assert "lab-node-1$ ip route show: 192.0.2.12 dev eth0 scope link mtu 1400" in f.evidence
+
+
+def test_an_uplink_that_is_itself_short_is_left_to_the_uplink_rule() -> None:
+    """The same recording with lab-node-1's eth0 read as 1400: its own uplink refuses the size."""
+    ev = load("path_route_mtu")
+    raw = (RECORDED / "path_route_mtu" / "lab-node-1.txt").read_text()
+    text = "\n".join(line.replace("mtu 1500", "mtu 1400") if ": eth0@" in line else line for line in raw.splitlines())
+    ev.nodes["lab-node-1"] = NodeEvidence.from_output("lab-node-1", text)
+    assert ev.nodes["lab-node-1"].links["eth0"].mtu == 1400
+    assert findings(ev) == []
+
+
+@pytest.mark.parametrize("garbage", ["", "#nc-pmtu 1.2.3 1500 84\n", "#nc-pmtu 10.0.0.1 x 84\n#nc-pmtu-rc 0\n"])
+def test_unreadable_probe_output_is_no_probe(garbage: str) -> None:
+    from netconform.diagnose import pmtu
+
+    assert pmtu.parse(garbage) == {}
