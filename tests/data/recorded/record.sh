@@ -13,6 +13,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../../.." && pwd)
 PY=${PY:-python3}
 NS="nctest-n1 nctest-n2 nctest-p1 nctest-p1b nctest-p2"
+SWITCHED=${SWITCHED:-}  # set by a case: the nodes' eth0 go to ports of a bridge in nctest-sw, not to each other
 FSROOT=/tmp/nctest-fs
 MAC1=4e:00:00:00:00:01
 MAC2=4e:00:00:00:00:02
@@ -21,7 +22,7 @@ GATHER=$(mktemp /tmp/nctest-gather.XXXXXX)
 (cd "$ROOT" && $PY -c 'from netconform.diagnose.evidence import gather_script; print(gather_script(), end="")') >"$GATHER"
 
 cleanup_ns() {
-  for n in $NS; do ip netns del "$n" 2>/dev/null || true; done
+  for n in $NS nctest-sw; do ip netns del "$n" 2>/dev/null || true; done
   rm -rf "$FSROOT"
 }
 # the same script with the section `pmtu` (DF pings to the other node's address), one per node
@@ -182,7 +183,15 @@ peer() {  # on node $1: route/neigh/fdb for node $2 with MAC $3
 setup() {
   cleanup_ns
   for n in $NS; do ip netns add "$n"; done
-  ip link add eth0 netns nctest-n1 type veth peer name eth0 netns nctest-n2
+  if [ -n "$SWITCHED" ]; then  # as the lab wires its nodes (ci/lablib/net.py): a bridge, one port per node
+    ip netns add nctest-sw; ip -n nctest-sw link add br0 type bridge; ip -n nctest-sw link set br0 up
+    for i in 1 2; do
+      ip link add sw-n$i netns nctest-sw type veth peer name eth0 netns nctest-n$i
+      ip -n nctest-sw link set sw-n$i master br0 up
+    done
+  else
+    ip link add eth0 netns nctest-n1 type veth peer name eth0 netns nctest-n2
+  fi
   node 1 $MAC1; node 2 $MAC2
   pod 1 p1 veth1a 10.244.1.2; pod 1 p1b veth1b 10.244.1.3; pod 2 p2 veth2a 10.244.2.2
   peer 1 2 $MAC2; peer 2 1 $MAC1
@@ -296,6 +305,8 @@ run_case() {
     setup; x n1 ip link set veth1a type bridge_slave hairpin off; gather hairpin_off 1 ;;
   path_healthy)  # the pmtu section on the healthy setup: every size passes both ways
     setup; gather_peers path_healthy 1 2 ;;
+  path_switch_port)  # node 2's port on a switch between the nodes at 1400, both eth0 at 1500: a silent drop
+    SWITCHED=1 setup; ip -n nctest-sw link set sw-n2 mtu 1400; gather_peers path_switch_port 1 2 ;;
   path_route_mtu)  # node 1's route to node 2 with an mtu of its own, both eth0 at 1500
     setup; x n1 ip route add 192.0.2.12/32 dev eth0 mtu 1400; gather_peers path_route_mtu 1 2 ;;
   per_source_limit)  # issue 10 5(d): node 1 drops a source's later NodePort connections (per-source `recent`)
@@ -332,7 +343,7 @@ run_case() {
 }
 
 mkdir -p "$HERE/pcap"
-CASES=${*:-healthy stale_arp stale_fdb missing_route mtu_mismatch vxlan_blocked ip_forward_off forward_drop br_nf_off rp_filter_strict kube_proxy_missing no_endpoints nodeport_blocked per_source_limit hairpin_off masquerade masquerade_late nat_timestamps healthy_pcap path_healthy path_route_mtu}
+CASES=${*:-healthy stale_arp stale_fdb missing_route mtu_mismatch vxlan_blocked ip_forward_off forward_drop br_nf_off rp_filter_strict kube_proxy_missing no_endpoints nodeport_blocked per_source_limit hairpin_off masquerade masquerade_late nat_timestamps healthy_pcap path_healthy path_route_mtu path_switch_port}
 for c in $CASES; do echo "recording $c"; run_case "$c"; done
 cleanup
 trap - EXIT

@@ -1,6 +1,7 @@
 """The path MTU between nodes (rules/mtu_path.py, diagnose/pmtu.py) on real DF pings: record.sh's
 path_healthy (every size passes both ways) and path_route_mtu (lab-node-1's route to lab-node-2 with
-`mtu 1400`, both eth0 at 1500: ping refuses the size locally, "message too long, mtu=1400"), and the lab's
+`mtu 1400`, both eth0 at 1500: ping refuses the size locally, "message too long, mtu=1400"), path_switch_port
+(node 2's port on a bridge between the nodes at 1400: a silent drop both ways), and the lab's
 mtu_path when recorded (lab-node-2's port on the lab switch at 1400: a silent drop both ways)."""
 
 from __future__ import annotations
@@ -64,3 +65,18 @@ def test_unreadable_probe_output_is_no_probe(garbage: str) -> None:
     from netconform.diagnose import pmtu
 
     assert pmtu.parse(garbage) == {}
+
+
+def test_a_switch_port_below_both_ends_is_a_silent_drop_both_ways() -> None:
+    """record.sh path_switch_port: lab-node-2's switch port at 1400, both eth0 at 1500. With two nodes either
+    end's link may be the short one: the network is named, not a node."""
+    ev = load("path_switch_port")
+    for node, peer in (("lab-node-1", "192.0.2.12"), ("lab-node-2", "192.0.2.11")):
+        probe = ev.nodes[node].path_probes[peer]
+        assert probe.short and not probe.local and probe.largest == 1400 and probe.errors == []
+        assert (probe.icmp_mtu, probe.route_mtu) == (None, None)
+    [f] = findings(ev)
+    assert f.node is None and "carries 1400 bytes, less than both ends' uplinks" in f.title
+    assert "no ICMP fragmentation-needed came back (a silent drop); eth0 mtu 1500 on this end" in f.evidence[0]
+    assert f.fix.startswith("raise the MTU of the network to >= 1500 (what flannel.1 mtu 1450 + 50 of VXLAN needs")
+    assert '"Backend": {"Type": "vxlan", "MTU": 1400} (flannel.1 and the pods become 1350)' in f.fix
