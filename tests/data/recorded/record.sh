@@ -14,6 +14,7 @@ ROOT=$(cd "$HERE/../../.." && pwd)
 PY=${PY:-python3}
 NS="nctest-n1 nctest-n2 nctest-p1 nctest-p1b nctest-p2"
 SWITCHED=${SWITCHED:-}  # set by a case: the nodes' eth0 go to ports of a bridge in nctest-sw, not to each other
+ROUTED=${ROUTED:-}  # set by a case: the nodes' eth0 go to a router in nctest-sw (proxy ARP, one /32 per node)
 FSROOT=/tmp/nctest-fs
 MAC1=4e:00:00:00:00:01
 MAC2=4e:00:00:00:00:02
@@ -189,6 +190,13 @@ setup() {
       ip link add sw-n$i netns nctest-sw type veth peer name eth0 netns nctest-n$i
       ip -n nctest-sw link set sw-n$i master br0 up
     done
+  elif [ -n "$ROUTED" ]; then  # the same /24 on both nodes, a router between them answering ARP for each
+    ip netns add nctest-sw; ip netns exec nctest-sw sysctl -qw net.ipv4.ip_forward=1
+    for i in 1 2; do
+      ip link add r-n$i netns nctest-sw type veth peer name eth0 netns nctest-n$i
+      ip netns exec nctest-sw sysctl -qw net.ipv4.conf.r-n$i.proxy_arp=1
+      ip -n nctest-sw link set r-n$i up; ip -n nctest-sw route add 192.0.2.1$i/32 dev r-n$i
+    done
   else
     ip link add eth0 netns nctest-n1 type veth peer name eth0 netns nctest-n2
   fi
@@ -307,6 +315,8 @@ run_case() {
     setup; gather_peers path_healthy 1 2 ;;
   path_switch_port)  # node 2's port on a switch between the nodes at 1400, both eth0 at 1500: a silent drop
     SWITCHED=1 setup; ip -n nctest-sw link set sw-n2 mtu 1400; gather_peers path_switch_port 1 2 ;;
+  path_router_mtu)  # a router between the nodes whose port to node 2 is 1400: it answers ICMP frag-needed
+    ROUTED=1 setup; ip -n nctest-sw link set r-n2 mtu 1400; gather_peers path_router_mtu 1 2 ;;
   path_route_mtu)  # node 1's route to node 2 with an mtu of its own, both eth0 at 1500
     setup; x n1 ip route add 192.0.2.12/32 dev eth0 mtu 1400; gather_peers path_route_mtu 1 2 ;;
   per_source_limit)  # issue 10 5(d): node 1 drops a source's later NodePort connections (per-source `recent`)
@@ -343,7 +353,7 @@ run_case() {
 }
 
 mkdir -p "$HERE/pcap"
-CASES=${*:-healthy stale_arp stale_fdb missing_route mtu_mismatch vxlan_blocked ip_forward_off forward_drop br_nf_off rp_filter_strict kube_proxy_missing no_endpoints nodeport_blocked per_source_limit hairpin_off masquerade masquerade_late nat_timestamps healthy_pcap path_healthy path_route_mtu path_switch_port}
+CASES=${*:-healthy stale_arp stale_fdb missing_route mtu_mismatch vxlan_blocked ip_forward_off forward_drop br_nf_off rp_filter_strict kube_proxy_missing no_endpoints nodeport_blocked per_source_limit hairpin_off masquerade masquerade_late nat_timestamps healthy_pcap path_healthy path_route_mtu path_switch_port path_router_mtu}
 for c in $CASES; do echo "recording $c"; run_case "$c"; done
 cleanup
 trap - EXIT

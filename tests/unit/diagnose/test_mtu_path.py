@@ -1,7 +1,8 @@
 """The path MTU between nodes (rules/mtu_path.py, diagnose/pmtu.py) on real DF pings: record.sh's
 path_healthy (every size passes both ways) and path_route_mtu (lab-node-1's route to lab-node-2 with
 `mtu 1400`, both eth0 at 1500: ping refuses the size locally, "message too long, mtu=1400"), path_switch_port
-(node 2's port on a bridge between the nodes at 1400: a silent drop both ways), and the lab's
+(node 2's port on a bridge between the nodes at 1400: a silent drop both ways), path_router_mtu (a router
+between them, its port to node 2 at 1400: ICMP fragmentation-needed one way), and the lab's
 mtu_path when recorded (lab-node-2's port on the lab switch at 1400: a silent drop both ways)."""
 
 from __future__ import annotations
@@ -80,3 +81,19 @@ def test_a_switch_port_below_both_ends_is_a_silent_drop_both_ways() -> None:
     assert "no ICMP fragmentation-needed came back (a silent drop); eth0 mtu 1500 on this end" in f.evidence[0]
     assert f.fix.startswith("raise the MTU of the network to >= 1500 (what flannel.1 mtu 1450 + 50 of VXLAN needs")
     assert '"Backend": {"Type": "vxlan", "MTU": 1400} (flannel.1 and the pods become 1350)' in f.fix
+
+
+def test_a_router_hop_below_both_ends_answers_fragmentation_needed() -> None:
+    """record.sh path_router_mtu: a router between the nodes (proxy ARP), its port to lab-node-2 at 1400. From
+    lab-node-1 the router answers ICMP fragmentation-needed with its MTU; from lab-node-2 the big frame dies on
+    the router's 1400 port without one."""
+    ev = load("path_router_mtu")
+    out = ev.nodes["lab-node-1"].path_probes["192.0.2.12"]
+    assert out.short and not out.local and out.icmp_mtu == 1400 and out.largest == 1400
+    assert "Frag needed and DF set (mtu = 1400)" in out.errors[0]
+    back = ev.nodes["lab-node-2"].path_probes["192.0.2.11"]
+    assert back.short and back.icmp_mtu is None and back.errors == []
+    [f] = findings(ev)
+    assert "ICMP fragmentation-needed: From 192.0.0.8 icmp_seq=1 Frag needed and DF set (mtu = 1400)" in f.evidence[0]
+    assert "no ICMP fragmentation-needed came back (a silent drop)" in f.evidence[1]
+    assert "it now carries 1400 bytes" in f.fix
