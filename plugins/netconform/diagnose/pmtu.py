@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 MARK = "#nc-pmtu"
 RC_MARK = "#nc-pmtu-rc"
+DF_OFF = "#nc-pmtu-df off"  # the node's ping could not set DF (busybox)
 MAX_PEERS = 16  # a bound on the pings per node; beyond it the first 16 peers by address are measured
 SMALL = 84  # bytes of a default ping (56 of payload): the peer answers at all
 # below the size the overlay needs, probed at the same time: the largest that passes bounds the path MTU
@@ -28,7 +29,12 @@ def script(peers: Iterable[str]) -> str | None:
     ips = sorted({str(ipaddress.ip_address(p)) for p in peers if _is_ip(p)})[:MAX_PEERS]
     if not ips:
         return None
-    body = 'd=/tmp/nc-pmtu.$$; mkdir -p "$d"; '
+    # busybox's ping cannot set DF (no -M): it sends with the kernel's default (DF on, fragmenting only
+    # locally), which still loses a size a hop drops silently; the output says which was used
+    body = (
+        'd=/tmp/nc-pmtu.$$; mkdir -p "$d"; M="-M do"; '
+        "ping -M do -c 1 -W 1 127.0.0.1 2>&1 | grep -qiE 'invalid option|unrecognized option' && M=''; "
+    )
     for family, (dev, overhead, header) in OVERLAY.items():
         mine = [p for p in ips if ipaddress.ip_address(p).version == family]
         if not mine:
@@ -39,12 +45,12 @@ def script(peers: Iterable[str]) -> str | None:
             sizes = " ".join(["$n", str(SMALL)] + [f"$((n-{s}))" for s in STEPS])
             body += (
                 f'for s in {sizes}; do {{ echo "{MARK} {p} $n $s"; '
-                f'ping -M do -c 1 -W 1 -s $((s-{header})) {p} 2>&1; echo "{RC_MARK} $?"; }} '
+                f'ping $M -c 1 -W 1 -s $((s-{header})) {p} 2>&1; echo "{RC_MARK} $?"; }} '
                 f'>"$d/{p}-$s" 2>&1 & done; '
                 f'{{ echo "{MARK} {p} $n route"; ip route get {p} 2>&1; }} >"$d/{p}-route" 2>&1; '
             )
         body += "}; "
-    return body + 'wait; cat "$d"/* 2>/dev/null; rm -rf "$d"'
+    return body + f'wait; [ -n "$M" ] || echo "{DF_OFF}"; cat "$d"/* 2>/dev/null; rm -rf "$d"'
 
 
 def _is_ip(text: str) -> bool:
@@ -69,6 +75,7 @@ class PathProbe:
     route_mtu: int | None = None  # its `cache [expires Ns] mtu [lock] N`
     learned: bool = False  # that mtu expires: a path MTU learned from an ICMP error, not a configured one
     errors: list[str] = field(default_factory=list)  # the ping lines that say why a size did not pass
+    df: bool = True  # sent with DF forced (`ping -M do`); False: the kernel's default (busybox ping)
 
     @property
     def reachable(self) -> bool:
@@ -96,12 +103,13 @@ _MTU = re.compile(r"\bmtu\s*=?\s*(\d+)", re.I)
 def parse(text: str) -> dict[str, PathProbe]:
     """The section's output -> peer address -> its probe."""
     probes: dict[str, PathProbe] = {}
+    df = not re.search(rf"^{DF_OFF}$", text, re.M)
     for chunk in re.split(rf"^(?={MARK} )", text, flags=re.M):
         head, _, rest = chunk.partition("\n")
         words = head.split()
         if len(words) != 4 or words[0] != MARK or not _is_ip(words[1]) or not words[2].isdigit():
             continue
-        probe = probes.setdefault(words[1], PathProbe(words[1], int(words[2])))
+        probe = probes.setdefault(words[1], PathProbe(words[1], int(words[2]), df=df))
         if words[3] == "route":
             probe.route = " ".join(rest.split())[:200]
             cached = re.search(r"\bcache\b.*?\bmtu (?:lock )?(\d+)", probe.route)

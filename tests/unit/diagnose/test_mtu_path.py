@@ -46,7 +46,9 @@ def test_a_route_with_an_mtu_of_its_own_is_named_with_the_route_put_back_as_the_
     # the other way the path carries every size: lab-node-1 answers a 1500-byte ping (its reply may fragment)
     assert not ev.nodes["lab-node-2"].path_probes["192.0.2.11"].short
     [f] = findings(ev)
-    assert f.node == "lab-node-1" and "its route to lab-node-2 has mtu 1400, less than eth0's 1500" in f.title
+    assert (
+        f.node == "lab-node-1" and "its route to lab-node-2 (192.0.2.12) has mtu 1400, less than eth0's 1500" in f.title
+    )
     assert f.fix == "on lab-node-1: ip route replace 192.0.2.12 dev eth0 scope link (the same route without its mtu)"
     assert "lab-node-1$ ip route show: 192.0.2.12 dev eth0 scope link mtu 1400" in f.evidence
 
@@ -97,3 +99,17 @@ def test_a_router_hop_below_both_ends_answers_fragmentation_needed() -> None:
     assert "ICMP fragmentation-needed: From 192.0.0.8 icmp_seq=1 Frag needed and DF set (mtu = 1400)" in f.evidence[0]
     assert "no ICMP fragmentation-needed came back (a silent drop)" in f.evidence[1]
     assert "it now carries 1400 bytes" in f.fix
+
+
+def test_a_route_mtu_is_read_from_the_routes_when_ping_cannot_set_df() -> None:
+    """The lab's agent image has busybox's ping (no -M; its real refusal, as the dual-stack lab recorded it):
+    the probes say nothing, the route with its mtu is still named from `ip route show`."""
+    ev = load("path_route_mtu")
+    raw = (RECORDED / "path_route_mtu" / "lab-node-1.txt").read_text()
+    head, _, _ = raw.partition("@@nc-section pmtu")
+    busybox = "@@nc-section pmtu rc=0\n#nc-pmtu-df off\n#nc-pmtu 192.0.2.12 1500 84\nping: invalid option -- 'M'\n#nc-pmtu-rc 1\n"
+    ev.nodes["lab-node-1"] = NodeEvidence.from_output("lab-node-1", head + busybox)
+    probe = ev.nodes["lab-node-1"].path_probes["192.0.2.12"]
+    assert not probe.df and not probe.reachable
+    [f] = findings(ev)
+    assert f.fix == "on lab-node-1: ip route replace 192.0.2.12 dev eth0 scope link (the same route without its mtu)"

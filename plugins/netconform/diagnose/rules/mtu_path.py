@@ -37,54 +37,68 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
     short: list[tuple[str, str, int, PathProbe, tuple[str, int]]] = []  # (from, to, family, probe, uplink)
     out: list[Finding] = []
     for ne, _ in inspected(ev):
-        for ip, probe in sorted(ne.path_probes.items()):
+        for ip, name in sorted(by_ip.items()):
             family = 6 if ":" in ip else 4
-            mine, peer = _uplink(ne, family), _uplink(ev.nodes.get(by_ip.get(ip, "")), family)
-            if not probe.short or mine is None or ip not in by_ip:
+            dev, mine = ne.links.get(OVERLAY[family][0]), _uplink(ne, family)
+            if name == ne.node or dev is None or dev.mtu is None or mine is None:
                 continue
-            if mine[1] < probe.need or (peer is not None and peer[1] < probe.need):
+            need = dev.mtu + OVERLAY[family][1]
+            probe = ne.path_probes.get(ip)
+            route = _route_with_mtu(ne, ip)
+            if mine[1] >= need and route is not None and route[1] < need:
+                out.append(_route_finding(ne.node, name, ip, need, route, mine, probe))
+                continue  # read from the routes, with or without a ping that can set DF
+            peer = _uplink(ev.nodes.get(name), family)
+            if probe is None or not probe.short or mine[1] < probe.need or (peer is not None and peer[1] < probe.need):
                 continue  # an end's own uplink is short: rules/mtu_uplink.py
             if probe.local and not probe.learned:
-                route = _route_with_mtu(ne, ip)
-                if route is not None:
-                    out.append(_route_finding(ne.node, by_ip[ip], probe, route, mine))
-                continue
-            short.append((ne.node, by_ip[ip], family, probe, mine))
+                continue  # refused by the sender's own kernel, with no route mtu of its own: nothing on the way
+            short.append((ne.node, name, family, probe, mine))
     return _merge_route_findings(out) + ([_path_finding(short)] if short else [])
 
 
-def _route_with_mtu(ne: NodeEvidence, peer: str) -> Route | None:
-    """The most specific route to `peer` that carries an `mtu` of its own (`ip route show` / `ip -6 route show`)."""
+def _route_with_mtu(ne: NodeEvidence, peer: str) -> tuple[Route, int] | None:
+    """The most specific route to `peer` with an `mtu` of its own (`ip route show` / `ip -6 route show`), and it."""
     addr = ipaddress.ip_address(peer)
-    best: tuple[int, Route] | None = None
+    best: tuple[int, Route, int] | None = None
     for r in ne.routes6 if addr.version == 6 else ne.routes:
         try:
             net = ipaddress.ip_network(r.dst, strict=False)
         except ValueError:
-            continue  # "default" and the like: a default route with an mtu is matched by its /0 below
-        if addr in net and re.search(r"\smtu (?:lock )?\d+", " " + r.raw) and (best is None or net.prefixlen > best[0]):
-            best = (net.prefixlen, r)
-    return best[1] if best else None
+            continue  # "default" and the like
+        m = re.search(r"\smtu (?:lock )?(\d+)", " " + r.raw)
+        if addr in net and m and (best is None or net.prefixlen > best[0]):
+            best = (net.prefixlen, r, int(m.group(1)))
+    return (best[1], best[2]) if best else None
 
 
-def _route_finding(node: str, peer: str, probe: PathProbe, route: Route, up: tuple[str, int]) -> Finding:
-    mtu = probe.route_mtu or probe.local_mtu
-    cmd = (
-        "ip " + ("-6 " if ":" in probe.peer else "") + "route replace " + re.sub(r"\s+mtu (?:lock )?\d+", "", route.raw)
-    )
+def _route_finding(
+    node: str,
+    peer: str,
+    ip: str,
+    need: int,
+    found: tuple[Route, int],
+    up: tuple[str, int],
+    probe: PathProbe | None,
+) -> Finding:
+    route, mtu = found
+    cmd = "ip " + ("-6 " if ":" in ip else "") + "route replace " + re.sub(r"\s+mtu (?:lock )?\d+", "", route.raw)
+    evidence = [f"{node}$ ip route show: {route.raw}"]
+    if probe is not None:
+        evidence.append(f"{node}$ ip route get {ip}: {probe.route}")
+        if probe.short:
+            evidence.append(
+                f"{node}$ ping -s {probe.need - _header(probe)} {ip} ({peer}): "
+                + (probe.errors[0] if probe.errors else f"{probe.need}-byte packets refused")
+                + f"; {SMALL_TEXT} pass"
+            )
     return Finding(
         cause=CAUSE,
-        title=f"{node}: its route to {peer} has mtu {mtu}, less than {up[0]}'s {up[1]}: full-size overlay packets "
-        f"({probe.need} bytes with VXLAN) are refused on the way out",
+        title=f"{node}: its route to {peer} ({ip}) has mtu {mtu}, less than {up[0]}'s {up[1]}: full-size overlay "
+        f"packets ({need} bytes with VXLAN) are refused on the way out",
         confidence=0.8,
         node=node,
-        evidence=(
-            f"{node}$ ip route show: {route.raw}",
-            f"{node}$ ip route get {probe.peer}: {probe.route}",
-            f"{node}$ ping -M do -s {probe.need - _header(probe)} {probe.peer} ({peer}): "
-            + (probe.errors[0] if probe.errors else f"{probe.need}-byte packets refused")
-            + f"; {SMALL_TEXT} pass; {up[0]} mtu {up[1]}",
-        ),
+        evidence=tuple(evidence),
         fix=f"on {node}: {cmd} (the same route without its mtu)",
         explains=(scope(checks=[MTU], src_nodes=[node]),),
         detail="small requests pass; only packets above the route's MTU are lost",
