@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import config, control, proc
+from . import config, control, faults_corefile, faults_dual, faults_mtu, proc
 from .cluster import bin_dir, node_by_name, run_in_node
 from .config import Node, Variant
 from .proc import LabError
@@ -169,12 +169,6 @@ def _sysctl(node: Node, key: str, value: str) -> list[UndoStep]:
     return [SysctlRestore(key, old)]
 
 
-def mtu_mismatch(node: Node) -> list[UndoStep]:
-    old = _sh(node, "cat", "/sys/class/net/flannel.1/mtu").strip()
-    _sh(node, "ip", "link", "set", "flannel.1", "mtu", "1000")
-    return [Command(("ip", "link", "set", "flannel.1", "mtu", old))]
-
-
 def forward_drop(node: Node) -> list[UndoStep]:
     # dockerd sets the FORWARD policy to DROP; flanneld re-adds its ACCEPT rules for the pod network every
     # few seconds, which would hide a policy change, so the DROP goes in front of them as a rule.
@@ -269,6 +263,13 @@ FAULTS = {
             VXLAN,
         ),
         Fault(
+            "stale-arp6",
+            "stale-flannel-arp",
+            "docs/faults.md #1: wrong MAC for every peer's flannel-v6.1 in the node's IPv6 neighbour table",
+            lambda n: faults_dual.stale_neighbour6(n, STALE_MAC),
+            Datapaths(backends=("vxlan",), families=("dual",)),
+        ),
+        Fault(
             "ip-masq",
             "masquerade-overlay",
             "docs/faults.md #3 (seed 3): dockerd --ip-masq rule `-s <podCIDR> ! -o cni0 -j MASQUERADE`",
@@ -311,7 +312,28 @@ FAULTS = {
             "mtu-mismatch",
             "mtu-mismatch",
             "docs/faults.md #5: flannel.1 MTU below the pods' MTU (large transfers black-holed)",
-            mtu_mismatch,
+            faults_mtu.overlay_below_pods,
+            VXLAN,
+        ),
+        Fault(
+            "mtu-uplink",
+            "mtu-uplink-too-small",
+            "docs/faults.md #5: the node's eth0 lowered to 1400, under flannel.1's 1450 + 50 of VXLAN",
+            faults_mtu.uplink_below_overlay,
+            VXLAN,
+        ),
+        Fault(
+            "mtu-path",
+            "mtu-path-too-small",
+            "docs/faults.md #5: the node's switch port at 1400, both ends' eth0 at 1500 (silent drop)",
+            faults_mtu.path_below_both,
+            VXLAN,
+        ),
+        Fault(
+            "mtu-route",
+            "mtu-path-too-small",
+            "docs/faults.md #5: the node's route to its peers with mtu 1400, its eth0 at 1500",
+            faults_mtu.route_below_uplink,
             VXLAN,
         ),
         Fault(
@@ -342,6 +364,20 @@ FAULTS = {
             "docs/faults.md #16: CoreDNS scaled to zero (cluster-wide; --node is ignored)",
             dns_down,
             cluster_wide=True,
+        ),
+        *(
+            Fault(
+                f"dns-{kind}",
+                "coredns-wrong-answer",
+                f"docs/faults.md #22: a `{kind}` block in the Corefile answers a name wrongly (cluster-wide)",
+                inject,
+                cluster_wide=True,
+            )
+            for kind, inject in (
+                ("hosts", faults_corefile.hosts),
+                ("template", faults_corefile.template),
+                ("rewrite", faults_corefile.rewrite),
+            )
         ),
         Fault(
             "per-source-limit",

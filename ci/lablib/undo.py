@@ -5,13 +5,14 @@ Each step is one of a few typed records, written to JSON as {"kind": ..., its fi
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 from . import config, control, node, proc
 from .cluster import bin_dir, node_bins, run_in_node
 from .config import Node
-from .proc import LabError
+from .proc import LabError, run
 
 
 @dataclass(frozen=True)
@@ -78,9 +79,48 @@ class ScaleDeployment:
         control.kubectl(bin_dir(), "-n", self.namespace, "scale", "deploy", self.name, f"--replicas={self.replicas}")
 
 
-UndoStep = Command | SysctlRestore | Restart | StopProcess | ScaleDeployment
+@dataclass(frozen=True)
+class SwitchCommand:
+    """A command run in the lab switch's namespace (nclab-sw): the network between the nodes."""
+
+    argv: tuple[str, ...]
+    kind: Literal["switch"] = "switch"
+
+    def apply(self, target: Node) -> None:
+        run(["ip", "netns", "exec", config.SWITCH_NS, *self.argv], check=False)
+
+
+@dataclass(frozen=True)
+class ConfigMapRestore:
+    """One key of a ConfigMap put back byte for byte, then its Deployment restarted and waited for (bounded):
+    CoreDNS's reload plugin would take up to a minute, a restart loads it at once."""
+
+    namespace: str
+    name: str
+    key: str
+    value: str
+    deployment: str
+    kind: Literal["configmap"] = "configmap"
+
+    def apply(self, target: Node) -> None:
+        patch = json.dumps({"data": {self.key: self.value}})
+        control.kubectl(bin_dir(), "-n", self.namespace, "patch", "configmap", self.name, "--type=merge", "-p", patch)
+        restart_and_wait(self.namespace, self.deployment)
+
+
+def restart_and_wait(namespace: str, deployment: str) -> None:
+    """`rollout restart`, then at most 120 s for the new pods to be ready (what `rollout status` waits for)."""
+    control.kubectl(bin_dir(), "-n", namespace, "rollout", "restart", "deployment", deployment)
+    control.kubectl(
+        bin_dir(), "-n", namespace, "rollout", "status", "deployment", deployment, "--timeout=120s", timeout=150
+    )
+
+
+UndoStep = Command | SysctlRestore | Restart | StopProcess | ScaleDeployment | SwitchCommand | ConfigMapRestore
 KINDS: dict[str, type[UndoStep]] = {
     "command": Command,
+    "switch": SwitchCommand,
+    "configmap": ConfigMapRestore,
     "sysctl": SysctlRestore,
     "restart": Restart,
     "stop": StopProcess,

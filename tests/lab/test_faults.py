@@ -84,6 +84,72 @@ MESSAGES = {
 CASES = [Case(f, MESSAGES.get(f.name, "")) for f in FAULTS.values()]
 
 
+def apply_corefile_fix(fix: str) -> None:
+    """`kubectl -n kube-system edit configmap coredns: remove the <plugin> block, Corefile lines A-B; then
+    kubectl -n kube-system rollout restart deployment coredns ...`: those lines deleted, that command run."""
+    spans = [(int(a), int(b or a)) for a, b in re.findall(r"Corefile lines? (\d+)(?:-(\d+))?", fix)]
+    restart = re.search(r"(kubectl -n kube-system rollout restart deployment coredns)", fix)
+    assert spans and restart and "edit configmap coredns" in fix, f"not a Corefile fix: {fix}"
+    doc = json.loads(kubectl("-n", "kube-system", "get", "configmap", "coredns", "-o", "json"))
+    lines = doc["data"]["Corefile"].split("\n")
+    drop = {n for a, b in spans for n in range(a, b + 1)}
+    kept = "\n".join(line for n, line in enumerate(lines, 1) if n not in drop)
+    kubectl(
+        "-n",
+        "kube-system",
+        "patch",
+        "configmap",
+        "coredns",
+        "--type=merge",
+        "-p",
+        json.dumps({"data": {"Corefile": kept}}),
+    )
+    kubectl(*restart.group(1).split()[1:])
+    kubectl("-n", "kube-system", "rollout", "status", "deployment", "coredns", "--timeout=120s")
+
+
+def apply_node_command(fix: str) -> None:
+    """`on <node>: ip link set <dev> mtu <n> ...` or `on <node>: ip route replace <route> (...)`: that command run
+    in the node (its netns, as root there)."""
+    m = re.match(r"on (lab-node-\d): (ip link set [a-z0-9.]+ mtu \d+|ip (?:-6 )?route replace [^(;]+?)(?: \(|;|$)", fix)
+    assert m, f"not a node command: {fix}"
+    node = lab_config.Node(int(m.group(1).rsplit("-", 1)[1]))
+    subprocess.run(["ip", "netns", "exec", node.netns, *m.group(2).split()], check=True, timeout=30)
+
+
+def apply_network_mtu(fix: str) -> None:
+    """`raise the MTU of <node>'s link to the network (its switch port ...) to >= N`: on the lab that link is
+    the node's port on the lab switch (the veth peer of its eth0 in nclab-sw), set to N."""
+    m = re.match(r"raise the MTU of (lab-node-\d)'s link to the network \(its switch port[^)]*\) to >= (\d+)", fix)
+    assert m, f"not a network MTU fix: {fix}"
+    port = f"sw-n{m.group(1).rsplit('-', 1)[1]}"
+    sw = ["ip", "netns", "exec", lab_config.SWITCH_NS]
+    subprocess.run([*sw, "ip", "link", "set", port, "mtu", m.group(2)], check=True, timeout=30)
+
+
+# Faults whose printed fix the matrix applies as printed, and the checks the next run selects (-k): that run
+# must be green. Their diagnosis is asserted as in test_fault_is_diagnosed, which leaves them to this test.
+FIXES = {
+    "dns-hosts": (apply_corefile_fix, "dns"),
+    "dns-template": (apply_corefile_fix, "dns"),
+    "dns-rewrite": (apply_corefile_fix, "dns"),
+    "mtu-uplink": (apply_node_command, "mtu"),
+    "mtu-path": (apply_network_mtu, "mtu"),
+    "mtu-route": (apply_node_command, "mtu"),
+}
+
+
+def kubectl(*args: str) -> str:
+    done = subprocess.run(
+        [KUBE, "kubectl", f"--kubeconfig={os.environ['NETCONFORM_LAB_KUBECONFIG']}", *args],
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
+    assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr.strip()[-500:]}"
+    return done.stdout
+
+
 @dataclass
 class Outcome:
     rc: int
@@ -185,7 +251,19 @@ def test_every_lab_fault_is_in_the_matrix(lab_kubeconfig: str) -> None:
     assert set(MESSAGES) <= set(FAULTS)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if not c.fault.suite_passes], ids=lambda c: c.fault.name)
+def assert_diagnosed(case: Case, out: Outcome, note: str = "") -> None:
+    right = out.top == case.expected
+    table_row(case.fault.name, out, right, note)
+    assert out.rc == 1 and out.failed > 0, out.stdout[-3000:]
+    assert right, f"top-ranked {out.top}, expected {case.expected}:\n" + "\n".join(out.summary)
+    assert not any("have no diagnosed cause" in line for line in out.summary), "\n".join(out.summary)
+    if case.message:
+        assert re.search(case.message, out.stdout), out.stdout[-5000:]
+
+
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if not c.fault.suite_passes and c.fault.name not in FIXES], ids=lambda c: c.fault.name
+)
 def test_fault_is_diagnosed(case: Case, lab_kubeconfig: str, tmp_path: Path) -> None:
     skip_unless_declared(case.fault.name, case.fault.works_on)
     with lab_lock():
@@ -194,13 +272,32 @@ def test_fault_is_diagnosed(case: Case, lab_kubeconfig: str, tmp_path: Path) -> 
             out = run(lab_kubeconfig, tmp_path)
         finally:
             lab("fault", "clear", check=False)
-    right = out.top == case.expected
-    table_row(case.fault.name, out, right)
-    assert out.rc == 1 and out.failed > 0, out.stdout[-3000:]
-    assert right, f"top-ranked {out.top}, expected {case.expected}:\n" + "\n".join(out.summary)
-    assert not any("have no diagnosed cause" in line for line in out.summary), "\n".join(out.summary)
-    if case.message:
-        assert re.search(case.message, out.stdout), out.stdout[-5000:]
+    assert_diagnosed(case, out)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.fault.name in FIXES], ids=lambda c: c.fault.name)
+def test_the_fix_as_printed_makes_the_next_run_green(case: Case, lab_kubeconfig: str, tmp_path: Path) -> None:
+    """The fault diagnosed as in test_fault_is_diagnosed; then the summary's first fix applied as printed (FIXES)
+    and the failed checks' module run again: green, while the fault's own undo has not run yet."""
+    skip_unless_declared(case.fault.name, case.fault.works_on)
+    apply, again = FIXES[case.fault.name]
+    after: Outcome | None = None
+    with lab_lock():
+        try:
+            lab("fault", case.fault.name, "--node", NODE)
+            out = run(lab_kubeconfig, tmp_path)
+            fixes = [line.strip()[5:] for line in out.summary if line.strip().startswith("fix: ")]
+            if fixes and out.top == case.expected:
+                apply(fixes[0])
+                after = run(lab_kubeconfig, tmp_path / "after", "-k", again)
+        finally:
+            lab("fault", "clear", check=False)
+            settle()
+    note = f"then the fix applied as printed, `-k {again}`: " + (
+        f"{after.passed} passed, {after.failed} failed, exit {after.rc}" if after else "not applied"
+    )
+    assert_diagnosed(case, out, note)
+    assert after is not None and after.rc == 0 and after.failed == 0 and after.passed > 0, (after or out).stdout[-3000:]
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.fault.suite_passes], ids=lambda c: c.fault.name)

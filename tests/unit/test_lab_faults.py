@@ -87,6 +87,8 @@ def test_undo_steps_read_back_from_faults_json(lablib: tuple[ModuleType, ModuleT
         undo.Restart("kube-proxy"),
         undo.StopProcess("lab-node-2-hairpin-off"),
         undo.ScaleDeployment("kube-system", "coredns", 2),
+        undo.SwitchCommand(("ip", "link", "set", "sw-n2", "mtu", "1500")),
+        undo.ConfigMapRestore("kube-system", "coredns", "Corefile", ".:53 {\n    errors\n}\n", "coredns"),
     ]
     assert {type(s) for s in steps} == set(undo.KINDS.values()), "a step type without a round-trip case"
     written = json.loads(json.dumps([undo.to_json(s) for s in steps]))
@@ -113,3 +115,24 @@ def test_a_fault_recorded_before_the_typed_steps_still_clears(
         undo.ScaleDeployment("kube-system", "coredns", 2),
         undo.Command(("sysctl", "-qw", "net.ipv4.ip_forward=1")),
     ]
+
+
+def test_a_corefile_block_goes_after_errors_at_its_indent(lablib: tuple[ModuleType, ModuleType, ModuleType]) -> None:
+    """What `ci/lab fault dns-*` writes into the lab's Corefile (its real first lines), and a Corefile it refuses."""
+    sys.path.insert(0, str(REPO / "ci"))
+    from lablib import faults_corefile  # noqa: PLC0415
+
+    lab = ".:53 {\n    errors\n    health :8080\n}\n"
+    assert faults_corefile.with_block(lab, faults_corefile.BLOCKS["rewrite"]) == (
+        ".:53 {\n    errors\n    rewrite name kubernetes.default.svc.cluster.local "
+        "kube-dns.kube-system.svc.cluster.local\n    health :8080\n}\n"
+    )
+    hosts = faults_corefile.with_block(lab, faults_corefile.BLOCKS["hosts"]).split("\n")
+    assert hosts[2:6] == [
+        "    hosts {",
+        "        10.96.99.99 kubernetes.default.svc.cluster.local",
+        "        fallthrough",
+        "    }",
+    ]
+    with pytest.raises(faults_corefile.LabError, match="no `errors` line"):
+        faults_corefile.with_block(".:53 {\n    health\n}\n", ["hosts"])

@@ -106,7 +106,10 @@ class Diagnoser:
         """One exec per node: the whole gather script, bounded."""
         try:
             facts = self.facts()
-            script = gather_script(pod_ips=facts.pod_ips_on(node), dns_queries=facts.dns_queries())
+            peers = [
+                ip for n in facts.nodes.values() if n.name != node for ip in (n.internal_ip, n.internal_ip_v6) if ip
+            ]
+            script = gather_script(pod_ips=facts.pod_ips_on(node), dns_queries=facts.dns_queries(), peer_ips=peers)
             res = self.hosts.run(node, script, GATHER_TIMEOUT_S)
         except AccessError as exc:
             return NodeEvidence(node, error=error_text(exc))

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from . import iptables, nftables, parsers
+from . import iptables, nftables, parsers, pmtu
 from .dialseq import SourcePattern
 from .facts import ClusterFacts, NodeFacts
 
@@ -60,18 +60,22 @@ SECTIONS: tuple[tuple[str, str], ...] = (
 
 SECTION_MARK = "@@nc-section"
 # tools busybox also provides as applets (which busybox sh would run instead of the real ones)
-REAL_TOOLS = ("ip", "sysctl", "netstat", "tc")
+REAL_TOOLS = ("ip", "sysctl", "netstat", "tc", "ping")
 
 
 def gather_script(
-    timeout_s: int = CMD_TIMEOUT_S, pod_ips: Iterable[str] = (), dns_queries: Iterable[parsers.DnsQuery] = ()
+    timeout_s: int = CMD_TIMEOUT_S,
+    pod_ips: Iterable[str] = (),
+    dns_queries: Iterable[parsers.DnsQuery] = (),
+    peer_ips: Iterable[str] = (),
 ) -> str:
     """The POSIX sh script run on a node. Output: `@@nc-section NAME rc=N` then the text.
 
     pod_ips: pods the API places on this node; `ip route get` names each one's host-side interface
     whatever the CNI calls it (cni0 port, cali*, lxc*), section `route_get`.
     dns_queries: (name, CoreDNS pod IP, a|aaaa) asked of that pod directly, bypassing the Service
-    (`nslookup`, section `dns`): what each CoreDNS pod answers."""
+    (`nslookup`, section `dns`): what each CoreDNS pod answers.
+    peer_ips: the other nodes' addresses, DF-pinged at the size the overlay needs (section `pmtu`, pmtu.py)."""
     lines = [
         "FS=${NC_HOSTFS-/host}; [ -d \"$FS/run\" ] || FS=''",
         f"T=''; command -v timeout >/dev/null 2>&1 && T='timeout {timeout_s}'",
@@ -107,6 +111,9 @@ def gather_script(
         )
         body += 'wait; cat "$d"/*; rm -rf "$d"'
         lines.append(f"sec dns {_sh_quote(body)}")
+    probes = pmtu.script(peer_ips)
+    if probes:
+        lines.append(f"sec pmtu {_sh_quote(probes)}")
     return "\n".join(lines) + "\n"
 
 
@@ -221,6 +228,11 @@ class NodeEvidence:
     @functools.cached_property
     def nft(self) -> nftables.Ruleset:
         return nftables.parse_ruleset(self.text("nft"))
+
+    @functools.cached_property
+    def path_probes(self) -> dict[str, pmtu.PathProbe]:
+        """Peer node address -> what DF pings to it at the overlay's sizes found (section `pmtu`)."""
+        return pmtu.parse(self.text("pmtu"))
 
     @functools.cached_property
     def dns_answers(self) -> list[parsers.DnsAnswer]:

@@ -13,6 +13,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../../.." && pwd)
 PY=${PY:-python3}
 NS="nctest-n1 nctest-n2 nctest-p1 nctest-p1b nctest-p2"
+SWITCHED=${SWITCHED:-}  # set by a case: the nodes' eth0 go to ports of a bridge in nctest-sw, not to each other
+ROUTED=${ROUTED:-}  # set by a case: the nodes' eth0 go to a router in nctest-sw (proxy ARP, one /32 per node)
 FSROOT=/tmp/nctest-fs
 MAC1=4e:00:00:00:00:01
 MAC2=4e:00:00:00:00:02
@@ -21,10 +23,14 @@ GATHER=$(mktemp /tmp/nctest-gather.XXXXXX)
 (cd "$ROOT" && $PY -c 'from netconform.diagnose.evidence import gather_script; print(gather_script(), end="")') >"$GATHER"
 
 cleanup_ns() {
-  for n in $NS; do ip netns del "$n" 2>/dev/null || true; done
+  for n in $NS nctest-sw; do ip netns del "$n" 2>/dev/null || true; done
   rm -rf "$FSROOT"
 }
-cleanup() { cleanup_ns; rm -f "$GATHER"; }
+# the same script with the section `pmtu` (DF pings to the other node's address), one per node
+for i in 1 2; do
+  (cd "$ROOT" && $PY -c 'import sys; from netconform.diagnose.evidence import gather_script; print(gather_script(peer_ips=[sys.argv[1]]), end="")' "192.0.2.1$((3 - i))") >"$GATHER.peers$i"
+done
+cleanup() { cleanup_ns; rm -f "$GATHER" "$GATHER".peers*; }
 trap cleanup EXIT
 
 x() { local n=$1; shift; ip netns exec "nctest-$n" "$@"; }
@@ -178,7 +184,22 @@ peer() {  # on node $1: route/neigh/fdb for node $2 with MAC $3
 setup() {
   cleanup_ns
   for n in $NS; do ip netns add "$n"; done
-  ip link add eth0 netns nctest-n1 type veth peer name eth0 netns nctest-n2
+  if [ -n "$SWITCHED" ]; then  # as the lab wires its nodes (ci/lablib/net.py): a bridge, one port per node
+    ip netns add nctest-sw; ip -n nctest-sw link add br0 type bridge; ip -n nctest-sw link set br0 up
+    for i in 1 2; do
+      ip link add sw-n$i netns nctest-sw type veth peer name eth0 netns nctest-n$i
+      ip -n nctest-sw link set sw-n$i master br0 up
+    done
+  elif [ -n "$ROUTED" ]; then  # the same /24 on both nodes, a router between them answering ARP for each
+    ip netns add nctest-sw; ip netns exec nctest-sw sysctl -qw net.ipv4.ip_forward=1
+    for i in 1 2; do
+      ip link add r-n$i netns nctest-sw type veth peer name eth0 netns nctest-n$i
+      ip netns exec nctest-sw sysctl -qw net.ipv4.conf.r-n$i.proxy_arp=1
+      ip -n nctest-sw link set r-n$i up; ip -n nctest-sw route add 192.0.2.1$i/32 dev r-n$i
+    done
+  else
+    ip link add eth0 netns nctest-n1 type veth peer name eth0 netns nctest-n2
+  fi
   node 1 $MAC1; node 2 $MAC2
   pod 1 p1 veth1a 10.244.1.2; pod 1 p1b veth1b 10.244.1.3; pod 2 p2 veth2a 10.244.2.2
   peer 1 2 $MAC2; peer 2 1 $MAC1
@@ -189,6 +210,14 @@ gather() {  # $1 case dir, $2.. node numbers
   mkdir -p "$dir"
   for i in "$@"; do
     x n$i env NC_HOSTFS=$FSROOT/n$i sh "$GATHER" >"$dir/lab-node-$i.txt"
+  done
+}
+
+gather_peers() {  # $1 case dir, $2.. node numbers: gather() with the pmtu section
+  local dir=$HERE/$1; shift
+  mkdir -p "$dir"
+  for i in "$@"; do
+    x n$i env NC_HOSTFS=$FSROOT/n$i sh "$GATHER.peers$i" >"$dir/lab-node-$i.txt"
   done
 }
 
@@ -282,6 +311,14 @@ run_case() {
     gather nodeport_blocked 1 ;;
   hairpin_off)
     setup; x n1 ip link set veth1a type bridge_slave hairpin off; gather hairpin_off 1 ;;
+  path_healthy)  # the pmtu section on the healthy setup: every size passes both ways
+    setup; gather_peers path_healthy 1 2 ;;
+  path_switch_port)  # node 2's port on a switch between the nodes at 1400, both eth0 at 1500: a silent drop
+    SWITCHED=1 setup; ip -n nctest-sw link set sw-n2 mtu 1400; gather_peers path_switch_port 1 2 ;;
+  path_router_mtu)  # a router between the nodes whose port to node 2 is 1400: it answers ICMP frag-needed
+    ROUTED=1 setup; ip -n nctest-sw link set r-n2 mtu 1400; gather_peers path_router_mtu 1 2 ;;
+  path_route_mtu)  # node 1's route to node 2 with an mtu of its own, both eth0 at 1500
+    setup; x n1 ip route add 192.0.2.12/32 dev eth0 mtu 1400; gather_peers path_route_mtu 1 2 ;;
   per_source_limit)  # issue 10 5(d): node 1 drops a source's later NodePort connections (per-source `recent`)
     setup
     x n1 iptables -t mangle -I PREROUTING 1 -p tcp --dport 30000:32767 -m conntrack --ctstate NEW -m recent --name nc-per-source --set
@@ -316,7 +353,7 @@ run_case() {
 }
 
 mkdir -p "$HERE/pcap"
-CASES=${*:-healthy stale_arp stale_fdb missing_route mtu_mismatch vxlan_blocked ip_forward_off forward_drop br_nf_off rp_filter_strict kube_proxy_missing no_endpoints nodeport_blocked per_source_limit hairpin_off masquerade masquerade_late nat_timestamps healthy_pcap}
+CASES=${*:-healthy stale_arp stale_fdb missing_route mtu_mismatch vxlan_blocked ip_forward_off forward_drop br_nf_off rp_filter_strict kube_proxy_missing no_endpoints nodeport_blocked per_source_limit hairpin_off masquerade masquerade_late nat_timestamps healthy_pcap path_healthy path_route_mtu path_switch_port path_router_mtu}
 for c in $CASES; do echo "recording $c"; run_case "$c"; done
 cleanup
 trap - EXIT

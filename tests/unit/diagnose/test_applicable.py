@@ -20,7 +20,14 @@ from netconform.diagnose.rules import ALL_RULES, applicable
 from .conftest import load_case
 
 # the rules that judge flannel's VXLAN device (flannel.1), and flannel's routes
-VXLAN_DEVICE = {"stale-flannel-arp", "stale-flannel-fdb", "vxlan-port-blocked", "mtu-mismatch", "mtu-uplink-too-small"}
+VXLAN_DEVICE = {
+    "stale-flannel-arp",
+    "stale-flannel-fdb",
+    "vxlan-port-blocked",
+    "mtu-mismatch",
+    "mtu-uplink-too-small",
+    "mtu-path-too-small",
+}
 FLANNEL_ROUTES = {"missing-flannel-route"}
 
 # flannel backend (None: no flannel seen) -> the causes whose rules do not run there, whatever kube-proxy's

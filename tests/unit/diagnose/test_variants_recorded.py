@@ -36,6 +36,7 @@ SHAPE = {
 # fault -> the top-ranked cause on lab-node-2, whatever the variant
 CAUSE = {
     "stale-arp": "stale-flannel-arp",
+    "stale-arp6": "stale-flannel-arp",  # issue 17 item 3: flannel-v6.1's neighbours (tests/lab/test_faults.py, 2026-12-03)
     "missing-route": "missing-flannel-route",
     "ip-masq": "masquerade-overlay",
     "kube-proxy-down": "kube-proxy-rules-missing",

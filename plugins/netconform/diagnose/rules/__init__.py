@@ -27,6 +27,7 @@ MODULES = (
     "br_netfilter",
     "mtu",
     "mtu_uplink",
+    "mtu_path",
     "masquerade",
     "kube_proxy",
     "service_endpoints",
