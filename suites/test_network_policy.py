@@ -31,12 +31,14 @@ def test_policy_denies_this_client(src: SourceView, family: str, network_policy:
     after = network_policy.results_of(src.pod, family)
     if not after:  # nothing planned: the fan-out's gap says why (a node without policy target, a family)
         src.result(network_policy_target("tcp", src.node.name, family))
-    for result in after:
-        before = src.result(result.target_id)
-        assert before.ok, (
-            f"before any NetworkPolicy, {before.describe()}: the path has to work before a policy can be "
-            "seen to deny it"
-        )
+    # paths are recorded (for diagnosis and the report) where they say something: a broken one, or all
+    # of them once the test passes; a policy not enforced is the verdict itself, with nothing to inspect
+    broken = [b for r in after if not (b := src.result(r.target_id, record=False)).ok]
+    for before in broken:
+        src.result(before.target_id)
+    assert not broken, (
+        f"before any NetworkPolicy, {broken[0].describe()}: the path has to work before a policy can be seen to deny it"
+    )
     through = [r for r in after if not denied(r)]
     waited = f"{network_policy.waited_s:.0f}s"
     if through and network_policy.enforced_nowhere():
@@ -54,11 +56,14 @@ def test_policy_denies_this_client(src: SourceView, family: str, network_policy:
     )
     alive = network_policy.allowed(family)
     unproven = [r for r in after if not (r.target_id in alive and alive[r.target_id].ok)]
+    network_policy.record([alive[r.target_id] for r in unproven if r.target_id in alive])
     assert not unproven, (
         f"{len(unproven)} denials are no verdict: {network_policy.allowed_pod}, which {POLICY['allow']} lets in, "
         "did not reach these targets in the same round either (a dead target or a broken path): "
         + "; ".join(r.path() for r in unproven)
     )
+    for result in after:
+        src.result(result.target_id)
 
 
 def test_policy_lets_the_allowed_client_in(family: str, network_policy: PolicyView) -> None:

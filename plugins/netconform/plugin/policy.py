@@ -113,9 +113,13 @@ class PolicyView:
                         "allows it cannot be checked, nor a denial told from a dead target", pytrace=False)  # fmt: skip
         results = self.results_of(self.run.allowed_pod, family)
         if record:
-            for r in results:
-                paths.record(self._item, r.path_info(others=results))
+            self.record(results)
         return {r.target_id: r for r in results}
+
+    def record(self, results: list[DialResult]) -> None:
+        """These results as the test's paths (diagnosis and the report read them)."""
+        for r in results:
+            paths.record(self._item, r.path_info(others=results))
 
     def enforced_nowhere(self) -> bool:
         """No client pod was denied anything in the last round: the policy is not enforced at all."""
