@@ -69,6 +69,11 @@ def test_policy_denies_this_client(src: SourceView, family: str, network_policy:
 def test_policy_lets_the_allowed_client_in(family: str, network_policy: PolicyView) -> None:
     results = network_policy.allowed(family, record=True)
     assert results, f"{network_policy.allowed_pod} dialed no policy target over {family}"
+    missing = network_policy.untargeted(results)
+    assert not missing, (
+        f"no {POLICY['target_daemonset']} pod became Ready on {', '.join(missing)}: whether policy is enforced "
+        "there is not checked"
+    )
     failed = [r for r in results.values() if not r.ok]
     assert not failed, (
         f"NetworkPolicy {POLICY['allow']} does not let {network_policy.allowed_pod} in "

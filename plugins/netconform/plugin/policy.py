@@ -121,6 +121,11 @@ class PolicyView:
         for r in results:
             paths.record(self._item, r.path_info(others=results))
 
+    def untargeted(self, results: dict[str, DialResult]) -> list[str]:
+        """Selected nodes the allowed client dialed no policy target on (their target never became Ready)."""
+        dialed = {r.dest_node for r in results.values()}
+        return [n.name for n in self._cluster.nodes if n.name not in dialed]
+
     def enforced_nowhere(self) -> bool:
         """No client pod was denied anything in the last round: the policy is not enforced at all."""
         return not any(
