@@ -14,6 +14,7 @@ __all__ = [
     "DNS",
     "HAIRPIN",
     "MTU",
+    "NETWORK_POLICY",
     "NODEPORT",
     "POD_TO_POD",
     "SERVICE",
@@ -32,6 +33,7 @@ STABILITY = "stability"
 SOURCE_IP = "source_ip"
 MTU = "mtu"
 HAIRPIN = "hairpin"
+NETWORK_POLICY = "network_policy"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,6 +95,13 @@ CHECKS: tuple[Check, ...] = (
         epic="Hairpin",
         severity="normal",
         rides_on=(SERVICE,),
+    ),
+    Check(
+        name=NETWORK_POLICY,
+        guards="NetworkPolicy objects are accepted but not enforced (or not from every node)",
+        epic="NetworkPolicy",
+        severity="critical",
+        rides_on=(POD_TO_POD,),
     ),
 )
 

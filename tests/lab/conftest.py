@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import secrets
 import shutil
@@ -177,12 +178,37 @@ def lab(*args: str, check: bool = True, timeout: float = 300) -> subprocess.Comp
     return done
 
 
-def suite_command(kubeconfig: str, *args: str) -> list[str]:
+VARIANT = Path("/var/lib/netconform-lab/variant.json")
+# CNIs that enforce NetworkPolicy: on these the lab expects suites/test_network_policy.py to pass
+ENFORCING_CNIS = ("cilium", "calico")
+POLICY_SUITE = "suites/test_network_policy.py"
+
+
+def lab_cni() -> str:
+    """The CNI the lab variant runs (variant.json's "cni"; flannel, the default lab's, when not named)."""
+    try:
+        return str(json.loads(VARIANT.read_text()).get("cni") or "flannel")
+    except (OSError, ValueError):
+        return "flannel"
+
+
+def policy_deselect() -> list[str]:
+    """On a lab whose CNI enforces no NetworkPolicy (flannel), the NetworkPolicy check is deselected as an
+    operator there would (its failure there is proven by tests/lab/test_network_policy_lab.py); `--deselect`
+    adds to a caller's own -k."""
+    return [] if lab_cni() in ENFORCING_CNIS else [f"--deselect={POLICY_SUITE}"]
+
+
+def suite_command(kubeconfig: str, *args: str, with_policy: bool = False) -> list[str]:
     """`pytest suites/` as a subprocess against kubeconfig, with no state carried between runs; it waits
-    until its namespace is gone (--wait-cleanup), so a test can check that nothing is left."""
+    until its namespace is gone (--wait-cleanup), so a test can check that nothing is left. The
+    NetworkPolicy check only where the lab's CNI enforces it (`policy_deselect`), or `with_policy`."""
     return [sys.executable, "-m", "pytest", str(REPO / "suites"), "-p", "no:cacheprovider", "-p", "no:randomly",
-            f"--kubeconfig={kubeconfig}", "--wait-cleanup", *args]  # fmt: skip
+            f"--kubeconfig={kubeconfig}", "--wait-cleanup", *([] if with_policy else policy_deselect()), *args]  # fmt: skip
 
 
-def run_suite(kubeconfig: str, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(suite_command(kubeconfig, *args), cwd=REPO, capture_output=True, text=True, timeout=timeout)
+def run_suite(
+    kubeconfig: str, *args: str, timeout: float = 1200, with_policy: bool = False
+) -> subprocess.CompletedProcess[str]:
+    cmd = suite_command(kubeconfig, *args, with_policy=with_policy)
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)

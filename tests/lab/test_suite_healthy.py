@@ -1,6 +1,8 @@
 """The suite for real, against the lab (or any cluster): marked `lab`, skipped unless
 NETCONFORM_LAB_KUBECONFIG points at a kubeconfig. Checks the verdicts, -n 2, and that no
-netconform namespace is left behind."""
+netconform namespace is left behind. The NetworkPolicy check is in it where the lab's CNI enforces
+policy (variant.json "cni": cilium, calico), deselected on flannel, as an operator there would
+(tests/lab/test_network_policy_lab.py proves its verdict there)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.conftest import REPO, lab_lock  # the shared lab lock (contract: SHARED LAB PROTOCOL)
+from tests.lab.conftest import REPO, lab_lock, policy_deselect  # the shared lab lock (contract: SHARED LAB PROTOCOL)
 
 SUITES = REPO / "suites"
 
@@ -43,6 +45,7 @@ def run_suite(kubeconfig: str, tmp_path: Path, *args: str) -> tuple[subprocess.C
             "-p",
             "no:cacheprovider",
             "-rfEs",
+            *policy_deselect(),  # the NetworkPolicy check where the lab's CNI enforces it (flannel: deselected)
             *args,
         ],
         cwd=REPO,

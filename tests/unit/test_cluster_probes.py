@@ -281,13 +281,15 @@ def test_timeout_message_lists_every_problem_in_one_line() -> None:
     assert text == (
         f"probes not Ready after 120s: nc-server-abcde on lab-node-2: ErrImagePull for image {PROBE}; "
         "no nc-server pod on lab-node-1; no nc-client pod on lab-node-1; no nc-client pod on lab-node-2; "
-        "no nc-single pod on lab-node-1"
+        "no nc-single pod on lab-node-1; no nc-policy-target pod on lab-node-1; no nc-policy-target pod on "
+        "lab-node-2; no nc-policy-client pod on lab-node-1"
     )
     assert "\n" not in text
 
 
 def test_workload_pins_pods_to_the_selected_nodes_and_tolerates_taints() -> None:
-    server, client, single, *services = workload_manifests("ab12cd34", PROBE, ["lab-node-1", "lab-node-3"])
+    server, client, single, *rest = workload_manifests("ab12cd34", PROBE, ["lab-node-1", "lab-node-3"])
+    services = [m for m in rest if m["kind"] == "Service"]
     spec = server["spec"]["template"]["spec"]
     terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
     assert terms == [  # the API accepts a single value per matchFields term: one term per node, ORed

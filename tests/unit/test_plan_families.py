@@ -47,9 +47,12 @@ def dual_node(i: int, v6_ip: bool = True) -> NodeInfo:
     )
 
 
+HOST_PART = {"server": 10, "client": 20, "policy-target": 40, "policy-client": 50}
+
+
 def pod(role: str, i: int, v6: bool = True) -> PodRef:
-    v4 = f"10.244.{i}.{10 if role == 'server' else 20}"
-    ips = (v4, f"fd10:244:0:{i}::{10 if role == 'server' else 20}") if v6 else (v4,)
+    v4 = f"10.244.{i}.{HOST_PART[role]}"
+    ips = (v4, f"fd10:244:0:{i}::{HOST_PART[role]}") if v6 else (v4,)
     return PodRef(f"nc-{role}-{i}", v4, f"lab-node-{i}", ips)
 
 
@@ -69,6 +72,8 @@ def dual_deployment(nodes: list[NodeInfo], **changes: Any) -> Deployment:
         single=PodRef("nc-single-1", "10.244.1.30", "lab-node-1", ("10.244.1.30", "fd10:244:0:1::30")),
         node_port_single=30082,
         pod_mtu=1450,
+        policy_targets={n.name: pod("policy-target", int(n.name[-1])) for n in nodes},
+        policy_client=pod("policy-client", 1),
     )
     for key, value in changes.items():
         setattr(dep, key, value)
@@ -131,7 +136,7 @@ def test_every_check_is_planned_once_per_family_with_that_family_s_addresses() -
     plan, gaps = plan_with_gaps(dual_deployment(NODES), NODES, stability_count=20)
     assert not gaps
     from_1 = targets_of(plan, "lab-node-1")
-    assert len(from_1) == 2 * (4 * 3 + 2 + 5 + 1 + 5)  # as on one family, twice; still one batch per client
+    assert len(from_1) == 2 * (6 * 3 + 2 + 5 + 1 + 5)  # as on one family, twice; still one batch per client
     assert len(plan) == 3
     assert from_1[pod_target("tcp", "lab-node-3", "ipv6")].host == "fd10:244:0:3::10"
     assert from_1[pod_target("tcp", "lab-node-3", "ipv4")].host == "10.244.3.10"

@@ -18,7 +18,7 @@ from netconform.errors import ProbeSetupError, UsageError, api_error_sentence
 from netconform.kube.connect import get_json, make_api_client, request_counts
 from netconform.kube.inventory import list_nodes
 from netconform.plugin import collection as collection_plugin
-from netconform.workload.labels import HAIRPIN_SERVICE, ROLE_LABEL, SERVICES, SINGLE
+from netconform.workload.labels import HAIRPIN_SERVICE, POLICY, ROLE_LABEL, SERVICES, SINGLE
 from netconform.workload.readiness import PodRef, wait_ready
 
 
@@ -176,7 +176,8 @@ def endpoint_slice(service: str, ips: list[str]) -> dict[str, Any]:
 def test_wait_ready_lists_pods_and_slices_once_per_poll_as_plain_json(api: k8s.ApiClient) -> None:
     pods = [probe_pod("server", "n1", "10.0.1.2"), probe_pod("server", "n2", "10.0.2.2"),
             probe_pod("client", "n1", "10.0.1.3"), probe_pod("client", "n2", "10.0.2.3"),
-            probe_pod(SINGLE["role"], "n1", "10.0.1.4")]  # fmt: skip
+            probe_pod(SINGLE["role"], "n1", "10.0.1.4"), probe_pod(POLICY["target_role"], "n1", "10.0.1.5"),
+            probe_pod(POLICY["target_role"], "n2", "10.0.2.5"), probe_pod(POLICY["client_role"], "n1", "10.0.1.6")]  # fmt: skip
     servers = ["10.0.1.2", "10.0.2.2", "fd00::2"]
     slices = [endpoint_slice(name, servers) for name in SERVICES.values()]
     slices += [endpoint_slice(HAIRPIN_SERVICE, ["10.0.1.3", "10.0.2.3", "fd00::3"])]
@@ -188,6 +189,7 @@ def test_wait_ready_lists_pods_and_slices_once_per_poll_as_plain_json(api: k8s.A
     assert FakeApiServer.asked == [(PODS, "labelSelector=netconform.io/role"), (SLICES, "")]
     assert got.pods["server"]["n2"] == PodRef("nc-server-n2", "10.0.2.2", "n2", ("10.0.2.2", "fd00::2"))
     assert set(got.pods["client"]) == {"n1", "n2"} and got.pods[SINGLE["role"]]["n1"].ip_of("ipv6") == "fd00::4"
+    assert set(got.pods[POLICY["target_role"]]) == {"n1", "n2"} and set(got.pods[POLICY["client_role"]]) == {"n1"}
     assert got.unusable == {}
 
 
@@ -245,6 +247,6 @@ def test_wait_ready_times_out_naming_the_newest_warning(api: k8s.ApiClient) -> N
         wait_ready(k8s.CoreV1Api(api), NS, ["n1"], timeout_s=0)
     assert str(caught.value) == (
         "probes not Ready after 0s: nc-server-n1 on n1: ContainerCreating (FailedCreatePodSandBox: newest); "
-        "no nc-single pod on n1"
+        "no nc-single pod on n1; no nc-policy-target pod on n1; no nc-policy-client pod on n1"
     )
     assert (EVENTS, "fieldSelector=type%3DWarning") in FakeApiServer.asked

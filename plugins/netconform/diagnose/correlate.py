@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from netconform.checks import DNS, HAIRPIN, MTU, NODEPORT, POD_TO_POD, SERVICE, STABILITY
+from netconform.checks import DNS, HAIRPIN, MTU, NETWORK_POLICY, NODEPORT, POD_TO_POD, SERVICE, STABILITY
 from netconform.dialing.path import PathInfo
 
 from .facts import ClusterFacts
@@ -85,6 +85,8 @@ def _checks_of(path: PathInfo, facts: ClusterFacts) -> tuple[str, ...]:
         return (HAIRPIN, SERVICE)
     if path.check == MTU:  # full-size datagrams to a pod, or through the ClusterIP
         return (MTU, SERVICE if facts.service_by_ip(path.target_ip) else POD_TO_POD)
+    if path.check == NETWORK_POLICY:  # a policy target's pod IP, before (or without) any policy
+        return (NETWORK_POLICY, POD_TO_POD)
     return (path.check,)
 
 

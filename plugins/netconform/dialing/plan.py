@@ -12,13 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from netconform.checks import DNS, HAIRPIN, MTU, NODEPORT, POD_TO_POD, SERVICE, STABILITY
+from netconform.checks import DNS, HAIRPIN, MTU, NETWORK_POLICY, NODEPORT, POD_TO_POD, SERVICE, STABILITY
 from netconform.dialing import coverage
 from netconform.dialing.model import STOP_AFTER_FAILURES, Source, Target
 from netconform.dialing.pairs import PairChoice
 from netconform.kube.inventory import NodeInfo, cluster_families
 from netconform.workload.deploy import Deployment
-from netconform.workload.labels import HAIRPIN_SERVICE, HTTP_PORT, SERVICES, UDP_PORT
+from netconform.workload.labels import HAIRPIN_SERVICE, HTTP_PORT, POLICY, SERVICES, UDP_PORT
 
 __all__ = [
     "DNS_KINDS",
@@ -31,6 +31,8 @@ __all__ = [
     "hairpin_target",
     "mtu_payload",
     "mtu_target",
+    "network_policy_plan",
+    "network_policy_target",
     "nodeport_target",
     "plan_with_gaps",
     "pod_target",
@@ -116,6 +118,11 @@ def mtu_target(family: str, dst_node: str | None = None) -> str:
 def hairpin_target(family: str = "ipv4") -> str:
     """The client pod's own Service (nc-hairpin, internalTrafficPolicy Local): answered by itself."""
     return f"hairpin:{family}"
+
+
+def network_policy_target(proto: Proto, dst_node: str, family: str = "ipv4") -> str:
+    """The NetworkPolicy check's target pod on `dst_node` (nc-policy-target), by its pod IP of `family`."""
+    return f"netpol:{proto}:{family}:{dst_node}"
 
 
 def mtu_payload(mtu: int, family: str) -> int:
@@ -222,6 +229,56 @@ def _pair_targets(b: _Builder, dep: Deployment, dst: NodeInfo, family: str, cros
             _no_node_ip(dst.name, family) if server else missing,
             Target(tid, "tcp", node_ip or "", port, NODEPORT, dst_node=dst.name, dst_label=label),
         )
+
+
+def _network_policy(b: _Builder, dep: Deployment, dst: NodeInfo, family: str) -> None:
+    """The policy target on `dst`, TCP and UDP, one connection each: in the fan-out (before any policy:
+    the path works) and in every round of the NetworkPolicy check (`network_policy_plan`)."""
+    target = dep.policy_targets.get(dst.name)
+    ip = target.ip_of(family) if target else None
+    missing = (
+        _no_pod_ip("policy target", target.name, dst.name, family)
+        if target
+        else Gap(
+            f"the probe pods on {dst.name} never became Ready: {dep.unusable.get(dst.name, 'no policy target pod')}",
+            True,
+            dst.name,
+        )
+    )
+    label = f"{POLICY['target_daemonset']} on {dst.name}"
+    for proto, port in (("tcp", HTTP_PORT), ("udp", UDP_PORT)):
+        tid = network_policy_target(proto, dst.name, family)  # type: ignore[arg-type]
+        b.add(tid, ip, missing, Target(tid, proto, ip or "", port, NETWORK_POLICY, dst_node=dst.name, dst_label=label))
+
+
+def network_policy_plan(dep: Deployment, nodes: list[NodeInfo], pairs: PairChoice | None = None) -> Plan:
+    """What one round of the NetworkPolicy check dials, one exec per pod: every client pod its own
+    node's policy target and those of its chosen cross-node peers (the same ids as in the fan-out,
+    where they were dialed before any policy existed), and the allowed client (nc-policy-client, on
+    the first node) every node's, so each target is seen alive under the policy. Gaps are the fan-out's."""
+    families = cluster_families(nodes)
+    plan: Plan = {}
+    unused: Gaps = {}
+    for node in nodes:
+        client = dep.clients.get(node.name)
+        if client is None:
+            continue
+        b = _Builder(node.name, unused)
+        for family in families:
+            if client.ip_of(family):
+                for dst in nodes:
+                    if pairs is None or pairs.covers(node.name, dst.name):
+                        _network_policy(b, dep, dst, family)
+        plan[Source(client.name, client.ip, node.name)] = b.targets
+    allowed = dep.policy_client
+    if allowed is not None:
+        b = _Builder(allowed.node, unused)
+        for family in families:
+            if allowed.ip_of(family):
+                for dst in nodes:
+                    _network_policy(b, dep, dst, family)
+        plan[Source(allowed.name, allowed.ip, allowed.node)] = b.targets
+    return plan
 
 
 def _many_targets(
@@ -357,6 +414,7 @@ def _family_targets(
     for dst in nodes:
         if pairs is None or pairs.covers(node.name, dst.name):
             _pair_targets(b, dep, dst, family, cross=dst.name != node.name)
+            _network_policy(b, dep, dst, family)
     ring = [n for n in nodes if n.name in dep.servers or n.name == node.name]
     _many_targets(b, dep, stability_peer(ring, node), family, backend_tries, stability_count)
     _hairpin(b, dep, family)

@@ -21,23 +21,17 @@ from .namespace import PERMISSIONS, GateNamespace, open_gate, read_states
 from .pods import GatePod, end_churn
 from .state import STATE_FILE, load_state, refuse_other_cluster, save_state
 
-__all__ = ["DEFAULT_STATE", "Selection", "baseline", "check", "close", "run_suite"]
+__all__ = ["DEFAULT_STATE", "Selection", "baseline", "check", "close", "run_suite", "suite_command"]
 
 # the operator's working directory, as for the suite's reports: never beside the installed package
 DEFAULT_STATE = Path("reports") / "gate"
 
 
-def run_suite(out_dir: Path, kubeconfig: str | None, context: str | None, extra: list[str]) -> dict[str, Any]:
-    """The suite in a subprocess (its output streams to ours); returns the outcomes JSON.
-
-    The suites are the installed ones (a clone's suites/, a wheel's netconform/suites); the rootdir is
-    their parent, so test ids read `suites/test_x.py::...` from a clone and a wheel alike, and a
-    baseline compares with a check run from anywhere. Everything written goes to `out_dir`."""
-    out_dir = out_dir.resolve()
+def suite_command(out_dir: Path, kubeconfig: str | None, context: str | None, extra: list[str]) -> list[str]:
+    """The suite as the gate runs it: every installed check (no selection of its own: a check counts
+    like any other, the operator's `extra` options aside), everything written under `out_dir`."""
     suites = suites_dir()
-    out_dir.mkdir(parents=True, exist_ok=True)
     outcomes = out_dir / "outcomes.json"
-    outcomes.unlink(missing_ok=True)
     cmd = [
         sys.executable,
         "-m",
@@ -56,7 +50,20 @@ def run_suite(out_dir: Path, kubeconfig: str | None, context: str | None, extra:
         cmd.append(f"--kubeconfig={kubeconfig}")
     if context:
         cmd.append(f"--context={context}")
-    cmd += extra
+    return cmd + extra
+
+
+def run_suite(out_dir: Path, kubeconfig: str | None, context: str | None, extra: list[str]) -> dict[str, Any]:
+    """The suite in a subprocess (its output streams to ours); returns the outcomes JSON.
+
+    The suites are the installed ones (a clone's suites/, a wheel's netconform/suites); the rootdir is
+    their parent, so test ids read `suites/test_x.py::...` from a clone and a wheel alike, and a
+    baseline compares with a check run from anywhere. Everything written goes to `out_dir`."""
+    out_dir = out_dir.resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outcomes = out_dir / "outcomes.json"
+    outcomes.unlink(missing_ok=True)
+    cmd = suite_command(out_dir, kubeconfig, context, extra)
     print(f"ci/gate: running the suite: {' '.join(cmd[3:])}", flush=True)
     done = subprocess.run(cmd)
     if not outcomes.is_file():

@@ -24,6 +24,7 @@ SUITE_PLUGINS = (
     "netconform.plugin.checks",
     "netconform.plugin.probes",
     "netconform.plugin.dial",
+    "netconform.plugin.policy",
     "netconform.plugin.collection",
     "netconform.plugin.dns_retries",
     "netconform.plugin.nodes",

@@ -32,6 +32,8 @@ RUN_PERMISSIONS: tuple[Permission, ...] = (
     Permission("create", "pods", subresource="exec"),
     Permission("list", "endpointslices", "discovery.k8s.io"),
     Permission("list", "events"),
+    # the NetworkPolicy check (suites/test_network_policy.py): its two policies, removed with the namespace
+    Permission("create", "networkpolicies", "networking.k8s.io"),
 )
 
 # ClusterRole netconform-inspect: read-only, optional. Missing: said once, the checks still run.

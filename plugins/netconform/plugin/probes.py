@@ -9,6 +9,7 @@ import shutil
 import sys
 import time
 from argparse import ArgumentTypeError
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -233,8 +234,19 @@ def _timings_and_forget(config: pytest.Config, ns: str) -> str | None:
                 else ""
             )
             parts.append(f"{words} {data['seconds']:.1f}s{of_which}")
+        parts += _policy_timing(directory)
         shutil.rmtree(directory, ignore_errors=True)
     return ", ".join(parts) or None
+
+
+def _policy_timing(directory: Path) -> list[str]:
+    """How the NetworkPolicy check's rounds went (netconform.dialing.policy), if this run made them."""
+    try:
+        data = json.loads((directory / "network-policy.json").read_text())
+        state = "in effect" if data["in_effect"] else "not in effect"
+        return [f"NetworkPolicy {state} after {data['waited_s']:.1f}s ({data['rounds']} rounds)"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
 
 
 def _own_calls() -> dict[str, int]:

@@ -15,7 +15,7 @@ from kubernetes import utils as k8s_utils
 from netconform.errors import API_ERRORS, NetconformError, ProbeSetupError, api_error_sentence
 from netconform.kube.exec import run_in_pod
 from netconform.kube.inventory import family_of
-from netconform.workload.labels import HAIRPIN_SERVICE, PROBE_CONTAINER, SERVICES, SINGLE, namespace_name
+from netconform.workload.labels import HAIRPIN_SERVICE, POLICY, PROBE_CONTAINER, SERVICES, SINGLE, namespace_name
 from netconform.workload.manifests import namespace_manifest, workload_manifests
 from netconform.workload.readiness import KUBE_PROXY_SETTLE_S, PodRef, Progress, wait_ready
 
@@ -55,19 +55,24 @@ class Deployment:
     settle_note: str = ""
     # selected nodes whose probe pods did not become Ready in the wait -> why (their tests fail with it)
     unusable: dict[str, str] = field(default_factory=dict)
+    # the NetworkPolicy check's own pods: a target per node, the one allowed client (first node)
+    policy_targets: dict[str, PodRef] = field(default_factory=dict)
+    policy_client: PodRef | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Deployment:
-        single = data.get("single")
+        single, policy_client = data.get("single"), data.get("policy_client")
         return cls(
             **{
                 **data,
                 "servers": {n: PodRef.from_dict(p) for n, p in data["servers"].items()},
                 "clients": {n: PodRef.from_dict(p) for n, p in data["clients"].items()},
                 "single": PodRef.from_dict(single) if single else None,
+                "policy_targets": {n: PodRef.from_dict(p) for n, p in data.get("policy_targets", {}).items()},
+                "policy_client": PodRef.from_dict(policy_client) if policy_client else None,
             }
         )
 
@@ -163,6 +168,8 @@ def deploy(api: k8s.ApiClient, want: DeployRequest) -> Deployment:
         pod_mtu_error=mtu_error,
         service_ips={name: ips for name, svc in services.items() if (ips := _cluster_ips(svc))},
         unusable=ready.unusable,
+        policy_targets=pods[POLICY["target_role"]],
+        policy_client=next(iter(pods[POLICY["client_role"]].values()), None),
     )
 
 

@@ -14,6 +14,7 @@ __all__ = [
     "MANAGED_BY_LABEL",
     "OWNER_ANNOTATION",
     "PROBE_BINARY",
+    "POLICY",
     "PROBE_CONTAINER",
     "ROLE_LABEL",
     "RUN_LABEL",
@@ -52,6 +53,16 @@ HAIRPIN_SERVICE = "nc-hairpin"
 # One probe pod on the first selected node (a DaemonSet pinned there: no permission beyond the others')
 # behind its own externalTrafficPolicy=Local NodePort: every other node must stay silent on that port.
 SINGLE = {"role": "single", "daemonset": "nc-single", "service": "nc-single-local"}
+# The NetworkPolicy check's own pods, which no other check dials and no Service selects: a target on
+# every node (the policies select only these) and one allowed client on the first node; the two policies.
+POLICY = {
+    "target_role": "policy-target",
+    "target_daemonset": "nc-policy-target",
+    "client_role": "policy-client",
+    "client_daemonset": "nc-policy-client",
+    "deny": "nc-policy-deny",
+    "allow": "nc-policy-allow",
+}
 
 
 def namespace_name(run_id: str) -> str:

@@ -16,6 +16,7 @@ from netconform.workload.labels import (
     KEEP_ANNOTATION,
     MANAGED_BY_LABEL,
     OWNER_ANNOTATION,
+    POLICY,
     PROBE_CONTAINER,
     ROLE_LABEL,
     RUN_LABEL,
@@ -27,7 +28,7 @@ from netconform.workload.labels import (
 )
 from netconform.workload.namespace import owner_token
 
-__all__ = ["agent_daemonset", "namespace_manifest", "only_on", "workload_manifests"]
+__all__ = ["agent_daemonset", "namespace_manifest", "network_policies", "only_on", "workload_manifests"]
 
 
 def namespace_manifest(run_id: str, keep: bool) -> k8s.V1Namespace:
@@ -141,6 +142,35 @@ def workload_manifests(run_id: str, probe_image: str, node_names: list[str]) -> 
         *(_service(name, run_id, kind) for kind, name in SERVICES.items()),
         _service(HAIRPIN_SERVICE, run_id, "hairpin", role="client"),
         _service(SINGLE["service"], run_id, "nodeport_local", role=SINGLE["role"]),
+        # the NetworkPolicy check's own: no Service selects them, no other check dials them
+        _probe_daemonset(POLICY["target_daemonset"], POLICY["target_role"], run_id, probe_image, node_names),
+        _probe_daemonset(POLICY["client_daemonset"], POLICY["client_role"], run_id, probe_image, node_names[:1]),
+    ]
+
+
+def network_policies(run_id: str) -> list[dict[str, Any]]:
+    """The NetworkPolicy check's two policies, standard networking.k8s.io/v1 only (every enforcing CNI
+    implements it): one isolating the ingress of the policy targets (and nothing else: they select
+    only role policy-target of this run), one allowing the policy client in, on both probe ports."""
+
+    def role(name: str) -> dict[str, Any]:
+        return {"matchLabels": {ROLE_LABEL: name, RUN_LABEL: run_id}}
+
+    def policy(name: str, ingress: list[dict[str, Any]] | None) -> dict[str, Any]:
+        spec: dict[str, Any] = {"podSelector": role(POLICY["target_role"]), "policyTypes": ["Ingress"]}
+        if ingress is not None:
+            spec["ingress"] = ingress
+        return {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": name, "labels": managed_labels(run_id)},
+            "spec": spec,
+        }
+
+    ports = [{"protocol": "TCP", "port": HTTP_PORT}, {"protocol": "UDP", "port": UDP_PORT}]
+    return [
+        policy(POLICY["deny"], None),  # no ingress rule: every connection in is denied
+        policy(POLICY["allow"], [{"from": [{"podSelector": role(POLICY["client_role"])}], "ports": ports}]),
     ]
 
 

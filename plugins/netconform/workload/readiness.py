@@ -20,7 +20,7 @@ from kubernetes import client as k8s
 from netconform.errors import API_ERRORS, ProbeSetupError, api_error_sentence
 from netconform.kube.connect import get_json
 from netconform.kube.inventory import family_of
-from netconform.workload.labels import HAIRPIN_SERVICE, HTTP_PORT, ROLE_LABEL, SERVICES, SINGLE
+from netconform.workload.labels import HAIRPIN_SERVICE, HTTP_PORT, POLICY, ROLE_LABEL, SERVICES, SINGLE
 
 __all__ = ["PodRef", "Readiness", "not_ready_message", "pod_problem", "wait_ready"]
 
@@ -70,8 +70,15 @@ def _pod_ips(pod: Pod) -> list[str]:
     return [p["ip"] for p in status.get("podIPs") or [] if p.get("ip")] or [ip for ip in [status.get("podIP")] if ip]
 
 
-# role -> on which of the selected nodes it runs: every node, or only the first (the single pod)
-ROLES = {"server": slice(None), "client": slice(None), SINGLE["role"]: slice(1)}
+# role -> on which of the selected nodes it runs: every node, or only the first (the single pod, the
+# NetworkPolicy check's allowed client)
+ROLES = {
+    "server": slice(None),
+    "client": slice(None),
+    SINGLE["role"]: slice(1),
+    POLICY["target_role"]: slice(None),
+    POLICY["client_role"]: slice(1),
+}
 
 
 def _name(pod: Pod) -> str:
