@@ -5,7 +5,7 @@ CNI (Calico's `cali*`: a /32 route per pod) and the capture runs there. Where th
 device instead (flannel's bridge cni0, Cilium's cilium_host), the pod's eth0 tells its veth peer:
 /sys/class/net/eth0/iflink, read in our own probe pod, is the ifindex of the host side, named by
 `ip -o link show` on the node. "The pod's own interface" is judged the same way for both: a link whose
-peer lives in another network namespace (`link-netns` / `link-netnsid` on its line), which a bridge or
+peer lives in another network namespace (`name@ifN`, or `link-netns` / `link-netnsid` on its line), which a bridge or
 cilium_host never is, on a route with no gateway (a default route out of a node whose own uplink is a
 veth, as a kind node's eth0, is not the pod's interface). Every answer is parsed bounded and every name validated before it reaches tcpdump.
 """
@@ -89,8 +89,11 @@ def parse_links(text: str) -> dict[int, LinkLine]:
         if not 0 < index <= MAX_IFINDEX:
             continue
         words = line.split()
-        elsewhere = "link-netns" in words or "link-netnsid" in words
-        links[index] = LinkLine(index, m.group(2), elsewhere, m.group(3) or "")
+        # iproute2 writes `name@ifN` when the peer is in another namespace (`name@peer` in the same one); the
+        # lab's agent printed `veth547bdb17@if2` without link-netnsid on its -o line (2026-12-03): either says it
+        peer = m.group(3) or ""
+        elsewhere = "link-netns" in words or "link-netnsid" in words or bool(re.fullmatch(r"if\d{1,10}", peer))
+        links[index] = LinkLine(index, m.group(2), elsewhere, peer)
     return links
 
 

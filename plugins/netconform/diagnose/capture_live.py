@@ -106,9 +106,9 @@ def _family_ip(pod: k8s.V1Pod, family: int) -> str | None:
     return None
 
 
-def _snat_sources(facts: ClusterFacts, nodes: list[str], family: int) -> list[str]:
+def _snat_sources(facts: ClusterFacts, nodes: list[str], family: int, *, bridge: bool) -> list[str]:
     """Where a client's source may be rewritten to on the way (a masquerade, seed 3; a NodePort's SNAT):
-    the path's nodes' addresses and the first two of their pod CIDRs (flannel.1's .0, cni0's .1)."""
+    the nodes' addresses and their pod CIDRs' first address (flannel.1's .0), with `bridge` cni0's .1."""
     out: list[str] = []
     for name in nodes:
         nf = facts.nodes.get(name)
@@ -126,7 +126,7 @@ def _snat_sources(facts: ClusterFacts, nodes: list[str], family: int) -> list[st
             except ValueError:
                 continue
             if net.version == family and net.num_addresses > 2:
-                out += [str(net.network_address), str(net.network_address + 1)]
+                out += [str(net.network_address)] + ([str(net.network_address + 1)] if bridge else [])
     return out
 
 
@@ -145,9 +145,15 @@ def path_flows(
     client = Flow(client_ip, (path.target_ip,), port) if client_ip else None
     server = None
     if server_ip and path.dst_node:
-        server_port = port if server_ip == path.target_ip else HTTP_PORT
-        nodes = sorted({path.src_node, path.dst_node})
-        peers = tuple(dict.fromkeys([p for p in [client_ip] if p] + _snat_sources(facts, nodes, family)))
+        pod_target = server_ip == path.target_ip
+        server_port = port if pod_target else HTTP_PORT
+        # a pod target: only the client's node may masquerade it (its address, flannel.1's .0); a Service or
+        # NodePort: either node, the bridge's .1 too (hairpin). Never the server node's .1 for a pod target:
+        # the kubelet's probes of our server come from there (seen on the lab, 2026-12-03)
+        snat = _snat_sources(facts, [path.src_node], family, bridge=False)
+        if not pod_target:
+            snat += _snat_sources(facts, sorted({path.src_node, path.dst_node}), family, bridge=True)
+        peers = tuple(dict.fromkeys([p for p in [client_ip] if p] + snat))
         server = Flow(server_ip, peers, server_port) if peers else None
     return client, server
 

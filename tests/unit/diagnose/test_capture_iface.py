@@ -179,3 +179,19 @@ def test_fuzz_iflink(text: str) -> None:
 def test_a_huge_answer_is_read_bounded(tmp_path: Path) -> None:
     big = "7: veth1@if2: <UP> link-netns x\n" * 100_000
     assert len(parse_links(big)) == 1  # one index, read from at most MAX_LINES lines
+
+
+def test_the_labs_veth_line_without_a_netnsid_is_a_pods_interface() -> None:
+    """REAL, the flannel lab (2026-12-03, lab-node-1's agent, the run's --diagnose-record `link` section): the
+    first line of the client pod's veth and of cni0. A veth line as the capture read it there carried no
+    link-netnsid, so `name@ifN` (a peer in another namespace) is what tells a pod's interface."""
+    text = (
+        "4: cni0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1450 qdisc noqueue state UP mode DEFAULT group default qlen 1000\n"
+        "15: veth547bdb17@if2: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1450 qdisc noqueue master cni0 state UP mode "
+        "DEFAULT group default \n"
+    )
+    links = parse_links(text)
+    assert links[15].name == "veth547bdb17" and links[15].peer_elsewhere and not links[4].peer_elsewhere
+    route = "10.244.0.12 dev cni0 src 10.244.0.1 uid 0 \n"
+    side = find_host_side("10.244.0.12", lambda c: text if "link" in c else route, lambda: "15\n")
+    assert side.name == "veth547bdb17" and side.how.startswith("the veth peer of the pod's eth0 (iflink 15)")
