@@ -391,6 +391,70 @@ def test_stale_arp_pcap_shows_the_wrong_inner_mac(lab_kubeconfig: str, tmp_path:
     assert eth and not capture.analyse(eth[0].read_bytes(), underlay).vxlan_mac_mismatch
 
 
+VETH_LINE = re.compile(
+    r"^  (lab-node-\d)-(veth[0-9a-f]{1,11}): taken on \2, the host side of (client|server) pod (nc-\w+-\w+) "
+    r"\((10\.244\.\d+\.\d+)\): the veth peer of the pod's eth0 \(iflink \d+\); the route names cni0",
+    re.M,
+)
+
+
+def probe_tuples(pcap: Path) -> list[tuple[int, tuple[str, str], tuple[int, int]]]:
+    """(captured length, addresses, TCP ports) of every packet, the inner headers of a VXLAN one."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.inet6 import IPv6
+    from scapy.layers.vxlan import VXLAN
+    from scapy.utils import PcapReader
+
+    out = []
+    for pkt in PcapReader(str(pcap)):
+        inner = pkt[VXLAN].payload if pkt.haslayer(VXLAN) else pkt
+        ip = inner[IP] if inner.haslayer(IP) else inner[IPv6] if inner.haslayer(IPv6) else None
+        tcp = inner[TCP] if inner.haslayer(TCP) else None
+        out.append(
+            (len(bytes(pkt)), (str(ip.src), str(ip.dst)) if ip else ("", ""), (tcp.sport, tcp.dport) if tcp else (0, 0))
+        )
+    return out
+
+
+def test_stale_arp_capture_on_the_pods_veths_holds_only_the_probe(lab_kubeconfig: str, tmp_path: Path) -> None:
+    """--capture-pcap: the pcaps are taken on the probe pods' host-side veths (the route names cni0, the pod's
+    iflink names the veth), the verdict says where the SYN or SYN-ACK was lost, and every pcap of the run
+    holds the probe's flows only, headers only (capture_filter.snap_length)."""
+    skip_unless_declared("stale-arp", FAULTS["stale-arp"].works_on)
+    with lab_lock():
+        try:
+            lab("fault", "stale-arp", "--node", NODE)
+            out = run(lab_kubeconfig, tmp_path, "--capture-pcap", "--capture-seconds=4", "-k", "test_tcp_cross_node")
+        finally:
+            lab("fault", "clear", check=False)
+    assert out.top == ("stale-flannel-arp", NODE), "\n".join(out.summary)
+    veths = {m.group(3): m.groups() for m in VETH_LINE.finditer(out.stdout)}
+    assert veths.keys() == {"client", "server"}, out.stdout[-4000:]
+    client_node, server_node = veths["client"][0], veths["server"][0]
+    assert NODE in (client_node, server_node)
+    ci, si = veths["client"][1], veths["server"][1]
+    if client_node == NODE:  # lab-node-2's frames to its peers carry the stale MAC: the SYN never arrives
+        want = f"verdict: the client's SYNs left on {ci} and never reached the server pod's {si}: lost on the way there"
+    else:  # the SYN arrives, the server's SYN-ACK leaves lab-node-2 with the stale MAC
+        want = f"verdict: the server pod answered on {si} (SYN-ACK), and the answers never reached the client's {ci}"
+    assert want in out.stdout, out.stdout[-4000:]
+    probe_ips = {veths["client"][4], veths["server"][4]}
+    pcaps = sorted((tmp_path / "record" / "pcap").glob("*.pcap"))
+    by_kind = {"veth": 0, "flannel": 0, "any": 0}
+    for f in pcaps:
+        kind = "veth" if "-veth" in f.name else "flannel" if "flannel.1" in f.name else "any"
+        snap = 150 if kind == "any" else 94  # IPv4 (capture_filter.snap_length)
+        seen = probe_tuples(f)
+        by_kind[kind] += len(seen)
+        for length, addrs, ports in seen:
+            assert length <= snap, f"{f.name}: a {length}-byte packet kept, more than the headers"
+            assert 8080 in ports and set(addrs) & probe_ips, f"{f.name}: {addrs} {ports} is not the probe's flow"
+        if kind == "veth":  # a pod's own veth: only that pod's address, with its peer on the path
+            pod_ip = next(v[4] for v in veths.values() if f.name.endswith(f"-{v[0]}-{v[1]}.pcap"))
+            assert all(pod_ip in addrs for _, addrs, _ in seen), f.name
+    assert by_kind["veth"] > 0 and by_kind["flannel"] > 0, by_kind
+
+
 def test_after_clear_the_suite_is_green_and_the_nodes_healthy(lab_kubeconfig: str, tmp_path: Path) -> None:
     fault = "stale-arp" if variant().flannel_backend == "vxlan" else "missing-route"
     with lab_lock():

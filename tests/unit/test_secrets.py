@@ -18,7 +18,7 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes.config import kube_config
 
-from netconform.diagnose import capture
+from netconform.diagnose import capture_live
 from netconform.diagnose.facts_record import facts_from_dict
 from netconform.dialing.path import PathInfo
 from netconform.errors import api_error_sentence, error_text, redact, server_url
@@ -68,8 +68,12 @@ def test_a_failed_capture_says_the_status_not_the_response(monkeypatch: pytest.M
         def run(self, node: str, command: str, timeout_s: float = 60.0) -> object:
             raise api_exception()
 
+    def pods_refused(*args: object) -> object:
+        raise api_exception()
+
+    monkeypatch.setattr(capture_live, "probe_ends", pods_refused)  # the API refuses the probe pods' list
     path = PathInfo("pod_to_pod", "n1", "n2", "10.244.2.2:8080", "timeout")
-    got = capture.capture_path(Hosts(), facts_from_dict({}), None, "ns", [path], 3, lambda n, d: None)  # type: ignore[arg-type]
+    got = capture_live.capture_path(Hosts(), facts_from_dict({}), None, "ns", [path], 3, lambda n, d: None)  # type: ignore[arg-type]
     assert got.text == "capture failed: 500 Internal Server Error: etcd timeout\n"
 
 

@@ -1,39 +1,23 @@
-"""--capture-pcap: retry a failing TCP path under tcpdump on its nodes; analyse the pcap with scapy.
+"""--capture-pcap's analysis: a pcap's bytes in, what its TCP handshakes and VXLAN frames show out.
 
-The analysis functions are pure (bytes in, facts out) and tested on real captures
-made in network namespaces (tests/data/recorded/pcap/).
+The functions are pure and tested on real captures made in network namespaces
+(tests/data/recorded/pcap/); the capture itself (where, which flows) is capture_live's.
 """
 
 from __future__ import annotations
 
-import base64
 import io
 import ipaddress
-import shlex
-import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes import client as k8s
+from netconform.errors import missing_extra
 
-from netconform.dialing.fanout import dial_from
-from netconform.dialing.model import Source, Target
-from netconform.dialing.path import PathInfo
-from netconform.errors import error_text, missing_extra
-from netconform.kube.connect import make_api_client
-from netconform.nodes import NodeHosts
-from netconform.workload.labels import role_selector
+from .capture_filter import VXLAN_PORT
 
-from .facts import ClusterFacts
+__all__ = ["Analysis", "analyse", "verdict"]
 
-__all__ = ["Analysis", "analyse", "capture_path"]
-
-VXLAN_PORT = 8472
-REDIAL_TIMEOUT_MS = 2000
-REDIAL_COUNT = 3
-MAX_PACKETS = 200_000  # tcpdump -s 256 for --capture-seconds at most: far more is not our capture
+MAX_PACKETS = 200_000  # headers of the probe's own flows for --capture-seconds at most: far more is not ours
 
 
 @dataclass
@@ -175,98 +159,24 @@ def _read_packets(
                 a.handshakes += 1
 
 
-# ---------------------------------------------------------------- live capture through the node hosts
-
-
-def _tcpdump_cmd(seconds: int, bpf: str, iface: str = "any", tag: str = "") -> str:
-    # setsid: tcpdump must outlive this exec; the pid file lets us stop exactly our own process.
-    # -Z root: Debian's tcpdump otherwise switches to user `tcpdump`, which an agent image may lack
-    f = f"/tmp/nc-cap{tag}"
-    return (
-        f"rm -f {f}.pcap; setsid timeout {seconds} tcpdump -Z root -i {iface} -U -n -s 256 -w {f}.pcap "
-        f"{shlex.quote(bpf)} >{f}.log 2>&1 & echo $! >{f}.pid; sleep 1; echo started"
-    )
-
-
-@dataclass
-class Captured:
-    """What `capture_path` produced: lines for the diagnosis section and the pcaps by capture name."""
-
-    text: str
-    pcaps: dict[str, bytes] = field(default_factory=dict)
-
-
-def capture_path(
-    hosts: NodeHosts,
-    facts: ClusterFacts,
-    configuration: k8s.Configuration,
-    namespace: str,
-    paths: list[PathInfo],
-    seconds: int,
-    save: Callable[[str, bytes], str | None],
-) -> Captured:
-    """Retry the first failing TCP path under tcpdump on its nodes; `save(name, data)` keeps a pcap."""
-    path = next((p for p in paths if p.target_port and p.check != "dns"), None)
-    if path is None or not path.src_node:
-        return Captured("capture: no TCP path to retry\n")
-    nodes = sorted({n for n in (path.src_node, path.dst_node or facts.node_of_ip(path.target_ip)) if n})
-    bpf = f"host {path.target_ip} or udp port {VXLAN_PORT}"
-    try:
-        # -i any has cooked headers (no destination MAC): flannel.1 itself is captured with its Ethernet
-        # header too, where a stale neighbour MAC shows even when no FDB entry lets the frame leave
-        start = [(n, _tcpdump_cmd(seconds, bpf)) for n in nodes] + [
-            (n, _tcpdump_cmd(seconds, f"tcp port {path.target_port}", "flannel.1", "-fl")) for n in nodes
-        ]
-        with ThreadPoolExecutor(len(start)) as pool:
-            list(pool.map(lambda nc: hosts.run(nc[0], nc[1], 20), start))
-        retry_note = _redial(configuration, namespace, path)
-        time.sleep(1)
-        pcaps: dict[str, bytes] = {}
-        logs: dict[str, str] = {}  # tcpdump's own words: why a capture came back empty
-        for n in nodes:
-            for tag, key in (("", n), ("-fl", f"{n}-flannel.1")):
-                f = f"/tmp/nc-cap{tag}"
-                hosts.run(n, f"kill -INT $(cat {f}.pid) 2>/dev/null; sleep 1; true", 15)
-                res = hosts.run(n, f"base64 {f}.pcap && rm -f {f}.pcap {f}.pid", 30)
-                pcaps[key] = base64.b64decode("".join(res.stdout.split()) or b"")
-                logs[key] = hosts.run(n, f"tail -3 {f}.log 2>/dev/null; true", 15).stdout.strip()
-    except Exception as exc:  # boundary: capture is best effort; say why, never lose the diagnosis made
-        return Captured(f"capture failed: {error_text(exc)}\n")
-    expected = {nf.public_ip or nf.internal_ip or "": nf.vtep_mac for nf in facts.nodes.values() if nf.vtep_mac}
-    overlay = {c: nf.vtep_mac for nf in facts.nodes.values() if nf.vtep_mac for c in nf.pod_cidrs}
-    lines = [f"capture ({seconds}s, retry: {retry_note}):"]
-    for n, data in pcaps.items():
-        if not data:
-            lines.append(f"  {n}: empty capture")
-            continue
-        saved = save(n, data)
-        if saved:
-            lines.append(f"  {n}: pcap {saved}")
-        an = analyse(data, expected, path.target_port, overlay)
-        lines += [f"  {n}: {line}" for line in an.lines()]
-        if not an.packets and logs.get(n):
-            lines += [f"  {n}: tcpdump: {x}" for x in logs[n].splitlines()]
-    return Captured("\n".join(lines) + "\n", pcaps)
-
-
-def _redial(configuration: k8s.Configuration, namespace: str, path: PathInfo) -> str:
-    """Dial the failed target again from the client pod on the source node (one `probe dial`)."""
-    core = k8s.CoreV1Api(make_api_client(configuration))
-    pods = core.list_namespaced_pod(
-        namespace,
-        label_selector=role_selector("client"),
-        field_selector=f"spec.nodeName={path.src_node}",
-        _request_timeout=10,
-    ).items
-    if not pods or not path.src_node or path.target_port is None:
-        return f"no client pod on {path.src_node}"
-    pod = pods[0]
-    name = pod.metadata.name if pod.metadata else None
-    ip = pod.status.pod_ip if pod.status else None
-    source = Source(str(name), str(ip or ""), path.src_node)
-    target = Target("retry", "tcp", path.target_ip, path.target_port, path.check, count=REDIAL_COUNT)
-    outcome = dial_from(configuration, namespace, source, [target], REDIAL_TIMEOUT_MS)
-    if outcome.error is not None or not outcome.results:
-        return f"probe said: {(outcome.error or 'no result')[:120]}"
-    attempts = outcome.results[0].attempts
-    return f"{sum(1 for a in attempts if a.ok)}/{len(attempts)} ok"
+def verdict(client: tuple[str, Analysis] | None, server: tuple[str, Analysis] | None) -> str:
+    """Where the retried connections were lost, from the captures on the probe pods' host-side interfaces
+    (seed 2's reading): (interface, analysis) of the client's and of the server's, either may be missing."""
+    c, s = (client[1] if client else None), (server[1] if server else None)
+    ci, si = (client[0] if client else ""), (server[0] if server else "")
+    if c is None and s is None:
+        return "no capture on a probe pod's host-side interface (see the lines above)"
+    if c is not None and c.syns == 0:
+        return f"the client pod sent no SYN on {ci} during the retry (see the retry's result)"
+    if c is not None and c.syns and c.handshakes == c.syns:
+        return f"every SYN the client sent on {ci} was answered: the failure did not repeat during the capture"
+    if s is None:
+        return f"the client's SYNs on {ci} went unanswered; the server side was not captured"
+    if s.syns == 0:
+        lost = f"the client's SYNs left on {ci} and " if c is not None else "the SYNs "
+        return f"{lost}never reached the server pod's {si}: lost on the way there"
+    if s.handshakes == 0:
+        return f"the SYNs reached the server pod's {si} and it sent no SYN-ACK: refused or dropped at the server"
+    if c is None:
+        return f"the server pod answered on {si}; the client side was not captured"
+    return f"the server pod answered on {si} (SYN-ACK), and the answers never reached the client's {ci}: lost on the way back"

@@ -27,7 +27,7 @@ from netconform.kube.inventory import NodeInfo
 from netconform.nodes import AccessError, NodeHosts
 
 from . import correlate
-from .capture import capture_path
+from .capture_live import capture_path
 from .datapath import NOT_COVERED_CAUSE
 from .diagnosis import Diagnosis
 from .dialseq import source_patterns
