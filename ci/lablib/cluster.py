@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import certs, config, control, images, net, node, proc
+from . import certs, config, control, images, leftovers, net, node, proc
 from .config import Node
 from .proc import LabError, run
 
@@ -191,9 +191,11 @@ def up(var: config.Variant) -> None:
         _refresh_images()
         say(f"the lab is already up: {var.describe()}")
         return
-    if config.STATE.exists() or net.leftovers():
+    if config.STATE.exists() or leftovers.found():
         say("cleaning up what a stopped or half-finished lab left behind")
         down()
+        if left := leftovers.found():
+            raise LabError(f"cleaning up before `up` {leftovers.sentence(left)}")
     net.preflight()
     say(f"bringing up {var.describe()}")
     bins = build()
