@@ -6,14 +6,13 @@ Per node, in its mount namespace: a bpffs of its own on /sys/fs/bpf (the node's 
 /run/cilium and /var/lib/cilium (the BPF C sources are copied there: the agent writes its feature
 headers beside them and compiles with clang at run time), and as the agent's cgroup2 root a cgroup of
 its own (/sys/fs/cgroup/unified/netconform-lab/<node>, bound over /run/cilium/cgroupv2). Everything
-dies with the node's namespaces; `down` removes the cgroup. No operator runs: the lab applies the CRDs.
+dies with the node's namespaces; `down` removes the cgroup (proc.remove_cgroup covers the v2 hierarchy). No operator runs: the lab applies the CRDs.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 
 from . import config, control, node, proc
@@ -158,21 +157,3 @@ CNI_CONF = {
 def write_cni_conf(n: Node) -> None:
     """Once the agent is healthy (what its own --write-cni-conf-when-ready does): kubelet turns Ready then."""
     (n.dir / "cni-conf/05-cilium.conflist").write_text(json.dumps(CNI_CONF, indent=1))
-
-
-def remove_cgroups() -> None:
-    """The lab's cgroup2 tree: the agents' roots, and what runc made below them for the nodes' containers
-    (it joins the cgroup2 hierarchy too on this hybrid machine). Empty once the lab's processes are gone;
-    a cgroup freed a moment late is retried for up to 5 s, then named."""
-    top = CGROUP2 / config.CGROUP_ROOT
-    if not top.is_dir():
-        return
-    for path in [*sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)), top]:
-        for _ in range(50):
-            try:
-                path.rmdir()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise LabError(f"cannot remove the cgroup {path}: processes are still in it")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import certs, cilium, config, control, images, net, node, proc
+from . import certs, cilium, config, control, images, leftovers, net, node, proc
 from .config import Node
 from .proc import LabError, run
 
@@ -200,9 +200,11 @@ def up(var: config.Variant, healthy: Callable[[], bool]) -> None:
         _refresh_images()
         say(f"the lab is already up: {var.describe()}")
         return
-    if config.STATE.exists() or net.leftovers():
+    if config.STATE.exists() or leftovers.found():
         say("cleaning up what a stopped or half-finished lab left behind")
         down()
+        if left := leftovers.found():
+            raise LabError(f"cleaning up before `up` {leftovers.sentence(left)}")
     net.preflight()
     say(f"bringing up {var.describe()}")
     bins = build()
@@ -378,7 +380,6 @@ def down(keep_logs: bool = False) -> None:
         for pidfile in config.PIDS.glob("*.pid"):
             proc.stop(pidfile.stem)  # anything that escaped the cgroup, by its recorded pid
     proc.remove_cgroup(config.CGROUP_ROOT)
-    cilium.remove_cgroups()
     net.down()
     _restore_host_sysctls()
     node.remove_created_host_dirs()

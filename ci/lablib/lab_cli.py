@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from . import cilium, cluster, config, faults, lab_status, node, proc, smoke, upgrade
+from . import cilium, cluster, config, faults, lab_status, leftovers, node, proc, smoke, statelock, upgrade
 from .proc import LabError
 
 RESTARTABLE = {
@@ -67,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     fault.add_argument("--list", action="store_true")
     args = parser.parse_args(argv)
     try:
+        if args.cmd == "up":
+            _variant(args)  # a bad ask is refused at once, not after waiting for the lock
+        if _changes_the_lab(args):
+            with statelock.held(_command_line(args)):
+                return _dispatch(args)
         return _dispatch(args)
     except LabError as err:
         print(f"ci/lab {args.cmd}: {err}", file=sys.stderr)
@@ -74,6 +79,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"ci/lab {args.cmd}: interrupted", file=sys.stderr)
         return 130
+
+
+def _changes_the_lab(args: argparse.Namespace) -> bool:
+    """Whether the command changes the lab (then it holds the state lock: one at a time, statelock.py)."""
+    if args.cmd == "fault":
+        return bool(args.name) and not args.list
+    return args.cmd in ("up", "down", "upgrade", "restart")
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """How the lock names a command to whoever waits for it: "down", "fault stale-arp", "restart kubelet"."""
+    return " ".join([args.cmd, *([args.name] if args.cmd == "fault" else []),
+                     *([args.component] if args.cmd == "restart" else [])])  # fmt: skip
 
 
 def _variant(args: argparse.Namespace) -> config.Variant:
@@ -135,9 +153,13 @@ def _dispatch(args: argparse.Namespace) -> int:
             smoke.check_or_explain()
     elif args.cmd == "down":
         cluster.down()
+        if left := leftovers.found():  # never a silent partial down
+            raise LabError(f"the lab is stopped, but {leftovers.sentence(left)}")
         print("lab down")
     elif args.cmd == "status":
         lines, healthy = lab_status.status()
+        if not healthy and not (config.STATE / "up.json").exists() and (left := leftovers.found()):
+            lines.append(f"{leftovers.sentence(left)} (`ci/lab down` removes them)")
         print("\n".join(lines))
         return 0 if healthy else 1
     elif args.cmd == "env":

@@ -59,12 +59,6 @@ def preflight() -> None:
                 raise LabError(f"the machine already routes {words[0]}, which overlaps the lab range {cidr}")
 
 
-def leftovers() -> list[str]:
-    """The lab's own namespaces and link, present without a lab that is up (a crashed or killed run)."""
-    found = [n for n in netns_list() if n.startswith(f"{config.PREFIX}-")]
-    return found + ([config.ROOT_VETH] if Path(f"/sys/class/net/{config.ROOT_VETH}").exists() else [])
-
-
 def up_switch() -> None:
     existing = netns_list()
     if config.SWITCH_NS not in existing:

@@ -16,8 +16,10 @@ __all__ = [
     "CGROUP_FS",
     "ComponentExited",
     "LabError",
+    "cgroup_dirs",
     "cgroup_pids",
     "controllers",
+    "hierarchies",
     "ensure_running",
     "kill_cgroup",
     "make_cgroup",
@@ -40,11 +42,15 @@ ensure_running = _procs.ensure_running
 stop = _procs.stop
 
 
+def hierarchies() -> list[Path]:
+    """Every mounted cgroup hierarchy: the v1 ones and, on a hybrid mount, the v2 one (`unified`)."""
+    return sorted(p for p in CGROUP_FS.iterdir() if p.is_dir() and (p / "cgroup.procs").exists())
+
+
 def controllers() -> list[Path]:
-    """Mounted cgroup v1 hierarchies (the lab's nodes use cgroupfs on v1)."""
-    return sorted(
-        p for p in CGROUP_FS.iterdir() if p.is_dir() and p.name != "unified" and (p / "cgroup.procs").exists()
-    )
+    """Mounted cgroup v1 hierarchies (the lab's nodes use cgroupfs on v1): where the lab makes and joins
+    its cgroups. runc also makes each container's cgroup in the v2 one, so cleaning up covers hierarchies()."""
+    return [p for p in hierarchies() if p.name != "unified"]
 
 
 def make_cgroup(relpath: str) -> None:
@@ -87,14 +93,15 @@ def _kill(pids: list[int], grace: float) -> None:
 
 
 def cgroup_pids(relpath: str) -> list[int]:
-    """Every process in relpath and below, read from the pids hierarchy (all lab processes are there)."""
-    root = CGROUP_FS / "pids" / relpath
-    if not root.is_dir():
-        return []
-    found: list[int] = []
-    for procs in root.rglob("cgroup.procs"):
-        found += [int(p) for p in procs.read_text().split()]
-    return found
+    """Every process in relpath and below, read from the pids hierarchy (all lab processes are there) and
+    the v2 one (where runc also puts each container)."""
+    found: set[int] = set()
+    for root in (_lab_tree(CGROUP_FS / "pids", relpath), _lab_tree(CGROUP_FS / "unified", relpath)):
+        if root.is_dir():
+            for procs in root.rglob("cgroup.procs"):
+                with contextlib.suppress(OSError):  # a cgroup removed while we read
+                    found |= {int(p) for p in procs.read_text().split()}
+    return sorted(found)
 
 
 def kill_cgroup(relpath: str, grace: float = 10.0) -> None:
@@ -110,17 +117,30 @@ def kill_cgroup(relpath: str, grace: float = 10.0) -> None:
         raise LabError(f"processes {left} in cgroup {relpath} did not stop")
 
 
+def _lab_tree(ctrl: Path, relpath: str) -> Path:
+    """ctrl/relpath, refused unless it is a directory strictly below the hierarchy's root (no `..`, no root)."""
+    parts = Path(relpath.strip("/")).parts
+    if not parts or any(part in ("", ".", "..") for part in parts):
+        raise LabError(f"cgroup {relpath!r} is not a path below a hierarchy's root; the lab touches only its own")
+    return ctrl.joinpath(*parts)
+
+
+def cgroup_dirs(relpath: str) -> list[Path]:
+    """relpath's directory in each hierarchy where it exists (the v2 one included)."""
+    return [top for ctrl in hierarchies() if (top := _lab_tree(ctrl, relpath)).is_dir()]
+
+
 def remove_cgroup(relpath: str) -> None:
-    """rmdir the cgroup tree in every hierarchy, deepest first."""
-    for ctrl in controllers():
-        top = ctrl / relpath
-        if not top.is_dir():
-            continue
-        for path in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-            for _ in range(50):
+    """rmdir the cgroup tree in every hierarchy, the v2 one included, deepest first; nothing outside
+    relpath. A directory that stays (a process still in it) is left for the caller's leftovers check."""
+    for top in cgroup_dirs(relpath):
+        # bottom-up walk, never following links: every directory below top, children before parents
+        for path in [Path(d) for d, _, _ in os.walk(top, topdown=False, followlinks=False)]:
+            for _ in range(50):  # a cgroup whose last process just exited is busy for a moment
                 try:
                     path.rmdir()
                     break
+                except FileNotFoundError:
+                    break
                 except OSError:
                     time.sleep(0.1)
-        top.rmdir()

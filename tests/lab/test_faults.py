@@ -347,7 +347,11 @@ def test_stale_arp_with_one_node_uninspectable(
     with lab_lock():
         try:
             lab("fault", "stale-arp", "--node", NODE)
-            out = run(lab_kubeconfig, tmp_path, "-p", "tests.lab.break_node_access")
+            # Cut (CI time): the pod-to-pod checks, not the whole suite: what is proved is that one node the
+            # diagnosis cannot inspect does not stop it naming the cause on another. That the whole suite's
+            # failures under stale-arp rank it first is test_fault_is_diagnosed[stale-arp]'s; these checks'
+            # failures under it name it too (test_report_lab.py's stale-arp report).
+            out = run(lab_kubeconfig, tmp_path, "-p", "tests.lab.break_node_access", "-k", "test_pod_to_pod")
         finally:
             lab("fault", "clear", check=False)
     assert out.rc == 1 and out.failed > 0, out.stdout[-3000:]

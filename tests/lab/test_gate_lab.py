@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from tests.lab.conftest import REPO, bound_account, kubectl_admin, lab, lab_lock
 pytestmark = pytest.mark.lab
 NODES = ("lab-node-1", "lab-node-2", "lab-node-3")
 SUBSET = ["--", "-k", "test_pod_to_pod or test_service", "-q"]  # enough paths to judge, quick to run
-CORDONED_S = 15  # a drained node stays cordoned while it is upgraded; the kubelet reports it within 10 s
+CORDONED_WAIT_S = 60  # the kubelet reports a cordon (its NodeNotSchedulable event) within 10 s, unloaded
 
 
 def gate(kubeconfig: str, state: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
@@ -34,6 +35,22 @@ def closed_after(lab_kubeconfig: str, admin_kubeconfig: str, tmp_path: Path):
     yield tmp_path / "gate"
     gate(lab_kubeconfig, tmp_path / "gate", "close")
     kubectl_admin(admin_kubeconfig, "uncordon", *NODES)
+
+
+def wait_cordon_reported(admin: str, node: str, since: float) -> None:
+    """Until the kubelet has reported node's cordon after `since` (its NodeNotSchedulable event, what the
+    gate's check reads for "cordoned at"), bounded. Was a fixed 15 s sleep: this returns when it is there."""
+    deadline = time.monotonic() + CORDONED_WAIT_S
+    selector = f"involvedObject.kind=Node,involvedObject.name={node},reason=NodeNotSchedulable"
+    while True:
+        listed = kubectl_admin(admin, "get", "events", "-A", "--field-selector", selector, "-o", "json")
+        events = json.loads(listed)["items"]
+        stamps = [e.get("lastTimestamp") or e.get("eventTime") or e.get("firstTimestamp") for e in events]
+        if any(s and datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp() >= since - 1 for s in stamps):
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"waited {CORDONED_WAIT_S}s for the kubelet's NodeNotSchedulable event of {node}")
+        time.sleep(1)
 
 
 def open_baseline(kubeconfig: str, state: Path) -> subprocess.CompletedProcess[str]:
@@ -53,7 +70,7 @@ def test_a_drain_is_not_blocked_and_a_replaced_gate_pod_is_expected_churn(
         open_baseline(lab_kubeconfig, state)
         again = gate(lab_kubeconfig, state, "baseline", *SUBSET)
         assert again.returncode == 2 and "already open" in again.stderr
-        started = time.monotonic()
+        started, cordoned_at = time.monotonic(), time.time()
         kubectl_admin(
             admin_kubeconfig, "drain", "lab-node-2", "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=60s"
         )
@@ -73,7 +90,9 @@ def test_a_drain_is_not_blocked_and_a_replaced_gate_pod_is_expected_churn(
             "name",
         ).split()
         kubectl_admin(admin_kubeconfig, "-n", "netconform-gate", "delete", *server, "--wait=true", "--timeout=60s")
-        time.sleep(CORDONED_S)
+        # the node stays cordoned (as while it is upgraded) until the kubelet has reported it: the check's
+        # "cordoned at" line below rests on that event
+        wait_cordon_reported(admin_kubeconfig, "lab-node-2", cordoned_at)
         kubectl_admin(admin_kubeconfig, "uncordon", "lab-node-2")
         check = gate(lab_kubeconfig, state, "check", *SUBSET)
     assert drained_in < 30, f"drain took {drained_in:.0f}s"
