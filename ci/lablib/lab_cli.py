@@ -160,7 +160,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         lines, healthy = lab_status.status()
         if not healthy and not (config.STATE / "up.json").exists() and (left := leftovers.found()):
             lines.append(f"{leftovers.sentence(left)} (`ci/lab down` removes them)")
-        print("\n".join(lines))
+        try:
+            print("\n".join(lines), flush=True)
+        except BrokenPipeError:  # `ci/lab status | head -1`: the reader has what it wanted; the verdict stands
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
         return 0 if healthy else 1
     elif args.cmd == "env":
         if not config.KUBECONFIG.exists():
