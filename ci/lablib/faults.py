@@ -335,6 +335,8 @@ FAULTS = {
             "docs/faults.md #5: the node's route to its peers with mtu 1400, its eth0 at 1500",
             faults_mtu.route_below_uplink,
             VXLAN,
+            # seen on the lab (2026-12-03): 96 passed under it
+            suite_passes="the kernel fragments the VXLAN packets the route's mtu cannot carry (flannel sets no DF outside)",
         ),
         Fault(
             "kube-proxy-down",

@@ -135,7 +135,6 @@ FIXES = {
     "dns-rewrite": (apply_corefile_fix, "dns"),
     "mtu-uplink": (apply_node_command, "mtu"),
     "mtu-path": (apply_network_mtu, "mtu"),
-    "mtu-route": (apply_node_command, "mtu"),
 }
 
 

@@ -139,6 +139,9 @@ def find_host_side(
     peer = links.get(index)
     if peer is None:
         raise IfaceNotFound(f"{said}, and no link on the node has ifindex {index} (the pod's eth0 peer)")
-    if not peer.peer_elsewhere:
+    # The pod's own eth0 names this ifindex as its peer; a link with a peer at all (`name@...`) is then the
+    # pod's veth. busybox's `ip -o link` (the lab's agent) prints the peer's ifindex resolved against the
+    # node's own links (`veth7923c1ba@eth0`) and no link-netnsid, so peer_elsewhere cannot be asked here.
+    if not (peer.peer_elsewhere or peer.kind_hint):
         raise IfaceNotFound(f"{said}, and ifindex {index} ({peer.name}) is not a veth into a pod")
     return HostSide(peer.name, f"the veth peer of the pod's eth0 (iflink {index}); {said}")

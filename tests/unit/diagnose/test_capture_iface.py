@@ -134,7 +134,7 @@ def test_when_the_peer_cannot_be_found_one_sentence_says_why(iflink: str, why: s
     links = parse_links(read(f"links-{node}.txt"))
     answer = iflink
     if iflink == "2\n":  # the first link that is not a veth into another namespace (lo, cni0, flannel.1)
-        answer = f"{next(i for i, link in links.items() if not link.peer_elsewhere)}\n"
+        answer = f"{next(i for i, link in links.items() if not (link.peer_elsewhere or link.kind_hint))}\n"
     with pytest.raises(IfaceNotFound, match=why):
         find_host_side(ip, node_answers(node, ip), lambda: answer)
 
@@ -195,3 +195,22 @@ def test_the_labs_veth_line_without_a_netnsid_is_a_pods_interface() -> None:
     route = "10.244.0.12 dev cni0 src 10.244.0.1 uid 0 \n"
     side = find_host_side("10.244.0.12", lambda c: text if "link" in c else route, lambda: "15\n")
     assert side.name == "veth547bdb17" and side.how.startswith("the veth peer of the pod's eth0 (iflink 15)")
+
+
+def test_busyboxs_link_line_names_the_pods_veth_by_the_pods_iflink() -> None:
+    """REAL, the flannel lab (2026-12-03, `ip netns exec nclab-node-1 busybox ip -o link show`, what the lab's
+    agent runs): busybox resolves the veth's peer ifindex (2, in the pod) against the node's own links and
+    prints `@eth0`, with no link-netnsid. The pod's iflink naming that ifindex is what tells its veth."""
+    text = (
+        "2: eth0@cni0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue qlen 1000\\    link/ether "
+        "1a:7c:6f:76:ce:18 brd ff:ff:ff:ff:ff:ff\n"
+        "4: cni0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1450 qdisc noqueue qlen 1000\\    link/ether 0e:18:df:a9:2c:b9 "
+        "brd ff:ff:ff:ff:ff:ff\n"
+        "109: veth7923c1ba@eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1450 qdisc noqueue master cni0 \\    link/ether "
+        "2a:e3:2d:69:41:d9 brd ff:ff:ff:ff:ff:ff\n"
+    )
+    route = "10.244.0.110 dev cni0 src 10.244.0.1 \n"
+    side = find_host_side("10.244.0.110", lambda c: text if "link" in c else route, lambda: "109\n")
+    assert side.name == "veth7923c1ba" and side.how.startswith("the veth peer of the pod's eth0 (iflink 109)")
+    with pytest.raises(IfaceNotFound, match=r"ifindex 4 \(cni0\) is not a veth into a pod"):
+        find_host_side("10.244.0.110", lambda c: text if "link" in c else route, lambda: "4\n")
