@@ -181,6 +181,14 @@ def _no_pod_ip(role: str, pod: str, node: str, family: str) -> Gap:
     )
 
 
+def _no_pod(dep: Deployment, role: str, pod: str | None, node: str, family: str) -> Gap:
+    """Why a destination pod cannot be dialed: it has no address of the family, or it never started."""
+    if pod:
+        return _no_pod_ip(role, pod, node, family)
+    why = dep.unusable.get(node, f"no {role} pod")
+    return Gap(f"the probe pods on {node} never became Ready: {why}", True, node)
+
+
 def _no_service_ip(service: str, family: str) -> Gap:
     return Gap(f"Service {service} got no {_name(family)} ClusterIP (ipFamilyPolicy PreferDualStack): the cluster "
                f"has no {_name(family)} Service range, so there is no {_name(family)} Service path to check")  # fmt: skip
@@ -197,15 +205,7 @@ def _name(family: str) -> str:
 def _pair_targets(b: _Builder, dep: Deployment, dst: NodeInfo, family: str, cross: bool) -> None:
     server = dep.servers.get(dst.name)
     ip = server.ip_of(family) if server else None
-    missing = (
-        _no_pod_ip("server", server.name, dst.name, family)
-        if server
-        else Gap(
-            f"the probe pods on {dst.name} never became Ready: {dep.unusable.get(dst.name, 'no server pod')}",
-            True,
-            dst.name,
-        )
-    )
+    missing = _no_pod(dep, "server", server.name if server else None, dst.name, family)
     for proto, port in (("tcp", HTTP_PORT), ("udp", UDP_PORT)):
         tid = pod_target(proto, dst.name, family)  # type: ignore[arg-type]
         b.add(tid, ip, missing, Target(tid, proto, ip or "", port, POD_TO_POD, dst_node=dst.name))
@@ -236,15 +236,7 @@ def _network_policy(b: _Builder, dep: Deployment, dst: NodeInfo, family: str) ->
     the path works) and in every round of the NetworkPolicy check (`network_policy_plan`)."""
     target = dep.policy_targets.get(dst.name)
     ip = target.ip_of(family) if target else None
-    missing = (
-        _no_pod_ip("policy target", target.name, dst.name, family)
-        if target
-        else Gap(
-            f"the probe pods on {dst.name} never became Ready: {dep.unusable.get(dst.name, 'no policy target pod')}",
-            True,
-            dst.name,
-        )
-    )
+    missing = _no_pod(dep, "policy target", target.name if target else None, dst.name, family)
     label = f"{POLICY['target_daemonset']} on {dst.name}"
     for proto, port in (("tcp", HTTP_PORT), ("udp", UDP_PORT)):
         tid = network_policy_target(proto, dst.name, family)  # type: ignore[arg-type]
