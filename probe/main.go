@@ -19,6 +19,7 @@ commands:
   dial    dial the targets of a JSON spec (--spec JSON, or --spec - for stdin) and print results
   pause   sleep until SIGTERM/SIGINT
   hold    keep one TCP connection to a serve hold port and report breaks as JSON lines
+  route-mtu IP...  print "<ip> <mtu>" per address: the MTU of the kernel's route toward it
 `
 
 func main() {
@@ -50,6 +51,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 0
 	case "hold":
 		return runHold(ctx, rest, stdout, stderr)
+	case "route-mtu":
+		return runRouteMTU(rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -7,8 +7,9 @@ requests pass, so every other check is green; large transfers across nodes hang 
 pods' MTU are dropped, and when the ICMP "fragmentation needed" is lost or filtered nothing recovers).
 Check: a UDP datagram that fills the pod MTU exactly (payload = MTU - 28 over IPv4, MTU - 48 over
 IPv6) with DF set, so no hop may fragment it, must come back whole: from each node to every other
-node's server pod, and through the ClusterIP to every backend. The pod MTU is eth0's in one client
-pod, read once per run. Up to 3 datagrams per pod path, the first that comes back whole ends it (a
+node's server pod, and through the ClusterIP to every backend. The pod MTU is the kernel's route MTU
+toward those peers (`probe route-mtu`, the smallest), read once per run in one client pod: the route's
+where it carries one (Cilium: eth0 1500, default route mtu 1450), else eth0's. Up to 3 datagrams per pod path, the first that comes back whole ends it (a
 healthy path fails only if all 3 are lost by chance: p**3 for a loss rate p, 1e-9 at p = 1e-3); through
 the Service until every backend answered, bounded as in test_service.py. When small datagrams fail
 on the same path too, the test skips: that path is broken outright (test_pod_to_pod, test_service).

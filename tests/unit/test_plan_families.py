@@ -29,7 +29,8 @@ from netconform.dialing.plan import (
 from netconform.dialing.probe import parse_output
 from netconform.kube.inventory import NodeInfo, cluster_families, family_of
 from netconform.plugin import dial as dial_plugin
-from netconform.workload.deploy import Deployment, parse_mtu
+from netconform.workload.deploy import Deployment, mtu_destinations
+from netconform.workload.pod_mtu import mtu_command, parse_route_mtus
 from netconform.workload.readiness import PodRef
 
 DATA = Path(__file__).parent / "data"
@@ -213,11 +214,26 @@ def test_paths_without_an_address_of_the_family_are_gaps_with_the_reason() -> No
     assert from_2[hairpin_target("ipv6")].host == "fd00:96::60"
 
 
-def test_the_pod_mtu_read_is_one_plausible_number() -> None:
-    assert parse_mtu("1450\n") == 1450
-    for bad in ("", "eth0: no such file", "12", "70000"):
+def test_the_pod_mtu_is_the_smallest_route_mtu_toward_the_peers() -> None:
+    asked = ["10.244.1.7", "fd10:244:0:2::9", "10.96.0.20"]
+    # Cilium: eth0 1500, default route mtu 1450; the ClusterIP goes by the same default route
+    assert parse_route_mtus("10.244.1.7 1450\nfd10:244:0:2::9 1500\n10.96.0.20 1450\n", asked) == 1450
+    for bad in ("", "10.244.1.7 1450\n", "10.244.1.7 12\nfd10:244:0:2::9 12\n10.96.0.20 12\n", "eth0 1500\n"):
         with pytest.raises(ValueError):
-            parse_mtu(bad)
+            parse_route_mtus(bad, asked)
+
+
+def test_the_route_mtu_is_read_toward_other_nodes_servers_and_the_clusterip_only() -> None:
+    dep = dual_deployment(NODES, pod_mtu=1450)
+    client = dep.clients["lab-node-1"]
+    got = mtu_destinations(client, dep.servers, dep.cluster_ips)
+    own = set(dep.servers["lab-node-1"].ips)
+    assert got and not own & set(got)
+    assert set(dep.cluster_ips.values()) <= set(got)
+    assert mtu_command(got)[1:] == ["route-mtu", *got]
+    for bad in ([], ["10.0.0.1;reboot"], ["-v"]):
+        with pytest.raises(ValueError):
+            mtu_command(bad)
 
 
 # ---------------------------------------------------------------- recorded full-size datagrams

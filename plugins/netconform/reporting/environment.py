@@ -17,6 +17,7 @@ from netconform.kube.kube_system import KubeSystem
 CNI_ANNOTATIONS = (
     ("flannel.alpha.coreos.com/", "flannel"),
     ("projectcalico.org/", "calico"),
+    ("network.cilium.io/", "cilium"),  # the agent's node annotations (--annotate-k8s-node)
     ("io.cilium.network.", "cilium"),
     ("io.cilium/", "cilium"),
     ("kube-router.io/", "kube-router"),

@@ -12,18 +12,14 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes import utils as k8s_utils
 
-from netconform.errors import API_ERRORS, NetconformError, ProbeSetupError, api_error_sentence
-from netconform.kube.exec import run_in_pod
+from netconform.errors import API_ERRORS, ProbeSetupError, api_error_sentence
 from netconform.kube.inventory import family_of
-from netconform.workload.labels import HAIRPIN_SERVICE, POLICY, PROBE_CONTAINER, SERVICES, SINGLE, namespace_name
+from netconform.workload.labels import HAIRPIN_SERVICE, POLICY, SERVICES, SINGLE, namespace_name
 from netconform.workload.manifests import namespace_manifest, workload_manifests
+from netconform.workload.pod_mtu import read_pod_mtu
 from netconform.workload.readiness import KUBE_PROXY_SETTLE_S, PodRef, Progress, wait_ready
 
-__all__ = ["MTU_COMMAND", "DeployRequest", "Deployment", "deploy", "parse_mtu"]
-
-# The pod MTU, read once per run in one client pod with the image's shell builtins (no other binary).
-MTU_COMMAND = ["/bin/sh", "-c", "read mtu < /sys/class/net/eth0/mtu && echo $mtu"]
-MTU_EXEC_TIMEOUT_S = 15.0
+__all__ = ["DeployRequest", "Deployment", "deploy", "mtu_destinations"]
 
 
 @dataclass
@@ -45,7 +41,8 @@ class Deployment:
     hairpin_ips: dict[str, str] = field(default_factory=dict)
     single: PodRef | None = None  # the one pod behind the eTP=Local NodePort node_port_single
     node_port_single: int = 0
-    pod_mtu: int = 0  # eth0 MTU of the client pods (read in one of them); 0: unknown, see pod_mtu_error
+    # the client pods' route MTU toward the peers (read in one of them); 0: unknown, see pod_mtu_error
+    pod_mtu: int = 0
     pod_mtu_error: str = ""
     # Service name -> family -> ClusterIP, for every Service with one (what kube-proxy programs)
     service_ips: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -147,8 +144,12 @@ def deploy(api: k8s.ApiClient, want: DeployRequest) -> Deployment:
     pods = ready.pods
     servers, clients = pods["server"], pods["client"]
     first = next((clients[n] for n in want.node_names if n in clients), None)
-    mtu, mtu_error = _pod_mtu(api, ns, first.name) if first else (0, "no node")
     server = services[SERVICES["clusterip"]]
+    mtu, mtu_error = (
+        read_pod_mtu(api, ns, first.name, mtu_destinations(first, servers, _cluster_ips(server)))
+        if first
+        else (0, "no node")
+    )
     return Deployment(
         namespace=ns,
         servers=servers,
@@ -195,31 +196,10 @@ def _cluster_ips(svc: Any) -> dict[str, str]:
     return out
 
 
-def parse_mtu(stdout: str) -> int:
-    """The MTU the exec printed; ValueError unless it is one plausible number (68..65536)."""
-    mtu = int(stdout.strip())
-    if not 68 <= mtu <= 65536:
-        raise ValueError(f"MTU {mtu} is out of range")
-    return mtu
-
-
-def _pod_mtu(api: k8s.ApiClient, namespace: str, pod: str) -> tuple[int, str]:
-    """eth0's MTU in one client pod: (mtu, "") or (0, why not). One exec per run.
-
-    One pod stands for all: pods get their MTU from the cluster's CNI config. A node whose pods have
-    a smaller MTU fails the checks anyway (its own sends are too big for its route; sends to it are
-    dropped at its veth); a node whose pods have a larger one is only seen if it is the one read."""
-    try:
-        done = run_in_pod(
-            api.configuration, namespace, pod, MTU_COMMAND, container=PROBE_CONTAINER, timeout_s=MTU_EXEC_TIMEOUT_S
-        )
-        if done.rc != 0:
-            return 0, f"`{MTU_COMMAND[-1]}` in {pod} exited {done.rc}: {done.stderr.strip()[:200] or 'no output'}"
-        return parse_mtu(done.stdout), ""
-    except NetconformError as exc:
-        return 0, f"could not read the pod MTU in {pod}: {exc}"
-    except ValueError as exc:
-        return 0, f"could not read the pod MTU in {pod}: {exc}"
+def mtu_destinations(client: PodRef, servers: dict[str, PodRef], cluster_ips: dict[str, str]) -> list[str]:
+    """Where the full-size datagrams from `client` go: the server pods on other nodes and the ClusterIP."""
+    peers = [ip for node, pod in sorted(servers.items()) if node != client.node for ip in pod.ips or (pod.ip,)]
+    return [*peers, *cluster_ips.values()]
 
 
 def _body(manifest: dict[str, Any]) -> Any:

@@ -28,7 +28,8 @@ VXLAN_DEVICE = {
     "mtu-uplink-too-small",
     "mtu-path-too-small",
 }
-FLANNEL_ROUTES = {"missing-flannel-route"}
+# flannel's routes, or its devices walked for a pod->pod packet (cni0 in, flannel.1 or the host-gw route out)
+FLANNEL_ROUTES = {"missing-flannel-route", "masquerade-overlay"}
 
 # flannel backend (None: no flannel seen) -> the causes whose rules do not run there, whatever kube-proxy's
 # mode; every other rule runs on every datapath

@@ -19,6 +19,10 @@ def test_cni_from_the_labs_flannel_annotations() -> None:
     assert env.detect_cni([n["annotations"] for n in LAB_NODES], []) == "flannel (vxlan)"
 
 
+def test_cni_from_cilium_node_annotations() -> None:
+    assert env.detect_cni([{"network.cilium.io/ipv4-cilium-host": "10.244.0.206"}], []) == "cilium"
+
+
 def test_cni_from_kube_system_daemonsets_when_nodes_say_nothing() -> None:
     assert env.detect_cni([{}], ["coredns", "cilium"]) == "cilium (DaemonSet kube-system/cilium)"
     assert env.detect_cni([{}], ["kindnet"]).startswith("kindnet")

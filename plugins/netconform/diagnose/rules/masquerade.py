@@ -14,7 +14,7 @@ from ..datapath import datapath
 from ..evidence import ClusterEvidence
 from ..iptables import Packet, evaluate
 from ..model import Finding, scope
-from ._rule import Rule
+from ._rule import FLANNEL, Rule
 from ._util import node_ip, overlay_pairs, quote_rule
 
 CAUSE = "masquerade-overlay"
@@ -59,4 +59,6 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
     return out
 
 
-RULE = Rule(cause=CAUSE, category="Pod traffic masqueraded across nodes (source IP lost)", run=rule)
+# flannel's devices (cni0, flannel.1 or the host-gw route): on another CNI (Cilium: its own
+# `! -o cilium_+ -j MASQUERADE`, BPF tunnelling) this walk would judge a packet that never exists
+RULE = Rule(cause=CAUSE, applies=FLANNEL, category="Pod traffic masqueraded across nodes (source IP lost)", run=rule)
