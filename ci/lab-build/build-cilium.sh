@@ -28,7 +28,11 @@ trap 'rm -rf "$tmp"' EXIT
 # the published module's tree with one change, as for flanneld in build.sh: an absent /proc/modules reads
 # as no module loaded (the agent then only warns that it cannot modprobe the iptables modules, which are
 # built in here).
+# `go list -m` prints an empty Dir for a module not yet in Go's module cache: download it first, and
+# refuse anything but a real directory (an empty path made the copy below read all of /).
+(cd "$mod" && go mod download github.com/cilium/cilium)
 published=$(cd "$mod" && go list -m -f '{{.Dir}}' github.com/cilium/cilium)
+[ -n "$published" ] && [ -f "$published/go.mod" ] || { echo "github.com/cilium/cilium is not in Go's module cache (go list -m: '$published')" >&2; exit 1; }
 src="$cache/src/cilium-$version-$key"
 if [ ! -f "$src/.patched" ]; then
   rm -rf "$src"; mkdir -p "$src"; cp -r "$published"/. "$src"; chmod -R u+w "$src"; rm -rf "$src/vendor"
