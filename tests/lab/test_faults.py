@@ -115,6 +115,7 @@ def apply_node_command(fix: str) -> None:
     assert m, f"not a node command: {fix}"
     node = lab_config.Node(int(m.group(1).rsplit("-", 1)[1]))
     subprocess.run(["ip", "netns", "exec", node.netns, *m.group(2).split()], check=True, timeout=30)
+    then_restarts(fix)
 
 
 def apply_network_mtu(fix: str) -> None:
@@ -125,6 +126,14 @@ def apply_network_mtu(fix: str) -> None:
     port = f"sw-n{m.group(1).rsplit('-', 1)[1]}"
     sw = ["ip", "netns", "exec", lab_config.SWITCH_NS]
     subprocess.run([*sw, "ip", "link", "set", port, "mtu", m.group(2)], check=True, timeout=30)
+    then_restarts(fix)
+
+
+def then_restarts(fix: str) -> None:
+    """`...; either way, then on <node>: restart kube-proxy (...)` (rules/_consequences.py: its watch stalled behind the
+    MTU): `ci/lab restart kube-proxy --node <node>`, after the first step."""
+    for node in re.findall(r"then on (lab-node-\d+): restart kube-proxy\b", fix):
+        lab("restart", "kube-proxy", "--node", node)
 
 
 # Faults whose printed fix the matrix applies as printed, and the checks the next run selects (-k): that run

@@ -11,6 +11,7 @@ from importlib import import_module
 from ..datapath import datapath, not_covered
 from ..evidence import ClusterEvidence
 from ..model import NOTHING, Finding
+from ._consequences import fold
 from ._rule import Rule
 
 __all__ = ["ALL_RULES", "MODULES", "RULES", "Rule", "applicable", "categories", "run_rules"]
@@ -69,7 +70,8 @@ def applicable(ev: ClusterEvidence, rules: Sequence[Rule] = RULES) -> dict[str, 
 
 def run_rules(ev: ClusterEvidence, rules: Sequence[Rule] = RULES) -> list[Finding]:
     """Run every rule that applies; what the rules do not cover is said once (`not-covered`, no cause);
-    a rule that raises becomes a finding instead of breaking the report."""
+    a rule that raises becomes a finding instead of breaking the report; a finding that follows from
+    another on its node is folded into it (rules/_consequences.py)."""
     try:
         todo: Sequence[Rule] = list(applicable(ev, rules).values())
         out: list[Finding] = not_covered(ev, datapath(ev))
@@ -83,7 +85,7 @@ def run_rules(ev: ClusterEvidence, rules: Sequence[Rule] = RULES) -> list[Findin
         except Exception as exc:  # boundary: a bug in one rule must not hide the others
             last = traceback.format_exception_only(type(exc), exc)[-1].strip()
             out.append(_error(f"rule {r.cause} failed: {last}"))
-    return out
+    return fold(out)
 
 
 def _error(title: str) -> Finding:
