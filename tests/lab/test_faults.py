@@ -130,10 +130,14 @@ def apply_network_mtu(fix: str) -> None:
 
 
 def then_restarts(fix: str) -> None:
-    """`...; either way, then on <node>: restart kube-proxy (...)` (rules/_consequences.py: its watch stalled behind the
-    MTU): `ci/lab restart kube-proxy --node <node>`, after the first step."""
-    for node in re.findall(r"then on (lab-node-\d+): restart kube-proxy\b", fix):
+    """What the fix does after the MTU step when a watch stalled behind it (rules/_consequences.py): `either
+    way, then on <node>: restart kube-proxy (...)` is `ci/lab restart kube-proxy --node <node>`; `kubectl -n
+    kube-system delete pod <coredns pods> (...)` is that kubectl."""
+    then = fix.partition("; either way, then ")[2]
+    for node in re.findall(r"on (lab-node-\d+): restart kube-proxy\b", then):
         lab("restart", "kube-proxy", "--node", node)
+    for pods in re.findall(r"kubectl -n kube-system delete pod ([\w.-]+(?: [\w.-]+)*) \(", then):
+        kubectl("-n", "kube-system", "delete", "pod", *pods.split(), "--wait=true")
 
 
 # Faults whose printed fix the matrix applies as printed, and the checks the next run selects (-k): that run
