@@ -38,7 +38,7 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["gate"]:
-        return gate_main(argv[1:])
+        return gate_main(argv[1:], name="netconform gate")
     if argv[:1] == ["report"]:
         return report_main(argv[1:])
     rest: list[str] = []

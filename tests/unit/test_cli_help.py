@@ -26,3 +26,22 @@ def test_run_help_says_what_run_does_and_where_pytest_options_go(capsys: pytest.
     assert "--kubeconfig PATH kubeconfig file (default: $KUBECONFIG" in out
     assert "--context NAME kubeconfig context" in out
     assert "`netconform run -- --help` lists them all" in out
+
+
+@pytest.mark.parametrize(("start", "said"), [(["gate"], "netconform gate"), (None, "ci/gate")])
+def test_the_gate_names_itself_as_it_was_started(
+    start: list[str] | None,
+    said: str,
+    tmp_path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """From a wheel `netconform gate ...`, its advice says that, not the checkout's ci/gate."""
+    from netconform.gate import prog
+    from netconform.gate.__main__ import main as gate_main
+
+    monkeypatch.setattr(prog, "name", prog.name)  # put back after the test
+    argv = ["check", "--state", str(tmp_path / "none")]
+    rc = main([*start, *argv]) if start else gate_main(argv)
+    err = capsys.readouterr().err
+    assert rc == 2 and err == f"{said}: no gate state in {tmp_path / 'none'}: run `{said} baseline` first\n"

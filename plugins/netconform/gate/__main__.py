@@ -33,19 +33,19 @@ from netconform.dialing.pairs import MODES
 from netconform.errors import API_ERRORS, UsageError, api_error_sentence
 from netconform.workload.images import DEFAULT_IMAGES, image_ref
 
+from . import prog
 from .exits import EXIT_CANNOT_RUN, EXIT_USAGE, GateError
 from .phases import DEFAULT_STATE, Selection, baseline, check, close
 
-PROG = "ci/gate"
 _DOC = __doc__ or ""
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog=PROG,
-        description=_DOC.split("\n\n")[0],
+        prog=prog.name,
+        description=_DOC.split("\n\n")[0].replace("ci/gate", prog.name),
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=_DOC.split("\n\n", 1)[1],
+        epilog=_DOC.split("\n\n", 1)[1].replace("ci/gate", prog.name),
     )
     p.add_argument("phase", choices=("baseline", "check", "close"))
     p.add_argument(
@@ -106,7 +106,7 @@ def split_selection(extra: list[str]) -> tuple[list[str], list[str]]:
 
 def selection_of(args: argparse.Namespace, picked: list[str]) -> Selection | None:
     """The gate's own options win over those given to pytest; None when nothing was given."""
-    p = argparse.ArgumentParser(prog=PROG, add_help=False)
+    p = argparse.ArgumentParser(prog=prog.name, add_help=False)
     _selection_options(p)
     from_pytest = p.parse_args(picked)
     given = {
@@ -118,7 +118,9 @@ def selection_of(args: argparse.Namespace, picked: list[str]) -> Selection | Non
     return Selection(**{k: v for k, v in given.items() if v is not None})
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, name: str = "ci/gate") -> int:
+    """The gate; `name` is how the operator started it (`netconform gate` from netconform.cli)."""
+    prog.name = name
     argv = list(sys.argv[1:] if argv is None else argv)
     extra: list[str] = []
     if "--" in argv:
@@ -137,16 +139,16 @@ def main(argv: list[str] | None = None) -> int:
             return check(args.state, args.kubeconfig, args.context, extra, selection)
         return close(args.state, args.kubeconfig, args.context)
     except GateError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
+        print(f"{prog.name}: {exc}", file=sys.stderr)
         return exc.code
     except UsageError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
+        print(f"{prog.name}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except API_ERRORS as exc:
-        print(f"{PROG}: {api_error_sentence(exc, 'talk to the Kubernetes API')}", file=sys.stderr)
+        print(f"{prog.name}: {api_error_sentence(exc, 'talk to the Kubernetes API')}", file=sys.stderr)
         return EXIT_CANNOT_RUN
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; the gate namespace stays until `ci/gate close`", file=sys.stderr)
+        print(f"{prog.name}: interrupted; the gate namespace stays until {prog.command('close')}", file=sys.stderr)
         return 130
 
 

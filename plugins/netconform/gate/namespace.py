@@ -17,6 +17,7 @@ from netconform.kube.access import Permission, missing_permissions
 from netconform.kube.connect import make_api_client, resolve_target
 from netconform.kube.inventory import NodeInfo, explain_no_nodes, list_nodes, select_nodes
 
+from . import prog
 from .exits import EXIT_CANNOT_RUN, EXIT_USAGE, GateError
 from .holds import (
     HOLD_PORT,
@@ -223,7 +224,7 @@ def _wait(what: str, check: Callable[[], tuple[bool, Any]], timeout_s: float) ->
             return last
         if time.monotonic() - said >= PROGRESS_EVERY_S:
             said = time.monotonic()
-            print(f"ci/gate: waiting for {what} ({said - start:.0f}s of {timeout_s:.0f}s): {last}", flush=True)
+            print(f"{prog.name}: waiting for {what} ({said - start:.0f}s of {timeout_s:.0f}s): {last}", flush=True)
         time.sleep(1)
     raise GateError(f"{what} not done after {timeout_s:.0f}s: {last}")
 

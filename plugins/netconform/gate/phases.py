@@ -14,6 +14,7 @@ from typing import Any
 from netconform.dialing.pairs import choose_pairs
 from netconform.installed import suites_dir
 
+from . import prog
 from .compare import BAD, judge, summary
 from .exits import EXIT_BAD_STATE, EXIT_PASS, EXIT_USAGE, GateError
 from .holds import BREAK_AFTER_S, HOLDER_DS, NAMESPACE, SERVER_DS, Hold, plan_configmap, planned_holds
@@ -64,7 +65,7 @@ def run_suite(out_dir: Path, kubeconfig: str | None, context: str | None, extra:
     outcomes = out_dir / "outcomes.json"
     outcomes.unlink(missing_ok=True)
     cmd = suite_command(out_dir, kubeconfig, context, extra)
-    print(f"ci/gate: running the suite: {' '.join(cmd[3:])}", flush=True)
+    print(f"{prog.name}: running the suite: {' '.join(cmd[3:])}", flush=True)
     done = subprocess.run(cmd)
     if not outcomes.is_file():
         raise GateError(f"the suite did not run (pytest exit {done.returncode}); see its output above")
@@ -138,7 +139,8 @@ def baseline(
     cluster = gate.cluster()
     if gate.exists():
         raise GateError(
-            f"the gate is already open (namespace {NAMESPACE}): `ci/gate check`, or `ci/gate close` first", EXIT_USAGE
+            f"the gate is already open (namespace {NAMESPACE}): {prog.command('check')}, or {prog.command('close')} first",
+            EXIT_USAGE,
         )
     selection = selection or Selection()
     chosen, _ = gate.nodes(selection.node_selector, selection.node_limit)
@@ -158,7 +160,7 @@ def baseline(
         plan_configmap(nodes, [Hold(h.src, h.dst, h.via, "[fd00:ffff:ffff:ffff::ffff]:8082") for h in holds])
     except ValueError as exc:
         raise GateError(str(exc), EXIT_USAGE) from None
-    print(f"ci/gate: {len(nodes)} nodes ({selection.words()}); held {choice.describe(len(nodes))}", flush=True)
+    print(f"{prog.name}: {len(nodes)} nodes ({selection.words()}); held {choice.describe(len(nodes))}", flush=True)
     data = run_suite(state_dir / "baseline", kubeconfig, context, extra + selection.suite_args())
     gate.reconnect()
     started = time.monotonic()
@@ -186,9 +188,9 @@ def baseline(
         cluster,
     )
     bad = [n for n, t in data["tests"].items() if t["outcome"] in BAD]
-    print(f"ci/gate: baseline recorded: {len(data['tests'])} tests, {len(bad)} failing (they will not block)")
+    print(f"{prog.name}: baseline recorded: {len(data['tests'])} tests, {len(bad)} failing (they will not block)")
     print(
-        f"ci/gate: gate open in {time.monotonic() - started:.0f}s: namespace {NAMESPACE}, {len(opened.pods)} pods "
+        f"{prog.name}: gate open in {time.monotonic() - started:.0f}s: namespace {NAMESPACE}, {len(opened.pods)} pods "
         f"for {len(nodes)} nodes ({len(opened.pods) / len(nodes):g} per node: DaemonSets {SERVER_DS} and "
         f"{HOLDER_DS}; `kubectl drain --ignore-daemonsets` leaves them), "
         f"{len(established)} of {len(opened.holds)} long-lived connections up "
@@ -196,8 +198,8 @@ def baseline(
     )
     for h in opened.holds:
         if h.key not in established:
-            print(f"ci/gate:   not watched (no connection now): {h.label}")
-    print(f"ci/gate: state in {state_dir}; after the upgrade: ci/gate check")
+            print(f"{prog.name}:   not watched (no connection now): {h.label}")
+    print(f"{prog.name}: state in {state_dir}; after the upgrade: {prog.name} check")
     return EXIT_PASS
 
 
@@ -206,7 +208,9 @@ def _settle_holds(started: float) -> None:
     by its holder (it waits BREAK_AFTER_S for an echo, as TCP waits out its retransmissions)."""
     left = BREAK_AFTER_S - (time.monotonic() - started)
     if left > 0:
-        print(f"ci/gate: waiting {left:.0f}s more for the holders: a line unanswered for {BREAK_AFTER_S}s is a break")
+        print(
+            f"{prog.name}: waiting {left:.0f}s more for the holders: a line unanswered for {BREAK_AFTER_S}s is a break"
+        )
         time.sleep(left)
 
 
@@ -223,7 +227,8 @@ def check(
     refuse_other_cluster(state_dir, state, gate.cluster())
     if not gate.exists():
         raise GateError(
-            f"the gate is not open (no namespace {NAMESPACE}): run `ci/gate baseline` before the upgrade", EXIT_USAGE
+            f"the gate is not open (no namespace {NAMESPACE}): run {prog.command('baseline')} before the upgrade",
+            EXIT_USAGE,
         )
     try:  # what baseline wrote, field by field; a hand-edited file is one sentence
         opened_for = Selection(**state["selection"])
@@ -286,7 +291,7 @@ def check(
     )
     print()
     print(text, end="")
-    print(f"ci/gate: summary in {state_dir / 'check' / 'summary.txt'}; exit {verdict.exit_code}")
+    print(f"{prog.name}: summary in {state_dir / 'check' / 'summary.txt'}; exit {verdict.exit_code}")
     return verdict.exit_code
 
 
@@ -297,5 +302,5 @@ def close(state_dir: Path, kubeconfig: str | None, context: str | None) -> int:
     state = state_dir / STATE_FILE
     if state.is_file():
         state.rename(state_dir / "gate.closed.json")
-    print(f"ci/gate: {said}")
+    print(f"{prog.name}: {said}")
     return EXIT_PASS

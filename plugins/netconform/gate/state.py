@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import prog
 from .exits import EXIT_BAD_STATE, EXIT_USAGE, GateError
 
 __all__ = ["STATE_FILE", "STATE_VERSION", "Cluster", "load_state", "refuse_other_cluster", "save_state"]
@@ -58,7 +59,7 @@ def load_state(state_dir: Path) -> dict[str, Any]:
     """The baseline's state, checked before any API call: present, readable, this version, complete."""
     path = state_dir / STATE_FILE
     if not path.is_file():
-        raise GateError(f"no gate state in {state_dir}: run `ci/gate baseline` first", EXIT_USAGE)
+        raise GateError(f"no gate state in {state_dir}: run {prog.command('baseline')} first", EXIT_USAGE)
     state = _read(path)
     version = state.get("version")
     if version != STATE_VERSION:
@@ -66,7 +67,7 @@ def load_state(state_dir: Path) -> dict[str, Any]:
         raise GateError(
             f"the gate state {path} was written by {'an older' if older else 'another'} netconform "
             f"(state version {version if version is not None else 1}, this one reads {STATE_VERSION}): "
-            "`ci/gate close`, then `ci/gate baseline` again",
+            f"{prog.command('close')}, then {prog.command('baseline')} again",
             EXIT_USAGE,
         )
     missing = [k for k in _FIELDS if k not in state]
