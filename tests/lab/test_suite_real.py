@@ -141,23 +141,29 @@ def start_suite(kubeconfig: str, tmp_path: Path, *args: str) -> subprocess.Popen
     )
 
 
-# a server and a client per node (3) and nc-single on the first node
-PROBE_PODS = 2 * 3 + 1
+# a server and a client per node (3) and nc-single on the first node; the NetworkPolicy check's pods
+# only when it is selected (these runs deselect it on flannel)
+PROBE_PODS = {("server", n) for n in NODES} | {("client", n) for n in NODES} | {("single", NODES[0])}
 
 
-def wait_probes_ready(kubeconfig: str, proc: subprocess.Popen[str], count: int) -> tuple[str, list[Any]]:
-    """The run's namespace once `count` probe pods in it are Ready."""
+def wait_probes_ready(kubeconfig: str, proc: subprocess.Popen[str]) -> tuple[str, list[Any]]:
+    """The run's namespace and its probe pods once each of PROBE_PODS is Ready (by role and node, not
+    by count: pods of other roles may be Ready first)."""
     api = core(kubeconfig)
 
     def ready() -> tuple[str, list[Any]] | None:
         assert proc.poll() is None, "the run ended before its probes were Ready"
         for name in run_namespaces(kubeconfig):
-            pods = ready_pods(api, name)
-            if len(pods) >= count:
+            pods = [p for p in ready_pods(api, name) if (role_of(p), p.spec.node_name) in PROBE_PODS]
+            if {(role_of(p), p.spec.node_name) for p in pods} == PROBE_PODS:
                 return name, pods
         return None
 
     return wait_for("the run's probes to be Ready", ready, timeout_s=120)
+
+
+def role_of(pod: Any) -> str:
+    return str((pod.metadata.labels or {}).get("netconform.io/role", ""))
 
 
 def dialing_pods(pods: list[Any]) -> set[str]:
@@ -497,7 +503,7 @@ def test_exec_transport_errors_are_errors_not_failures(
             lab_kubeconfig, tmp_path, "-k", "reaches_every_backend or stability", "--stability-count=1000", "-rE"
         )
         try:
-            namespace, pods = wait_probes_ready(admin_kubeconfig, proc, count=PROBE_PODS)
+            namespace, pods = wait_probes_ready(admin_kubeconfig, proc)
             client = next(
                 p for p in pods if p.metadata.name.startswith("nc-client-") and p.spec.node_name == "lab-node-2"
             )
@@ -525,7 +531,7 @@ def test_interrupted_run_still_removes_its_namespace(
     with lab_lock():
         proc = start_suite(lab_kubeconfig, tmp_path, "-q", "--stability-count=1000", *workers)
         try:
-            namespace, pods = wait_probes_ready(admin_kubeconfig, proc, count=PROBE_PODS)
+            namespace, pods = wait_probes_ready(admin_kubeconfig, proc)
             wait_dialing(proc, pods)  # mid-run: while the probes dial
             proc.send_signal(sig)
             out, _ = proc.communicate(timeout=120)

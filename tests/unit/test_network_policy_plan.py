@@ -92,6 +92,18 @@ def test_the_policies_select_only_the_check_s_own_targets_and_allow_its_client()
     assert not selected & {"policy-target", "policy-client"}  # no Service, so no other check, reaches them
 
 
+def test_deselected_the_check_deploys_none_of_its_pods_and_the_fan_out_dials_none_of_its_targets() -> None:
+    manifests = workload_manifests("ab12cd34", PROBE, ["lab-node-1", "lab-node-2"], network_policy=False)
+    names = {m["metadata"]["name"] for m in manifests}
+    assert {"nc-server", "nc-client", "nc-single"} <= names
+    assert not names & {"nc-policy-target", "nc-policy-client"}
+    dep = dual_deployment(NODES)
+    dep.network_policy, dep.policy_targets, dep.policy_client = False, {}, None
+    fan_out, gaps = plan_with_gaps(dep, NODES, stability_count=20)
+    assert not gaps  # nothing missing is reported: nothing of the check was wanted
+    assert fan_out and not [t for ts in fan_out.values() for t in ts if t.check == NETWORK_POLICY]
+
+
 def result(pod: str, node: str, ok: bool, error: str = "timeout") -> DialResult:
     attempt = Attempt(ok=True, server_hostname="nc-policy-target-x") if ok else Attempt(ok=False, error=error)
     return DialResult(pod, "10.244.1.20", node, network_policy_target("tcp", "lab-node-2"), NETWORK_POLICY, "tcp",

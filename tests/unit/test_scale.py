@@ -19,7 +19,7 @@ from netconform.kube.connect import get_json, make_api_client, request_counts
 from netconform.kube.inventory import list_nodes
 from netconform.plugin import collection as collection_plugin
 from netconform.workload.labels import HAIRPIN_SERVICE, POLICY, ROLE_LABEL, SERVICES, SINGLE
-from netconform.workload.readiness import PodRef, wait_ready
+from netconform.workload.readiness import PodRef, roles_for, wait_ready
 
 
 class FakeApiServer(BaseHTTPRequestHandler):
@@ -191,6 +191,25 @@ def test_wait_ready_lists_pods_and_slices_once_per_poll_as_plain_json(api: k8s.A
     assert set(got.pods["client"]) == {"n1", "n2"} and got.pods[SINGLE["role"]]["n1"].ip_of("ipv6") == "fd00::4"
     assert set(got.pods[POLICY["target_role"]]) == {"n1", "n2"} and set(got.pods[POLICY["client_role"]]) == {"n1"}
     assert got.unusable == {}
+
+
+def test_without_the_network_policy_check_the_wait_does_not_wait_for_its_pods(api: k8s.ApiClient) -> None:
+    """The check deselected: its pods are not deployed, so the wait is done once the probes are."""
+    pods = [probe_pod("server", "n1", "10.0.1.2"), probe_pod("client", "n1", "10.0.1.3"),
+            probe_pod(SINGLE["role"], "n1", "10.0.1.4")]  # fmt: skip
+    slices = [endpoint_slice(name, ["10.0.1.2", "fd00::2"]) for name in SERVICES.values()]
+    slices += [endpoint_slice(HAIRPIN_SERVICE, ["10.0.1.3", "fd00::3"])]
+    slices += [endpoint_slice(SINGLE["service"], ["10.0.1.4", "fd00::4"])]
+    FakeApiServer.answers = {
+        PODS: (200, {"items": pods}),
+        SLICES: (200, {"items": slices}),
+        EVENTS: (200, {"items": []}),
+    }
+    got = wait_ready(k8s.CoreV1Api(api), NS, ["n1"], timeout_s=5, settle_s=0, roles=roles_for(network_policy=False))
+    assert set(got.pods["client"]) == {"n1"} and got.unusable == {}
+    assert not got.pods.get(POLICY["target_role"]) and not got.pods.get(POLICY["client_role"])
+    with pytest.raises(ProbeSetupError, match=r"no nc-policy-target pod on n1; no nc-policy-client pod on n1$"):
+        wait_ready(k8s.CoreV1Api(api), NS, ["n1"], timeout_s=0, settle_s=0, roles=roles_for(network_policy=True))
 
 
 def test_a_node_whose_probes_never_start_is_left_out_with_the_reason_not_the_run(api: k8s.ApiClient) -> None:

@@ -406,7 +406,8 @@ def _family_targets(
     for dst in nodes:
         if pairs is None or pairs.covers(node.name, dst.name):
             _pair_targets(b, dep, dst, family, cross=dst.name != node.name)
-            _network_policy(b, dep, dst, family)
+            if dep.network_policy:
+                _network_policy(b, dep, dst, family)
     ring = [n for n in nodes if n.name in dep.servers or n.name == node.name]
     _many_targets(b, dep, stability_peer(ring, node), family, backend_tries, stability_count)
     _hairpin(b, dep, family)

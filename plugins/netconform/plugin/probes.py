@@ -86,7 +86,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def _deploy_request(config: pytest.Config, cluster: Cluster) -> DeployRequest:
+def _deploy_request(config: pytest.Config, cluster: Cluster, network_policy: bool) -> DeployRequest:
     ns = namespace_name(cl.run_id(config))
     extra = config.hook.pytest_netconform_extra_manifests(config=config, namespace=ns, nodes=cluster.nodes)
     return DeployRequest(
@@ -99,6 +99,7 @@ def _deploy_request(config: pytest.Config, cluster: Cluster) -> DeployRequest:
         extra_manifests=[m for result in extra if result for m in result],
         progress=lambda line: _say(config, line),
         settle_s=0.0,  # kube-proxy is confirmed on the datapath instead (_deploy_shared)
+        network_policy=network_policy,
     )
 
 
@@ -123,10 +124,10 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(NetconformHookspecs)
 
 
-def _deploy_shared(config: pytest.Config, cluster: Cluster) -> dict[str, Any]:
+def _deploy_shared(config: pytest.Config, cluster: Cluster, network_policy: bool) -> dict[str, Any]:
     """Deploy, then wait (bounded) until every client pod sees every Service programmed by kube-proxy."""
     try:
-        dep = deploy(cluster.api_client, _deploy_request(config, cluster))
+        dep = deploy(cluster.api_client, _deploy_request(config, cluster, network_policy))
     except ProbeSetupError as exc:
         return {"error": str(exc)}
     for node, why in dep.unusable.items():  # the run goes on without it; its tests fail with this
@@ -151,13 +152,19 @@ def probes(
     data = once_per_run(
         shared_dir(tmp_path_factory, run),
         "deployment",
-        lambda: _deploy_shared(pytestconfig, cluster),
+        lambda: _deploy_shared(pytestconfig, cluster, _uses_network_policy(request.session.items)),
         wait_s=pytestconfig.getoption("ready_timeout") + 120,
         what="deploying the probes",
     )
     if "error" in data:
         fail_run(request, data["error"])
     return Deployment.from_dict(data)
+
+
+def _uses_network_policy(items: list[pytest.Item]) -> bool:
+    """The NetworkPolicy check is selected (its pods are deployed only then). Every xdist worker
+    collects the same selection, so whichever deploys decides the same."""
+    return any("network_policy" in getattr(item, "fixturenames", ()) for item in items)
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from netconform.kube.inventory import family_of
 from netconform.workload.labels import HAIRPIN_SERVICE, POLICY, SERVICES, SINGLE, namespace_name
 from netconform.workload.manifests import namespace_manifest, workload_manifests
 from netconform.workload.pod_mtu import read_pod_mtu
-from netconform.workload.readiness import KUBE_PROXY_SETTLE_S, PodRef, Progress, wait_ready
+from netconform.workload.readiness import KUBE_PROXY_SETTLE_S, PodRef, Progress, roles_for, wait_ready
 
 __all__ = ["DeployRequest", "Deployment", "deploy", "mtu_destinations"]
 
@@ -52,7 +52,9 @@ class Deployment:
     settle_note: str = ""
     # selected nodes whose probe pods did not become Ready in the wait -> why (their tests fail with it)
     unusable: dict[str, str] = field(default_factory=dict)
-    # the NetworkPolicy check's own pods: a target per node, the one allowed client (first node)
+    # the NetworkPolicy check's own pods: a target per node, the one allowed client (first node); only
+    # when that check is selected (`network_policy`)
+    network_policy: bool = True
     policy_targets: dict[str, PodRef] = field(default_factory=dict)
     policy_client: PodRef | None = None
 
@@ -105,6 +107,7 @@ class DeployRequest:
     # after the Services list every pod, wait this long for kube-proxy; 0 when the caller confirms it
     # on the datapath itself (netconform.dialing.settle)
     settle_s: float = KUBE_PROXY_SETTLE_S
+    network_policy: bool = True  # the NetworkPolicy check is selected: deploy its pods too
 
 
 def deploy(api: k8s.ApiClient, want: DeployRequest) -> Deployment:
@@ -115,7 +118,7 @@ def deploy(api: k8s.ApiClient, want: DeployRequest) -> Deployment:
     _create(f"create namespace {ns}", lambda: core.create_namespace(namespace_manifest(want.run_id, want.keep)))
     # everything in the namespace at once (the pods start sooner); errors surface in manifest order
     calls: list[tuple[str, str, Callable[[], Any]]] = []  # (key, what it does, call)
-    for manifest in workload_manifests(want.run_id, want.probe_image, want.node_names):
+    for manifest in workload_manifests(want.run_id, want.probe_image, want.node_names, want.network_policy):
         kind, name = manifest["kind"], manifest["metadata"]["name"]
         if kind == "DaemonSet":
             create: Callable[[], Any] = partial(apps.create_namespaced_daemon_set, ns, _body(manifest))
@@ -140,7 +143,8 @@ def deploy(api: k8s.ApiClient, want: DeployRequest) -> Deployment:
     services = {key.removeprefix("service "): obj for key, obj in made.items() if key.startswith("service ")}
     kubernetes = made["kubernetes"]
     kubernetes_ip, kubernetes_ips = kubernetes.spec.cluster_ip, _cluster_ips(kubernetes)
-    ready = wait_ready(core, ns, want.node_names, want.ready_timeout_s, want.progress, want.settle_s)
+    roles = roles_for(want.network_policy)
+    ready = wait_ready(core, ns, want.node_names, want.ready_timeout_s, want.progress, want.settle_s, roles)
     pods = ready.pods
     servers, clients = pods["server"], pods["client"]
     first = next((clients[n] for n in want.node_names if n in clients), None)
@@ -169,8 +173,9 @@ def deploy(api: k8s.ApiClient, want: DeployRequest) -> Deployment:
         pod_mtu_error=mtu_error,
         service_ips={name: ips for name, svc in services.items() if (ips := _cluster_ips(svc))},
         unusable=ready.unusable,
-        policy_targets=pods[POLICY["target_role"]],
-        policy_client=next(iter(pods[POLICY["client_role"]].values()), None),
+        network_policy=want.network_policy,
+        policy_targets=pods.get(POLICY["target_role"], {}),
+        policy_client=next(iter(pods.get(POLICY["client_role"], {}).values()), None),
     )
 
 

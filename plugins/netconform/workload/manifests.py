@@ -132,17 +132,25 @@ def _service(name: str, run_id: str, kind: str, role: str = "server") -> dict[st
     }
 
 
-def workload_manifests(run_id: str, probe_image: str, node_names: list[str]) -> list[dict[str, Any]]:
+def workload_manifests(
+    run_id: str, probe_image: str, node_names: list[str], network_policy: bool = True
+) -> list[dict[str, Any]]:
     """Server and client DaemonSets on the selected nodes, the Services of every kind the checks dial,
-    the hairpin Service over the clients, and the single pod (first node) behind its eTP=Local NodePort."""
-    return [
+    the hairpin Service over the clients, and the single pod (first node) behind its eTP=Local NodePort;
+    with `network_policy` (that check is selected) its targets and its allowed client."""
+    probes = [
         _probe_daemonset("nc-server", "server", run_id, probe_image, node_names),
         _probe_daemonset("nc-client", "client", run_id, probe_image, node_names),
         _probe_daemonset(SINGLE["daemonset"], SINGLE["role"], run_id, probe_image, node_names[:1]),
         *(_service(name, run_id, kind) for kind, name in SERVICES.items()),
         _service(HAIRPIN_SERVICE, run_id, "hairpin", role="client"),
         _service(SINGLE["service"], run_id, "nodeport_local", role=SINGLE["role"]),
-        # the NetworkPolicy check's own: no Service selects them, no other check dials them
+    ]
+    if not network_policy:
+        return probes
+    # the NetworkPolicy check's own: no Service selects them, no other check dials them
+    return [
+        *probes,
         _probe_daemonset(POLICY["target_daemonset"], POLICY["target_role"], run_id, probe_image, node_names),
         _probe_daemonset(POLICY["client_daemonset"], POLICY["client_role"], run_id, probe_image, node_names[:1]),
     ]

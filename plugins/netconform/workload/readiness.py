@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ from netconform.kube.connect import get_json
 from netconform.kube.inventory import family_of
 from netconform.workload.labels import HAIRPIN_SERVICE, HTTP_PORT, POLICY, ROLE_LABEL, SERVICES, SINGLE
 
-__all__ = ["PodRef", "Readiness", "not_ready_message", "pod_problem", "wait_ready"]
+__all__ = ["PodRef", "Readiness", "Roles", "not_ready_message", "pod_problem", "roles_for", "wait_ready"]
 
 # kube-proxy applies EndpointSlice changes asynchronously (iptables min-sync-period is 1s by default);
 # dialing the moment the slices list every server found nodes still balancing over the old set.
@@ -71,14 +71,16 @@ def _pod_ips(pod: Pod) -> list[str]:
 
 
 # role -> on which of the selected nodes it runs: every node, or only the first (the single pod, the
-# NetworkPolicy check's allowed client)
-ROLES = {
-    "server": slice(None),
-    "client": slice(None),
-    SINGLE["role"]: slice(1),
-    POLICY["target_role"]: slice(None),
-    POLICY["client_role"]: slice(1),
-}
+# NetworkPolicy check's allowed client). The policy roles exist only when that check is selected.
+Roles = Mapping[str, slice]
+PROBE_ROLES: Roles = {"server": slice(None), "client": slice(None), SINGLE["role"]: slice(1)}
+POLICY_ROLES: Roles = {POLICY["target_role"]: slice(None), POLICY["client_role"]: slice(1)}
+ROLES: Roles = {**PROBE_ROLES, **POLICY_ROLES}
+
+
+def roles_for(network_policy: bool) -> Roles:
+    """The roles a run deploys: the probes, and the NetworkPolicy check's pods when that check runs."""
+    return ROLES if network_policy else PROBE_ROLES
 
 
 def _name(pod: Pod) -> str:
@@ -177,7 +179,7 @@ def _placement(pods: list[Pod], nodes: list[str]) -> tuple[dict[str, dict[str, P
 
 
 def not_ready_message(
-    pods: list[Pod], nodes: list[str], warnings: dict[str, str], waited_s: float, slices_ok: bool
+    pods: list[Pod], nodes: list[str], warnings: dict[str, str], waited_s: float, slices_ok: bool, roles: Roles = ROLES
 ) -> str:
     chosen, not_ready = _placement(pods, nodes)
     # pods stuck for the same reason are named together, the reason once
@@ -186,7 +188,7 @@ def not_ready_message(
         where, _, reason = pod_problem(pod, warnings).partition(": ")
         by_reason.setdefault(reason, []).append(where)
     problems = [f"{', '.join(wheres)}: {reason}" for reason, wheres in by_reason.items()]
-    for role, on in ROLES.items():
+    for role, on in roles.items():
         for node in nodes[on]:
             if node not in chosen[role]:
                 problems.append(f"no nc-{role} pod on {node}")
@@ -202,9 +204,11 @@ def wait_ready(
     timeout_s: float,
     progress: Progress | None = None,
     settle_s: float = KUBE_PROXY_SETTLE_S,
+    roles: Roles = ROLES,
 ) -> Readiness:
     """Wait (bounded) until every selected node has a Ready server and client (the first one also the
-    single pod) and the Services list them all, then `settle_s` more for kube-proxy.
+    single pod; with the NetworkPolicy check, its pods: `roles`) and the Services list them all, then
+    `settle_s` more for kube-proxy.
 
     At the deadline, nodes whose server and client are Ready and listed are tested without the others
     (a node with a broken CNI must not stop the run); with none, ProbeSetupError says why.
@@ -223,7 +227,7 @@ def wait_ready(
             chosen, _ = _placement(pods, nodes)
             all_ready = all(
                 node in chosen[role] and _is_ready(chosen[role][node])
-                for role, on in ROLES.items()
+                for role, on in roles.items()
                 for node in nodes[on]
             )
             if all_ready:
@@ -246,7 +250,7 @@ def wait_ready(
             partial = _without_unready_nodes(api, namespace, pods, nodes, warnings)
             if partial:
                 return partial
-            raise ProbeSetupError(not_ready_message(pods, nodes, warnings, waited, slices_ok))
+            raise ProbeSetupError(not_ready_message(pods, nodes, warnings, waited, slices_ok, roles))
         time.sleep(POLL_S)
 
 
