@@ -8,8 +8,8 @@ through the tunnel. Afterwards `ci/lab down` leaves no bpffs, cgroup or node dir
 default lab is brought up again.
 
 Marked `cilium` and skipped unless NETCONFORM_LAB_CILIUM=1: a cold build of Cilium takes many minutes
-and the test takes the shared lab down and up (unless the lab is already the Cilium variant, as in
-ci/test's Cilium stage: then it is used as it is).
+and the test takes the shared lab down and up (unless the lab is already the Cilium variant, as a CI
+stage that brought it up once has it: then it is used as it is).
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ def host_view() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def cilium_lab(admin_kubeconfig: str) -> Iterator[dict[str, Any]]:
-    """The Cilium lab. Already up (ci/test's Cilium stage brought it up and takes it down, failing on
-    anything its down leaves): used as it is. Else: down, up as Cilium, down compared, default up again."""
+    """The Cilium lab. Already up (whoever brought it up takes it down; ci/test's final down fails on
+    anything left behind): used as it is. Else: down, up as Cilium, down compared, default up again."""
     with lab_lock():
         if lab_cni() == "cilium":
             yield {"before": None, "variant": json.loads((STATE / "variant.json").read_text())}
