@@ -10,6 +10,12 @@ endpoints), the single pod through its Service, and the pod itself through the h
 (internalTrafficPolicy Local). A Service that answered from them all is off the list; the rest are
 dialed again, from fresh connections, until SETTLE_MAX_S.
 
+Each client pod also dials its own node's InternalIP at the NodePorts (all servers through the
+eTP=Cluster one; the Local ones until one pod answers, the single pod's only on its node). On flannel
+the ClusterIPs alone would do, but where the CNI balances pod-to-ClusterIP traffic itself (Cilium's
+BPF, with kube-proxy kept for the rest) a ClusterIP answering says nothing of kube-proxy's rules: a
+NodePort dialed from outside was refused once on the Cilium lab, its node's kube-proxy not yet synced.
+
 Above CONFIRM_BACKENDS_MAX servers, a client waits for that many distinct ones, not all: seeing every
 one of N backends costs about N * H(N) connections per client and Service (7,500 at 1000 nodes; over
 the cluster O(N^2)), and the bounded wait would end unconfirmed on a healthy big cluster. Twenty new
@@ -34,6 +40,7 @@ from kubernetes import client as k8s
 from netconform.dialing.fanout import MAX_PARALLEL_EXECS, ProbeRunner, run_probe_dial
 from netconform.dialing.probe import build_spec
 from netconform.errors import NetconformError
+from netconform.kube.inventory import NodeInfo
 from netconform.workload.deploy import Deployment
 from netconform.workload.labels import HAIRPIN_SERVICE, HTTP_PORT, SERVICES, SINGLE, UDP_PORT
 
@@ -94,13 +101,35 @@ class Settled:
             return ""
         where = "; ".join(f"{node}: {', '.join(labels)}" for node, labels in sorted(self.unconfirmed.items()))
         return (
-            f"kube-proxy had not programmed every Service after {self.seconds:.1f}s ({self.rounds} rounds of "
-            f"dials from the client pods), going on with the checks; not answering from all endpoints: {where}"
+            f"not every Service answered from all its endpoints after {self.seconds:.1f}s ({self.rounds} rounds of "
+            f"dials from the client pods: kube-proxy not synced yet, or a fault the checks will find), going on "
+            f"with the checks; not answering from all endpoints: {where}"
         )
 
 
-def settle_wants(dep: Deployment, families: list[str]) -> dict[str, list[Want]]:
-    """Client pod node -> the Services it must see fully programmed, per family."""
+def _nodeport_wants(dep: Deployment, node: NodeInfo, family: str) -> list[Want]:
+    """The NodePorts at `node`'s own InternalIP of `family`, as its client pod must see them."""
+    ip = node.ip_of(family)
+    if not ip:
+        return []
+    ports = [
+        ("nodeport", dep.node_port, min(len(dep.servers), CONFIRM_BACKENDS_MAX)),
+        ("nodeport-local", dep.node_port_local, 1),
+    ]
+    if dep.single and dep.single.node == node.name:
+        ports.append(("nodeport-single", dep.node_port_single, 1))
+    return [
+        Want(f"{what}:tcp:{family}", f"NodePort {what} {ip}:{port}/tcp", ip, port, "tcp", backends)
+        for what, port, backends in ports
+        if port and backends
+    ]
+
+
+def settle_wants(
+    dep: Deployment, families: list[str], nodes: dict[str, NodeInfo] | None = None
+) -> dict[str, list[Want]]:
+    """Client pod node -> the Services it must see fully programmed, per family (`nodes`: the NodePorts
+    at each client's own node too)."""
     servers = len(dep.servers)
     wants: dict[str, list[Want]] = {}
     for node, client in dep.clients.items():
@@ -129,6 +158,8 @@ def settle_wants(dep: Deployment, families: list[str]) -> dict[str, list[Want]]:
                     mine.append(
                         Want(f"{name}:udp:{family}", f"{name} {ip}:{UDP_PORT}/udp", ip, UDP_PORT, "udp", backends)
                     )
+            if nodes and node in nodes:
+                mine += _nodeport_wants(dep, nodes[node], family)
         wants[node] = mine
     return wants
 
@@ -171,11 +202,12 @@ def wait_programmed(
     families: list[str],
     max_s: float = SETTLE_MAX_S,
     runner: ProbeRunner | None = None,
+    nodes: dict[str, NodeInfo] | None = None,
 ) -> Settled:
     """Dial, from every client pod at once, the Services not yet confirmed there, until all are or
     `max_s` has passed (bounded: each round's execs are bounded, and no round starts after `max_s`)."""
     run = runner or run_probe_dial
-    pending = {node: list(wants) for node, wants in settle_wants(dep, families).items() if wants}
+    pending = {node: list(wants) for node, wants in settle_wants(dep, families, nodes).items() if wants}
     result = Settled()
     started = time.monotonic()
     gate = threading.Semaphore(MAX_PARALLEL_EXECS)

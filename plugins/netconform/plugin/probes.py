@@ -132,7 +132,9 @@ def _deploy_shared(config: pytest.Config, cluster: Cluster, network_policy: bool
         return {"error": str(exc)}
     for node, why in dep.unusable.items():  # the run goes on without it; its tests fail with this
         _say(config, f"the probe pods on {node} never became Ready, its tests fail: {why}")
-    settled = wait_programmed(cluster.configuration, dep, cluster_families(cluster.nodes))
+    settled = wait_programmed(
+        cluster.configuration, dep, cluster_families(cluster.nodes), nodes={n.name: n for n in cluster.nodes}
+    )
     dep.settle_s, dep.settle_execs, dep.settle_note = settled.seconds, settled.execs, settled.note()
     dep.seconds = round(dep.seconds + settled.seconds, 2)
     if dep.settle_note:
