@@ -184,9 +184,15 @@ def _ready(doc: dict) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in doc["status"].get("conditions", []))
 
 
+def _any_part_running() -> bool:
+    """Whether any process the lab recorded still runs (the very process: pid and start time)."""
+    return config.PIDS.exists() and any(proc.pid_of(p.stem) for p in config.PIDS.glob("*.pid"))
+
+
 def refuse_other_shape(var: config.Variant) -> None:
-    """A lab of another shape is someone's: never replace it implicitly."""
-    if config.node_count() and config.variant() != var:
+    """A running lab of another shape is someone's: never replace it implicitly. One with nothing left
+    running (the machine restarted under it) is no one's: `up` cleans it up like a half-finished lab."""
+    if config.node_count() and config.variant() != var and _any_part_running():
         raise LabError(f"a lab of another shape is up ({config.variant().describe()}); run `ci/lab down` first")
 
 

@@ -5,6 +5,7 @@ wrapper module that ci/lab-build/build-cilium.sh builds."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -63,3 +64,37 @@ def test_the_wrapper_module_pins_cilium_and_its_own_replaces() -> None:
     tools = (REPO / "ci/lab-build/cilium/tools.go").read_text()
     for cmd in ("daemon", "plugins/cilium-cni", "cilium-dbg"):
         assert f'_ "github.com/cilium/cilium/{cmd}"' in tools
+
+
+
+@pytest.fixture
+def cilium_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ModuleType, ModuleType]]:
+    """A Cilium lab's state in tmp_path (variant.json, one node), ci/lablib's config and cluster over it."""
+    monkeypatch.setenv("LAB_STATE", str(tmp_path))
+    sys.path.insert(0, str(REPO / "ci"))
+    from lablib import cluster, config  # noqa: PLC0415 - ci/ is not a package; imported after LAB_STATE
+
+    (tmp_path / "nodes/lab-node-1").mkdir(parents=True)
+    (tmp_path / "pids").mkdir()
+    (tmp_path / "variant.json").write_text(config.Variant(cni="cilium").to_json())
+    yield config, cluster
+    sys.path.remove(str(REPO / "ci"))
+    for name in [m for m in sys.modules if m == "lablib" or m.startswith("lablib.")]:
+        del sys.modules[name]
+
+
+def test_a_running_lab_of_another_shape_is_refused(cilium_state: tuple[ModuleType, ModuleType]) -> None:
+    """This very process stands in for a lab part that runs: its pid and start time are on file."""
+    config, cluster = cilium_state
+    started = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19]
+    (config.PIDS / "lab-node-1-kubelet.pid").write_text(f"{os.getpid()} {started}\n")
+    with pytest.raises(cluster.LabError, match=r"a lab of another shape is up \(3 nodes, kube-proxy iptables, cilium"):
+        cluster.refuse_other_shape(config.Variant())
+
+
+def test_a_stopped_lab_of_another_shape_is_no_one_s(cilium_state: tuple[ModuleType, ModuleType]) -> None:
+    """The machine restarted under a Cilium lab: its state is on disk, none of its processes runs (a
+    start time no process has); `up` of the default shape goes on and cleans it up (CI on such a machine)."""
+    config, cluster = cilium_state
+    (config.PIDS / "lab-node-1-kubelet.pid").write_text(f"{os.getpid()} 0\n")
+    cluster.refuse_other_shape(config.Variant())
