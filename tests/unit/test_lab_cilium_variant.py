@@ -66,7 +66,6 @@ def test_the_wrapper_module_pins_cilium_and_its_own_replaces() -> None:
         assert f'_ "github.com/cilium/cilium/{cmd}"' in tools
 
 
-
 @pytest.fixture
 def cilium_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ModuleType, ModuleType]]:
     """A Cilium lab's state in tmp_path (variant.json, one node), ci/lablib's config and cluster over it."""
