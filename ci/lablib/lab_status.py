@@ -34,6 +34,12 @@ def status() -> tuple[list[str], bool]:
             lines.append(f"cilium: {n.name} agent {said.splitlines()[-1] if said else 'said nothing'}")
             healthy = healthy and said == "OK"
     lines.append(_memory_line())
+    if config.node_count() and config.SWITCH_NS not in net.netns_list():
+        # the machine restarted under the lab (or someone removed its namespaces): nothing to check, nothing up
+        lines.append(
+            f"isolation: not checked: the lab's namespace {config.SWITCH_NS} is gone (`ci/lab down` cleans up)"
+        )
+        return lines, False
     problems = net.isolation_problems() if config.node_count() else []
     lines.append("isolation: " + ("; ".join(problems) if problems else "sealed (no route or NAT out of the lab)"))
     return lines, healthy and not problems
