@@ -1,4 +1,4 @@
-"""Which datapath the cluster runs, from what was read: kube-proxy's mode and flannel's backend.
+"""Which datapath the cluster runs, from what was read: kube-proxy's mode, flannel's backend, Cilium's mode.
 
 Rules judge only what they know: kube-proxy's iptables and nftables modes, flannel's vxlan and
 host-gw backends. Anything else (kube-proxy replaced by Cilium or Calico eBPF, IPVS mode, another
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from .evidence import ClusterEvidence, NodeEvidence
 from .model import NOTHING, Finding
 
-__all__ = ["COVERED_BACKENDS", "COVERED_PROXY", "Datapath", "datapath", "not_covered", "proxy_mode_of"]
+__all__ = ["COVERED_BACKENDS", "COVERED_PROXY", "Datapath", "cilium_mode", "datapath", "not_covered", "proxy_mode_of"]
 
 COVERED_PROXY = ("iptables", "nftables")
 COVERED_BACKENDS = ("vxlan", "host-gw")
@@ -33,6 +33,8 @@ _FOREIGN_LINKS = (
     ("genev_sys_6081", "Geneve (OVN/Antrea)"),
     ("kube-ipvs0", "kube-proxy IPVS mode"),
 )
+# Cilium's tunnel device -> its tunnel mode; cilium_host with neither is native routing
+_CILIUM_TUNNELS = (("cilium_vxlan", "vxlan tunnel"), ("cilium_geneve", "geneve tunnel"))
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,8 @@ class Datapath:
     proxy_source: str  # where the mode was read ("ConfigMap kube-system/kube-proxy", "node rules", "")
     backend: str | None  # "vxlan" | "host-gw" | None: not flannel's, or unknown
     backend_source: str
-    foreign: tuple[str, ...] = ()  # datapaths seen that no rule judges ("Cilium on lab-node-1", ...)
+    foreign: tuple[str, ...] = ()  # datapaths seen that no rule judges ("Calico on lab-node-1", ...)
+    cilium: str | None = None  # Cilium's mode where it runs: "vxlan tunnel", "geneve tunnel", "native routing"
 
     @property
     def proxy_covered(self) -> bool:
@@ -81,6 +84,17 @@ def _foreign(ne: NodeEvidence) -> list[str]:
     return sorted(set(found))
 
 
+def cilium_mode(nodes: list[NodeEvidence]) -> str | None:
+    """Cilium's mode from its devices on the nodes (None: no cilium_host anywhere)."""
+    with_cilium = [ne for ne in nodes if "cilium_host" in ne.links]
+    if not with_cilium:
+        return None
+    modes = Counter(
+        next((mode for device, mode in _CILIUM_TUNNELS if device in ne.links), "native routing") for ne in with_cilium
+    )
+    return modes.most_common(1)[0][0]
+
+
 def datapath(ev: ClusterEvidence) -> Datapath:
     """The cluster's datapath: the ConfigMap's mode when readable, else what most inspected nodes show."""
     nodes = [ne for ne in ev.nodes.values() if ne.error is None]
@@ -106,7 +120,10 @@ def datapath(ev: ClusterEvidence) -> Datapath:
         backend, backend_source = ("host-gw", "routes via the peers' node IPs") if _routed(ev) else (None, "")
     else:
         backend, backend_source = None, ""
-    return Datapath(proxy, proxy_source, backend, backend_source, tuple(sorted(set(foreign))))
+    cilium = cilium_mode(nodes)
+    if cilium:  # named as Cilium's mode: not again as a foreign datapath per node
+        foreign = [f for f in foreign if not f.startswith("Cilium on ")]
+    return Datapath(proxy, proxy_source, backend, backend_source, tuple(sorted(set(foreign))), cilium)
 
 
 def _routed(ev: ClusterEvidence) -> bool:
@@ -123,7 +140,7 @@ def not_covered(ev: ClusterEvidence, dp: Datapath) -> list[Finding]:
     read = [ne for ne in ev.nodes.values() if ne.error is None]
     if not read:
         return []  # nothing was read: that is an inspection gap (said elsewhere), not a datapath
-    if not dp.proxy_covered:
+    if not dp.proxy_covered and not (dp.proxy is None and dp.cilium):  # Cilium's replacement: said below
         if dp.proxy is None:
             parts.append(
                 "Service rules: no kube-proxy rules on any node inspected (kube-proxy replaced, e.g. Cilium or "
@@ -131,7 +148,17 @@ def not_covered(ev: ClusterEvidence, dp: Datapath) -> list[Finding]:
             )
         else:
             parts.append(f"kube-proxy mode {dp.proxy} ({dp.proxy_source}): its rules are not judged")
-    if not dp.backend_covered:
+    if dp.cilium:
+        kept = (
+            f"kube-proxy kept, {dp.proxy} mode"
+            if dp.proxy
+            else "kube-proxy replaced (no kube-proxy rules on any node inspected): Service rules are not judged"
+        )
+        parts.append(
+            f"Cilium ({dp.cilium}, {kept}): Cilium's own datapath (endpoints, ipcache, tunnel map, policy verdicts) "
+            "is not judged yet; flannel's rules do not run"
+        )
+    elif not dp.backend_covered:
         what = f"flannel backend {dp.backend}" if dp.backend else "a pod network that is not flannel vxlan/host-gw"
         parts.append(f"{what}: overlay neighbours, FDB, routes and MTU are not judged")
     if dp.foreign:
