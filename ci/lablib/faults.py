@@ -39,16 +39,16 @@ class Datapaths:
     backends: tuple[str, ...] = config.FLANNEL_BACKENDS
     proxy_modes: tuple[str, ...] = config.PROXY_MODES
     families: tuple[str, ...] = config.IP_FAMILIES
+    cnis: tuple[str, ...] = ("flannel",)  # a fault made and diagnosed on Cilium's datapath too says so
 
     def refusal(self, var: Variant) -> str | None:
         """Why the fault does not apply to this lab shape, or None when it does."""
-        if var.cilium:  # Cilium's own faults are a later step of issue 19
-            return "the lab's faults are made and diagnosed on flannel's datapath; this lab runs Cilium"
-        for what, value, allowed in (
-            ("flannel backend", var.flannel_backend, self.backends),
-            ("kube-proxy mode", var.proxy_mode, self.proxy_modes),
-            ("IP family", var.ip_family, self.families),
-        ):
+        if var.cni not in self.cnis:
+            return "it is made and diagnosed on flannel's datapath; this lab runs Cilium"
+        shape = [("kube-proxy mode", var.proxy_mode, self.proxy_modes), ("IP family", var.ip_family, self.families)]
+        if not var.cilium:  # the backend is flannel's
+            shape.insert(0, ("flannel backend", var.flannel_backend, self.backends))
+        for what, value, allowed in shape:
             if value not in allowed:
                 return f"it works on {what} {' or '.join(allowed)}; this lab runs {value}"
         return None
@@ -64,11 +64,14 @@ class Datapaths:
             )
             if set(chosen) != set(every)
         ]
-        return ", ".join(narrowed) or "every datapath"
+        flannel = ", ".join(narrowed) or "every datapath"
+        return f"{flannel}; Cilium" if "cilium" in self.cnis else flannel
 
 
 ANY = Datapaths()
 VXLAN = Datapaths(backends=("vxlan",))  # needs flannel's VXLAN device flannel.1, which host-gw does not have
+# a VXLAN tunnel between nodes, flannel's (flannel.1) or Cilium's (cilium_vxlan): the same UDP port 8472
+VXLAN_TUNNEL = Datapaths(backends=("vxlan",), cnis=("flannel", "cilium"))
 
 
 @dataclass(frozen=True)
@@ -286,7 +289,7 @@ FAULTS = {
             "vxlan-port-blocked",
             "docs/faults.md #6: UDP 8472 (VXLAN) dropped on input",
             lambda n: _iptables_insert(n, "filter", "INPUT", "-p", "udp", "--dport", "8472", "-j", "DROP"),
-            VXLAN,
+            VXLAN_TUNNEL,
         ),
         Fault(
             "ip-forward-off",

@@ -129,6 +129,14 @@ def apply_network_mtu(fix: str) -> None:
     then_restarts(fix)
 
 
+def apply_rule_removal(fix: str) -> None:
+    """`on <node>: remove the rule (iptables -t <table> -D <chain> <match>)`: that command run in the node."""
+    m = re.fullmatch(r"on (lab-node-\d+): remove the rule \((iptables -t [a-z]+ -D [^()]+)\)", fix)
+    assert m, f"not a rule removal: {fix}"
+    node = lab_config.Node(int(m.group(1).rsplit("-", 1)[1]))
+    subprocess.run(["ip", "netns", "exec", node.netns, *m.group(2).split()], check=True, timeout=30)
+
+
 def then_restarts(fix: str) -> None:
     """What the fix does after the MTU step when a watch stalled behind it (rules/_consequences.py): `either
     way, then on <node>: restart kube-proxy (...)` is `ci/lab restart kube-proxy --node <node>`; `kubectl -n
@@ -148,6 +156,7 @@ FIXES = {
     "dns-rewrite": (apply_corefile_fix, "dns"),
     "mtu-uplink": (apply_node_command, "mtu"),
     "mtu-path": (apply_network_mtu, "mtu"),
+    "vxlan-blocked": (apply_rule_removal, ""),  # every path across that node: the whole suite again
 }
 
 
@@ -301,11 +310,11 @@ def test_the_fix_as_printed_makes_the_next_run_green(case: Case, lab_kubeconfig:
             fixes = [line.strip()[5:] for line in out.summary if line.strip().startswith("fix: ")]
             if fixes and out.top == case.expected:
                 apply(fixes[0])
-                after = run(lab_kubeconfig, tmp_path / "after", "-k", again)
+                after = run(lab_kubeconfig, tmp_path / "after", *(["-k", again] if again else []))
         finally:
             lab("fault", "clear", check=False)
             settle()
-    note = f"then the fix applied as printed, `-k {again}`: " + (
+    note = f"then the fix applied as printed, {f'`-k {again}`' if again else 'the whole suite'}: " + (
         f"{after.passed} passed, {after.failed} failed, exit {after.rc}" if after else "not applied"
     )
     assert_diagnosed(case, out, note)

@@ -136,3 +136,20 @@ def test_a_corefile_block_goes_after_errors_at_its_indent(lablib: tuple[ModuleTy
     ]
     with pytest.raises(faults_corefile.LabError, match="no `errors` line"):
         faults_corefile.with_block(".:53 {\n    health\n}\n", ["hosts"])
+
+
+def test_only_faults_declared_for_cilium_apply_on_the_cilium_lab(
+    lablib: tuple[ModuleType, ModuleType, ModuleType],
+) -> None:
+    """The tunnel port is blocked the same way on Cilium's VXLAN tunnel; flannel's device faults refuse there."""
+    config, faults, _ = lablib
+    cilium = config.Variant(cni="cilium")
+    on_cilium = sorted(name for name, f in faults.FAULTS.items() if f.works_on.refusal(cilium) is None)
+    assert on_cilium == ["vxlan-blocked"]
+    assert faults.FAULTS["stale-arp"].works_on.refusal(cilium) == (
+        "it is made and diagnosed on flannel's datapath; this lab runs Cilium"
+    )
+    assert faults.FAULTS["vxlan-blocked"].works_on.refusal(config.Variant(flannel_backend="host-gw")) == (
+        "it works on flannel backend vxlan; this lab runs host-gw"
+    )
+    assert faults.FAULTS["vxlan-blocked"].works_on.describe() == "flannel vxlan; Cilium"

@@ -9,12 +9,15 @@ does not know: the VXLAN device's rules only on vxlan, flannel's routes on vxlan
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
+from pathlib import Path
 
 import pytest
 
 from netconform.diagnose.datapath import datapath
 from netconform.diagnose.evidence import ClusterEvidence, NodeEvidence, Section
+from netconform.diagnose.facts_record import facts_from_dict
 from netconform.diagnose.rules import ALL_RULES, applicable
 
 from .conftest import load_case
@@ -73,3 +76,14 @@ def test_applicable_rules_per_datapath(proxy: str | None, backend: str | None) -
 
 def test_the_rules_left_out_are_rules() -> None:
     assert set(ALL_RULES) >= VXLAN_DEVICE | FLANNEL_ROUTES
+
+
+def test_on_cilium_only_the_tunnel_port_rule_of_the_vxlan_ones_runs() -> None:
+    """The Cilium lab as recorded (tests/data/recorded/variants/cilium-vxlan-ipv4/dxo_healthy): its VXLAN tunnel
+    is judged for a blocked port; flannel.1's neighbours, FDB and MTU, and flannel's routes, are not."""
+    d = Path(__file__).resolve().parents[2] / "data/recorded/variants/cilium-vxlan-ipv4/dxo_healthy"
+    facts = facts_from_dict(json.loads((d / "facts.json").read_text()))
+    ev = ClusterEvidence(facts, {f.stem: NodeEvidence.from_output(f.stem, f.read_text()) for f in d.glob("*.txt")})
+    dp = datapath(ev)
+    assert (dp.proxy, dp.backend, dp.cilium, dp.foreign) == ("iptables", None, "vxlan tunnel", ())
+    assert set(applicable(ev)) == set(ALL_RULES) - (VXLAN_DEVICE - {"vxlan-port-blocked"}) - FLANNEL_ROUTES

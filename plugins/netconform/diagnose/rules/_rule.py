@@ -10,7 +10,7 @@ from ..datapath import COVERED_BACKENDS, Datapath
 from ..evidence import ClusterEvidence
 from ..model import Finding
 
-__all__ = ["ANY", "FLANNEL", "FLANNEL_VXLAN", "Datapaths", "Rule"]
+__all__ = ["ANY", "FLANNEL", "FLANNEL_VXLAN", "VXLAN_TUNNEL", "Datapaths", "Rule"]
 
 # a cause id is matched unescaped in the report's categories (netconform.reporting.categories)
 _CAUSE_ID = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
@@ -25,14 +25,18 @@ class Datapaths:
     """
 
     backends: tuple[str, ...] | None = None  # flannel's backend (Datapath.backend): "vxlan", "host-gw"
+    cilium: tuple[str, ...] = ()  # Cilium's modes (Datapath.cilium) a narrowed rule also judges: "vxlan tunnel"
 
     def cover(self, dp: Datapath) -> bool:
-        return self.backends is None or dp.backend in self.backends
+        if self.backends is None:
+            return True
+        return dp.cilium in self.cilium if dp.cilium else dp.backend in self.backends
 
 
 ANY = Datapaths()
 FLANNEL = Datapaths(backends=COVERED_BACKENDS)  # flannel's routes: on a backend the rules know
 FLANNEL_VXLAN = Datapaths(backends=("vxlan",))  # flannel's VXLAN device (flannel.1)
+VXLAN_TUNNEL = Datapaths(backends=("vxlan",), cilium=("vxlan tunnel",))  # a VXLAN device: flannel.1, cilium_vxlan
 
 
 @dataclass(frozen=True, kw_only=True)

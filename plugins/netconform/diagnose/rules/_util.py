@@ -45,6 +45,11 @@ def underlay(ne: NodeEvidence) -> tuple[str | None, str | None]:
     return fl.details.get("dev"), fl.details.get("local")
 
 
+def device_of(ne: NodeEvidence, ip: str | None) -> str | None:
+    """The node's interface that holds `ip` (its uplink, for the node's InternalIP)."""
+    return next((dev for dev, cidrs in ne.addrs.items() if ip and any(c.split("/")[0] == ip for c in cidrs)), None)
+
+
 def quote_rule(r: Rule) -> str:
     """A rule as iptables-save printed it, with its packet counter when known."""
     prefix = f"[{r.packets} pkts] " if r.packets is not None else ""
