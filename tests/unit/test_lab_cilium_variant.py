@@ -23,6 +23,11 @@ def config() -> Iterator[ModuleType]:
     from lablib import config  # noqa: PLC0415 - ci/ is not a package of the project
 
     yield config
+    _forget_lablib()
+
+
+def _forget_lablib() -> None:
+    """ci/ off the path and ci/lablib's modules unloaded: the next import reads LAB_STATE anew."""
     sys.path.remove(str(REPO / "ci"))
     for name in [m for m in sys.modules if m == "lablib" or m.startswith("lablib.")]:
         del sys.modules[name]
@@ -77,16 +82,15 @@ def cilium_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tu
     (tmp_path / "pids").mkdir()
     (tmp_path / "variant.json").write_text(config.Variant(cni="cilium").to_json())
     yield config, cluster
-    sys.path.remove(str(REPO / "ci"))
-    for name in [m for m in sys.modules if m == "lablib" or m.startswith("lablib.")]:
-        del sys.modules[name]
+    _forget_lablib()
 
 
 def test_a_running_lab_of_another_shape_is_refused(cilium_state: tuple[ModuleType, ModuleType]) -> None:
     """This very process stands in for a lab part that runs: its pid and start time are on file."""
     config, cluster = cilium_state
-    started = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19]
-    (config.PIDS / "lab-node-1-kubelet.pid").write_text(f"{os.getpid()} {started}\n")
+    from hostlib.proc import start_time  # noqa: PLC0415 - ci/ is on the path only inside the fixture
+
+    (config.PIDS / "lab-node-1-kubelet.pid").write_text(f"{os.getpid()} {start_time(os.getpid())}\n")
     with pytest.raises(cluster.LabError, match=r"a lab of another shape is up \(3 nodes, kube-proxy iptables, cilium"):
         cluster.refuse_other_shape(config.Variant())
 

@@ -98,9 +98,10 @@ def cilium_mode(nodes: list[NodeEvidence]) -> str | None:
 def datapath(ev: ClusterEvidence) -> Datapath:
     """The cluster's datapath: the ConfigMap's mode when readable, else what most inspected nodes show."""
     nodes = [ne for ne in ev.nodes.values() if ne.error is None]
+    cilium = cilium_mode(nodes)
     foreign: list[str] = []
-    for ne in nodes:
-        foreign += [f"{w} on {ne.node}" for w in _foreign(ne)]
+    for ne in nodes:  # Cilium, named by its mode, is not foreign again per node
+        foreign += [f"{w} on {ne.node}" for w in _foreign(ne) if not (cilium and w == "Cilium")]
     modes = Counter(m for ne in nodes if (m := proxy_mode_of(ne)))
     if ev.facts.proxy_mode:
         proxy: str | None = ev.facts.proxy_mode
@@ -120,9 +121,6 @@ def datapath(ev: ClusterEvidence) -> Datapath:
         backend, backend_source = ("host-gw", "routes via the peers' node IPs") if _routed(ev) else (None, "")
     else:
         backend, backend_source = None, ""
-    cilium = cilium_mode(nodes)
-    if cilium:  # named as Cilium's mode: not again as a foreign datapath per node
-        foreign = [f for f in foreign if not f.startswith("Cilium on ")]
     return Datapath(proxy, proxy_source, backend, backend_source, tuple(sorted(set(foreign))), cilium)
 
 
