@@ -208,7 +208,9 @@ class Diagnoser:
     def health(self) -> list[Finding]:
         """--diagnose-only: every rule on every node; `seconds` says how long it took."""
         started = time.monotonic()
-        findings = [_as_health_note(f) for f in run_rules(self.evidence(self.node_names))]
+        ev = self.evidence(self.node_names)
+        ev.health_only = True
+        findings = [_as_health_note(f) for f in run_rules(ev)]
         if self.facts_error:
             findings.append(_not_inspected(self.facts_error))
         self.seconds = time.monotonic() - started

@@ -314,6 +314,8 @@ class ClusterEvidence:
     nodes: dict[str, NodeEvidence] = field(default_factory=dict)
     # what the failed tests' dial results show per (source, address): diagnose.dialseq; none for --diagnose-only
     patterns: list[SourcePattern] = field(default_factory=list)
+    # --diagnose-only: no connection was made, so no failure of this run can be explained (only risks)
+    health_only: bool = False
 
     def patterns_through(self, node: str) -> list[SourcePattern]:
         """The patterns of dials from `node`'s pod or to one of its addresses (its NodePorts)."""

@@ -5,6 +5,10 @@ masquerades, two connections SNATed to the same source port at once (docs/faults
 lost connection among many). The cure for the SNAT race is fully random source ports
 (`--random-fully` on MASQUERADE, `masquerade fully-random` in nft), so the rule quotes the node's
 masquerade rules that lack it.
+
+The counters are since boot: a node that once lost one race says so for ever. They are a cause only beside
+the failures of a run (whose checks they may explain); --diagnose-only makes no connection, so there they
+are a risk, said but failing nothing (a CI run's healthy --diagnose-only met insert_failed=1 on a Cilium node).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from netconform.checks import DNS, STABILITY
 
 from ..evidence import ClusterEvidence, NodeEvidence
 from ..iptables import rules_in
-from ..model import Finding, scope
+from ..model import Finding, risk, scope
 from ._rule import Rule
 from ._util import inspected, quote_rule
 
@@ -65,19 +69,34 @@ def rule(ev: ClusterEvidence) -> list[Finding]:
                 "rules quoted (flanneld and kube-proxy do it themselves when iptables supports it: upgrade "
                 "iptables/flanneld), so concurrent SNATed connections stop colliding; " + fix
             )
+        title = f"{ne.node}: conntrack dropped {drop} packets, {failed} insert failures (counters since boot)" + (
+            " on a node that masquerades without --random-fully" if plain else ""
+        )
+        detail = (
+            "a lone lost connection among many (a SYN whose conntrack entry lost the insert race)" if failed else ""
+        )
+        if ev.health_only:
+            out.append(
+                risk(
+                    CAUSE,
+                    title + " (no connection of this run to blame them for)",
+                    ne.node,
+                    tuple(evidence),
+                    fix,
+                    detail,
+                )
+            )
+            continue
         out.append(
             Finding(
                 cause=CAUSE,
-                title=f"{ne.node}: conntrack dropped {drop} packets, {failed} insert failures (counters since boot)"
-                + (" on a node that masquerades without --random-fully" if plain else ""),
+                title=title,
                 confidence=0.5 if plain else 0.4,
                 node=ne.node,
                 evidence=tuple(evidence),
                 fix=fix,
                 explains=(scope(checks=[STABILITY, DNS], nodes=[ne.node]),),
-                detail="a lone lost connection among many (a SYN whose conntrack entry lost the insert race)"
-                if failed
-                else "",
+                detail=detail,
             )
         )
     return out
